@@ -1,0 +1,50 @@
+// Diffusion schedulers behind one interface, matching diffusers' numerics.
+// A Scheduler object is the state of one run: make a fresh one per run (make_scheduler).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sdinterp/noise_schedule.h"
+
+namespace sdinterp {
+
+enum class SchedulerKind { kLms, kLmsKarras, kEuler, kEulerKarras, kDdim, kPndm, kDpmpp2m, kDpmpp2mKarras };
+
+// "lms", "lms_karras", "euler", "euler_karras", "ddim", "pndm", "dpmpp_2m", "dpmpp_2m_karras".
+// Throws ConfigError listing the valid names.
+SchedulerKind parse_scheduler_kind(std::string_view name);
+std::string scheduler_name(SchedulerKind kind);
+std::vector<std::string> scheduler_names();
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+
+  // Timesteps the model is called with, one per call of step(); may be longer than the number
+  // of inference steps (PNDM repeats one). Sigmas (len = steps + 1) are empty for DDIM/PNDM.
+  const std::vector<double>& timesteps() const { return timesteps_; }
+  const std::vector<double>& sigmas() const { return sigmas_; }
+  size_t num_model_calls() const { return timesteps_.size(); }
+  virtual double init_noise_sigma() const = 0;
+
+  // Input of the model at call i (call i uses timesteps()[i]).
+  virtual torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const = 0;
+  // Advances the run: model_output is the model's prediction at call i. Calls must come in
+  // order 0, 1, 2, ...: anything else throws std::logic_error (no shared or skipped history).
+  virtual torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) = 0;
+
+ protected:
+  std::vector<double> timesteps_;
+  std::vector<double> sigmas_;
+};
+
+// A fresh run of `kind` with `steps` inference steps (diffusers' set_timesteps with the
+// notebook's config: timestep spacing and the rest as diffusers' defaults for that class).
+std::unique_ptr<Scheduler> make_scheduler(SchedulerKind kind, const NoiseSchedule& schedule, int steps);
+
+}  // namespace sdinterp
