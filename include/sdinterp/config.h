@@ -1,0 +1,55 @@
+// One run's settings, validated once. Filled by the CLI (flags) or a job file. No torch.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sdinterp {
+
+struct Manifest;
+
+enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular };
+enum class InterpKind { kSlerp, kLerp };
+
+std::string walk_mode_name(WalkMode mode);
+WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the valid names
+std::string interp_name(InterpKind kind);
+InterpKind parse_interp(const std::string& name);  // ConfigError listing the valid names
+
+struct RunConfig {
+  std::string bundle_dir;
+  WalkMode mode = WalkMode::kSlerpLatent;
+  std::vector<std::string> prompts;
+  std::vector<std::string> negatives;  // none: "" for all; one: for all prompts; or one per prompt
+  std::optional<uint64_t> seed;        // drawn at random (and reported) when absent
+  int frames = 30;                     // multi-prompt: frames per pair of prompts
+  int steps = 15;
+  double guidance = 8.0;
+  int height = 0;  // 0: the bundle's native size
+  int width = 0;
+  double step_size = 0.001;  // prompt-walk: added to the embeddings per frame
+  InterpKind interp = InterpKind::kSlerp;
+  std::string scheduler = "lms";
+  int batch = 0;              // frames per UNet call; 0: chosen automatically
+  std::string device = "auto";  // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
+  std::string png_dir;
+  std::string output;
+  double fps = 10.0;
+  int loop = 0;
+  bool overwrite = false;
+
+  // Every problem with the settings that needs no model, each naming its option ("" when fine).
+  std::vector<std::string> problems() const;
+  // The problems that need the bundle's manifest (size multiples).
+  std::vector<std::string> problems_with(const Manifest& manifest) const;
+  // Throws ConfigError with all problems on one line.
+  void validate() const;
+  void validate(const Manifest& manifest) const;
+
+  // Total frames the run produces (multi-prompt: frames * (prompts - 1)).
+  int total_frames() const;
+};
+
+}  // namespace sdinterp

@@ -1,0 +1,70 @@
+// The interpolation plan: every frame of a walk, named before any denoising. A frame's latent
+// and conditionings are weighted sums of two source tensors (the notebook's four walks all fit
+// that form), so the plan stays small whatever the frame count and frames are built per chunk.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "sdinterp/config.h"
+
+namespace sdinterp {
+
+// w_a * sources[a] + w_b * sources[b] + offset.
+struct Mix {
+  int64_t a = 0;
+  int64_t b = 0;
+  double w_a = 1.0;
+  double w_b = 0.0;
+  double offset = 0.0;
+};
+
+struct FrameRecipe {
+  Mix latent;
+  Mix positive;
+  Mix negative;
+};
+
+// The notebook's slerp weights (DOT_THRESHOLD 0.9995: nearly parallel vectors are lerped).
+Mix slerp_mix(const torch::Tensor& v0, const torch::Tensor& v1, double t, int64_t a, int64_t b,
+              double dot_threshold = 0.9995);
+Mix lerp_mix(double t, int64_t a, int64_t b);
+// n values from first to last inclusive, as numpy.linspace.
+std::vector<double> linspace(double first, double last, int n);
+
+// Latents exactly as PyTorch's torch.manual_seed(seed); torch.randn(shape) on the CPU.
+torch::Tensor draw_latents(uint64_t seed, at::IntArrayRef shape);
+
+struct FrameChunk {
+  torch::Tensor latents;   // [n, C, h, w], initial noise, not yet scaled by init_noise_sigma
+  torch::Tensor positive;  // [n, L, hidden]
+  torch::Tensor negative;  // [n, L, hidden]
+};
+
+class InterpolationPlan {
+ public:
+  // latent_sources [K, C, h, w]; positive_sources [P, L, hidden]; negative_sources [Q, L, hidden]
+  // (Q is 1 or P). Builds the recipe of every frame of `config`'s mode.
+  InterpolationPlan(const RunConfig& config, torch::Tensor latent_sources, torch::Tensor positive_sources,
+                    torch::Tensor negative_sources);
+
+  int64_t size() const { return static_cast<int64_t>(frames_.size()); }
+  const std::vector<FrameRecipe>& frames() const { return frames_; }
+  const torch::Tensor& latent_sources() const { return latents_; }
+  // Materialises frames [first, first + count) on the sources' device.
+  FrameChunk chunk(int64_t first, int64_t count) const;
+
+ private:
+  torch::Tensor latents_;
+  torch::Tensor positive_;
+  torch::Tensor negative_;
+  std::vector<FrameRecipe> frames_;
+};
+
+// Shape of the latents a mode draws from the seed: [2, C, h, w] for slerp-latent and circular
+// (the notebook draws circular's as [2, 1, C, h, w]: the same numbers), [1, C, h, w] otherwise.
+std::vector<int64_t> latent_source_shape(WalkMode mode, int64_t channels, int64_t h, int64_t w);
+
+}  // namespace sdinterp

@@ -1,0 +1,66 @@
+// A bundle's model.json, parsed into a typed struct. No torch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "sdinterp/noise_schedule.h"
+
+namespace sdinterp {
+
+struct Manifest {
+  int format_version = 1;
+  std::string description;
+  std::string device = "cpu";    // device the modules were traced for: "cpu" or "cuda"
+  std::string dtype = "float32";  // "float32", "float16" or "bfloat16"
+
+  struct Tokenizer {
+    std::string kind = "clip-bpe";
+    std::string vocab;   // relative to the bundle folder
+    std::string merges;
+    int max_length = 77;
+    int64_t bos_id = 49406;
+    int64_t eos_id = 49407;
+    int64_t pad_id = 49407;
+  } tokenizer;
+
+  struct TextEncoder {
+    std::string file;
+    int hidden_size = 0;
+  } text_encoder;
+
+  struct Unet {
+    std::string file;
+    int in_channels = 4;
+    int sample_size = 64;
+    int cross_attention_dim = 0;
+  } unet;
+
+  struct Vae {
+    std::string decoder;
+    std::string encoder;  // optional: "" when absent
+    int latent_channels = 4;
+    int scale_factor = 8;
+    double scaling_factor = 0.18215;
+  } vae;
+
+  NoiseSchedule noise_schedule;
+  nlohmann::json raw;  // the file as read, for run metadata
+
+  // The bundle's native image size: sample_size * scale_factor.
+  int native_size() const { return unet.sample_size * vae.scale_factor; }
+};
+
+// Newest manifest format this build reads.
+constexpr int kManifestFormatVersion = 1;
+
+// Parses model.json text; `source` names the file in error messages. Throws ModelError with one
+// line naming the file and the field for a missing or mistyped field.
+Manifest parse_manifest(std::string_view text, const std::string& source);
+// Reads DIR/model.json. Throws ModelError if the folder or file is missing or unreadable.
+Manifest load_manifest(const std::string& bundle_dir);
+
+}  // namespace sdinterp

@@ -1,0 +1,68 @@
+// The whole flow of one walk: prompts -> conditioning -> plan -> batched sampling -> decode ->
+// 8-bit frames -> sinks. The only place that knows every stage.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sdinterp/bundle.h"
+#include "sdinterp/config.h"
+#include "sdinterp/frame_sink.h"
+#include "sdinterp/interpolation.h"
+
+namespace sdinterp {
+
+struct TextConditioning {
+  torch::Tensor positive;  // [P, L, hidden] float32
+  torch::Tensor negative;  // [Q, L, hidden], Q = 1 or P
+  std::vector<Tokenization> positive_tokens;
+  std::vector<Tokenization> negative_tokens;
+};
+
+// Tokenizes and encodes all prompts and negative prompts in one text-encoder call. No negative
+// means "" for all.
+TextConditioning encode_prompts(Bundle& bundle, const std::vector<std::string>& prompts,
+                                const std::vector<std::string>& negatives);
+
+// image [B, 3, H, W] in [-1, 1] -> 8-bit RGB frames, round(255 * clamp(x / 2 + 0.5, 0, 1)).
+std::vector<Frame> to_frames(const torch::Tensor& image);
+
+struct ProgressEvent {
+  enum class Kind { kStart, kStep, kFrame, kDone } kind = Kind::kStart;
+  int64_t frames_done = 0;
+  int64_t frames_total = 0;
+  int64_t calls_done = 0;   // UNet calls over all chunks
+  int64_t calls_total = 0;
+};
+
+struct RunHooks {
+  std::function<void(const ProgressEvent&)> progress;
+  std::function<void(const std::string&)> warning;
+  // Checked after every model call; returning true stops the run with InterruptedError.
+  std::function<bool()> interrupted;
+};
+
+struct RunResult {
+  uint64_t seed = 0;
+  int64_t frames = 0;
+  int width = 0;
+  int height = 0;
+  int batch = 0;
+  double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
+};
+
+// Frames per UNet call: the config's --batch, else a default for the device.
+int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames);
+
+// Runs `config` on `bundle` and hands every frame, in order, to each sink; finishes the sinks
+// on success and aborts them on any failure. `config.seed` must be set.
+RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
+                   const RunHooks& hooks = {});
+
+// The plan alone (latents from the seed, conditioning), for tests and tools.
+InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text);
+
+}  // namespace sdinterp

@@ -1,0 +1,143 @@
+#include "sdinterp/bundle.h"
+
+#include <torch/cuda.h>
+
+#include <filesystem>
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace fs = std::filesystem;
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "float16") return torch::kFloat16;
+  if (name == "bfloat16") return torch::kBFloat16;
+  throw ModelError("unknown dtype \"" + name + "\" (expected float32, float16 or bfloat16)");
+}
+
+namespace {
+
+std::string reexport_hint(const std::string& device, const std::string& dtype) {
+  return "re-export the model for it: scripts/export_bundle.py MODEL OUT_DIR --device " + device + " --dtype " + dtype;
+}
+
+torch::Device resolve_device(const std::string& asked, const Manifest& m, const std::string& dir) {
+  std::string wanted = asked == "auto" ? m.device : asked;
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(wanted);
+  } catch (const c10::Error&) {
+    throw ConfigError("unknown --device \"" + asked + "\"; use auto, cpu, cuda or cuda:N");
+  }
+  if (!device.is_cpu() && !device.is_cuda()) {
+    throw ConfigError("unsupported --device \"" + asked + "\"; use auto, cpu, cuda or cuda:N");
+  }
+  const std::string kind = device.is_cuda() ? "cuda" : "cpu";
+  if (kind != m.device) {
+    throw ModelError("bundle " + dir + " was traced for " + m.device + "/" + m.dtype + " and cannot run on " + kind +
+                     " (tracing bakes the device in); " + reexport_hint(kind, kind == "cpu" ? "float32" : m.dtype));
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw ModelError("--device " + wanted + ": CUDA is not available on this machine (no GPU or driver); this bundle needs one");
+    }
+    int count = static_cast<int>(torch::cuda::device_count());
+    int index = device.has_index() ? device.index() : 0;
+    if (index >= count) {
+      throw ConfigError("--device " + wanted + ": only " + std::to_string(count) + " CUDA device(s) present");
+    }
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  return device;
+}
+
+torch::jit::Module load_module(const fs::path& path, const torch::Device& device) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw ModelError(path.string() + ": missing bundle file (the bundle is incomplete; re-export it)");
+  }
+  try {
+    // A CUDA bundle on cuda:0 is loaded without map_location: its weights come back on the GPU
+    // and the graph's shape constants stay on the CPU (see the GPU notes: a map_location moves
+    // them too, each shape computation then synchronises and CUDA graph capture fails).
+    torch::jit::Module module = (device.is_cpu() || device.index() == 0) ? torch::jit::load(path.string())
+                                                                          : torch::jit::load(path.string(), device);
+    module.eval();
+    return module;
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    auto newline = what.find('\n');
+    if (newline != std::string::npos) what.resize(newline);
+    throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " + what);
+  }
+}
+
+// Checks that a loaded module's weights are on the expected device and of the expected dtype.
+void check_module(const torch::jit::Module& module, const fs::path& path, const Manifest& m,
+                  const torch::Device& device, torch::ScalarType dtype) {
+  for (const auto& p : module.parameters()) {
+    if (p.device().type() != device.type() || (p.is_floating_point() && p.scalar_type() != dtype)) {
+      throw ModelError(path.string() + ": weights are " + c10::toString(p.scalar_type()) + " on " +
+                       p.device().str() + " but model.json says " + m.dtype + " on " + m.device +
+                       " (the bundle is inconsistent; re-export it)");
+    }
+    break;
+  }
+}
+
+}  // namespace
+
+Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device)
+    : dir_(std::move(dir)), manifest_(std::move(manifest)), tokenizer_(std::move(tokenizer)), device_(device) {}
+
+Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
+  Manifest m = load_manifest(dir);
+  torch::Device device = resolve_device(device_name, m, dir);
+  const fs::path root(dir);
+  TokenizerSpecialIds ids;
+  ids.bos_id = m.tokenizer.bos_id;
+  ids.eos_id = m.tokenizer.eos_id;
+  ids.pad_id = m.tokenizer.pad_id;
+  ids.max_length = m.tokenizer.max_length;
+  ClipTokenizer tokenizer = ClipTokenizer::from_files((root / m.tokenizer.vocab).string(),
+                                                      (root / m.tokenizer.merges).string(), ids);
+  Bundle bundle(dir, std::move(m), std::move(tokenizer), device);
+  const Manifest& man = bundle.manifest_;
+  bundle.dtype_ = parse_dtype(man.dtype);
+  c10::InferenceMode guard;
+  bundle.text_encoder_ = load_module(root / man.text_encoder.file, device);
+  bundle.unet_ = load_module(root / man.unet.file, device);
+  bundle.vae_decoder_ = load_module(root / man.vae.decoder, device);
+  check_module(bundle.text_encoder_, root / man.text_encoder.file, man, device, bundle.dtype_);
+  check_module(bundle.unet_, root / man.unet.file, man, device, bundle.dtype_);
+  check_module(bundle.vae_decoder_, root / man.vae.decoder, man, device, bundle.dtype_);
+  return bundle;
+}
+
+torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
+  c10::InferenceMode guard;
+  torch::Tensor out = text_encoder_.forward({ids.to(device_)}).toTensor();
+  if (out.dim() != 3 || out.size(2) != manifest_.text_encoder.hidden_size) {
+    throw ModelError(dir_ + ": the text encoder returned shape " + c10::str(out.sizes()) + ", expected [B, " +
+                     std::to_string(manifest_.tokenizer.max_length) + ", " +
+                     std::to_string(manifest_.text_encoder.hidden_size) + "] (model.json does not match the modules)");
+  }
+  return out.to(torch::kFloat32);
+}
+
+torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context) {
+  c10::InferenceMode guard;
+  const int64_t batch = sample.size(0);
+  torch::Tensor t = torch::full({batch}, timestep, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  torch::Tensor out = unet_.forward({sample.to(device_, dtype_), t, context.to(device_, dtype_)}).toTensor();
+  return out.to(torch::kFloat32);
+}
+
+torch::Tensor Bundle::decode(const torch::Tensor& latents) {
+  c10::InferenceMode guard;
+  torch::Tensor scaled = latents / manifest_.vae.scaling_factor;
+  return vae_decoder_.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+}
+
+}  // namespace sdinterp

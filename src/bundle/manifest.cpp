@@ -1,0 +1,166 @@
+#include "sdinterp/manifest.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace {
+
+using nlohmann::json;
+
+// Reads typed fields out of one JSON object, naming "file: field" in every error.
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string source, std::string prefix)
+      : object_(object), source_(std::move(source)), prefix_(std::move(prefix)) {}
+
+  const json& require(const char* name, json::value_t type, const char* type_name) const {
+    auto it = object_.find(name);
+    if (it == object_.end()) fail(name, "is missing");
+    bool ok = it->type() == type;
+    // An integer is a fine number; an unsigned JSON integer is a fine integer.
+    if (type == json::value_t::number_float) ok = it->is_number();
+    if (type == json::value_t::number_integer) ok = it->is_number_integer();
+    if (!ok) fail(name, std::string("must be ") + type_name);
+    return *it;
+  }
+  bool has(const char* name) const { return object_.contains(name); }
+
+  std::string string(const char* name) const {
+    return require(name, json::value_t::string, "a string").get<std::string>();
+  }
+  std::string string_or(const char* name, const std::string& fallback) const {
+    return has(name) ? string(name) : fallback;
+  }
+  int64_t integer(const char* name, int64_t min_value, int64_t max_value) const {
+    const json& v = require(name, json::value_t::number_integer, "an integer");
+    int64_t value = 0;
+    if (v.is_number_unsigned()) {
+      auto u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(max_value)) fail(name, "is out of range");
+      value = static_cast<int64_t>(u);
+    } else {
+      value = v.get<int64_t>();
+    }
+    if (value < min_value || value > max_value) {
+      fail(name, "must be between " + std::to_string(min_value) + " and " + std::to_string(max_value));
+    }
+    return value;
+  }
+  int64_t integer_or(const char* name, int64_t min_value, int64_t max_value, int64_t fallback) const {
+    return has(name) ? integer(name, min_value, max_value) : fallback;
+  }
+  double number(const char* name, double min_value, double max_value) const {
+    double value = require(name, json::value_t::number_float, "a number").get<double>();
+    if (!(value >= min_value && value <= max_value)) {
+      fail(name, "must be between " + std::to_string(min_value) + " and " + std::to_string(max_value));
+    }
+    return value;
+  }
+  FieldReader object(const char* name) const {
+    return FieldReader(require(name, json::value_t::object, "an object"), source_, prefix_ + name + ".");
+  }
+  std::string one_of(const char* name, std::initializer_list<const char*> allowed) const {
+    std::string value = string(name);
+    std::string list;
+    for (const char* a : allowed) {
+      if (value == a) return value;
+      list += list.empty() ? a : std::string(", ") + a;
+    }
+    fail(name, "is \"" + value + "\"; expected one of " + list);
+  }
+  [[noreturn]] void fail(const char* name, const std::string& what) const {
+    throw ModelError(source_ + ": field '" + prefix_ + name + "' " + what);
+  }
+
+ private:
+  const json& object_;
+  std::string source_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+Manifest parse_manifest(std::string_view text, const std::string& source) {
+  json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) throw ModelError(source + ": not valid JSON (the bundle is corrupt; re-export it)");
+  if (!root.is_object()) throw ModelError(source + ": expected a JSON object at the top level");
+
+  FieldReader top(root, source, "");
+  Manifest m;
+  m.format_version = static_cast<int>(top.integer("format_version", 1, 1000));
+  if (m.format_version > kManifestFormatVersion) {
+    throw ModelError(source + ": format_version " + std::to_string(m.format_version) +
+                     " is newer than this sdinterp reads (" + std::to_string(kManifestFormatVersion) +
+                     "); update sdinterp");
+  }
+  m.description = top.string_or("description", "");
+  m.device = top.one_of("device", {"cpu", "cuda"});
+  m.dtype = top.one_of("dtype", {"float32", "float16", "bfloat16"});
+
+  FieldReader tok = top.object("tokenizer");
+  m.tokenizer.kind = tok.one_of("kind", {"clip-bpe"});
+  m.tokenizer.vocab = tok.string("vocab");
+  m.tokenizer.merges = tok.string("merges");
+  m.tokenizer.max_length = static_cast<int>(tok.integer("max_length", 3, 4096));
+  m.tokenizer.bos_id = tok.integer("bos_id", 0, INT32_MAX);
+  m.tokenizer.eos_id = tok.integer("eos_id", 0, INT32_MAX);
+  m.tokenizer.pad_id = tok.integer("pad_id", 0, INT32_MAX);
+
+  FieldReader te = top.object("text_encoder");
+  m.text_encoder.file = te.string("file");
+  m.text_encoder.hidden_size = static_cast<int>(te.integer("hidden_size", 1, 1 << 16));
+
+  FieldReader unet = top.object("unet");
+  m.unet.file = unet.string("file");
+  m.unet.in_channels = static_cast<int>(unet.integer("in_channels", 1, 64));
+  m.unet.sample_size = static_cast<int>(unet.integer("sample_size", 1, 1 << 12));
+  m.unet.cross_attention_dim = static_cast<int>(unet.integer("cross_attention_dim", 1, 1 << 16));
+
+  FieldReader vae = top.object("vae");
+  m.vae.decoder = vae.string("decoder");
+  m.vae.encoder = vae.string_or("encoder", "");
+  m.vae.latent_channels = static_cast<int>(vae.integer("latent_channels", 1, 64));
+  m.vae.scale_factor = static_cast<int>(vae.integer("scale_factor", 1, 64));
+  m.vae.scaling_factor = vae.number("scaling_factor", 1e-6, 1e6);
+
+  FieldReader ns = top.object("noise_schedule");
+  m.noise_schedule.num_train_timesteps = static_cast<int>(ns.integer("num_train_timesteps", 2, 100000));
+  m.noise_schedule.beta_start = ns.number("beta_start", 0.0, 1.0);
+  m.noise_schedule.beta_end = ns.number("beta_end", 0.0, 1.0);
+  m.noise_schedule.beta_schedule = ns.one_of("beta_schedule", {"scaled_linear", "linear"});
+  m.noise_schedule.prediction_type = ns.one_of("prediction_type", {"epsilon", "v_prediction"}) == "epsilon"
+                                         ? PredictionType::kEpsilon
+                                         : PredictionType::kVPrediction;
+
+  if (m.text_encoder.hidden_size != m.unet.cross_attention_dim) {
+    throw ModelError(source + ": text_encoder.hidden_size (" + std::to_string(m.text_encoder.hidden_size) +
+                     ") does not match unet.cross_attention_dim (" + std::to_string(m.unet.cross_attention_dim) +
+                     "): the text encoder and UNet come from different models");
+  }
+  if (m.unet.in_channels != m.vae.latent_channels) {
+    throw ModelError(source + ": unet.in_channels (" + std::to_string(m.unet.in_channels) +
+                     ") does not match vae.latent_channels (" + std::to_string(m.vae.latent_channels) + ")");
+  }
+  m.raw = std::move(root);
+  return m;
+}
+
+Manifest load_manifest(const std::string& bundle_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(bundle_dir, ec)) {
+    throw ModelError("bundle folder not found: " + bundle_dir + " (pass --bundle DIR, a folder with model.json)");
+  }
+  fs::path path = fs::path(bundle_dir) / "model.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError(path.string() + ": cannot read the bundle manifest (missing file?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_manifest(text.str(), path.string());
+}
+
+}  // namespace sdinterp

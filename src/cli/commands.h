@@ -1,0 +1,15 @@
+// The CLI's subcommands. Each is an options struct filled by CLI11 and a run function that
+// returns an exit status; errors are thrown as sdinterp::Error and printed once by main.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace sdinterp::cli {
+
+// Each add_* registers a subcommand on `app`; its callback runs the command and stores the
+// exit status in `status`.
+void add_generate_command(CLI::App& app, int& status);
+void add_tokenize_command(CLI::App& app, int& status);
+void add_encode_command(CLI::App& app, int& status);
+
+}  // namespace sdinterp::cli

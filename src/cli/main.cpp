@@ -1,0 +1,44 @@
+// sdinterp's entry point: subcommands, and the one place errors become a line and an exit status.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "sdinterp/errors.h"
+
+int main(int argc, char** argv) {
+  using namespace sdinterp;
+  CLI::App app{"sdinterp: Stable Diffusion latent-space walks as animations"};
+  app.name("sdinterp");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sdinterp ") + SDINTERP_VERSION);
+  int status = kExitOk;
+  cli::add_generate_command(app, status);
+  cli::add_tokenize_command(app, status);
+  cli::add_encode_command(app, status);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string sub;
+    for (const CLI::App* s : app.get_subcommands()) sub = " " + s->get_name();
+    std::cerr << "sdinterp: error: " << e.what() << " (see sdinterp" << sub << " --help)\n";
+    return kExitUsage;
+  } catch (const Error& e) {
+    std::cerr << "sdinterp: error: " << e.what() << "\n";
+    return e.code();
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    std::cerr << "sdinterp: error: LibTorch: " << what.substr(0, what.find('\n')) << "\n";
+    return kExitInternal;
+  } catch (const std::exception& e) {
+    std::cerr << "sdinterp: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  return status;
+}

@@ -1,0 +1,160 @@
+#include "sdinterp/pipeline.h"
+
+#include <chrono>
+
+#include "sdinterp/errors.h"
+#include "sdinterp/sampler.h"
+
+namespace sdinterp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int resolved_size(int asked, const Manifest& m) { return asked > 0 ? asked : m.native_size(); }
+
+}  // namespace
+
+TextConditioning encode_prompts(Bundle& bundle, const std::vector<std::string>& prompts,
+                                const std::vector<std::string>& negatives) {
+  TextConditioning out;
+  std::vector<std::string> neg = negatives.empty() ? std::vector<std::string>{""} : negatives;
+  std::vector<torch::Tensor> ids;
+  auto add = [&](const std::string& text, std::vector<Tokenization>& sink) {
+    sink.push_back(bundle.tokenizer().encode(text));
+    ids.push_back(torch::tensor(sink.back().ids, torch::kInt64));
+  };
+  for (const auto& p : prompts) add(p, out.positive_tokens);
+  for (const auto& n : neg) add(n, out.negative_tokens);
+  torch::Tensor embeds = bundle.encode_text(torch::stack(ids));
+  const int64_t p = static_cast<int64_t>(prompts.size());
+  out.positive = embeds.slice(0, 0, p);
+  out.negative = embeds.slice(0, p);
+  return out;
+}
+
+std::vector<Frame> to_frames(const torch::Tensor& image) {
+  torch::Tensor bytes = ((image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1) * 255)
+                            .round()
+                            .to(torch::kUInt8)
+                            .permute({0, 2, 3, 1})
+                            .contiguous()
+                            .cpu();
+  std::vector<Frame> frames;
+  const int64_t n = bytes.size(0), h = bytes.size(1), w = bytes.size(2);
+  const uint8_t* data = bytes.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    Frame f;
+    f.width = static_cast<int>(w);
+    f.height = static_cast<int>(h);
+    f.rgb.assign(data + i * h * w * 3, data + (i + 1) * h * w * 3);
+    frames.push_back(std::move(f));
+  }
+  return frames;
+}
+
+int choose_batch(const RunConfig& config, const Bundle& /*bundle*/, int64_t total_frames) {
+  int64_t batch = config.batch > 0 ? config.batch : 4;
+  return static_cast<int>(std::max<int64_t>(1, std::min(batch, total_frames)));
+}
+
+InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text) {
+  const Manifest& m = bundle.manifest();
+  const int64_t factor = m.vae.scale_factor;
+  const int64_t h = resolved_size(config.height, m) / factor, w = resolved_size(config.width, m) / factor;
+  torch::Tensor latents = draw_latents(*config.seed, latent_source_shape(config.mode, m.unet.in_channels, h, w));
+  return InterpolationPlan(config, latents.to(bundle.device()), text.positive, text.negative);
+}
+
+RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
+                   const RunHooks& hooks) {
+  if (!config.seed) throw std::logic_error("run_walk: the seed must be set");
+  config.validate(bundle.manifest());
+  const auto start = Clock::now();
+  RunResult result;
+  result.seed = *config.seed;
+  result.width = resolved_size(config.width, bundle.manifest());
+  result.height = resolved_size(config.height, bundle.manifest());
+  try {
+    auto phase = Clock::now();
+    TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
+    if (hooks.warning) {
+      auto warn = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& texts, const char* what) {
+        for (size_t i = 0; i < toks.size() && i < texts.size(); ++i) {
+          if (toks[i].truncated > 0) {
+            hooks.warning(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
+                          std::to_string(bundle.manifest().tokenizer.max_length) + " tokens): " +
+                          std::to_string(toks[i].truncated) + " tokens cut, dropped text: \"" + toks[i].dropped_text +
+                          "\"");
+          }
+        }
+      };
+      warn(text.positive_tokens, config.prompts, "--prompt");
+      warn(text.negative_tokens, config.negatives, "--negative");
+    }
+    result.seconds_text = seconds_since(phase);
+
+    InterpolationPlan plan = make_plan(bundle, config, text);
+    const int64_t total = plan.size();
+    result.frames = total;
+    result.batch = choose_batch(config, bundle, total);
+    SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance};
+    Sampler sampler(bundle, settings);
+    const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
+    const int64_t chunks = (total + result.batch - 1) / result.batch;
+
+    ProgressEvent event;
+    event.frames_total = total;
+    event.calls_total = calls_per_chunk * chunks;
+    if (hooks.progress) hooks.progress(event);
+    for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
+
+    for (int64_t first = 0; first < total; first += result.batch) {
+      const int64_t count = std::min<int64_t>(result.batch, total - first);
+      FrameChunk chunk = plan.chunk(first, count);
+      phase = Clock::now();
+      torch::Tensor latents = sampler.run(chunk.latents, chunk.positive, chunk.negative,
+                                          [&](size_t, size_t, const torch::Tensor&) {
+                                            ++event.calls_done;
+                                            if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+                                            event.kind = ProgressEvent::Kind::kStep;
+                                            if (hooks.progress) hooks.progress(event);
+                                          });
+      result.seconds_sampling += seconds_since(phase);
+      phase = Clock::now();
+      // Decoding in chunks of at most 4 frames bounds the VAE's memory whatever the UNet batch.
+      for (int64_t d = 0; d < count; d += 4) {
+        torch::Tensor image = bundle.decode(latents.slice(0, d, std::min<int64_t>(count, d + 4)));
+        for (const Frame& frame : to_frames(image)) {
+          for (FrameSink* sink : sinks) sink->add(frame);
+          ++event.frames_done;
+          event.kind = ProgressEvent::Kind::kFrame;
+          if (hooks.progress) hooks.progress(event);
+        }
+      }
+      result.seconds_decode += seconds_since(phase);
+    }
+    for (FrameSink* sink : sinks) sink->finish();
+    event.kind = ProgressEvent::Kind::kDone;
+    if (hooks.progress) hooks.progress(event);
+  } catch (const c10::OutOfMemoryError&) {
+    for (FrameSink* sink : sinks) sink->abort();
+    throw OutOfMemoryError("out of " + bundle.device().str() + " memory at --batch " + std::to_string(result.batch) +
+                           " (" + std::to_string(result.width) + "x" + std::to_string(result.height) +
+                           "); try a smaller --batch or a smaller --height/--width");
+  } catch (const c10::Error& e) {
+    for (FrameSink* sink : sinks) sink->abort();
+    std::string what = e.what_without_backtrace();
+    what = what.substr(0, what.find('\n'));
+    throw ModelError("the model failed while running: " + what + " (is the bundle complete and made for this sdinterp?)");
+  } catch (...) {
+    for (FrameSink* sink : sinks) sink->abort();
+    throw;
+  }
+  result.seconds_total = seconds_since(start);
+  return result;
+}
+
+}  // namespace sdinterp

@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include "sdinterp/config.h"
+#include "sdinterp/errors.h"
+#include "sdinterp/manifest.h"
+#include "test_support.h"
+
+namespace sdinterp {
+namespace {
+
+RunConfig valid() {
+  RunConfig c;
+  c.bundle_dir = "b";
+  c.prompts = {"a cat"};
+  c.output = "x.gif";
+  return c;
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& needle) {
+  for (const auto& p : problems) {
+    if (p.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(Config, DefaultsAreTheNotebooks) {
+  RunConfig c;
+  EXPECT_EQ(c.frames, 30);
+  EXPECT_EQ(c.steps, 15);
+  EXPECT_DOUBLE_EQ(c.guidance, 8.0);
+  EXPECT_EQ(c.scheduler, "lms");
+  EXPECT_EQ(c.mode, WalkMode::kSlerpLatent);
+  EXPECT_TRUE(valid().problems().empty());
+}
+
+TEST(Config, EachProblemNamesItsOption) {
+  RunConfig c = valid();
+  c.frames = 1;
+  EXPECT_TRUE(mentions(c.problems(), "--frames must be at least 2"));
+  c = valid();
+  c.prompts = {"a", "b"};
+  EXPECT_TRUE(mentions(c.problems(), "needs exactly 1 --prompt (got 2)"));
+  c = valid();
+  c.mode = WalkMode::kMultiPrompt;
+  EXPECT_TRUE(mentions(c.problems(), "needs at least 2 --prompt"));
+  c.prompts = {"a", "b", "c"};
+  c.negatives = {"x", "y"};
+  EXPECT_TRUE(mentions(c.problems(), "--negative given 2 times"));
+  c.negatives = {"x", "y", "z"};
+  EXPECT_TRUE(c.problems().empty());
+  c = valid();
+  c.output = "";
+  EXPECT_TRUE(mentions(c.problems(), "nothing to write"));
+  c = valid();
+  c.steps = 0;
+  c.guidance = -1;
+  EXPECT_EQ(c.problems().size(), 2u);
+}
+
+TEST(Config, ValidateThrowsOneLineWithAllProblems) {
+  RunConfig c = valid();
+  c.frames = 0;
+  c.steps = 0;
+  try {
+    c.validate();
+    FAIL();
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("--frames"), std::string::npos);
+    EXPECT_NE(what.find("--steps"), std::string::npos);
+    EXPECT_EQ(what.find('\n'), std::string::npos);
+    EXPECT_EQ(e.code(), kExitUsage);
+  }
+}
+
+TEST(Config, SizeMustBeAMultipleOfTheVaeFactor) {
+  Manifest m = load_manifest(test::tiny_sd());
+  RunConfig c = valid();
+  c.height = 60;
+  EXPECT_TRUE(mentions(c.problems_with(m), "--height 60 is not a multiple of 8"));
+  c.height = 64;
+  c.width = 96;
+  EXPECT_TRUE(c.problems_with(m).empty());
+}
+
+TEST(Config, ModeAndInterpNames) {
+  EXPECT_EQ(parse_walk_mode("circular"), WalkMode::kCircular);
+  EXPECT_EQ(walk_mode_name(WalkMode::kPromptWalk), "prompt-walk");
+  EXPECT_EQ(parse_interp("lerp"), InterpKind::kLerp);
+  try {
+    parse_walk_mode("spiral");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("prompt-walk, slerp-latent, multi-prompt, circular"), std::string::npos);
+  }
+}
+
+TEST(Config, MultiPromptTotalFrames) {
+  RunConfig c = valid();
+  c.mode = WalkMode::kMultiPrompt;
+  c.prompts = {"a", "b", "c"};
+  c.frames = 4;
+  EXPECT_EQ(c.total_frames(), 8);
+}
+
+}  // namespace
+}  // namespace sdinterp

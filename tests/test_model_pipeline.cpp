@@ -1,0 +1,224 @@
+// The notebook's four walks on tiny-sd against diffusers' frames (tests/golden, see its README).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "sdinterp/bundle.h"
+#include "sdinterp/errors.h"
+#include "sdinterp/pipeline.h"
+#include "sdinterp/sampler.h"
+#include "sinks/png_io.h"
+#include "test_support.h"
+
+namespace sdinterp {
+namespace {
+
+using nlohmann::json;
+
+struct GoldenCase {
+  json spec;
+  std::string name() const { return spec["name"]; }
+};
+
+std::vector<GoldenCase> golden_cases() {
+  json all = json::parse(test::read_text(test::golden("pipeline_cases.json")));
+  std::vector<GoldenCase> out;
+  for (const auto& c : all["cases"]) out.push_back({c});
+  return out;
+}
+
+RunConfig config_for(const GoldenCase& gc) {
+  const json& c = gc.spec;
+  RunConfig cfg;
+  cfg.bundle_dir = test::tiny_sd();
+  cfg.mode = parse_walk_mode(c["mode"]);
+  cfg.prompts = c["prompts"].get<std::vector<std::string>>();
+  cfg.negatives = c["negative_prompts"].get<std::vector<std::string>>();
+  cfg.seed = c["seed"].get<uint64_t>();
+  cfg.frames = c["frames"];
+  cfg.steps = c["steps"];
+  cfg.guidance = c["guidance_scale"];
+  cfg.height = c["height"];
+  cfg.width = c["width"];
+  if (c.contains("step_size")) cfg.step_size = c["step_size"];
+  cfg.output = "unused.gif";
+  return cfg;
+}
+
+Bundle& tiny_bundle() {
+  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  return bundle;
+}
+
+torch::Tensor golden_tensor(const std::string& file, const json& shape) {
+  std::vector<float> data = test::read_f32(test::golden(file));
+  std::vector<int64_t> dims = shape.get<std::vector<int64_t>>();
+  return torch::from_blob(data.data(), dims, torch::kFloat32).clone();
+}
+
+// The float frames [N, H, W, 3] in [0, 1] that the pipeline's stages give for a case.
+torch::Tensor float_frames(const RunConfig& cfg, int batch) {
+  Bundle& bundle = tiny_bundle();
+  TextConditioning text = encode_prompts(bundle, cfg.prompts, cfg.negatives);
+  InterpolationPlan plan = make_plan(bundle, cfg, text);
+  Sampler sampler(bundle, {parse_scheduler_kind(cfg.scheduler), cfg.steps, cfg.guidance});
+  std::vector<torch::Tensor> frames;
+  for (int64_t first = 0; first < plan.size(); first += batch) {
+    FrameChunk chunk = plan.chunk(first, std::min<int64_t>(batch, plan.size() - first));
+    torch::Tensor image = bundle.decode(sampler.run(chunk.latents, chunk.positive, chunk.negative));
+    frames.push_back((image / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}));
+  }
+  return torch::cat(frames);
+}
+
+// Compares 8-bit frames with round(255 * reference): every value within 1, >= 99.9% equal.
+void expect_close_8bit(const std::vector<uint8_t>& got, const torch::Tensor& reference, const std::string& what) {
+  torch::Tensor ref = (reference * 255).round().to(torch::kInt32).flatten();
+  ASSERT_EQ(static_cast<int64_t>(got.size()), ref.numel()) << what;
+  torch::Tensor ours = torch::from_blob(const_cast<uint8_t*>(got.data()), {ref.numel()}, torch::kUInt8).to(torch::kInt32);
+  torch::Tensor diff = (ours - ref).abs();
+  const int max_diff = diff.max().item<int>();
+  const double equal = (diff == 0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_LE(max_diff, 1) << what;
+  EXPECT_GE(equal, 0.999) << what << ": only " << equal * 100 << "% of values equal";
+}
+
+std::vector<uint8_t> read_png_frames(const std::string& dir, int64_t count) {
+  std::vector<uint8_t> all;
+  for (int64_t i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "frame_%04lld.png", static_cast<long long>(i));
+    Frame f = sinks::read_image_rgb(dir + "/" + name);
+    all.insert(all.end(), f.rgb.begin(), f.rgb.end());
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/frame_" + std::to_string(10000 + count).substr(1) + ".png"))
+      << "more frames than expected";
+  return all;
+}
+
+TEST(GoldenPipeline, LatentsFromTheSeedEqualPyTorchs) {
+  for (const GoldenCase& gc : golden_cases()) {
+    torch::Tensor golden = golden_tensor(gc.spec["latents_file"], gc.spec["latents_shape"]);
+    RunConfig cfg = config_for(gc);
+    torch::Tensor ours = draw_latents(*cfg.seed, golden.sizes());
+    EXPECT_TRUE(torch::equal(ours, golden)) << gc.name();
+    // The plan draws the same numbers whatever shape the notebook used (circular's [2, 1, C, h, w]).
+    InterpolationPlan plan = make_plan(tiny_bundle(), cfg, encode_prompts(tiny_bundle(), cfg.prompts, cfg.negatives));
+    EXPECT_TRUE(torch::equal(plan.latent_sources().flatten(), golden.flatten())) << gc.name();
+  }
+}
+
+TEST(GoldenPipeline, TextEmbeddingsMatch) {
+  torch::Tensor golden = golden_tensor("frames/text_embeddings_cat_and_empty.f32", json::array({2, 77, 32}));
+  TextConditioning text = encode_prompts(tiny_bundle(), {"a photo of a cat"}, {""});
+  torch::Tensor ours = torch::cat({text.positive, text.negative});
+  EXPECT_LE((ours - golden).abs().max().item<double>(), 1e-5);
+}
+
+TEST(GoldenPipeline, LmsTrajectoryOfEx2FirstFrame) {
+  GoldenCase gc = golden_cases()[1];
+  ASSERT_EQ(gc.name(), "ex2_slerp_latent");
+  RunConfig cfg = config_for(gc);
+  torch::Tensor golden = golden_tensor("frames/ex2_frame0_latents_per_step.f32", json::array({15, 1, 4, 8, 12}));
+  Bundle& bundle = tiny_bundle();
+  InterpolationPlan plan = make_plan(bundle, cfg, encode_prompts(bundle, cfg.prompts, cfg.negatives));
+  FrameChunk chunk = plan.chunk(0, 1);
+  Sampler sampler(bundle, {SchedulerKind::kLms, cfg.steps, cfg.guidance});
+  std::vector<torch::Tensor> steps;
+  sampler.run(chunk.latents, chunk.positive, chunk.negative,
+              [&](size_t, size_t, const torch::Tensor& latents) { steps.push_back(latents.clone()); });
+  ASSERT_EQ(steps.size(), 15u);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const double scale = std::max(1.0, golden[i].abs().max().item<double>());
+    EXPECT_LE((steps[i] - golden[i]).abs().max().item<double>(), 1e-4 * scale) << "step " << i;
+  }
+}
+
+TEST(GoldenPipeline, FloatFramesMatchAtTwoBatchSizes) {
+  for (const GoldenCase& gc : golden_cases()) {
+    RunConfig cfg = config_for(gc);
+    torch::Tensor golden = golden_tensor(gc.spec["frames_file"], gc.spec["frames_shape"]);
+    for (int batch : {1, static_cast<int>(golden.size(0))}) {
+      torch::Tensor ours = float_frames(cfg, batch);
+      ASSERT_EQ(ours.sizes(), golden.sizes()) << gc.name();
+      EXPECT_LE((ours - golden).abs().max().item<double>(), 1e-4) << gc.name() << " batch " << batch;
+    }
+  }
+}
+
+// The generate command's own code path: flags -> PNG files, compared with the golden frames.
+TEST(GoldenPipeline, GenerateCommandPngFramesMatchAtTwoBatchSizes) {
+  for (const GoldenCase& gc : golden_cases()) {
+    const json& c = gc.spec;
+    torch::Tensor golden = golden_tensor(c["frames_file"], c["frames_shape"]);
+    std::string args = " generate --bundle " + test::quote(test::tiny_sd()) + " --mode " + c["mode"].get<std::string>();
+    for (const auto& p : c["prompts"]) args += " --prompt " + test::quote(p);
+    for (const auto& n : c["negative_prompts"]) args += " --negative " + test::quote(n);
+    args += " --seed " + std::to_string(c["seed"].get<uint64_t>()) + " --frames " + std::to_string(c["frames"].get<int>());
+    args += " --steps " + std::to_string(c["steps"].get<int>()) + " --guidance " + std::to_string(c["guidance_scale"].get<double>());
+    args += " --height " + std::to_string(c["height"].get<int>()) + " --width " + std::to_string(c["width"].get<int>());
+    if (c.contains("step_size")) args += " --step-size " + std::to_string(c["step_size"].get<double>());
+    std::vector<std::vector<uint8_t>> runs;
+    for (int batch : {1, static_cast<int>(golden.size(0))}) {
+      test::TempDir dir;
+      auto r = test::run_command(test::quote(test::binary()) + args + " --batch " + std::to_string(batch) +
+                                 " --png-dir " + test::quote(dir / "frames"));
+      ASSERT_EQ(r.status, 0) << r.output;
+      runs.push_back(read_png_frames(dir / "frames", golden.size(0)));
+      expect_close_8bit(runs.back(), golden, gc.name() + " batch " + std::to_string(batch));
+    }
+    // Batching never changes a frame.
+    EXPECT_EQ(runs[0], runs[1]) << gc.name();
+  }
+}
+
+TEST(GoldenPipeline, GoldenComparisonCanFail) {
+  // A different seed must not pass the 8-bit comparison: the check has teeth.
+  GoldenCase gc = golden_cases()[3];
+  RunConfig cfg = config_for(gc);
+  torch::Tensor golden = golden_tensor(gc.spec["frames_file"], gc.spec["frames_shape"]);
+  cfg.seed = *cfg.seed + 1;
+  torch::Tensor ours = float_frames(cfg, 6);
+  EXPECT_GT((ours - golden).abs().max().item<double>(), 0.1);
+}
+
+TEST(Bundle, RefusesAnotherDeviceWithAReexportHint) {
+  try {
+    Bundle::load(test::tiny_sd(), "cuda");
+    FAIL();
+  } catch (const ModelError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("traced for cpu/float32"), std::string::npos) << what;
+    EXPECT_NE(what.find("scripts/export_bundle.py"), std::string::npos) << what;
+  }
+}
+
+TEST(Bundle, MissingModuleFileIsNamed) {
+  test::TempDir dir;
+  std::filesystem::copy(test::tiny_sd(), dir.str(), std::filesystem::copy_options::recursive);
+  std::filesystem::remove(dir / "unet.pt");
+  try {
+    Bundle::load(dir.str(), "cpu");
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("unet.pt: missing bundle file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Bundle, CorruptModuleFileIsRefused) {
+  test::TempDir dir;
+  std::filesystem::copy(test::tiny_sd(), dir.str(), std::filesystem::copy_options::recursive);
+  std::filesystem::resize_file(dir / "vae_decoder.pt", 1000);
+  try {
+    Bundle::load(dir.str(), "cpu");
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("vae_decoder.pt: cannot load TorchScript module"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sdinterp
