@@ -1,0 +1,63 @@
+// DDIM with eta = 0 (diffusers' DDIMScheduler as Stable Diffusion configures it: "leading"
+// spacing, steps_offset 1, set_alpha_to_one false, clip_sample false).
+#include <algorithm>
+#include <cmath>
+
+#include "schedulers/scheduler_impl.h"
+
+namespace sdinterp::detail {
+namespace {
+
+class DdimScheduler final : public SchedulerBase {
+ public:
+  DdimScheduler(const NoiseSchedule& schedule, int steps)
+      : train_(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
+    for (int64_t t : leading_timesteps(train_.num_train_timesteps, steps, 1)) {
+      timesteps_.push_back(static_cast<double>(t));
+    }
+  }
+
+  double init_noise_sigma() const override { return 1.0; }
+
+  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override {
+    check_index(i);
+    return sample;
+  }
+
+  torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
+    expect_call(i);
+    const auto t = static_cast<int64_t>(timesteps_[i]);
+    const int64_t prev_t = t - step_ratio_;
+    const double alpha_prod = train_.alphas_cumprod[static_cast<size_t>(t)];
+    // set_alpha_to_one = false: the step past t = 0 lands on the first training step's alpha.
+    const double alpha_prod_prev = train_.alphas_cumprod[static_cast<size_t>(std::max<int64_t>(prev_t, 0))];
+    const double a = std::sqrt(alpha_prod);
+    const double b = std::sqrt(1.0 - alpha_prod);
+    Linear x0;
+    Linear noise;
+    if (train_.prediction_type == PredictionType::kEpsilon) {
+      x0 = {1.0 / a, -b / a};
+      noise = {0.0, 1.0};
+    } else {
+      x0 = {a, -b};
+      noise = {b, a};
+    }
+    // eta = 0: no fresh noise, the predicted noise is carried over in full.
+    const Linear prev = std::sqrt(alpha_prod_prev) * x0 + std::sqrt(1.0 - alpha_prod_prev) * noise;
+    torch::Tensor result = apply(prev, sample, model_output);
+    finish_call();
+    return result;
+  }
+
+ private:
+  TrainingSchedule train_;
+  int64_t step_ratio_;
+};
+
+}  // namespace
+
+std::unique_ptr<Scheduler> make_ddim_scheduler(const NoiseSchedule& schedule, int steps) {
+  return std::make_unique<DdimScheduler>(schedule, steps);
+}
+
+}  // namespace sdinterp::detail

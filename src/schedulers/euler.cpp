@@ -1,0 +1,26 @@
+// Euler (diffusers' EulerDiscreteScheduler with its defaults: no churn, so deterministic).
+#include "schedulers/scheduler_impl.h"
+
+namespace sdinterp::detail {
+namespace {
+
+class EulerScheduler final : public SigmaScheduler {
+ public:
+  using SigmaScheduler::SigmaScheduler;
+
+  torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
+    expect_call(i);
+    const double dt = sigmas_[i + 1] - sigmas_[i];
+    const torch::Tensor prev = apply(Linear{1.0, 0.0} + dt * derivative(i), sample, model_output);
+    finish_call();
+    return prev;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Scheduler> make_euler_scheduler(const NoiseSchedule& schedule, int steps, bool karras) {
+  return std::make_unique<EulerScheduler>(schedule, steps, karras);
+}
+
+}  // namespace sdinterp::detail

@@ -1,0 +1,52 @@
+#include "sdinterp/noise_schedule.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace {
+
+// torch.linspace's formula (filled from both ends towards the middle), so that the betas agree
+// with diffusers' to the last bits that double precision allows.
+std::vector<double> torch_linspace(double start, double end, int num) {
+  std::vector<double> out(static_cast<size_t>(num));
+  const double step = (end - start) / (num - 1);
+  const int halfway = num / 2;
+  for (int i = 0; i < num; ++i) {
+    out[static_cast<size_t>(i)] = i < halfway ? start + step * i : end - step * (num - 1 - i);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> NoiseSchedule::betas() const {
+  // Schedulers interpolate between training steps, so a schedule needs at least two.
+  if (num_train_timesteps < 2) {
+    throw ConfigError("noise schedule: num_train_timesteps must be at least 2, got " +
+                      std::to_string(num_train_timesteps));
+  }
+  std::vector<double> result;
+  if (beta_schedule == "scaled_linear") {
+    result = torch_linspace(std::sqrt(beta_start), std::sqrt(beta_end), num_train_timesteps);
+    for (double& beta : result) beta *= beta;
+  } else if (beta_schedule == "linear") {
+    result = torch_linspace(beta_start, beta_end, num_train_timesteps);
+  } else {
+    throw ConfigError("noise schedule: unknown beta_schedule \"" + beta_schedule +
+                      "\" (valid: scaled_linear, linear)");
+  }
+  // A beta outside (0, 1) makes alphas_cumprod zero, negative or constant: no sigma exists.
+  for (double beta : result) {
+    if (!(beta > 0.0 && beta < 1.0)) {
+      throw ConfigError("noise schedule: betas must lie in (0, 1), got beta_start " + std::to_string(beta_start) +
+                        " and beta_end " + std::to_string(beta_end));
+    }
+  }
+  return result;
+}
+
+}  // namespace sdinterp

@@ -1,0 +1,199 @@
+// Scheduler names, the factory, and the helpers the implementations share.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "schedulers/scheduler_impl.h"
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace {
+
+constexpr std::array<std::pair<SchedulerKind, const char*>, 8> kNames{{
+    {SchedulerKind::kLms, "lms"},
+    {SchedulerKind::kLmsKarras, "lms_karras"},
+    {SchedulerKind::kEuler, "euler"},
+    {SchedulerKind::kEulerKarras, "euler_karras"},
+    {SchedulerKind::kDdim, "ddim"},
+    {SchedulerKind::kPndm, "pndm"},
+    {SchedulerKind::kDpmpp2m, "dpmpp_2m"},
+    {SchedulerKind::kDpmpp2mKarras, "dpmpp_2m_karras"},
+}};
+
+}  // namespace
+
+SchedulerKind parse_scheduler_kind(std::string_view name) {
+  for (const auto& [kind, known] : kNames) {
+    if (name == known) return kind;
+  }
+  std::string valid;
+  for (const auto& entry : kNames) {
+    if (!valid.empty()) valid += ", ";
+    valid += entry.second;
+  }
+  throw ConfigError("unknown scheduler \"" + std::string(name) + "\" (valid: " + valid + ")");
+}
+
+std::string scheduler_name(SchedulerKind kind) {
+  for (const auto& [known_kind, name] : kNames) {
+    if (known_kind == kind) return name;
+  }
+  throw std::invalid_argument("scheduler_name: invalid SchedulerKind");
+}
+
+std::vector<std::string> scheduler_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : kNames) names.emplace_back(entry.second);
+  return names;
+}
+
+std::unique_ptr<Scheduler> make_scheduler(SchedulerKind kind, const NoiseSchedule& schedule, int steps) {
+  // Beyond one inference step per training step the schedules repeat timesteps.
+  if (steps < 1 || steps > schedule.num_train_timesteps) {
+    throw ConfigError("steps must be between 1 and " + std::to_string(schedule.num_train_timesteps) + ", got " +
+                      std::to_string(steps));
+  }
+  switch (kind) {
+    case SchedulerKind::kLms: return detail::make_lms_scheduler(schedule, steps, false);
+    case SchedulerKind::kLmsKarras: return detail::make_lms_scheduler(schedule, steps, true);
+    case SchedulerKind::kEuler: return detail::make_euler_scheduler(schedule, steps, false);
+    case SchedulerKind::kEulerKarras: return detail::make_euler_scheduler(schedule, steps, true);
+    case SchedulerKind::kDdim: return detail::make_ddim_scheduler(schedule, steps);
+    case SchedulerKind::kPndm: return detail::make_pndm_scheduler(schedule, steps);
+    case SchedulerKind::kDpmpp2m: return detail::make_dpmpp_2m_scheduler(schedule, steps, false);
+    case SchedulerKind::kDpmpp2mKarras: return detail::make_dpmpp_2m_scheduler(schedule, steps, true);
+  }
+  throw std::invalid_argument("make_scheduler: invalid SchedulerKind");
+}
+
+namespace detail {
+
+TrainingSchedule::TrainingSchedule(const NoiseSchedule& schedule)
+    : num_train_timesteps(schedule.num_train_timesteps), prediction_type(schedule.prediction_type) {
+  const std::vector<double> betas = schedule.betas();
+  alphas_cumprod.reserve(betas.size());
+  sigmas.reserve(betas.size());
+  log_sigmas.reserve(betas.size());
+  double product = 1.0;
+  for (double beta : betas) {
+    product *= 1.0 - beta;
+    alphas_cumprod.push_back(product);
+    sigmas.push_back(std::sqrt((1.0 - product) / product));
+    log_sigmas.push_back(std::log(sigmas.back()));
+  }
+}
+
+double to_float32(double value) { return static_cast<double>(static_cast<float>(value)); }
+
+std::vector<double> numpy_linspace(double start, double stop, int num) {
+  std::vector<double> out(static_cast<size_t>(num));
+  if (num == 1) {
+    out[0] = start;
+    return out;
+  }
+  const double step = (stop - start) / (num - 1);
+  for (int k = 0; k < num - 1; ++k) out[static_cast<size_t>(k)] = k * step + start;
+  out.back() = stop;
+  return out;
+}
+
+double interp_at(const std::vector<double>& values, double t) {
+  if (t <= 0.0) return values.front();
+  const double last = static_cast<double>(values.size() - 1);
+  if (t >= last) return values.back();
+  const auto low = static_cast<size_t>(std::floor(t));
+  const double fraction = t - static_cast<double>(low);
+  return values[low] + (values[low + 1] - values[low]) * fraction;
+}
+
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int steps) {
+  constexpr double kRho = 7.0;  // the paper's choice, as in diffusers
+  const double min_inv_rho = std::pow(sigma_min, 1.0 / kRho);
+  const double max_inv_rho = std::pow(sigma_max, 1.0 / kRho);
+  std::vector<double> out = numpy_linspace(0.0, 1.0, steps);
+  for (double& ramp : out) ramp = std::pow(max_inv_rho + ramp * (min_inv_rho - max_inv_rho), kRho);
+  return out;
+}
+
+double sigma_to_t(double sigma, const std::vector<double>& log_sigmas) {
+  const double log_sigma = std::log(std::max(sigma, 1e-10));
+  // The last training step at or below log_sigma, kept so that [low, low + 1] is a valid pair.
+  const auto count = std::upper_bound(log_sigmas.begin(), log_sigmas.end(), log_sigma) - log_sigmas.begin();
+  const auto low = static_cast<size_t>(std::clamp<std::ptrdiff_t>(count - 1, 0, std::ptrdiff_t(log_sigmas.size()) - 2));
+  const double w = std::clamp((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[low + 1]), 0.0, 1.0);
+  return (1.0 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
+}
+
+std::vector<int64_t> leading_timesteps(int num_train_timesteps, int steps, int steps_offset) {
+  const int ratio = num_train_timesteps / steps;
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(steps));
+  for (int k = steps - 1; k >= 0; --k) out.push_back(int64_t{k} * ratio + steps_offset);
+  return out;
+}
+
+Linear operator*(double factor, const Linear& term) { return {factor * term.sample, factor * term.output}; }
+
+Linear operator+(const Linear& a, const Linear& b) { return {a.sample + b.sample, a.output + b.output}; }
+
+torch::Tensor apply(const Linear& term, const torch::Tensor& sample, const torch::Tensor& model_output) {
+  // The common cases skip a multiplication (and an allocation) per step.
+  if (term.sample == 0.0) return term.output == 1.0 ? model_output : model_output * term.output;
+  if (term.output == 0.0) return sample * term.sample;
+  if (term.sample == 1.0) return at::add(sample, model_output, term.output);
+  return (sample * term.sample).add_(model_output, term.output);
+}
+
+void SchedulerBase::check_index(size_t i) const {
+  if (i >= timesteps_.size()) {
+    throw std::out_of_range("scheduler: call " + std::to_string(i) + " of a run with " +
+                            std::to_string(timesteps_.size()) + " model calls");
+  }
+}
+
+void SchedulerBase::expect_call(size_t i) const {
+  check_index(i);
+  if (i != next_call_) {
+    throw std::logic_error("scheduler: step(" + std::to_string(i) + ") called when step(" +
+                           std::to_string(next_call_) + ") was due; use a fresh scheduler for each run");
+  }
+}
+
+SigmaScheduler::SigmaScheduler(const NoiseSchedule& schedule, int steps, bool karras)
+    : prediction_type_(schedule.prediction_type) {
+  const TrainingSchedule train(schedule);
+  // diffusers' "linspace" spacing: float timesteps from the last training step down to 0.
+  std::vector<double> times = numpy_linspace(0.0, train.num_train_timesteps - 1.0, steps);
+  std::reverse(times.begin(), times.end());
+  for (double t : times) {
+    timesteps_.push_back(to_float32(t));
+    sigmas_.push_back(interp_at(train.sigmas, timesteps_.back()));
+  }
+  if (karras) {
+    // Karras levels span the same range; the model is called at the matching fractional timestep.
+    sigmas_ = karras_sigmas(sigmas_.back(), sigmas_.front(), steps);
+    for (size_t i = 0; i < sigmas_.size(); ++i) timesteps_[i] = to_float32(sigma_to_t(sigmas_[i], train.log_sigmas));
+  }
+  for (double& sigma : sigmas_) sigma = to_float32(sigma);
+  sigmas_.push_back(0.0);
+  // With "linspace" spacing diffusers starts from pure noise at the largest sigma.
+  init_noise_sigma_ = *std::max_element(sigmas_.begin(), sigmas_.end());
+}
+
+torch::Tensor SigmaScheduler::scale_model_input(const torch::Tensor& sample, size_t i) const {
+  check_index(i);
+  return sample / std::sqrt(sigmas_[i] * sigmas_[i] + 1.0);
+}
+
+Linear SigmaScheduler::derivative(size_t i) const {
+  const double sigma = sigmas_[i];
+  if (prediction_type_ == PredictionType::kEpsilon) return {0.0, 1.0};
+  // x0 = sample / (sigma^2 + 1) - v * sigma / sqrt(sigma^2 + 1); divided out by sigma.
+  return {sigma / (sigma * sigma + 1.0), 1.0 / std::sqrt(sigma * sigma + 1.0)};
+}
+
+}  // namespace detail
+}  // namespace sdinterp

@@ -1,0 +1,89 @@
+// Pieces the scheduler implementations share: the training schedule in double precision,
+// numpy-compatible helpers that reproduce diffusers' set_timesteps, and the call-order check.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sdinterp/noise_schedule.h"
+#include "sdinterp/schedulers.h"
+
+namespace sdinterp::detail {
+
+// The training noise schedule, derived once from the betas.
+struct TrainingSchedule {
+  explicit TrainingSchedule(const NoiseSchedule& schedule);
+
+  int num_train_timesteps;
+  PredictionType prediction_type;
+  std::vector<double> alphas_cumprod;  // indexed by training timestep
+  // sqrt((1 - alphas_cumprod) / alphas_cumprod): the noise level of training timestep t in the
+  // "x = x0 + sigma * noise" parametrisation; ascending in t.
+  std::vector<double> sigmas;
+  std::vector<double> log_sigmas;
+};
+
+// A value rounded to float32, as diffusers stores its timesteps and sigmas.
+double to_float32(double value);
+// numpy.linspace(start, stop, num): k * step + start, the last value exactly `stop`.
+std::vector<double> numpy_linspace(double start, double stop, int num);
+// numpy.interp(t, arange(len(values)), values).
+double interp_at(const std::vector<double>& values, double t);
+// Karras et al. (2022) noise levels, rho = 7, from sigma_max down to sigma_min.
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int steps);
+// The (fractional) training timestep whose sigma is `sigma`: linear in log sigma between the
+// two neighbouring training steps, clamped to the schedule's range (diffusers' _sigma_to_t).
+double sigma_to_t(double sigma, const std::vector<double>& log_sigmas);
+// "leading" spacing: steps_offset + k * (num_train_timesteps / steps), k = steps - 1 ... 0.
+std::vector<int64_t> leading_timesteps(int num_train_timesteps, int steps, int steps_offset);
+
+// Coefficients (on the sample, on the model output) of a quantity that is linear in both,
+// such as the predicted x0 or noise; kept in double, applied in the tensors' dtype.
+struct Linear {
+  double sample = 0.0;
+  double output = 0.0;
+};
+Linear operator*(double factor, const Linear& term);
+Linear operator+(const Linear& a, const Linear& b);
+torch::Tensor apply(const Linear& term, const torch::Tensor& sample, const torch::Tensor& model_output);
+
+// Enforces the one-run contract of Scheduler: step(i) in order 0, 1, 2, ...
+class SchedulerBase : public Scheduler {
+ protected:
+  // Throws std::out_of_range unless call i exists.
+  void check_index(size_t i) const;
+  // Throws std::logic_error unless call i is the next one of this run.
+  void expect_call(size_t i) const;
+  // Records that call i succeeded; the next expected call is i + 1.
+  void finish_call() { ++next_call_; }
+
+ private:
+  size_t next_call_ = 0;
+};
+
+// Schedulers in the "x = x0 + sigma * noise" parametrisation (LMS, Euler): sigmas from
+// diffusers' linspace spacing or Karras levels, float timesteps, input scaled by
+// 1 / sqrt(sigma^2 + 1).
+class SigmaScheduler : public SchedulerBase {
+ public:
+  SigmaScheduler(const NoiseSchedule& schedule, int steps, bool karras);
+  double init_noise_sigma() const override { return init_noise_sigma_; }
+  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override;
+
+ protected:
+  // d(sample)/d(sigma) at call i, (sample - predicted x0) / sigma, as coefficients.
+  Linear derivative(size_t i) const;
+
+ private:
+  PredictionType prediction_type_;
+  double init_noise_sigma_;
+};
+
+std::unique_ptr<Scheduler> make_lms_scheduler(const NoiseSchedule& schedule, int steps, bool karras);
+std::unique_ptr<Scheduler> make_euler_scheduler(const NoiseSchedule& schedule, int steps, bool karras);
+std::unique_ptr<Scheduler> make_ddim_scheduler(const NoiseSchedule& schedule, int steps);
+std::unique_ptr<Scheduler> make_pndm_scheduler(const NoiseSchedule& schedule, int steps);
+std::unique_ptr<Scheduler> make_dpmpp_2m_scheduler(const NoiseSchedule& schedule, int steps, bool karras);
+
+}  // namespace sdinterp::detail
