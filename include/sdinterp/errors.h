@@ -15,6 +15,7 @@ enum ExitCode : int {
   kExitModel = 3,        // missing, corrupt or mismatched bundle
   kExitIo = 4,           // cannot read input or write output
   kExitOutOfMemory = 5,  // the device ran out of memory
+  kExitBatchFailures = 6,  // `batch`: at least one job failed (the others ran)
   kExitInterrupted = 130,
 };
 

@@ -11,5 +11,8 @@ namespace sdinterp::cli {
 void add_generate_command(CLI::App& app, int& status);
 void add_tokenize_command(CLI::App& app, int& status);
 void add_encode_command(CLI::App& app, int& status);
+void add_run_command(CLI::App& app, int& status);
+void add_batch_command(CLI::App& app, int& status);
+void add_info_command(CLI::App& app, int& status);
 
 }  // namespace sdinterp::cli

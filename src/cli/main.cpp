@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "sdinterp/errors.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +16,11 @@ int main(int argc, char** argv) {
   int status = kExitOk;
   cli::add_generate_command(app, status);
   cli::add_tokenize_command(app, status);
+  cli::add_run_command(app, status);
+  cli::add_batch_command(app, status);
   cli::add_encode_command(app, status);
+  cli::add_info_command(app, status);
+  cli::install_interrupt_handlers();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

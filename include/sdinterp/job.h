@@ -1,0 +1,28 @@
+// Job files: one run described in JSON with the CLI's flag names ("step-size", "png-dir", ...).
+// The run metadata written next to every output is a job file too (plus an "sdinterp" object
+// that is read back as information only), so feeding it to `sdinterp run` repeats the run.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sdinterp/config.h"
+
+namespace sdinterp {
+
+// The job keys, in the order metadata writes them.
+const std::vector<std::string>& job_keys();
+
+// Applies the keys of a JSON object onto `config` (keys absent keep their value). Throws
+// ConfigError naming `source` and the key for an unknown key or a mistyped value.
+void apply_job(const nlohmann::json& job, RunConfig& config, const std::string& source);
+// Parses job text (one JSON object) onto defaults.
+RunConfig parse_job(std::string_view text, const std::string& source);
+
+// Every parameter of `config`, defaults included, with the CLI's names.
+nlohmann::json job_to_json(const RunConfig& config);
+
+}  // namespace sdinterp

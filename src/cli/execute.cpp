@@ -1,0 +1,230 @@
+#include "cli/execute.h"
+
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "cli/interrupt.h"
+#include "sdinterp/bundle_hash.h"
+#include "sdinterp/errors.h"
+#include "sdinterp/job.h"
+#include "sdinterp/schedulers.h"
+#include "sinks/atomic_output.h"
+
+namespace sdinterp::cli {
+namespace {
+
+uint64_t random_seed() {
+  std::random_device rd;
+  // 53 bits: exact as a JSON number in every language.
+  return ((static_cast<uint64_t>(rd()) << 32) | rd()) & ((uint64_t{1} << 53) - 1);
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 359999) return "--:--";
+  const int s = static_cast<int>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%d:%02d", s / 60, s % 60);
+  }
+  return buf;
+}
+
+// Progress on a terminal (a bar on stderr) or for scripts (JSON lines on stdout).
+class ProgressReporter {
+ public:
+  explicit ProgressReporter(const UiOptions& ui) {
+    if (ui.progress == "json") {
+      mode_ = Mode::kJson;
+    } else if (ui.progress == "bar" || (ui.progress == "auto" && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
+      mode_ = Mode::kBar;
+    }
+  }
+  ~ProgressReporter() {
+    if (mode_ == Mode::kBar && drawn_) std::cerr << "\n";
+  }
+  ProgressReporter(const ProgressReporter&) = delete;
+  ProgressReporter& operator=(const ProgressReporter&) = delete;
+
+  void operator()(const ProgressEvent& e) {
+    if (mode_ == Mode::kNone) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = elapsed > 0 ? e.calls_done / elapsed : 0;
+    const double eta = rate > 0 ? (e.calls_total - e.calls_done) / rate : -1;
+    if (mode_ == Mode::kJson) {
+      static const char* kinds[] = {"start", "step", "frame", "done"};
+      nlohmann::json line = {{"event", kinds[static_cast<int>(e.kind)]},
+                             {"frames_done", e.frames_done},
+                             {"frames_total", e.frames_total},
+                             {"steps_done", e.calls_done},
+                             {"steps_total", e.calls_total},
+                             {"elapsed_s", elapsed},
+                             {"eta_s", eta < 0 ? nlohmann::json(nullptr) : nlohmann::json(eta)}};
+      std::cout << line.dump() << std::endl;
+      return;
+    }
+    const int width = 30;
+    const double fraction = e.calls_total > 0 ? static_cast<double>(e.calls_done) / e.calls_total : 0;
+    const int filled = static_cast<int>(fraction * width);
+    char rate_text[32];
+    std::snprintf(rate_text, sizeof(rate_text), "%.2f", rate);
+    std::cerr << "\r[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.')
+              << "] frames " << e.frames_done << "/" << e.frames_total << "  steps " << e.calls_done << "/" << e.calls_total
+              << "  " << rate_text << " steps/s  ETA " << format_duration(eta) << "   " << std::flush;
+    drawn_ = true;
+  }
+
+ private:
+  enum class Mode { kNone, kBar, kJson } mode_ = Mode::kNone;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  bool drawn_ = false;
+};
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text, bool overwrite) {
+  sinks::AtomicFile file(path, overwrite);
+  const char* data = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(file.fd(), data, left);
+    if (n < 0) throw IoError(path + ": write failed");
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  file.close_fd();
+  file.commit();
+}
+
+}  // namespace
+
+BundleCache::Entry& BundleCache::entry(const std::string& dir, const std::string& device) {
+  const std::string key = dir + "\n" + device;
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    Entry e;
+    e.bundle = std::make_unique<Bundle>(Bundle::load(dir, device));
+    e.hashes = bundle_hashes(dir, e.bundle->manifest());
+    ++loads_;
+    it = entries_.emplace(key, std::move(e)).first;
+  }
+  return it->second;
+}
+
+Bundle& BundleCache::get(const std::string& dir, const std::string& device) { return *entry(dir, device).bundle; }
+const nlohmann::json& BundleCache::hashes(const std::string& dir, const std::string& device) {
+  return entry(dir, device).hashes;
+}
+
+std::string metadata_path(const RunConfig& c) {
+  if (!c.output.empty()) return c.output + ".json";
+  std::string dir = c.png_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir + ".json";
+}
+
+bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!config.output.empty() && !fs::exists(config.output, ec)) return false;
+  if (!config.png_dir.empty() && !fs::exists(fs::path(config.png_dir) / "frame_0000.png", ec)) return false;
+  const std::string meta = metadata_path(config);
+  std::ifstream in(meta);
+  if (!in) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  RunConfig recorded;
+  try {
+    recorded = parse_job(text.str(), meta);
+  } catch (const ConfigError&) {
+    return false;  // unreadable metadata: the job is not known to be done
+  }
+  const nlohmann::json wanted = job_to_json(config), got = job_to_json(recorded);
+  for (const auto& [key, value] : explicit_keys.items()) {
+    if (key == "overwrite") continue;
+    if (wanted.at(key) != got.at(key)) return false;
+  }
+  return true;
+}
+
+JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
+  parse_scheduler_kind(c.scheduler);
+  c.validate();
+  if (!c.seed) {
+    c.seed = random_seed();
+    if (!ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
+  }
+  // Refuse to clobber before any work: the outputs and the metadata.
+  const std::string meta = metadata_path(c);
+  sinks::check_can_write(meta, c.overwrite);
+
+  Bundle& bundle = cache.get(c.bundle_dir, c.device);
+  const nlohmann::json& hashes = cache.hashes(c.bundle_dir, c.device);
+  const Manifest& m = bundle.manifest();
+  c.validate(m);
+  // Metadata records what was actually used, defaults resolved.
+  if (c.height == 0) c.height = m.native_size();
+  if (c.width == 0) c.width = m.native_size();
+  c.device = bundle.device().str();
+
+  FrameSinkOptions sink_options;
+  sink_options.fps = c.fps;
+  sink_options.loop = c.loop;
+  sink_options.overwrite = c.overwrite;
+  std::vector<std::unique_ptr<FrameSink>> owned;
+  if (!c.output.empty()) owned.push_back(make_file_sink(c.output, sink_options));
+  if (!c.png_dir.empty()) owned.push_back(make_png_dir_sink(c.png_dir, sink_options));
+  std::vector<FrameSink*> sinks;
+  for (auto& s : owned) sinks.push_back(s.get());
+
+  ProgressReporter progress(ui);
+  RunHooks hooks;
+  hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };
+  hooks.warning = [](const std::string& w) { std::cerr << "sdinterp: warning: " << w << "\n"; };
+  hooks.interrupted = [] { return interrupt_requested(); };
+  JobOutcome outcome;
+  outcome.result = run_walk(bundle, c, sinks, hooks);
+  c.batch = outcome.result.batch;
+
+  nlohmann::json metadata = job_to_json(c);
+  const RunResult& r = outcome.result;
+  metadata["sdinterp"] = {
+      {"version", SDINTERP_VERSION},
+      {"libtorch", TORCH_VERSION},
+      {"created", now_iso8601()},
+      {"device", bundle.device().str()},
+      {"dtype", m.dtype},
+      {"frames_written", r.frames},
+      {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
+                     {"total", r.seconds_total}}},
+      {"bundle", {{"path", c.bundle_dir}, {"manifest", m.raw}, {"hashes", hashes}}},
+  };
+  write_text_atomically(meta, metadata.dump(2) + "\n", c.overwrite);
+  for (auto& s : owned) outcome.outputs += (outcome.outputs.empty() ? "" : ", ") + s->description();
+  return outcome;
+}
+
+std::string result_line(const JobOutcome& o) {
+  std::ostringstream line;
+  line.precision(3);
+  line << "wrote " << o.outputs << ": " << o.result.frames << " frames " << o.result.width << "x" << o.result.height
+       << ", seed " << o.result.seed << ", " << o.result.seconds_total << " s";
+  return line.str();
+}
+
+}  // namespace sdinterp::cli

@@ -1,0 +1,101 @@
+// `sdinterp info`: versions, devices and a bundle's summary, for CI smoke runs and bug reports.
+#include <cuda_runtime_api.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "sdinterp/manifest.h"
+
+namespace sdinterp::cli {
+namespace {
+
+struct InfoOptions {
+  std::string bundle_dir;
+  bool json = false;
+};
+
+nlohmann::json cuda_devices() {
+  nlohmann::json devices = nlohmann::json::array();
+  if (!torch::cuda::is_available()) return devices;
+  const int count = static_cast<int>(torch::cuda::device_count());
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp props{};
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaGetDeviceProperties(&props, i) != cudaSuccess || cudaSetDevice(i) != cudaSuccess ||
+        cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+      devices.push_back({{"index", i}, {"error", "cannot query the device"}});
+      continue;
+    }
+    devices.push_back({{"index", i},
+                       {"name", props.name},
+                       {"compute_capability", std::to_string(props.major) + "." + std::to_string(props.minor)},
+                       {"free_gib", static_cast<double>(free_bytes) / (1 << 30)},
+                       {"total_gib", static_cast<double>(total_bytes) / (1 << 30)}});
+  }
+  return devices;
+}
+
+nlohmann::json bundle_summary(const std::string& dir) {
+  const Manifest m = load_manifest(dir);
+  const auto& ns = m.noise_schedule;
+  return {{"path", dir},
+          {"description", m.description},
+          {"format_version", m.format_version},
+          {"device", m.device},
+          {"dtype", m.dtype},
+          {"native_size", m.native_size()},
+          {"latent_channels", m.vae.latent_channels},
+          {"vae_scale_factor", m.vae.scale_factor},
+          {"text_hidden_size", m.text_encoder.hidden_size},
+          {"pad_id", m.tokenizer.pad_id},
+          {"schedule", {{"num_train_timesteps", ns.num_train_timesteps}, {"beta_start", ns.beta_start},
+                        {"beta_end", ns.beta_end}, {"beta_schedule", ns.beta_schedule},
+                        {"prediction_type", ns.prediction_type == PredictionType::kEpsilon ? "epsilon" : "v_prediction"}}}};
+}
+
+int run_info(const InfoOptions& o) {
+  nlohmann::json info = {{"sdinterp", SDINTERP_VERSION},
+                         {"libtorch", TORCH_VERSION},
+                         {"cuda_available", torch::cuda::is_available()},
+                         {"cuda_devices", cuda_devices()}};
+  if (!o.bundle_dir.empty()) info["bundle"] = bundle_summary(o.bundle_dir);
+  if (o.json) {
+    std::cout << info.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "sdinterp " << SDINTERP_VERSION << ", LibTorch " << TORCH_VERSION << "\n";
+  std::cout << "CUDA: " << (info["cuda_available"].get<bool>() ? "available" : "not available") << "\n";
+  for (const auto& d : info["cuda_devices"]) {
+    if (d.contains("error")) {
+      std::cout << "  cuda:" << d["index"] << ": " << d["error"].get<std::string>() << "\n";
+      continue;
+    }
+    std::printf("  cuda:%d: %s (sm %s), %.1f of %.1f GiB free\n", d["index"].get<int>(), d["name"].get<std::string>().c_str(),
+                d["compute_capability"].get<std::string>().c_str(), d["free_gib"].get<double>(), d["total_gib"].get<double>());
+    std::fflush(stdout);
+  }
+  if (info.contains("bundle")) {
+    const auto& b = info["bundle"];
+    const auto& s = b["schedule"];
+    std::cout << "bundle " << b["path"].get<std::string>() << ": " << b["device"].get<std::string>() << "/"
+              << b["dtype"].get<std::string>() << ", native " << b["native_size"] << "x" << b["native_size"]
+              << ", text hidden " << b["text_hidden_size"] << ", " << s["prediction_type"].get<std::string>() << ", "
+              << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"] << " over "
+              << s["num_train_timesteps"] << " steps\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, int& status) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* sub = app.add_subcommand("info", "Versions, CUDA devices with free memory, and a bundle's summary");
+  sub->add_option("--bundle", o->bundle_dir, "Model bundle folder to summarise");
+  sub->add_flag("--json", o->json, "Print JSON");
+  sub->callback([o, &status] { status = run_info(*o); });
+}
+
+}  // namespace sdinterp::cli

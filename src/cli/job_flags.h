@@ -1,0 +1,39 @@
+// The flags that describe a run, shared by `generate` (flags only) and `run` (a job file, with
+// flags overriding it). Given flags become a JSON object with the job keys, so flags and job
+// files go through one parser (apply_job).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "sdinterp/config.h"
+
+namespace sdinterp::cli {
+
+class JobFlags {
+ public:
+  // Registers every job flag on `sub`; `required_bundle_and_prompt` for generate.
+  JobFlags(CLI::App* sub, bool required_bundle_and_prompt);
+  // The flags the user gave, as a job object.
+  nlohmann::json given() const;
+
+ private:
+  RunConfig values_;
+  std::string mode_, interp_;
+  uint64_t seed_ = 0;
+  std::map<std::string, CLI::Option*> options_;
+};
+
+// How a run talks to the user (not part of the job).
+struct UiOptions {
+  bool quiet = false;
+  std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
+};
+
+void add_ui_flags(CLI::App* sub, UiOptions& ui);
+
+}  // namespace sdinterp::cli

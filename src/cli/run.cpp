@@ -1,0 +1,107 @@
+// `sdinterp run JOB.json` (one job, flags override the file) and `sdinterp batch JOBS.jsonl`
+// (many jobs, one model load, failures reported and skipped).
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/execute.h"
+#include "cli/interrupt.h"
+#include "cli/job_flags.h"
+#include "sdinterp/errors.h"
+#include "sdinterp/job.h"
+
+namespace sdinterp::cli {
+namespace {
+
+std::string read_job_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot read the job file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json parse_object(const std::string& text, const std::string& source) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw ConfigError(source + ": not valid JSON");
+  if (!j.is_object()) throw ConfigError(source + ": a job must be a JSON object");
+  return j;
+}
+
+struct BatchOptions {
+  std::string path;
+  bool skip_existing = false;
+  bool keep_going = true;
+};
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& status) {
+  CLI::App* sub = app.add_subcommand("run", "Render one job described in a JSON file (flags given here override it)");
+  auto path = std::make_shared<std::string>();
+  sub->add_option("job", *path, "Job file (JSON object with the generate flags' names; run metadata works too)")->required();
+  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle_and_prompt=*/false);
+  auto ui = std::make_shared<UiOptions>();
+  add_ui_flags(sub, *ui);
+  sub->callback([path, flags, ui, &status] {
+    RunConfig config;
+    apply_job(parse_object(read_job_file(*path), *path), config, *path);
+    apply_job(flags->given(), config, "command line");
+    BundleCache cache;
+    std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
+    status = 0;
+  });
+}
+
+void add_batch_command(CLI::App& app, int& status) {
+  CLI::App* sub = app.add_subcommand("batch", "Render many jobs, one JSON object per line; the model is loaded once");
+  auto o = std::make_shared<BatchOptions>();
+  sub->add_option("jobs", o->path, "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
+      ->required();
+  sub->add_flag("--skip-existing", o->skip_existing, "Skip jobs whose output and matching metadata already exist");
+  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle_and_prompt=*/false);
+  auto ui = std::make_shared<UiOptions>();
+  add_ui_flags(sub, *ui);
+  sub->callback([o, flags, ui, &status] {
+    std::istringstream lines(read_job_file(o->path));
+    const nlohmann::json overrides = flags->given();
+    BundleCache cache;
+    int done = 0, skipped = 0, failed = 0, line_number = 0;
+    std::string line;
+    while (std::getline(lines, line)) {
+      ++line_number;
+      if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#') continue;
+      const std::string source = o->path + ":" + std::to_string(line_number);
+      try {
+        nlohmann::json job = parse_object(line, source);
+        RunConfig config;
+        apply_job(job, config, source);
+        apply_job(overrides, config, "command line");
+        if (config.output.empty() && config.png_dir.empty()) {
+          throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
+        }
+        nlohmann::json explicit_keys = job;
+        explicit_keys.update(overrides);
+        if (o->skip_existing && job_already_done(config, explicit_keys)) {
+          ++skipped;
+          if (!ui->quiet) std::cout << "skipped " << source << ": already done" << std::endl;
+          continue;
+        }
+        std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
+        ++done;
+      } catch (const InterruptedError&) {
+        throw;
+      } catch (const Error& e) {
+        ++failed;
+        std::cerr << "sdinterp: error: job " << source << ": " << e.what() << "\n";
+      }
+      if (interrupt_requested()) throw InterruptedError();
+    }
+    std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
+              << cache.loads() << " time(s)" << std::endl;
+    status = failed > 0 ? kExitBatchFailures : kExitOk;
+  });
+}
+
+}  // namespace sdinterp::cli

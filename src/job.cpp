@@ -1,0 +1,135 @@
+#include "sdinterp/job.h"
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
+  throw ConfigError(source + ": \"" + key + "\" " + what);
+}
+
+std::string get_string(const json& v, const std::string& source, const std::string& key) {
+  if (!v.is_string()) fail(source, key, "must be a string");
+  return v.get<std::string>();
+}
+
+std::vector<std::string> get_strings(const json& v, const std::string& source, const std::string& key) {
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) fail(source, key, "must be a string or an array of strings");
+  std::vector<std::string> out;
+  for (const auto& item : v) {
+    if (!item.is_string()) fail(source, key, "must be a string or an array of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+int get_int(const json& v, const std::string& source, const std::string& key) {
+  if (!v.is_number_integer()) fail(source, key, "must be an integer");
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : (v.get<int64_t>() > INT32_MAX || v.get<int64_t>() < INT32_MIN)) {
+    fail(source, key, "is out of range");
+  }
+  return v.get<int>();
+}
+
+double get_number(const json& v, const std::string& source, const std::string& key) {
+  if (!v.is_number()) fail(source, key, "must be a number");
+  return v.get<double>();
+}
+
+bool get_bool(const json& v, const std::string& source, const std::string& key) {
+  if (!v.is_boolean()) fail(source, key, "must be true or false");
+  return v.get<bool>();
+}
+
+}  // namespace
+
+const std::vector<std::string>& job_keys() {
+  static const std::vector<std::string> keys = {
+      "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
+      "step-size", "interp", "scheduler", "batch", "device", "output", "png-dir", "fps", "loop", "overwrite"};
+  return keys;
+}
+
+void apply_job(const json& job, RunConfig& c, const std::string& source) {
+  if (!job.is_object()) throw ConfigError(source + ": a job must be a JSON object");
+  for (const auto& [key, v] : job.items()) {
+    if (key == "sdinterp") continue;  // metadata written by sdinterp: information only
+    if (key == "bundle") c.bundle_dir = get_string(v, source, key);
+    else if (key == "mode") {
+      try {
+        c.mode = parse_walk_mode(get_string(v, source, key));
+      } catch (const ConfigError& e) {
+        throw ConfigError(source + ": " + e.what());
+      }
+    } else if (key == "prompt") c.prompts = get_strings(v, source, key);
+    else if (key == "negative") c.negatives = get_strings(v, source, key);
+    else if (key == "seed") {
+      if (v.is_null()) {
+        c.seed.reset();
+      } else {
+        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+          fail(source, key, "must be a non-negative integer");
+        }
+        c.seed = v.get<uint64_t>();
+      }
+    } else if (key == "frames") c.frames = get_int(v, source, key);
+    else if (key == "steps") c.steps = get_int(v, source, key);
+    else if (key == "guidance") c.guidance = get_number(v, source, key);
+    else if (key == "height") c.height = get_int(v, source, key);
+    else if (key == "width") c.width = get_int(v, source, key);
+    else if (key == "step-size") c.step_size = get_number(v, source, key);
+    else if (key == "interp") {
+      try {
+        c.interp = parse_interp(get_string(v, source, key));
+      } catch (const ConfigError& e) {
+        throw ConfigError(source + ": " + e.what());
+      }
+    } else if (key == "scheduler") c.scheduler = get_string(v, source, key);
+    else if (key == "batch") c.batch = get_int(v, source, key);
+    else if (key == "device") c.device = get_string(v, source, key);
+    else if (key == "output") c.output = get_string(v, source, key);
+    else if (key == "png-dir") c.png_dir = get_string(v, source, key);
+    else if (key == "fps") c.fps = get_number(v, source, key);
+    else if (key == "loop") c.loop = get_int(v, source, key);
+    else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
+    else throw ConfigError(source + ": unknown key \"" + key + "\" (job keys are the generate flags' names, e.g. \"step-size\")");
+  }
+}
+
+RunConfig parse_job(std::string_view text, const std::string& source) {
+  json job = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (job.is_discarded()) throw ConfigError(source + ": not valid JSON");
+  RunConfig c;
+  apply_job(job, c, source);
+  return c;
+}
+
+json job_to_json(const RunConfig& c) {
+  json j = json::object();
+  j["bundle"] = c.bundle_dir;
+  j["mode"] = walk_mode_name(c.mode);
+  j["prompt"] = c.prompts;
+  j["negative"] = c.negatives;
+  j["seed"] = c.seed ? json(*c.seed) : json(nullptr);
+  j["frames"] = c.frames;
+  j["steps"] = c.steps;
+  j["guidance"] = c.guidance;
+  j["height"] = c.height;
+  j["width"] = c.width;
+  j["step-size"] = c.step_size;
+  j["interp"] = interp_name(c.interp);
+  j["scheduler"] = c.scheduler;
+  j["batch"] = c.batch;
+  j["device"] = c.device;
+  j["output"] = c.output;
+  j["png-dir"] = c.png_dir;
+  j["fps"] = c.fps;
+  j["loop"] = c.loop;
+  return j;
+}
+
+}  // namespace sdinterp
