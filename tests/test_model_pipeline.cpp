@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <iostream>
 #include <filesystem>
 
 #include "sdinterp/bundle.h"
@@ -141,11 +142,14 @@ TEST(GoldenPipeline, FloatFramesMatchAtTwoBatchSizes) {
   for (const GoldenCase& gc : golden_cases()) {
     RunConfig cfg = config_for(gc);
     torch::Tensor golden = golden_tensor(gc.spec["frames_file"], gc.spec["frames_shape"]);
+    std::vector<torch::Tensor> per_batch;
     for (int batch : {1, static_cast<int>(golden.size(0))}) {
       torch::Tensor ours = float_frames(cfg, batch);
       ASSERT_EQ(ours.sizes(), golden.sizes()) << gc.name();
       EXPECT_LE((ours - golden).abs().max().item<double>(), 1e-4) << gc.name() << " batch " << batch;
+      per_batch.push_back(ours);
     }
+    EXPECT_LE((per_batch[0] - per_batch[1]).abs().max().item<double>(), 1e-5) << gc.name() << ": batching changed a frame";
   }
 }
 
@@ -170,8 +174,18 @@ TEST(GoldenPipeline, GenerateCommandPngFramesMatchAtTwoBatchSizes) {
       runs.push_back(read_png_frames(dir / "frames", golden.size(0)));
       expect_close_8bit(runs.back(), golden, gc.name() + " batch " + std::to_string(batch));
     }
-    // Batching never changes a frame.
-    EXPECT_EQ(runs[0], runs[1]) << gc.name();
+    // Batching does not change a frame beyond float rounding: CPU kernels sum in another order
+    // at another batch size, which can flip the rounding of a rare 8-bit value.
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    size_t differing = 0;
+    for (size_t i = 0; i < runs[0].size(); ++i) {
+      EXPECT_LE(std::abs(runs[0][i] - runs[1][i]), 1) << gc.name() << " value " << i;
+      differing += runs[0][i] != runs[1][i];
+    }
+    EXPECT_LE(static_cast<double>(differing) / static_cast<double>(runs[0].size()), 1e-3)
+        << gc.name() << ": " << differing << " of " << runs[0].size() << " values differ between batch sizes";
+    std::cout << gc.name() << ": " << differing << " of " << runs[0].size() << " 8-bit values differ between --batch 1 and --batch "
+              << golden.size(0) << "\n";
   }
 }
 

@@ -165,10 +165,8 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
 JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
   parse_scheduler_kind(c.scheduler);
   c.validate();
-  if (!c.seed) {
-    c.seed = random_seed();
-    if (!ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
-  }
+  const bool drawn_seed = !c.seed;
+  if (drawn_seed) c.seed = random_seed();
   // Refuse to clobber before any work: the outputs and the metadata.
   const std::string meta = metadata_path(c);
   sinks::check_can_write(meta, c.overwrite);
@@ -192,6 +190,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
   std::vector<FrameSink*> sinks;
   for (auto& s : owned) sinks.push_back(s.get());
 
+  if (drawn_seed && !ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
   ProgressReporter progress(ui);
   RunHooks hooks;
   hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };

@@ -1,0 +1,239 @@
+// The binary as a user meets it: each bad input gets one line and its exit status, nothing is
+// left half-written, job files and metadata repeat runs, batch runs survive failures.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sdinterp/errors.h"
+#include "test_support.h"
+
+namespace sdinterp {
+namespace {
+
+namespace fs = std::filesystem;
+using test::quote;
+
+std::string sdinterp() { return quote(test::binary()); }
+std::string tiny() { return quote(test::tiny_sd()); }
+// A fast valid run: 3 frames, 2 steps.
+std::string quick(const std::string& extra) {
+  return sdinterp() + " generate --bundle " + tiny() + " --prompt 'a cat' --seed 3 --frames 3 --steps 2 " + extra;
+}
+
+size_t entries(const std::string& dir) {
+  size_t n = 0;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) ++n;
+  return n;
+}
+
+// One line "sdinterp: error: ..." with `needle`, status `code`, and nothing written in `dir`.
+void expect_error(const std::string& command, int code, const std::string& needle, const test::TempDir& dir) {
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + command);
+  EXPECT_EQ(r.status, code) << command << "\n" << r.output;
+  EXPECT_EQ(r.output.rfind("sdinterp: error: ", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+  EXPECT_EQ(entries(dir.str()), 0u) << "partial output left by: " << command;
+}
+
+TEST(CliErrors, MissingBundle) {
+  test::TempDir dir;
+  expect_error(sdinterp() + " generate --bundle nowhere --prompt x -o a.gif", kExitModel, "bundle folder not found: nowhere", dir);
+}
+
+TEST(CliErrors, CorruptBundleFiles) {
+  test::TempDir bundle, dir;
+  fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
+  std::ofstream(bundle / "model.json") << "{\"format_version\": 1, \"device\": ";
+  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel, "not valid JSON", dir);
+  fs::copy_file(test::tiny_sd() + "/model.json", bundle / "model.json", fs::copy_options::overwrite_existing);
+  fs::resize_file(bundle / "unet.pt", 100);
+  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel,
+               "unet.pt: cannot load TorchScript module", dir);
+  fs::remove(bundle / "tokenizer/merges.txt");
+  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel, "merges.txt", dir);
+}
+
+TEST(CliErrors, BundleForAnotherDevice) {
+  test::TempDir dir;
+  expect_error(quick("--device cuda -o a.gif"), kExitModel, "re-export", dir);
+}
+
+TEST(CliErrors, SizeNotAMultipleOfEight) {
+  test::TempDir dir;
+  expect_error(quick("--height 60 -o a.gif"), kExitUsage, "--height 60 is not a multiple of 8", dir);
+}
+
+TEST(CliErrors, TooFewFrames) {
+  test::TempDir dir;
+  expect_error(sdinterp() + " generate --bundle " + tiny() + " --prompt x --frames 1 -o a.gif", kExitUsage,
+               "--frames must be at least 2", dir);
+}
+
+TEST(CliErrors, WrongNumberOfPrompts) {
+  test::TempDir dir;
+  expect_error(quick("--prompt 'a dog' -o a.gif"), kExitUsage, "needs exactly 1 --prompt (got 2)", dir);
+  expect_error(quick("--mode multi-prompt -o a.gif"), kExitUsage, "needs at least 2 --prompt", dir);
+}
+
+TEST(CliErrors, NegativesThatDontMatchPrompts) {
+  test::TempDir dir;
+  expect_error(quick("--mode multi-prompt --prompt b --prompt c --negative x --negative y -o a.gif"), kExitUsage,
+               "--negative given 2 times", dir);
+}
+
+TEST(CliErrors, UnknownSchedulerAndMode) {
+  test::TempDir dir;
+  expect_error(quick("--scheduler heun -o a.gif"), kExitUsage, "lms", dir);
+  expect_error(quick("--mode spiral -o a.gif"), kExitUsage, "circular", dir);
+}
+
+TEST(CliErrors, UnwritableOutput) {
+  test::TempDir dir;
+  // The parent is a file: not writable even for root.
+  expect_error(quick("-o /dev/null/sub/a.gif"), kExitIo, "/dev/null/sub", dir);
+}
+
+TEST(CliErrors, ExistingOutputNeedsOverwrite) {
+  test::TempDir dir;
+  ASSERT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + quick("-o a.gif")).status, 0);
+  const auto before = fs::last_write_time(dir / "a.gif");
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + quick("-o a.gif"));
+  EXPECT_EQ(r.status, kExitIo) << r.output;
+  EXPECT_NE(r.output.find("--overwrite"), std::string::npos) << r.output;
+  EXPECT_EQ(fs::last_write_time(dir / "a.gif"), before);
+  EXPECT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + quick("-o a.gif --overwrite")).status, 0);
+}
+
+TEST(CliErrors, UnknownFlagIsAUsageError) {
+  test::TempDir dir;
+  expect_error(quick("--framez 3 -o a.gif"), kExitUsage, "--framez", dir);
+}
+
+TEST(Cli, LongPromptWarnsWhereItWasCut) {
+  test::TempDir dir;
+  std::string prompt;
+  for (int i = 0; i < 80; ++i) prompt += "cat ";
+  prompt += "zebra";
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() + " --prompt " +
+                             quote(prompt) + " --seed 1 --frames 2 --steps 1 -o a.gif");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sdinterp: warning: --prompt 1 is longer than the model reads"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("zebra"), std::string::npos) << r.output;
+}
+
+TEST(Cli, RandomSeedIsPrintedAndRecorded) {
+  test::TempDir dir;
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() +
+                             " --prompt x --frames 2 --steps 1 -o a.gif");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto meta = nlohmann::json::parse(test::read_text(dir / "a.gif.json"));
+  ASSERT_TRUE(meta["seed"].is_number_unsigned());
+  EXPECT_NE(r.output.find("sdinterp: seed " + std::to_string(meta["seed"].get<uint64_t>())), std::string::npos) << r.output;
+}
+
+TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
+  test::TempDir dir;
+  ASSERT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + quick("--mode circular --png-dir first")).status, 0);
+  auto meta = nlohmann::json::parse(test::read_text(dir / "first.json"));
+  for (const char* key : {"bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
+                          "step-size", "interp", "scheduler", "batch", "device", "fps", "loop"}) {
+    EXPECT_TRUE(meta.contains(key)) << key;
+  }
+  EXPECT_EQ(meta["height"], 64);
+  EXPECT_EQ(meta["device"], "cpu");
+  EXPECT_EQ(meta["sdinterp"]["dtype"], "float32");
+  EXPECT_TRUE(meta["sdinterp"]["bundle"]["hashes"]["files"].contains("unet.pt"));
+  EXPECT_TRUE(meta["sdinterp"]["timings_s"].contains("sampling"));
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run first.json --png-dir second -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "/frame_000" + std::to_string(i) + ".png";
+    EXPECT_EQ(test::read_text(dir / ("first" + name)), test::read_text(dir / ("second" + name))) << name;
+  }
+}
+
+TEST(Cli, RunFileWithFlagOverrides) {
+  test::TempDir dir;
+  std::ofstream(dir / "job.json") << R"({"bundle": )" << nlohmann::json(test::tiny_sd()).dump()
+                                  << R"(, "prompt": "a cat", "seed": 5, "frames": 4, "steps": 2, "output": "x.gif"})";
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run job.json --frames 2 -q");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto meta = nlohmann::json::parse(test::read_text(dir / "x.gif.json"));
+  EXPECT_EQ(meta["frames"], 2);
+  EXPECT_EQ(meta["seed"], 5);
+  std::ofstream(dir / "bad.json") << R"({"framez": 3})";
+  r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run bad.json");
+  EXPECT_EQ(r.status, kExitUsage);
+  EXPECT_NE(r.output.find("bad.json: unknown key \"framez\""), std::string::npos) << r.output;
+}
+
+TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
+  test::TempDir dir;
+  const std::string bundle = nlohmann::json(test::tiny_sd()).dump();
+  {
+    std::ofstream jobs(dir / "jobs.jsonl");
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "a", "seed": 1, "frames": 2, "steps": 1, "output": "a.gif"})" << "\n";
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "b", "seed": 2, "frames": 1, "steps": 1, "output": "b.gif"})" << "\n";
+    jobs << "# a comment\n\n";
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "c", "seed": 3, "frames": 2, "steps": 1, "output": "c.gif"})" << "\n";
+  }
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl");
+  EXPECT_EQ(r.status, kExitBatchFailures) << r.output;
+  EXPECT_NE(r.output.find("jobs.jsonl:2: --frames must be at least 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("batch: 2 done, 0 skipped, 1 failed, model loaded 1 time(s)"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "a.gif") && fs::exists(dir / "c.gif"));
+  EXPECT_FALSE(fs::exists(dir / "b.gif"));
+  const auto a_time = fs::last_write_time(dir / "a.gif");
+  r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl --skip-existing");
+  EXPECT_NE(r.output.find("batch: 0 done, 2 skipped, 1 failed"), std::string::npos) << r.output;
+  EXPECT_EQ(fs::last_write_time(dir / "a.gif"), a_time);
+}
+
+TEST(Cli, InterruptStopsAndLeavesNothing) {
+  test::TempDir dir;
+  // Waits for the first denoising step, then sends SIGINT; the run must stop and clean up.
+  const std::string script = "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() + " generate --bundle " + tiny() +
+                             " --prompt x --seed 1 --frames 40 --steps 50 --batch 1 -o a.gif --png-dir f --progress json"
+                             " > log 2>err & pid=$!; "
+                             "for i in $(seq 600); do grep -q '\"step\"' log 2>/dev/null && break; sleep 0.1; done; "
+                             "kill -INT $pid; wait $pid; echo status=$?";
+  auto r = test::run_command("bash -c " + quote(script));
+  EXPECT_NE(r.output.find("status=130"), std::string::npos) << r.output << test::read_text(dir / "err");
+  EXPECT_NE(test::read_text(dir / "err").find("sdinterp: error: interrupted"), std::string::npos);
+  fs::remove(dir / "log");
+  fs::remove(dir / "err");
+  EXPECT_EQ(entries(dir.str()), 0u) << "temporaries left behind";
+}
+
+TEST(Cli, TokenizePrintsJsonLines) {
+  auto r = test::run_command(sdinterp() + " tokenize --bundle " + tiny() + " 'a photo of a cat' 'Café'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string line;
+  std::getline(lines, line);
+  auto first = nlohmann::json::parse(line);
+  EXPECT_EQ(first["text"], "a photo of a cat");
+  std::vector<int64_t> head(first["ids"].begin(), first["ids"].begin() + 7);
+  EXPECT_EQ(head, (std::vector<int64_t>{49406, 320, 1125, 539, 320, 2368, 49407}));
+  EXPECT_EQ(first["ids"].size(), 77u);
+  EXPECT_EQ(first["truncated"], 0);
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line)["text"], "Café");
+}
+
+TEST(Cli, InfoSummarisesTheBundle) {
+  auto r = test::run_command(sdinterp() + " info --json --bundle " + tiny());
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto info = nlohmann::json::parse(r.output);
+  EXPECT_FALSE(info["libtorch"].get<std::string>().empty());
+  EXPECT_EQ(info["bundle"]["dtype"], "float32");
+  EXPECT_EQ(info["bundle"]["native_size"], 64);
+  EXPECT_EQ(info["bundle"]["schedule"]["prediction_type"], "epsilon");
+}
+
+}  // namespace
+}  // namespace sdinterp
