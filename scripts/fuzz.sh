@@ -22,7 +22,9 @@ for target in "${targets[@]}"; do
   artifacts="build-fuzz/artifacts/$target"
   mkdir -p "$corpus" "$artifacts"
   echo "== $target: ${seconds}s"
-  if ! "build-fuzz/fuzz/$target" "$corpus" -max_total_time="$seconds" \
+  seeds=()
+  [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
+  if ! "build-fuzz/fuzz/$target" "$corpus" "${seeds[@]}" -max_total_time="$seconds" \
       -artifact_prefix="$artifacts/" -print_final_stats=1 "$@"; then
     echo "== $target FAILED (see $artifacts)" >&2
     status=1
