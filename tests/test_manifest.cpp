@@ -45,6 +45,66 @@ TEST(Manifest, LoadsTinySd) {
   EXPECT_EQ(m.noise_schedule.num_train_timesteps, 1000);
   EXPECT_DOUBLE_EQ(m.noise_schedule.beta_end, 0.012);
   EXPECT_EQ(m.noise_schedule.prediction_type, PredictionType::kEpsilon);
+  // Version 1 has no attention or source fields: the golden bundle was traced with classic attention.
+  EXPECT_EQ(m.attention, "classic");
+  EXPECT_EQ(m.source.model, "");
+  EXPECT_EQ(m.export_command("cpu", "float32"), "scripts/export_bundle.py MODEL OUT_DIR --device cpu --dtype float32");
+}
+
+// tiny-sd's manifest as scripts/export_bundle.py writes version 2: attention and source added.
+std::string v2_text() {
+  std::string text = replace(tiny_manifest_text(), "\"format_version\": 1", "\"format_version\": 2");
+  return replace(text, "\"dtype\": \"float32\",",
+                 "\"dtype\": \"float32\", \"attention\": \"sdpa\", \"source\": {\"model\": "
+                 "\"stabilityai/stable-diffusion-2-1\", \"kind\": \"hub\", \"revision\": "
+                 "\"5cae40e6a2745ae2b01ad92ae5043f95f23644d6\", \"variant\": null, \"weights_sha256\": "
+                 "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\", \"weight_files\": {}},");
+}
+
+TEST(Manifest, ReadsVersion2) {
+  Manifest m = parse_manifest(v2_text(), "model.json");
+  EXPECT_EQ(m.format_version, 2);
+  EXPECT_EQ(m.attention, "sdpa");
+  EXPECT_EQ(m.source.model, "stabilityai/stable-diffusion-2-1");
+  EXPECT_EQ(m.source.kind, "hub");
+  EXPECT_EQ(m.source.revision, "5cae40e6a2745ae2b01ad92ae5043f95f23644d6");
+  EXPECT_EQ(m.source.weights_sha256, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(m.export_command("cuda", "float16"),
+            "scripts/export_bundle.py stabilityai/stable-diffusion-2-1 OUT_DIR --device cuda --dtype float16");
+  // Unknown fields (the exporter's "export" record, "weight_files") are left to run metadata.
+  EXPECT_TRUE(m.raw["source"].contains("weight_files"));
+}
+
+TEST(Manifest, Version2NullRevisionCompatAndQuoting) {
+  std::string text = replace(v2_text(), "\"revision\": \"5cae40e6a2745ae2b01ad92ae5043f95f23644d6\"", "\"revision\": null");
+  text = replace(text, "\"attention\": \"sdpa\"", "\"attention\": \"classic\"");
+  text = replace(text, "\"model\": \"stabilityai/stable-diffusion-2-1\"", "\"model\": \"my models/it's.safetensors\"");
+  text = replace(text, "\"kind\": \"hub\"", "\"kind\": \"single-file\"");
+  Manifest m = parse_manifest(text, "model.json");
+  EXPECT_EQ(m.source.revision, "");
+  EXPECT_EQ(m.source.kind, "single-file");
+  EXPECT_EQ(m.export_command("cpu", "float32"),
+            "scripts/export_bundle.py 'my models/it'\\''s.safetensors' OUT_DIR --device cpu --dtype float32 --compat");
+}
+
+TEST(Manifest, Version2FieldsAreRequiredAndChecked) {
+  const std::string v2 = v2_text();
+  expect_error(replace(v2, "\"attention\": \"sdpa\",", ""), "model.json: field 'attention' is missing");
+  expect_error(replace(v2, "\"attention\": \"sdpa\"", "\"attention\": \"flash\""),
+               "field 'attention' is \"flash\"; expected one of sdpa, classic");
+  expect_error(replace(v2, "\"kind\": \"hub\"", "\"kind\": \"url\""), "field 'source.kind' is \"url\"");
+  expect_error(replace(v2, "\"revision\": \"5cae40e6a2745ae2b01ad92ae5043f95f23644d6\"", "\"revision\": 3"),
+               "field 'source.revision' must be a string or null");
+  expect_error(replace(v2, "\"weights_sha256\": \"0123456789abcdef", "\"weights_sha256\": \"XYZ"),
+               "field 'source.weights_sha256' must be 64 lower-case hex digits");
+  expect_error(replace(v2, "\"model\": \"stabilityai/stable-diffusion-2-1\"", "\"model\": \"\""),
+               "field 'source.model' is empty");
+  // A version 2 manifest without a source.
+  std::string no_source = v2;
+  const auto start = no_source.find("\"source\"");
+  const auto end = no_source.find("},", start);
+  no_source.erase(start, end + 2 - start);
+  expect_error(no_source, "model.json: field 'source' is missing");
 }
 
 TEST(Manifest, MissingFieldNamesFieldAndFile) {

@@ -16,6 +16,9 @@ struct Manifest {
   std::string description;
   std::string device = "cpu";    // device the modules were traced for: "cpu" or "cuda"
   std::string dtype = "float32";  // "float32", "float16" or "bfloat16"
+  // Attention in the traced graphs: "sdpa" (aten::scaled_dot_product_attention, LibTorch >= 2.0) or
+  // "classic" (matmul + softmax, any LibTorch; export_bundle.py --compat). Version 1 bundles: classic.
+  std::string attention = "classic";
 
   struct Tokenizer {
     std::string kind = "clip-bpe";
@@ -48,14 +51,28 @@ struct Manifest {
   } vae;
 
   NoiseSchedule noise_schedule;
+
+  // Where the weights came from (format_version 2; empty strings in version 1 bundles).
+  struct Source {
+    std::string model;           // what export_bundle.py was given: hub id, folder or checkpoint file
+    std::string kind;            // "hub", "folder" or "single-file"
+    std::string revision;        // hub commit; "" when unknown
+    std::string weights_sha256;  // sha256 of the weight file (several files: of their list of hashes)
+  } source;
+
   nlohmann::json raw;  // the file as read, for run metadata
 
   // The bundle's native image size: sample_size * scale_factor.
   int native_size() const { return unet.sample_size * vae.scale_factor; }
+
+  // The scripts/export_bundle.py command line that makes this bundle's model for `device` and
+  // `dtype` (MODEL when the source is unknown; --compat kept for classic-attention exports).
+  std::string export_command(const std::string& device, const std::string& dtype) const;
 };
 
-// Newest manifest format this build reads.
-constexpr int kManifestFormatVersion = 1;
+// Newest manifest format this build reads. Version 2 (scripts/export_bundle.py) adds "attention"
+// and "source"; version 1 (models/tiny-sd) is still read.
+constexpr int kManifestFormatVersion = 2;
 
 // Parses model.json text; `source` names the file in error messages. Throws ModelError with one
 // line naming the file and the field for a missing or mistyped field.

@@ -1,6 +1,7 @@
 #include "sdinterp/bundle.h"
 
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <filesystem>
 
@@ -18,8 +19,8 @@ torch::ScalarType parse_dtype(const std::string& name) {
 
 namespace {
 
-std::string reexport_hint(const std::string& device, const std::string& dtype) {
-  return "re-export the model for it: scripts/export_bundle.py MODEL OUT_DIR --device " + device + " --dtype " + dtype;
+std::string reexport_hint(const Manifest& m, const std::string& device, const std::string& dtype) {
+  return "re-export the model for it: " + m.export_command(device, dtype);
 }
 
 torch::Device resolve_device(const std::string& asked, const Manifest& m, const std::string& dir) {
@@ -36,11 +37,12 @@ torch::Device resolve_device(const std::string& asked, const Manifest& m, const 
   const std::string kind = device.is_cuda() ? "cuda" : "cpu";
   if (kind != m.device) {
     throw ModelError("bundle " + dir + " was traced for " + m.device + "/" + m.dtype + " and cannot run on " + kind +
-                     " (tracing bakes the device in); " + reexport_hint(kind, kind == "cpu" ? "float32" : m.dtype));
+                     " (tracing bakes the device in); " + reexport_hint(m, kind, kind == "cpu" ? "float32" : m.dtype));
   }
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw ModelError("--device " + wanted + ": CUDA is not available on this machine (no GPU or driver); this bundle needs one");
+      throw ModelError("bundle " + dir + " was traced for cuda/" + m.dtype + " but CUDA is not available here (no GPU or driver); " +
+                       reexport_hint(m, "cpu", "float32") + ", or run it on a machine with a GPU");
     }
     int count = static_cast<int>(torch::cuda::device_count());
     int index = device.has_index() ? device.index() : 0;
@@ -93,6 +95,10 @@ Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torc
 
 Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   Manifest m = load_manifest(dir);
+  if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {
+    throw ModelError("bundle " + dir + " uses scaled_dot_product_attention, which this LibTorch " + TORCH_VERSION +
+                     " lacks; " + reexport_hint(m, m.device, m.dtype) + " --compat");
+  }
   torch::Device device = resolve_device(device_name, m, dir);
   const fs::path root(dir);
   TokenizerSpecialIds ids;

@@ -35,6 +35,13 @@ class FieldReader {
   std::string string_or(const char* name, const std::string& fallback) const {
     return has(name) ? string(name) : fallback;
   }
+  // A string or null (null and absent read as "").
+  std::string string_or_null(const char* name) const {
+    auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) return "";
+    if (!it->is_string()) fail(name, "must be a string or null");
+    return it->get<std::string>();
+  }
   int64_t integer(const char* name, int64_t min_value, int64_t max_value) const {
     const json& v = require(name, json::value_t::number_integer, "an integer");
     int64_t value = 0;
@@ -100,6 +107,21 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   m.description = top.string_or("description", "");
   m.device = top.one_of("device", {"cpu", "cuda"});
   m.dtype = top.one_of("dtype", {"float32", "float16", "bfloat16"});
+  // Version 2 names the attention and the source; version 1 bundles (tiny-sd) have neither.
+  const bool v2 = m.format_version >= 2;
+  if (v2 || top.has("attention")) m.attention = top.one_of("attention", {"sdpa", "classic"});
+  if (v2 || top.has("source")) {
+    FieldReader src = top.object("source");
+    m.source.model = src.string("model");
+    if (m.source.model.empty()) src.fail("model", "is empty");
+    m.source.kind = src.one_of("kind", {"hub", "folder", "single-file"});
+    m.source.revision = src.string_or_null("revision");
+    m.source.weights_sha256 = src.string("weights_sha256");
+    const std::string& h = m.source.weights_sha256;
+    if (h.size() != 64 || h.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      src.fail("weights_sha256", "must be 64 lower-case hex digits");
+    }
+  }
 
   FieldReader tok = top.object("tokenizer");
   m.tokenizer.kind = tok.one_of("kind", {"clip-bpe"});
@@ -147,6 +169,20 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   }
   m.raw = std::move(root);
   return m;
+}
+
+std::string Manifest::export_command(const std::string& to_device, const std::string& to_dtype) const {
+  std::string model = source.model.empty() ? "MODEL" : source.model;
+  // Quote for a POSIX shell when the name has anything beyond the usual path characters.
+  if (model.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:@+=,") !=
+      std::string::npos) {
+    std::string quoted = "'";
+    for (char c : model) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    model = quoted + "'";
+  }
+  std::string command = "scripts/export_bundle.py " + model + " OUT_DIR --device " + to_device + " --dtype " + to_dtype;
+  if (format_version >= 2 && attention == "classic") command += " --compat";
+  return command;
 }
 
 Manifest load_manifest(const std::string& bundle_dir) {

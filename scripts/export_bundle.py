@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Export a Stable Diffusion 1.x/2.x model to an sdinterp bundle.
+
+    .venv/bin/python scripts/export_bundle.py MODEL OUT_DIR [--device cpu|cuda]
+        [--dtype float32|float16|bfloat16] [--compat]
+
+MODEL is a Hugging Face hub id (e.g. stable-diffusion-v1-5/stable-diffusion-v1-5), a local folder in
+diffusers layout, or a single checkpoint file (.safetensors or .ckpt, the original Stable Diffusion
+layout). OUT_DIR becomes the bundle: model.json, tokenizer/vocab.json + merges.txt, and four
+TorchScript modules traced with torch.jit.trace:
+
+    text_encoder.pt   input_ids int64 [B, 77]                     -> last_hidden_state [B, 77, hidden]
+    unet.pt           sample [B, 4, h, w], timestep float32 [B],
+                      encoder_hidden_states [B, 77, hidden]        -> noise prediction [B, 4, h, w]
+    vae_decoder.pt    latents / scaling_factor [B, 4, h, w]        -> image in [-1, 1] [B, 3, 8h, 8w]
+    vae_encoder.pt    image in [-1, 1] [B, 3, H, W]                -> unscaled latent mean [B, 4, H/8, W/8]
+
+Tracing bakes the device and the dtype into the graphs, so a bundle is made for one of each and
+model.json records them. After tracing, every module is saved, loaded back and run at a batch size
+and a latent size other than the traced ones, next to the eager module; past a tolerance suited to
+the dtype the export fails (exit status 1) and OUT_DIR is not written. OUT_DIR is written whole or
+not at all: the bundle is built in a temporary folder beside it and renamed at the end.
+
+Only the download of a hub model needs the network (once; the hub cache keeps it). The bundle and
+the sdinterp binary never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+FORMAT_VERSION = 2
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5")
+# Largest accepted max|traced - eager| / max|eager| per dtype. Traced and eager run the same kernels,
+# so float32 agrees to rounding; half precision changes kernels with the batch size on GPUs.
+TOLERANCES = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+TRACE_BATCH, VERIFY_BATCH = 2, 3
+TOKENIZER_PROBES = [
+    "a photo of a cat",
+    "",
+    "A painting of a squirrel eating a burger, trending on artstation!!",
+    "Straße über café, naïve résumé 日本語 😀 don't it's",
+    "word " * 90,
+]
+
+
+class ExportError(Exception):
+    """A problem with the model or the arguments: one line, exit status 2."""
+
+
+class VerificationError(Exception):
+    """A traced module disagrees with the eager one: exit status 1."""
+
+
+def log(message: str) -> None:
+    print(f"export_bundle: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="export_bundle.py",
+        description="Export a Stable Diffusion 1.x/2.x model (hub id, diffusers folder or single checkpoint file) "
+        "to an sdinterp bundle folder.",
+    )
+    p.add_argument("model", metavar="MODEL", help="hub id, local diffusers folder, or a .safetensors/.ckpt checkpoint file")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="bundle folder to create")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="device the bundle runs on (tracing bakes it in; default cpu)")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="weights and activations dtype (tracing bakes it in; default float32)")
+    p.add_argument("--compat", action="store_true",
+                   help="classic attention (matmul + softmax) instead of scaled_dot_product_attention, "
+                   "for LibTorch builds older than 2.0")
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) of MODEL")
+    p.add_argument("--variant", default=None, help='weights variant of a diffusers model, e.g. "fp16"')
+    p.add_argument("--config", default=None,
+                   help="single-file MODEL only: diffusers config of the pipeline, a hub id or a local diffusers "
+                   "folder (its config files suffice; no weights needed). Default: inferred from the checkpoint "
+                   "and downloaded from the hub")
+    p.add_argument("--original-config", default=None,
+                   help="single-file MODEL only: the original Stable Diffusion YAML config (v1-inference.yaml, ...)")
+    p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
+                   help="override the scheduler config's prediction_type (single files of SD 2.x 768-v models)")
+    p.add_argument("--description", default=None, help="model.json description (default: names the source)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hashing and provenance
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def component_weight_files(folder: Path, component: str, variant: str | None) -> list[Path]:
+    """The weight files diffusers/transformers load for one component of a diffusers folder."""
+    sub = folder / component
+    if not sub.is_dir():
+        return []
+    files = [f for f in sorted(sub.iterdir()) if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES)]
+
+    def infix(f: Path) -> str | None:  # "diffusion_pytorch_model.fp16.safetensors" -> "fp16"
+        parts = f.name.split(".")
+        return parts[-2] if len(parts) > 2 else None
+
+    chosen = [f for f in files if infix(f) == variant]
+    if not chosen and variant is not None:
+        chosen = [f for f in files if infix(f) is None]  # diffusers falls back to the main weights
+    safetensors = [f for f in chosen if f.suffix == ".safetensors"]
+    return safetensors or [f for f in chosen if f.suffix == ".bin"] or chosen
+
+
+def describe_source(model: str, kind: str, folder: Path | None, variant: str | None) -> dict:
+    """Source record: what MODEL was, its revision, and sha256 of the weight files read."""
+    files: dict[str, str] = {}
+    if kind == "single-file":
+        path = Path(model)
+        files[path.name] = sha256_file(path)
+    else:
+        assert folder is not None
+        for component in ("text_encoder", "unet", "vae"):
+            for f in component_weight_files(folder, component, variant):
+                files[f"{component}/{f.name}"] = sha256_file(f)
+    if len(files) == 1:
+        combined = next(iter(files.values()))
+    else:
+        combined = hashlib.sha256("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+    revision = None
+    if folder is not None:
+        # A hub cache snapshot is .../snapshots/<commit>/
+        if folder.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", folder.name):
+            revision = folder.name
+    return {"model": model, "kind": kind, "revision": revision, "variant": variant,
+            "weights_sha256": combined, "weight_files": files}
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_pipeline(args: argparse.Namespace):
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    torch_dtype = getattr(torch, args.dtype)
+    common = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False, dtype=torch_dtype)
+    model = args.model
+    path = Path(model)
+    if path.is_file():
+        if not path.name.lower().endswith(SINGLE_FILE_SUFFIXES):
+            raise ExportError(f"{model}: a single checkpoint file must end in .safetensors or .ckpt")
+        kw = dict(common)
+        if args.config:
+            kw["config"] = args.config
+        if args.original_config:
+            kw["original_config"] = args.original_config
+        if args.offline:
+            kw["local_files_only"] = True
+        if args.revision or args.variant:
+            raise ExportError("--revision and --variant apply to hub and diffusers-folder models only")
+        log(f"loading single-file checkpoint {model}")
+        pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
+        return pipe, "single-file", None
+    if args.config or args.original_config:
+        raise ExportError("--config and --original-config apply to a single checkpoint file only")
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ExportError(f"{model}: not a diffusers folder (no model_index.json); "
+                              "pass a hub id, a diffusers folder or a .safetensors/.ckpt file")
+        if args.revision:
+            raise ExportError("--revision applies to hub models only")
+        folder, kind = path.resolve(), "folder"
+    elif path.suffix.lower() in SINGLE_FILE_SUFFIXES or os.sep in model and not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+        raise ExportError(f"{model}: no such file or folder")
+    else:
+        log(f"fetching {model} from the hub (or its cache)")
+        folder = Path(StableDiffusionPipeline.download(
+            model, revision=args.revision, variant=args.variant, local_files_only=args.offline,
+            safety_checker=None, feature_extractor=None))
+        kind = "hub"
+    log(f"loading {folder}")
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), variant=args.variant, local_files_only=True, **common)
+    return pipe, kind, folder
+
+
+def check_supported(pipe, prediction_override: str | None) -> dict:
+    """Refuses what sdinterp cannot draw; returns the noise schedule record."""
+    unet, vae, te = pipe.unet.config, pipe.vae.config, pipe.text_encoder.config
+    if unet.in_channels != vae.latent_channels:
+        raise ExportError(f"the UNet takes {unet.in_channels} channels but the VAE makes {vae.latent_channels}: "
+                          "inpainting and depth models are not supported")
+    for field in ("class_embed_type", "addition_embed_type", "time_cond_proj_dim", "encoder_hid_dim"):
+        if unet.get(field) is not None:
+            raise ExportError(f"unet config has {field}={unet.get(field)!r}: only plain text-to-image "
+                              "Stable Diffusion 1.x/2.x UNets are supported")
+    if not isinstance(unet.cross_attention_dim, int) or unet.cross_attention_dim != te.hidden_size:
+        raise ExportError(f"unet cross_attention_dim {unet.cross_attention_dim} != text encoder hidden_size "
+                          f"{te.hidden_size}")
+    if not isinstance(unet.sample_size, int):
+        raise ExportError(f"unet sample_size {unet.sample_size!r}: expected one integer")
+    if vae.get("shift_factor") not in (None, 0, 0.0) or vae.get("latents_mean") is not None:
+        raise ExportError("the VAE has shift_factor/latents_mean: not a Stable Diffusion 1.x/2.x VAE")
+    sc = pipe.scheduler.config
+    if sc.get("trained_betas") is not None:
+        raise ExportError("the scheduler has trained_betas: sdinterp reads beta_start/beta_end/beta_schedule only")
+    if sc.get("beta_schedule") not in ("scaled_linear", "linear"):
+        raise ExportError(f"beta_schedule {sc.get('beta_schedule')!r} is not supported (scaled_linear, linear)")
+    prediction = prediction_override or sc.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "v_prediction"):
+        raise ExportError(f"prediction_type {prediction!r} is not supported (epsilon, v_prediction)")
+    if sc.get("rescale_betas_zero_snr"):
+        log("warning: the scheduler config asks for rescale_betas_zero_snr; sdinterp's schedulers do not rescale")
+    return {"num_train_timesteps": int(sc.num_train_timesteps), "beta_start": float(sc.beta_start),
+            "beta_end": float(sc.beta_end), "beta_schedule": sc.beta_schedule, "prediction_type": prediction}
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+def export_tokenizer(tokenizer, out: Path, max_length: int) -> dict:
+    """Writes vocab.json and merges.txt; checks that they tokenize as the model's tokenizer does."""
+    from transformers import CLIPTokenizer
+
+    tok_dir = out / "tokenizer"
+    tok_dir.mkdir()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        backend.model.save(str(tok_dir))  # vocab.json, merges.txt (with a "#version" line)
+    elif getattr(tokenizer, "vocab_file", None) and getattr(tokenizer, "merges_file", None):
+        shutil.copyfile(tokenizer.vocab_file, tok_dir / "vocab.json")
+        shutil.copyfile(tokenizer.merges_file, tok_dir / "merges.txt")
+    else:
+        raise ExportError(f"tokenizer {type(tokenizer).__name__} is not a CLIP BPE tokenizer")
+    for name in ("vocab.json", "merges.txt"):
+        if not (tok_dir / name).is_file():
+            raise ExportError(f"the tokenizer did not write {name}")
+    ids = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
+    for k, v in ids.items():
+        if not isinstance(v, int):
+            raise ExportError(f"the tokenizer has no {k[:-3]} token")
+
+    # The written files, read back as a plain CLIP tokenizer with the same special tokens, must give
+    # exactly the pipeline's ids (what sdinterp's tokenizer reimplements).
+    check = CLIPTokenizer(vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"),
+                          bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token,
+                          pad_token=tokenizer.pad_token, unk_token=tokenizer.unk_token or tokenizer.eos_token)
+    kw = dict(padding="max_length", max_length=max_length, truncation=True)
+    for probe in TOKENIZER_PROBES:
+        want, got = tokenizer(probe, **kw).input_ids, check(probe, **kw).input_ids
+        if want != got:
+            raise ExportError(f"tokenizer files written from {type(tokenizer).__name__} do not reproduce its ids "
+                              f"for {probe[:40]!r}: {want[:8]}... vs {got[:8]}...")
+    return {"kind": "clip-bpe", "vocab": "tokenizer/vocab.json", "merges": "tokenizer/merges.txt",
+            "max_length": max_length, **ids}
+
+
+# --------------------------------------------------------------------------------------------------
+# Tracing and verification
+
+
+def make_wrappers():
+    import torch
+
+    class TextEncoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids):
+            return self.m(input_ids=input_ids).last_hidden_state
+
+    class Unet(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, sample, timestep, encoder_hidden_states):
+            return self.m(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+
+    class VaeDecoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, latents):
+            return self.m.decode(latents, return_dict=False)[0]
+
+    class VaeEncoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, image):
+            return self.m.encode(image, return_dict=False)[0].mean
+
+    return TextEncoder, Unet, VaeDecoder, VaeEncoder
+
+
+def set_attention(pipe, compat: bool) -> str:
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    pipe.unet.set_attn_processor(AttnProcessor() if compat else AttnProcessor2_0())
+    pipe.vae.set_attn_processor(AttnProcessor() if compat else AttnProcessor2_0())
+    pipe.text_encoder.set_attn_implementation("eager" if compat else "sdpa")
+    return "classic" if compat else "sdpa"
+
+
+def compare(name: str, eager, traced, dtype: str, inputs_desc: str) -> dict:
+    import torch
+
+    e, t = eager.float(), traced.float()
+    if e.shape != t.shape:
+        raise VerificationError(f"{name}: traced output shape {list(t.shape)} != eager {list(e.shape)} ({inputs_desc})")
+    finite = bool(torch.isfinite(e).all()) and bool(torch.isfinite(t).all())
+    max_abs = float((e - t).abs().max()) if finite else float("inf")
+    scale = float(e.abs().max()) if finite else float("nan")
+    rel = max_abs / max(scale, 1e-6) if finite else float("inf")
+    tol = TOLERANCES[dtype]
+    return {"module": name, "inputs": inputs_desc, "shape": list(t.shape), "max_abs_error": max_abs,
+            "scale": scale, "relative_error": rel, "tolerance": tol, "finite": finite, "ok": finite and rel <= tol}
+
+
+def trace_save_verify(name: str, module, trace_inputs: tuple, verify_inputs: tuple, path: Path, dtype: str,
+                      describe) -> tuple[dict, list[str]]:
+    """Traces module at trace_inputs, saves it, loads the file back and compares it with the eager
+    module at trace_inputs and at verify_inputs (another batch size and latent size)."""
+    import torch
+
+    t0 = time.monotonic()
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        traced = torch.jit.trace(module, trace_inputs, check_trace=False)
+        torch.jit.save(traced, str(path))
+    del traced
+    gc.collect()
+    notes = sorted({f"{Path(w.filename).name}:{w.lineno}: {str(w.message).split('.')[0]}" for w in caught
+                    if issubclass(w.category, torch.jit.TracerWarning)})
+    t_trace = time.monotonic() - t0
+    loaded = torch.jit.load(str(path), map_location=None)
+    loaded.eval()
+    results = []
+    with torch.no_grad():
+        for inputs in (verify_inputs, trace_inputs):
+            eager_out = module(*inputs)
+            traced_out = loaded(*inputs)
+            results.append(compare(name, eager_out, traced_out, dtype, describe(inputs)))
+            del eager_out, traced_out
+    del loaded
+    gc.collect()
+    report = {"file": path.name, "trace_inputs": describe(trace_inputs), "trace_seconds": round(t_trace, 2),
+              "checks": results, "ok": all(r["ok"] for r in results)}
+    return report, notes
+
+
+def odd_latent_size(factor: int) -> tuple[int, int]:
+    """A small latent size that is not a multiple of the UNet's overall down factor: the UNet then
+    upsamples to the skip connections' sizes, which the trace records as shape computations, so the
+    traced graph works at every size (at multiples of the factor too, with the same numbers)."""
+    return 2 * factor + 1, 3 * factor - 1 if factor > 2 else 2 * factor + 1
+
+
+def trace_all(pipe, out: Path, device: str, dtype: str, tokenizer_record: dict) -> dict:
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    TextEncoder, Unet, VaeDecoder, VaeEncoder = make_wrappers()
+    g = torch.Generator().manual_seed(1234)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g).to(device=device, dtype=torch_dtype)
+
+    def shapes(inputs):
+        return ", ".join(f"{str(x.dtype).replace('torch.', '')}{list(x.shape)}" for x in inputs)
+
+    reports, notes = {}, {}
+    tok = pipe.tokenizer
+    max_length = tokenizer_record["max_length"]
+
+    def ids(prompts):
+        return tok(prompts, padding="max_length", max_length=max_length, truncation=True,
+                   return_tensors="pt").input_ids.to(device)
+
+    # Text encoder: real prompts, batch 2 traced, batch 3 verified (one prompt truncated).
+    te = TextEncoder(pipe.text_encoder).eval()
+    trace_ids = ids(TOKENIZER_PROBES[:2])
+    verify_ids = ids(TOKENIZER_PROBES[2:5])
+    log("tracing text_encoder.pt")
+    reports["text_encoder"], notes["text_encoder"] = trace_save_verify(
+        "text_encoder", te, (trace_ids,), (verify_ids,), out / "text_encoder.pt", dtype, shapes)
+    with torch.no_grad():
+        ctx_trace, ctx_verify = te(trace_ids), te(verify_ids)
+
+    # UNet: traced at batch 2 on a latent size that is not a multiple of its down factor.
+    up_factor = 2 ** (len(pipe.unet.config.block_out_channels) - 1)  # one upsampler per block but the last
+    c = pipe.unet.config.in_channels
+    th, tw = odd_latent_size(up_factor)
+    vh, vw = 3 * up_factor, 2 * up_factor
+    unet = Unet(pipe.unet).eval()
+    t_trace = torch.tensor([999.0, 500.5], dtype=torch.float32, device=device)
+    t_verify = torch.tensor([1.0, 250.25, 981.0], dtype=torch.float32, device=device)
+    log(f"tracing unet.pt (latents {th}x{tw}, verified at {vh}x{vw} batch {VERIFY_BATCH})")
+    reports["unet"], notes["unet"] = trace_save_verify(
+        "unet", unet, (randn(TRACE_BATCH, c, th, tw), t_trace, ctx_trace),
+        (randn(VERIFY_BATCH, c, vh, vw), t_verify, ctx_verify), out / "unet.pt", dtype, shapes)
+    del ctx_trace, ctx_verify
+
+    # VAE decoder and encoder: small odd sizes traced, other sizes verified.
+    lc = pipe.vae.config.latent_channels
+    sf = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    dh, dw = 5, 7
+    log("tracing vae_decoder.pt")
+    reports["vae_decoder"], notes["vae_decoder"] = trace_save_verify(
+        "vae_decoder", VaeDecoder(pipe.vae).eval(), (randn(TRACE_BATCH, lc, dh, dw),),
+        (randn(1, lc, 4, 6),), out / "vae_decoder.pt", dtype, shapes)
+
+    def image(b, h, w):
+        return (torch.rand(b, 3, h, w, generator=g) * 2 - 1).to(device=device, dtype=torch_dtype)
+
+    log("tracing vae_encoder.pt")
+    reports["vae_encoder"], notes["vae_encoder"] = trace_save_verify(
+        "vae_encoder", VaeEncoder(pipe.vae).eval(), (image(TRACE_BATCH, dh * sf, dw * sf),),
+        (image(1, 4 * sf, 6 * sf),), out / "vae_encoder.pt", dtype, shapes)
+    return {"modules": reports, "tracer_warnings": {k: v for k, v in notes.items() if v}}
+
+
+def graph_ops(path: Path) -> set[str]:
+    import torch
+
+    return {node.kind() for node in torch.jit.load(str(path)).inlined_graph.nodes()}
+
+
+def print_report(verification: dict) -> None:
+    print("verification (traced module loaded from its file vs eager module):")
+    print(f"  {'module':<13} {'inputs':<58} {'max abs err':>11} {'rel err':>9} {'tol':>7}  result")
+    for name, rep in verification["modules"].items():
+        for chk in rep["checks"]:
+            print(f"  {name:<13} {chk['inputs'][:58]:<58} {chk['max_abs_error']:>11.3g} {chk['relative_error']:>9.2g} "
+                  f"{chk['tolerance']:>7.0e}  {'ok' if chk['ok'] else 'FAILED'}")
+    for name, notes in verification.get("tracer_warnings", {}).items():
+        for n in notes:
+            print(f"  note: {name}: {n[:160]}")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+
+
+def export(args: argparse.Namespace) -> int:
+    out = Path(args.out_dir).absolute()
+    if out.exists() and not args.overwrite:
+        raise ExportError(f"{out} exists; pass --overwrite to replace it")
+    if args.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    started = time.monotonic()
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ExportError("--device cuda: no CUDA device is visible to torch here; export on the machine "
+                          "(or kind of machine) the bundle will run on")
+    if args.device == "cpu" and args.dtype == "float16":
+        log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
+    import diffusers
+    import transformers
+
+    try:
+        pipe, kind, folder = load_pipeline(args)
+    except ExportError:
+        raise
+    except Exception as e:  # hub, file format and config errors: one line, not a traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ExportError(f"cannot load {args.model}: {type(e).__name__}: {first}") from e
+    schedule = check_supported(pipe, args.prediction_type)
+    attention = set_attention(pipe, args.compat)
+    pipe.to(args.device)  # loaded in the bundle's dtype already
+    for m in (pipe.unet, pipe.vae, pipe.text_encoder):
+        m.eval()
+        m.requires_grad_(False)
+    log(f"loaded in {time.monotonic() - started:.1f} s; UNet parameters: "
+        f"{sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.1f} M")
+
+    log("hashing the weight files")
+    source = describe_source(args.model, kind, folder, args.variant)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the bundle is an ordinary folder
+    try:
+        te_cfg, unet_cfg, vae_cfg = pipe.text_encoder.config, pipe.unet.config, pipe.vae.config
+        max_length = int(min(pipe.tokenizer.model_max_length, te_cfg.max_position_embeddings))
+        tokenizer_record = export_tokenizer(pipe.tokenizer, tmp, max_length)
+        verification = trace_all(pipe, tmp, args.device, args.dtype, tokenizer_record)
+        print_report(verification)
+        failed = [f"{name} ({chk['inputs']}: relative error {chk['relative_error']:.3g} > {chk['tolerance']:.0e})"
+                  for name, rep in verification["modules"].items() for chk in rep["checks"] if not chk["ok"]]
+        if failed:
+            raise VerificationError("traced modules disagree with the eager model: " + "; ".join(failed))
+        if args.compat:
+            for f in ("text_encoder.pt", "unet.pt", "vae_decoder.pt", "vae_encoder.pt"):
+                if "aten::scaled_dot_product_attention" in graph_ops(tmp / f):
+                    raise VerificationError(f"--compat: {f} still calls scaled_dot_product_attention")
+
+        vae_scale_factor = 2 ** (len(vae_cfg.block_out_channels) - 1)
+        manifest = {
+            "format": "sdinterp-bundle",
+            "format_version": FORMAT_VERSION,
+            "description": args.description or f"{args.model} exported by scripts/export_bundle.py "
+                                               f"for {args.device}/{args.dtype}",
+            "device": args.device,
+            "dtype": args.dtype,
+            "attention": attention,
+            "tokenizer": tokenizer_record,
+            "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
+            "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
+                     "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim)},
+            "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
+                    "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
+                    "scaling_factor": float(vae_cfg.scaling_factor)},
+            "noise_schedule": schedule,
+            "source": source,
+            "export": {
+                "tool": "scripts/export_bundle.py",
+                "command": " ".join(["export_bundle.py", *sys.argv[1:]]),
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "torch": torch.__version__, "diffusers": diffusers.__version__,
+                "transformers": transformers.__version__, "compat": bool(args.compat),
+                "verification": verification,
+            },
+        }
+        with open(tmp / "model.json", "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        # Publish: rename the finished folder into place.
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / out.name)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"wrote {out} in {time.monotonic() - started:.1f} s ({args.device}/{args.dtype}, {attention} attention)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return export(args)
+    except VerificationError as e:
+        log(f"error: verification failed: {e}; nothing written to {args.out_dir}")
+        return 1
+    except ExportError as e:
+        log(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        log("interrupted; nothing written")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
