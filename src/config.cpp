@@ -81,6 +81,7 @@ std::vector<std::string> RunConfig::problems() const {
   if (height < 0 || width < 0) out.push_back("--height and --width must be positive");
   if (!std::isfinite(step_size)) out.push_back("--step-size must be a finite number");
   if (batch < 0) out.push_back("--batch must be positive (or 0 for automatic)");
+  if (!(max_vram_gb >= 0) || max_vram_gb > 1e6) out.push_back("--max-vram must be a positive number of GiB (or 0 for no cap)");
   if (!(fps > 0 && fps <= 100)) out.push_back("--fps must be above 0 and at most 100");
   if (loop < 0 || loop > 65535) out.push_back("--loop must be between 0 (forever) and 65535");
   if (png_dir.empty() && output.empty()) out.push_back("nothing to write: give -o FILE.gif and/or --png-dir DIR");

@@ -33,6 +33,7 @@ struct RunConfig {
   InterpKind interp = InterpKind::kSlerp;
   std::string scheduler = "lms";
   int batch = 0;              // frames per UNet call; 0: chosen automatically
+  double max_vram_gb = 0;     // CUDA: cap on device memory for the automatic batch; 0: none
   std::string device = "auto";  // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
   std::string png_dir;
   std::string output;

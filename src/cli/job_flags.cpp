@@ -23,6 +23,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
                                    "lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, dpmpp_2m_karras")
                        ->capture_default_str();
   o["batch"] = sub->add_option("--batch", c.batch, "Frames per UNet call (0: automatic)")->capture_default_str();
+  o["max-vram"] = sub->add_option("--max-vram", c.max_vram_gb, "CUDA: GiB of device memory the automatic --batch may use (0: no cap)")
+                      ->capture_default_str();
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
   o["output"] = sub->add_option("-o,--output", c.output, "Animation file (.gif); metadata goes to FILE.json");
   o["png-dir"] = sub->add_option("--png-dir", c.png_dir, "Write frames as DIR/frame_0000.png, ... (lossless)");
@@ -55,6 +57,7 @@ nlohmann::json JobFlags::given() const {
   set("interp", interp_);
   set("scheduler", c.scheduler);
   set("batch", c.batch);
+  set("max-vram", c.max_vram_gb);
   set("device", c.device);
   set("output", c.output);
   set("png-dir", c.png_dir);

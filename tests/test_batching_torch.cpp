@@ -1,0 +1,57 @@
+// How many frames go into one UNet call: the rule, without a device.
+#include <gtest/gtest.h>
+
+#include "sdinterp/manifest.h"
+#include "sdinterp/pipeline.h"
+#include "test_support.h"
+
+namespace sdinterp {
+namespace {
+
+Manifest sd15(const std::string& dtype) {
+  Manifest m = load_manifest(test::tiny_sd());
+  m.dtype = dtype;
+  m.unet.cross_attention_dim = m.text_encoder.hidden_size = 768;
+  m.unet.sample_size = 64;
+  return m;
+}
+
+TEST(Batching, ActivationEstimateScalesWithAreaDtypeAndGuidance) {
+  const Manifest half = sd15("float16");
+  const int64_t base = frame_activation_bytes(half, 512, 512, /*guided=*/true);
+  EXPECT_EQ(base, 110000000);  // two UNet batch elements of 55 MB
+  EXPECT_EQ(frame_activation_bytes(half, 512, 512, false), base / 2);
+  EXPECT_EQ(frame_activation_bytes(sd15("float32"), 512, 512, true), 2 * base);
+  EXPECT_EQ(frame_activation_bytes(half, 768, 768, true), static_cast<int64_t>(base * 2.25));
+}
+
+TEST(Batching, BudgetRule) {
+  EXPECT_EQ(batch_for_budget(1000, 100, 30), 10);
+  EXPECT_EQ(batch_for_budget(1000, 100, 4), 4);      // never more than the frames
+  EXPECT_EQ(batch_for_budget(50, 100, 30), 1);       // always at least one frame
+  EXPECT_EQ(batch_for_budget(-5, 100, 30), 1);       // a cap below what is in use still runs
+  EXPECT_EQ(batch_for_budget(1000, 0, 30), 30);
+}
+
+TEST(Batching, TheNotebookWalkFitsTenGibOnSd15) {
+  // 30 frames of 512x512 with guidance on an fp16 SD-1.5 UNet: all frames in one call stay
+  // under a 10 GiB cap once 1.7 GB of weights are resident.
+  const int64_t per_frame = frame_activation_bytes(sd15("float16"), 512, 512, true);
+  const int64_t cap = 10LL << 30;
+  EXPECT_EQ(batch_for_budget(cap - 1700000000LL, per_frame, 30), 30);
+  EXPECT_EQ(batch_for_budget(2LL << 30, per_frame, 30), 19);
+}
+
+TEST(Batching, ExplicitBatchAndCpuDefault) {
+  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  RunConfig c;
+  c.batch = 7;
+  EXPECT_EQ(choose_batch(c, bundle, 30), 7);
+  EXPECT_EQ(choose_batch(c, bundle, 5), 5);
+  c.batch = 0;
+  EXPECT_EQ(choose_batch(c, bundle, 30), kCpuDefaultBatch);
+  EXPECT_EQ(choose_batch(c, bundle, 2), 2);
+}
+
+}  // namespace
+}  // namespace sdinterp
