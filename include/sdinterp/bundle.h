@@ -2,8 +2,9 @@
 // The bundle is read-only after load; per-run state lives in the sampler and schedulers.
 #pragma once
 
-#include <torch/script.h>
+#include <torch/types.h>
 
+#include <memory>
 #include <string>
 
 #include "sdinterp/manifest.h"
@@ -17,6 +18,9 @@ class Bundle {
   // bundle was traced for), "cpu", "cuda" or "cuda:N". Throws ModelError for a missing or
   // corrupt file, or a bundle traced for another device than asked (with how to re-export).
   static Bundle load(const std::string& dir, const std::string& device = "auto");
+  Bundle(Bundle&&) noexcept;
+  Bundle& operator=(Bundle&&) noexcept;
+  ~Bundle();
 
   const Manifest& manifest() const { return manifest_; }
   const ClipTokenizer& tokenizer() const { return tokenizer_; }
@@ -34,15 +38,15 @@ class Bundle {
 
  private:
   Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device);
+  // The TorchScript modules, kept out of this header: torch/script.h is slow to compile.
+  struct Modules;
 
   std::string dir_;
   Manifest manifest_;
   ClipTokenizer tokenizer_;
   torch::Device device_;
   torch::ScalarType dtype_ = torch::kFloat32;
-  torch::jit::Module text_encoder_;
-  torch::jit::Module unet_;
-  torch::jit::Module vae_decoder_;
+  std::unique_ptr<Modules> modules_;
 };
 
 // "float32" -> kFloat32 etc.

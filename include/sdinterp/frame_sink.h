@@ -17,10 +17,22 @@ struct Frame {
   std::vector<uint8_t> rgb;  // 8-bit RGB, row-major, width * height * 3 bytes
 };
 
+// How a GIF places its 256 colours between palette entries.
+enum class Dither {
+  kNone,       // nearest colour: lowest noise, but smooth gradients band
+  kOrdered,    // a fixed blue-noise threshold pattern: never crawls, compresses well
+  kDiffusion,  // error diffusion, stabilised against the previous frame
+};
+
 struct FrameSinkOptions {
   double fps = 10.0;
-  int loop = 0;             // GIF/WebP loop count, 0 = forever
+  int loop = 0;             // times the animation plays (GIF/WebP), 0 = forever
   bool overwrite = false;   // replace an existing output
+  bool boomerang = false;   // play forward then back, end frames not repeated (animations)
+  Dither dither = Dither::kDiffusion;  // GIF only
+  bool lossless = false;    // WebP: lossless instead of lossy
+  float quality = 90.0f;    // WebP lossy quality, 0..100
+  int crf = 18;             // MP4 (H.264) constant rate factor, 0..51, lower is better
 };
 
 class FrameSink {
@@ -41,7 +53,15 @@ class FrameSink {
 // needed; frames go to a hidden temporary folder beside it and are moved in at finish().
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options);
 
-// Chooses the sink from the file extension (.gif). Throws ConfigError listing supported ones.
+// Chooses the sink from the file extension (.gif, .webp, .mp4). Throws ConfigError listing
+// the supported ones. Invalid options (fps, quality, ...) throw ConfigError here, before any
+// work is done.
 std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSinkOptions& options);
+
+// The file extensions make_file_sink accepts, for help texts: ".gif, .webp, .mp4".
+std::string supported_file_extensions();
+
+// Parses a --dither value ("none", "ordered", "diffusion"). Throws ConfigError.
+Dither parse_dither(const std::string& name);
 
 }  // namespace sdinterp

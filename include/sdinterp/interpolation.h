@@ -3,7 +3,7 @@
 // that form), so the plan stays small whatever the frame count and frames are built per chunk.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <vector>

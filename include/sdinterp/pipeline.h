@@ -2,7 +2,7 @@
 // 8-bit frames -> sinks. The only place that knows every stage.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <string>

@@ -1,7 +1,7 @@
 // Batched classifier-free-guided denoising of a chunk of frames.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 

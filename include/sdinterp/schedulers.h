@@ -2,7 +2,7 @@
 // A Scheduler object is the state of one run: make a fresh one per run (make_scheduler).
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <memory>
 #include <string>

@@ -1,6 +1,7 @@
 #include "sdinterp/bundle.h"
 
 #include <torch/cuda.h>
+#include <torch/script.h>
 #include <torch/version.h>
 
 #include <filesystem>
@@ -90,8 +91,21 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
 
 }  // namespace
 
+struct Bundle::Modules {
+  torch::jit::Module text_encoder;
+  torch::jit::Module unet;
+  torch::jit::Module vae_decoder;
+};
+
 Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device)
-    : dir_(std::move(dir)), manifest_(std::move(manifest)), tokenizer_(std::move(tokenizer)), device_(device) {}
+    : dir_(std::move(dir)),
+      manifest_(std::move(manifest)),
+      tokenizer_(std::move(tokenizer)),
+      device_(device),
+      modules_(std::make_unique<Modules>()) {}
+Bundle::Bundle(Bundle&&) noexcept = default;
+Bundle& Bundle::operator=(Bundle&&) noexcept = default;
+Bundle::~Bundle() = default;
 
 Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   Manifest m = load_manifest(dir);
@@ -112,18 +126,18 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   const Manifest& man = bundle.manifest_;
   bundle.dtype_ = parse_dtype(man.dtype);
   c10::InferenceMode guard;
-  bundle.text_encoder_ = load_module(root / man.text_encoder.file, device);
-  bundle.unet_ = load_module(root / man.unet.file, device);
-  bundle.vae_decoder_ = load_module(root / man.vae.decoder, device);
-  check_module(bundle.text_encoder_, root / man.text_encoder.file, man, device, bundle.dtype_);
-  check_module(bundle.unet_, root / man.unet.file, man, device, bundle.dtype_);
-  check_module(bundle.vae_decoder_, root / man.vae.decoder, man, device, bundle.dtype_);
+  bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
+  bundle.modules_->unet = load_module(root / man.unet.file, device);
+  bundle.modules_->vae_decoder = load_module(root / man.vae.decoder, device);
+  check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
+  check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
+  check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
   return bundle;
 }
 
 torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
   c10::InferenceMode guard;
-  torch::Tensor out = text_encoder_.forward({ids.to(device_)}).toTensor();
+  torch::Tensor out = modules_->text_encoder.forward({ids.to(device_)}).toTensor();
   if (out.dim() != 3 || out.size(2) != manifest_.text_encoder.hidden_size) {
     throw ModelError(dir_ + ": the text encoder returned shape " + c10::str(out.sizes()) + ", expected [B, " +
                      std::to_string(manifest_.tokenizer.max_length) + ", " +
@@ -136,14 +150,14 @@ torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep
   c10::InferenceMode guard;
   const int64_t batch = sample.size(0);
   torch::Tensor t = torch::full({batch}, timestep, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  torch::Tensor out = unet_.forward({sample.to(device_, dtype_), t, context.to(device_, dtype_)}).toTensor();
+  torch::Tensor out = modules_->unet.forward({sample.to(device_, dtype_), t, context.to(device_, dtype_)}).toTensor();
   return out.to(torch::kFloat32);
 }
 
 torch::Tensor Bundle::decode(const torch::Tensor& latents) {
   c10::InferenceMode guard;
   torch::Tensor scaled = latents / manifest_.vae.scaling_factor;
-  return vae_decoder_.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+  return modules_->vae_decoder.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
 }
 
 }  // namespace sdinterp
