@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config python3-venv
   libcli11-dev nlohmann-json3-dev libgif-dev libstb-dev libutf8proc-dev
-  googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev)
+  googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
+  libwebp-dev libavcodec-dev libavformat-dev libswscale-dev libavutil-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,239 @@
+// Animated GIF through giflib: a local palette per frame (see quantize.h for why), frames after
+// the first cropped to what changed with unchanged pixels transparent, delays in centiseconds
+// with the rounding carried, NETSCAPE2.0 looping.
+#include <gif_lib.h>
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "sdinterp/errors.h"
+#include "sinks/atomic_output.h"
+#include "sinks/bounded_queue.h"
+#include "sinks/quantize.h"
+#include "sinks/sink_common.h"
+#include "sinks/sinks.h"
+
+namespace sdinterp::sinks {
+namespace {
+
+constexpr int kMaxGifSide = 65535;
+
+std::string gif_error(int code) {
+  const char* text = GifErrorString(code);
+  return text != nullptr ? text : "unknown giflib error";
+}
+
+// Two threads besides the caller's: one builds each frame's palette, the next maps frames
+// (dithering, transparency, LZW) and writes them. A frame's palette depends only on the
+// previous palette and its mapping only on the previous mapping, so the stages overlap, and
+// with the caller decoding or generating the next frame all cores are busy. Queues hold at
+// most two frames each: memory stays flat however long the animation.
+class GifSink : public FrameSink {
+ public:
+  GifSink(const std::string& path, const FrameSinkOptions& options)
+      : path_(path), options_(options), file_(path, options.overwrite), palettes_(255) {}
+
+  ~GifSink() override { abort(); }
+
+  void begin(int width, int height, int frame_count) override {
+    check_begin(width, height, frame_count, kMaxGifSide);
+    width_ = width;
+    height_ = height;
+    mapper_ = std::make_unique<FrameMapper>(width, height, options_.dither);
+    int error = 0;
+    gif_ = EGifOpenFileHandle(file_.fd(), &error);
+    if (gif_ == nullptr) fail("cannot start the GIF", error);
+    // giflib owns the descriptor from here on and closes it in EGifCloseFile.
+    file_.close_fd(false);
+    EGifSetGifVersion(gif_, true);
+    if (EGifPutScreenDesc(gif_, width, height, 8, 0, nullptr) == GIF_ERROR) {
+      fail("cannot write the GIF header", gif_->Error);
+    }
+    write_loop_extension();
+    palette_thread_ = std::thread([this] { guarded([this] { build_palettes(); }); });
+    writer_thread_ = std::thread([this] { guarded([this] { write_frames(); }); });
+  }
+
+  void add(const Frame& frame) override {
+    check_frame(frame, width_, height_, count_);
+    rethrow_worker_error();
+    if (!frames_.push(frame)) rethrow_worker_error();
+    ++count_;
+  }
+
+  void finish() override {
+    if (finished_) return;
+    if (gif_ == nullptr) throw IoError("GIF " + path_ + " was finished before it was begun");
+    frames_.close();
+    join();
+    rethrow_worker_error();
+    int error = 0;
+    GifFileType* gif = gif_;
+    gif_ = nullptr;
+    if (EGifCloseFile(gif, &error) == GIF_ERROR) {
+      file_.discard();
+      throw IoError("cannot finish " + path_ + ": " + gif_error(error) +
+                    " (check free disk space)");
+    }
+    file_.commit();
+    finished_ = true;
+  }
+
+  void abort() override {
+    frames_.close(true);
+    mapped_.close(true);
+    join();
+    if (gif_ != nullptr) {
+      int error = 0;
+      EGifCloseFile(gif_, &error);
+      gif_ = nullptr;
+    }
+    file_.discard();
+  }
+
+  std::string description() const override {
+    return "GIF " + path_ + " (" + std::to_string(count_) + " frames, " +
+           std::to_string(width_) + "x" + std::to_string(height_) + ")";
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what, int error) {
+    throw IoError(what + " " + path_ + ": " + gif_error(error) + " (check free disk space)");
+  }
+
+  // Runs a stage; its first error is kept for the caller and stops the whole pipeline.
+  template <typename F>
+  void guarded(F stage) {
+    try {
+      stage();
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      frames_.close(true);
+      mapped_.close(true);
+    }
+  }
+
+  void rethrow_worker_error() {
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      error = error_;
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+  void join() {
+    if (palette_thread_.joinable()) palette_thread_.join();
+    if (writer_thread_.joinable()) writer_thread_.join();
+  }
+
+  void build_palettes() {
+    while (std::optional<Frame> frame = frames_.pop()) {
+      Palette palette = palettes_.build(*frame);
+      if (!mapped_.push({std::move(*frame), std::move(palette)})) return;
+    }
+    mapped_.close();
+  }
+
+  void write_frames() {
+    long index = 0;
+    while (std::optional<std::pair<Frame, Palette>> item = mapped_.pop()) {
+      MappedFrame mapped = mapper_->map(item->first, item->second);
+      write_frame(mapped, index++);
+    }
+  }
+
+  void write_loop_extension() {
+    // --loop N plays N times; NETSCAPE2.0 counts repeats after the first play (0 = forever).
+    // A single play needs no extension at all.
+    if (options_.loop == 1) return;
+    int repeats = options_.loop == 0 ? 0 : options_.loop - 1;
+    unsigned char app[] = {'N', 'E', 'T', 'S', 'C', 'A', 'P', 'E', '2', '.', '0'};
+    unsigned char sub[] = {1, static_cast<unsigned char>(repeats & 0xff),
+                           static_cast<unsigned char>((repeats >> 8) & 0xff)};
+    if (EGifPutExtensionLeader(gif_, APPLICATION_EXT_FUNC_CODE) == GIF_ERROR ||
+        EGifPutExtensionBlock(gif_, sizeof app, app) == GIF_ERROR ||
+        EGifPutExtensionBlock(gif_, sizeof sub, sub) == GIF_ERROR ||
+        EGifPutExtensionTrailer(gif_) == GIF_ERROR) {
+      fail("cannot write the loop block of", gif_->Error);
+    }
+  }
+
+  void write_frame(const MappedFrame& mapped, long index) {
+    GraphicsControlBlock gcb;
+    // Each frame draws over the previous one: transparent pixels show what was there.
+    gcb.DisposalMode = DISPOSE_DO_NOT;
+    gcb.UserInputFlag = false;
+    gcb.DelayTime = static_cast<int>(frame_start(index + 1, options_.fps, 100) -
+                                     frame_start(index, options_.fps, 100));
+    gcb.TransparentColor = mapped.transparent < 0 ? NO_TRANSPARENT_COLOR : mapped.transparent;
+    GifByteType extension[4];
+    size_t length = EGifGCBToExtension(&gcb, extension);
+    if (EGifPutExtension(gif_, GRAPHICS_EXT_FUNC_CODE, static_cast<int>(length), extension) ==
+        GIF_ERROR) {
+      fail("cannot write a frame of", gif_->Error);
+    }
+
+    std::vector<GifColorType> colors(mapped.palette.size());
+    for (size_t i = 0; i < colors.size(); ++i) {
+      colors[i] = {mapped.palette[i][0], mapped.palette[i][1], mapped.palette[i][2]};
+    }
+    ColorMapObject* map = GifMakeMapObject(static_cast<int>(colors.size()), colors.data());
+    if (map == nullptr) throw IoError("out of memory writing " + path_);
+    int rc = EGifPutImageDesc(gif_, mapped.left, mapped.top, mapped.width, mapped.height, false,
+                              map);
+    GifFreeMapObject(map);
+    if (rc == GIF_ERROR) fail("cannot write a frame of", gif_->Error);
+    // giflib wrote the minimum code size (the table's bits) with the descriptor; the code
+    // stream follows in sub-blocks of at most 255 bytes, each led by its length.
+    GifByteType block[256];
+    for (size_t at = 0; at < mapped.lzw.size(); at += 255) {
+      size_t n = std::min<size_t>(255, mapped.lzw.size() - at);
+      block[0] = static_cast<GifByteType>(n);
+      std::copy(mapped.lzw.begin() + at, mapped.lzw.begin() + at + n, block + 1);
+      if (EGifPutCodeNext(gif_, block) == GIF_ERROR) fail("cannot write a frame of", gif_->Error);
+    }
+    if (EGifPutCodeNext(gif_, nullptr) == GIF_ERROR) fail("cannot write a frame of", gif_->Error);
+  }
+
+  std::string path_;
+  FrameSinkOptions options_;
+  AtomicFile file_;
+  PaletteBuilder palettes_;
+  std::unique_ptr<FrameMapper> mapper_;
+  BoundedQueue<Frame> frames_{2};
+  BoundedQueue<std::pair<Frame, Palette>> mapped_{2};
+  std::thread palette_thread_;
+  std::thread writer_thread_;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  GifFileType* gif_ = nullptr;
+  int width_ = 0;
+  int height_ = 0;
+  long count_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<FrameSink> make_gif_sink(const std::string& path, const FrameSinkOptions& options) {
+  check_fps(options.fps, 50.0,
+            "GIF delays are whole centiseconds and browsers slow down delays under 2 cs; use "
+            "--fps 50 or less, or write .webp or .mp4");
+  if (options.loop < 0 || options.loop > 65536) {
+    throw ConfigError("--loop must be 0 (forever) or a play count up to 65536, got " +
+                      std::to_string(options.loop));
+  }
+  return std::make_unique<GifSink>(path, options);
+}
+
+}  // namespace sdinterp::sinks

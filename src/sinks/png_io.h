@@ -1,0 +1,20 @@
+// PNG reading and writing for the sinks and for `sdinterp encode` (stb underneath, kept out of
+// every other target's include path).
+#pragma once
+
+#include <string>
+
+#include "sdinterp/frame_sink.h"
+
+namespace sdinterp::sinks {
+
+// Size of an image file without decoding it. Throws IoError if it is not a readable image.
+void read_image_size(const std::string& path, int& width, int& height);
+
+// Decodes a PNG (or any stb-readable image) to 8-bit RGB; alpha is dropped. Throws IoError.
+Frame read_image_rgb(const std::string& path);
+
+// Writes a lossless RGB PNG. Throws IoError.
+void write_png(const std::string& path, const Frame& frame);
+
+}  // namespace sdinterp::sinks

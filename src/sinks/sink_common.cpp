@@ -1,0 +1,144 @@
+#include "sinks/sink_common.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp::sinks {
+
+void check_frame(const Frame& frame, int width, int height, long index) {
+  if (frame.width != width || frame.height != height) {
+    throw ConfigError("frame " + std::to_string(index) + " is " + std::to_string(frame.width) +
+                      "x" + std::to_string(frame.height) + " but the animation is " +
+                      std::to_string(width) + "x" + std::to_string(height) +
+                      "; all frames must have the same size");
+  }
+  if (frame.rgb.size() != static_cast<size_t>(width) * height * 3) {
+    throw ConfigError("frame " + std::to_string(index) + " holds " +
+                      std::to_string(frame.rgb.size()) + " bytes, expected width*height*3 = " +
+                      std::to_string(static_cast<size_t>(width) * height * 3));
+  }
+}
+
+void check_begin(int width, int height, int frame_count, int max_side) {
+  if (width <= 0 || height <= 0 || width > max_side || height > max_side) {
+    throw ConfigError("frame size " + std::to_string(width) + "x" + std::to_string(height) +
+                      " is not supported by this format (1.." + std::to_string(max_side) +
+                      " pixels a side)");
+  }
+  if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
+}
+
+void check_fps(double fps, double max_fps, const std::string& why) {
+  if (!std::isfinite(fps) || fps <= 0.0) {
+    throw ConfigError("--fps must be a positive number, got " + std::to_string(fps));
+  }
+  if (fps > max_fps) {
+    throw ConfigError("--fps " + std::to_string(fps) + " is too high: " + why);
+  }
+}
+
+int64_t frame_start(int64_t index, double fps, int64_t units_per_second) {
+  return std::llround(static_cast<double>(index) * static_cast<double>(units_per_second) / fps);
+}
+
+namespace {
+
+class BoomerangSink : public FrameSink {
+ public:
+  BoomerangSink(std::unique_ptr<FrameSink> inner, const std::string& output)
+      : inner_(std::move(inner)) {
+    std::filesystem::path out(output);
+    std::filesystem::path dir = out.parent_path();
+    std::string pattern = (dir.empty() ? std::string(".") : dir.string()) + "/." +
+                          out.filename().string() + ".frames-XXXXXX";
+    std::vector<char> name(pattern.begin(), pattern.end());
+    name.push_back('\0');
+    fd_ = mkstemp(name.data());
+    if (fd_ < 0) {
+      throw IoError("cannot create a temporary file beside " + output + ": " +
+                    std::strerror(errno) + " (check that the folder is writable)");
+    }
+    // Unlinked at once: the space is returned however the process ends.
+    ::unlink(name.data());
+  }
+  ~BoomerangSink() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void begin(int width, int height, int frame_count) override {
+    width_ = width;
+    height_ = height;
+    count_ = frame_count;
+    inner_->begin(width, height, frame_count > 2 ? 2 * frame_count - 2 : frame_count);
+  }
+
+  void add(const Frame& frame) override {
+    check_frame(frame, width_, height_, added_);
+    inner_->add(frame);
+    // The first and last frames are never replayed.
+    if (added_ > 0 && added_ < count_ - 1) write_all(frame.rgb, static_cast<off_t>(added_ - 1));
+    ++added_;
+  }
+
+  void finish() override {
+    Frame frame;
+    frame.width = width_;
+    frame.height = height_;
+    frame.rgb.resize(static_cast<size_t>(width_) * height_ * 3);
+    for (long i = added_ - 2; i >= 1; --i) {
+      read_all(frame.rgb, static_cast<off_t>(i - 1));
+      inner_->add(frame);
+    }
+    inner_->finish();
+  }
+
+  void abort() override { inner_->abort(); }
+  std::string description() const override { return inner_->description() + ", boomerang"; }
+
+ private:
+  void write_all(const std::vector<uint8_t>& bytes, off_t slot) {
+    off_t offset = slot * static_cast<off_t>(bytes.size());
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, offset + done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw IoError(std::string("cannot keep frames for --boomerang: ") +
+                                std::strerror(errno) + " (check free disk space)");
+      done += static_cast<size_t>(n);
+    }
+  }
+  void read_all(std::vector<uint8_t>& bytes, off_t slot) {
+    off_t offset = slot * static_cast<off_t>(bytes.size());
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::pread(fd_, bytes.data() + done, bytes.size() - done, offset + done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw IoError("cannot read back frames kept for --boomerang");
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  std::unique_ptr<FrameSink> inner_;
+  int fd_ = -1;
+  int width_ = 0;
+  int height_ = 0;
+  long count_ = 0;
+  long added_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner,
+                                               const std::string& output) {
+  return std::make_unique<BoomerangSink>(std::move(inner), output);
+}
+
+}  // namespace sdinterp::sinks

@@ -1,0 +1,31 @@
+// Pieces every sink shares: frame checks, frame timing, the boomerang wrapper.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sdinterp/frame_sink.h"
+
+namespace sdinterp::sinks {
+
+// Throws ConfigError unless `frame` is width x height with a full RGB buffer.
+void check_frame(const Frame& frame, int width, int height, long index);
+
+// Throws ConfigError unless begin() got a usable size and count.
+void check_begin(int width, int height, int frame_count, int max_side);
+
+// Throws ConfigError unless fps is finite and in (0, max_fps]; `why` explains the limit.
+void check_fps(double fps, double max_fps, const std::string& why);
+
+// Start time of frame `index` in units of 1/`units_per_second` s, rounded to nearest. Frame
+// durations are differences of these, so rounding never accumulates: at 15 fps GIF delays go
+// 7, 6, 7, 7, 6, 7 ... centiseconds and 15 frames last exactly one second.
+int64_t frame_start(int64_t index, double fps, int64_t units_per_second);
+
+// Plays the frames forward then back (0 1 ... n-1 n-2 ... 1) through `inner`. The frames are
+// kept in an unlinked temporary file beside `output` (disk, not memory) until finish().
+std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner,
+                                               const std::string& output);
+
+}  // namespace sdinterp::sinks

@@ -1,0 +1,144 @@
+// Animated WebP through libwebp's WebPAnimEncoder, lossy or lossless. The encoder keeps each
+// frame compressed (never the raw frames) and assembles the file in finish().
+#include <webp/encode.h>
+#include <webp/mux.h>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "sdinterp/errors.h"
+#include "sinks/atomic_output.h"
+#include "sinks/sink_common.h"
+#include "sinks/sinks.h"
+
+namespace sdinterp::sinks {
+namespace {
+
+constexpr int kMaxWebpSide = WEBP_MAX_DIMENSION;
+
+class WebpSink : public FrameSink {
+ public:
+  WebpSink(const std::string& path, const FrameSinkOptions& options)
+      : path_(path), options_(options), file_(path, options.overwrite) {}
+
+  ~WebpSink() override { abort(); }
+
+  void begin(int width, int height, int frame_count) override {
+    check_begin(width, height, frame_count, kMaxWebpSide);
+    width_ = width;
+    height_ = height;
+    WebPAnimEncoderOptions anim;
+    if (!WebPAnimEncoderOptionsInit(&anim)) throw IoError("libwebp version mismatch");
+    anim.anim_params.loop_count = options_.loop;
+    // Lossy frames may fall back to lossless where that is smaller (flat regions).
+    anim.allow_mixed = options_.lossless ? 0 : 1;
+    encoder_ = WebPAnimEncoderNew(width, height, &anim);
+    if (encoder_ == nullptr) throw IoError("cannot start the WebP encoder for " + path_);
+    if (!WebPConfigInit(&config_)) throw IoError("libwebp version mismatch");
+    config_.lossless = options_.lossless ? 1 : 0;
+    config_.quality = options_.lossless ? 75.f : options_.quality;
+    config_.method = 4;
+    config_.thread_level = 1;
+    if (!WebPValidateConfig(&config_)) {
+      throw ConfigError("invalid WebP settings (quality must be 0..100)");
+    }
+  }
+
+  void add(const Frame& frame) override {
+    check_frame(frame, width_, height_, count_);
+    WebPPicture picture;
+    if (!WebPPictureInit(&picture)) throw IoError("libwebp version mismatch");
+    picture.width = width_;
+    picture.height = height_;
+    picture.use_argb = 1;
+    bool ok = WebPPictureImportRGB(&picture, frame.rgb.data(), width_ * 3) != 0 &&
+              WebPAnimEncoderAdd(encoder_, &picture,
+                                 static_cast<int>(frame_start(count_, options_.fps, 1000)),
+                                 &config_) != 0;
+    WebPPictureFree(&picture);
+    if (!ok) {
+      throw IoError("cannot encode frame " + std::to_string(count_) + " of " + path_ + ": " +
+                    WebPAnimEncoderGetError(encoder_));
+    }
+    ++count_;
+  }
+
+  void finish() override {
+    if (finished_) return;
+    if (encoder_ == nullptr) throw IoError("WebP " + path_ + " was finished before it was begun");
+    // The end timestamp gives the last frame its duration.
+    WebPData data;
+    WebPDataInit(&data);
+    bool ok = WebPAnimEncoderAdd(encoder_, nullptr,
+                                 static_cast<int>(frame_start(count_, options_.fps, 1000)),
+                                 nullptr) != 0 &&
+              WebPAnimEncoderAssemble(encoder_, &data) != 0;
+    if (!ok) {
+      std::string why = WebPAnimEncoderGetError(encoder_);
+      abort();
+      throw IoError("cannot assemble " + path_ + ": " + why);
+    }
+    size_t done = 0;
+    while (done < data.size) {
+      ssize_t n = ::write(file_.fd(), data.bytes + done, data.size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string why = std::strerror(errno);
+        WebPDataClear(&data);
+        abort();
+        throw IoError("cannot write " + path_ + ": " + why + " (check free disk space)");
+      }
+      done += static_cast<size_t>(n);
+    }
+    WebPDataClear(&data);
+    WebPAnimEncoderDelete(encoder_);
+    encoder_ = nullptr;
+    file_.commit();
+    finished_ = true;
+  }
+
+  void abort() override {
+    if (encoder_ != nullptr) {
+      WebPAnimEncoderDelete(encoder_);
+      encoder_ = nullptr;
+    }
+    file_.discard();
+  }
+
+  std::string description() const override {
+    return std::string("WebP ") + path_ + " (" + std::to_string(count_) + " frames, " +
+           std::to_string(width_) + "x" + std::to_string(height_) +
+           (options_.lossless ? ", lossless)" : ", lossy)");
+  }
+
+ private:
+  std::string path_;
+  FrameSinkOptions options_;
+  AtomicFile file_;
+  WebPAnimEncoder* encoder_ = nullptr;
+  WebPConfig config_{};
+  int width_ = 0;
+  int height_ = 0;
+  long count_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<FrameSink> make_webp_sink(const std::string& path, const FrameSinkOptions& options) {
+  check_fps(options.fps, 1000.0, "WebP frame durations are whole milliseconds; use --fps 1000 or less");
+  if (options.loop < 0 || options.loop > 65535) {
+    throw ConfigError("--loop must be 0 (forever) or a play count up to 65535, got " +
+                      std::to_string(options.loop));
+  }
+  if (!(options.quality >= 0.f && options.quality <= 100.f)) {
+    throw ConfigError("--quality must be between 0 and 100, got " + std::to_string(options.quality));
+  }
+  return std::make_unique<WebpSink>(path, options);
+}
+
+}  // namespace sdinterp::sinks

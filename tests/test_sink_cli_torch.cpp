@@ -1,0 +1,70 @@
+// `sdinterp encode` through the binary: exit statuses and one-line errors of the documented
+// kinds, and no output left behind when it fails.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "sink_test_util.h"
+#include "sinks/png_io.h"
+
+namespace sdinterp {
+namespace {
+
+using test::quote;
+using test::TempDir;
+
+class EncodeCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (test::binary().empty()) GTEST_SKIP() << "the sdinterp binary is not built";
+    for (int i = 0; i < 3; ++i) {
+      frames_ += " " + quote(in_ / ("f" + std::to_string(i) + ".png"));
+      sinks::write_png(in_ / ("f" + std::to_string(i) + ".png"), test::smooth_frame(33, 21, i));
+    }
+  }
+  test::CommandResult encode(const std::string& args) {
+    return test::run_command(quote(test::binary()) + " encode" + frames_ + " " + args);
+  }
+  TempDir in_;
+  TempDir out_;
+  std::string frames_;
+};
+
+TEST_F(EncodeCommand, WritesEachFormatAndReportsIt) {
+  for (const char* name : {"a.gif", "a.webp", "a.mp4"}) {
+    test::CommandResult r = encode("-o " + quote(out_ / name) + " --fps 8 --boomerang");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("wrote"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("4 frames"), std::string::npos) << r.output;  // 0 1 2 1
+    EXPECT_TRUE(std::filesystem::exists(out_ / name));
+  }
+}
+
+TEST_F(EncodeCommand, DifferentSizesAreAUsageErrorAndWriteNothing) {
+  sinks::write_png(in_ / "big.png", test::smooth_frame(40, 21, 0));
+  frames_ += " " + quote(in_ / "big.png");
+  test::CommandResult r = encode("-o " + quote(out_ / "a.gif"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("same size"), std::string::npos) << r.output;
+  EXPECT_TRUE(test::list_dir(out_.str()).empty());
+}
+
+TEST_F(EncodeCommand, BadValuesAreUsageErrors) {
+  EXPECT_EQ(encode("-o " + quote(out_ / "a.avi")).status, 2);
+  EXPECT_EQ(encode("-o " + quote(out_ / "a.gif") + " --dither floyd").status, 2);
+  EXPECT_EQ(encode("-o " + quote(out_ / "a.gif") + " --fps 0").status, 2);
+  EXPECT_TRUE(test::list_dir(out_.str()).empty());
+}
+
+TEST_F(EncodeCommand, ExistingOutputIsAnIoErrorUnlessOverwrite) {
+  ASSERT_EQ(encode("-o " + quote(out_ / "a.gif")).status, 0);
+  test::CommandResult r = encode("-o " + quote(out_ / "a.gif"));
+  EXPECT_EQ(r.status, 4) << r.output;
+  EXPECT_NE(r.output.find("--overwrite"), std::string::npos) << r.output;
+  EXPECT_EQ(encode("-o " + quote(out_ / "a.gif") + " --overwrite").status, 0);
+  EXPECT_EQ(test::list_dir(out_.str()).size(), 1u);
+}
+
+}  // namespace
+}  // namespace sdinterp

@@ -1,0 +1,87 @@
+// `sdinterp encode`'s work (sinks::encode_frames): PNG frames on disk to an animation, size
+// checks before anything is written, nothing left behind on errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sdinterp/errors.h"
+#include "sink_test_util.h"
+#include "sinks/encode_frames.h"
+#include "sinks/png_io.h"
+
+namespace sdinterp {
+namespace {
+
+using test::TempDir;
+
+std::vector<std::string> write_pngs(const TempDir& dir, int count, int width, int height) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < count; ++i) {
+    paths.push_back(dir / ("in_" + std::to_string(i) + ".png"));
+    sinks::write_png(paths.back(), test::smooth_frame(width, height, i));
+  }
+  return paths;
+}
+
+TEST(EncodeFrames, EveryFormatAtAnySize) {
+  TempDir in;
+  TempDir out;
+  std::vector<std::string> frames = write_pngs(in, 4, 37, 23);
+  for (const char* name : {"a.gif", "a.webp", "a.mp4"}) {
+    std::string description = sinks::encode_frames(frames, out / name, {});
+    EXPECT_NE(description.find("4 frames"), std::string::npos) << description;
+    EXPECT_GT(std::filesystem::file_size(out / name), 0u);
+  }
+  sinks::encode_frames(frames, out / "png/", {});
+  EXPECT_EQ(test::list_dir(out / "png").size(), 4u);
+}
+
+TEST(EncodeFrames, RejectsFramesOfDifferentSizesBeforeWriting) {
+  TempDir in;
+  TempDir out;
+  std::vector<std::string> frames = write_pngs(in, 3, 32, 24);
+  sinks::write_png(in / "odd.png", test::smooth_frame(24, 32, 0));
+  frames.insert(frames.begin() + 2, in / "odd.png");
+  try {
+    sinks::encode_frames(frames, out / "a.gif", {});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("odd.png"), std::string::npos) << what;
+    EXPECT_NE(what.find("24x32"), std::string::npos) << what;
+  }
+  EXPECT_TRUE(test::list_dir(out.str()).empty());
+}
+
+TEST(EncodeFrames, UnreadableFrameLeavesNothing) {
+  TempDir in;
+  TempDir out;
+  std::vector<std::string> frames = write_pngs(in, 2, 16, 16);
+  { std::ofstream(in / "broken.png") << "not a png"; }
+  frames.push_back(in / "broken.png");
+  EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}), IoError);
+  frames.back() = in / "missing.png";
+  EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}), IoError);
+  EXPECT_TRUE(test::list_dir(out.str()).empty());
+}
+
+TEST(EncodeFrames, StopRequestRemovesTheTemporary) {
+  TempDir in;
+  TempDir out;
+  std::vector<std::string> frames = write_pngs(in, 3, 16, 16);
+  int asked = 0;
+  EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}, [&asked] { return ++asked == 2; }),
+               InterruptedError);
+  EXPECT_TRUE(test::list_dir(out.str()).empty());
+}
+
+TEST(EncodeFrames, NoFramesIsAConfigError) {
+  TempDir out;
+  EXPECT_THROW(sinks::encode_frames({}, out / "a.gif", {}), ConfigError);
+}
+
+}  // namespace
+}  // namespace sdinterp

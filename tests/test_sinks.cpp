@@ -1,0 +1,214 @@
+// What every sink promises: outputs appear whole or not at all, existing outputs are kept
+// unless --overwrite, clear errors for bad extensions, sizes and values; PNG frames are
+// lossless; --boomerang order.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
+#include "sink_test_util.h"
+#include "sinks/png_io.h"
+
+namespace sdinterp {
+namespace {
+
+using test::TempDir;
+
+void write_frames(FrameSink& sink, const std::vector<Frame>& frames) {
+  sink.begin(frames[0].width, frames[0].height, static_cast<int>(frames.size()));
+  for (const Frame& f : frames) sink.add(f);
+}
+
+std::vector<Frame> frames(int count, int width = 24, int height = 16) {
+  std::vector<Frame> out;
+  for (int i = 0; i < count; ++i) out.push_back(test::smooth_frame(width, height, i));
+  return out;
+}
+
+TEST(PngDirSink, WritesNumberedLosslessFramesAtFinishOnly) {
+  TempDir dir;
+  std::string out = dir / "frames";
+  auto sink = make_png_dir_sink(out, {});
+  std::vector<Frame> input = frames(3);
+  write_frames(*sink, input);
+  EXPECT_FALSE(std::filesystem::exists(out)) << "frames must appear only at finish()";
+  sink->finish();
+  std::vector<std::string> names = test::list_dir(out);
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names, (std::vector<std::string>{"frame_0000.png", "frame_0001.png", "frame_0002.png"}));
+  for (int i = 0; i < 3; ++i) {
+    Frame back = sinks::read_image_rgb(out + "/" + names[i]);
+    EXPECT_EQ(back.width, 24);
+    EXPECT_EQ(back.rgb, input[i].rgb);
+  }
+  EXPECT_EQ(test::list_dir(dir.str()), std::vector<std::string>{"frames"});  // no temporary left
+}
+
+TEST(PngDirSink, KeepsExistingFramesUnlessOverwriteThenRemovesStaleOnes) {
+  TempDir dir;
+  std::string out = dir / "frames";
+  {
+    auto sink = make_png_dir_sink(out, {});
+    write_frames(*sink, frames(4));
+    sink->finish();
+  }
+  auto again = make_png_dir_sink(out, {});
+  write_frames(*again, frames(2));
+  EXPECT_THROW(again->finish(), IoError);
+  EXPECT_EQ(test::list_dir(out).size(), 4u);
+
+  FrameSinkOptions overwrite;
+  overwrite.overwrite = true;
+  auto replace = make_png_dir_sink(out, overwrite);
+  write_frames(*replace, frames(2));
+  replace->finish();
+  EXPECT_EQ(test::list_dir(out).size(), 2u);  // frame_0002/3 of the old run are gone
+  EXPECT_EQ(test::list_dir(dir.str()).size(), 1u);
+}
+
+TEST(PngDirSink, AbortAndDestructionLeaveNothing) {
+  TempDir dir;
+  {
+    auto sink = make_png_dir_sink(dir / "a", {});
+    write_frames(*sink, frames(2));
+    sink->abort();
+  }
+  {
+    auto sink = make_png_dir_sink(dir / "b", {});
+    write_frames(*sink, frames(2));
+  }
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
+TEST(PngDirSink, BoomerangCopiesTheReturnFrames) {
+  TempDir dir;
+  FrameSinkOptions options;
+  options.boomerang = true;
+  auto sink = make_png_dir_sink(dir / "f", options);
+  std::vector<Frame> input = frames(3);
+  write_frames(*sink, input);
+  sink->finish();
+  ASSERT_EQ(test::list_dir(dir / "f").size(), 4u);  // 0 1 2 1
+  EXPECT_EQ(sinks::read_image_rgb(dir / "f/frame_0003.png").rgb, input[1].rgb);
+}
+
+TEST(FileSink, UnknownExtensionListsTheSupportedOnes) {
+  TempDir dir;
+  try {
+    make_file_sink(dir / "walk.avi", {});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find(".gif"), std::string::npos) << what;
+    EXPECT_NE(what.find(".webp"), std::string::npos) << what;
+    EXPECT_NE(what.find(".mp4"), std::string::npos) << what;
+  }
+  EXPECT_THROW(make_file_sink(dir / "noext", {}), ConfigError);
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
+TEST(FileSink, ExtensionIsCaseInsensitive) {
+  TempDir dir;
+  auto sink = make_file_sink(dir / "A.GIF", {});
+  write_frames(*sink, frames(2));
+  sink->finish();
+  EXPECT_TRUE(std::filesystem::exists(dir / "A.GIF"));
+}
+
+class EveryFormat : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryFormat, AppearsOnlyAtFinish) {
+  TempDir dir;
+  std::string out = dir / ("walk" + GetParam());
+  auto sink = make_file_sink(out, {});
+  write_frames(*sink, frames(3));
+  EXPECT_FALSE(std::filesystem::exists(out));
+  sink->finish();
+  EXPECT_GT(std::filesystem::file_size(out), 0u);
+  EXPECT_EQ(test::list_dir(dir.str()).size(), 1u);
+  sink->abort();  // after finish: a no-op
+  EXPECT_TRUE(std::filesystem::exists(out));
+}
+
+TEST_P(EveryFormat, AbortOrDestructionLeavesNothing) {
+  TempDir dir;
+  {
+    auto sink = make_file_sink(dir / ("a" + GetParam()), {});
+    write_frames(*sink, frames(2));
+    sink->abort();
+  }
+  {
+    auto sink = make_file_sink(dir / ("b" + GetParam()), {});
+    write_frames(*sink, frames(2));
+  }
+  {
+    auto sink = make_file_sink(dir / ("c" + GetParam()), {});  // never begun
+  }
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
+TEST_P(EveryFormat, KeepsAnExistingFileUnlessOverwrite) {
+  TempDir dir;
+  std::string out = dir / ("walk" + GetParam());
+  { std::ofstream(out) << "precious"; }
+  EXPECT_THROW(make_file_sink(out, {}), IoError);
+  EXPECT_EQ(test::read_text(out), "precious");
+
+  FrameSinkOptions overwrite;
+  overwrite.overwrite = true;
+  auto sink = make_file_sink(out, overwrite);
+  write_frames(*sink, frames(2));
+  sink->finish();
+  EXPECT_NE(test::read_text(out), "precious");
+  EXPECT_EQ(test::list_dir(dir.str()).size(), 1u);
+}
+
+TEST_P(EveryFormat, RejectsAFrameOfAnotherSize) {
+  TempDir dir;
+  auto sink = make_file_sink(dir / ("a" + GetParam()), {});
+  sink->begin(24, 16, 2);
+  sink->add(test::smooth_frame(24, 16, 0));
+  EXPECT_THROW(sink->add(test::smooth_frame(16, 24, 1)), ConfigError);
+  sink->abort();
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
+TEST_P(EveryFormat, RejectsBadValuesBeforeWritingAnything) {
+  TempDir dir;
+  FrameSinkOptions options;
+  options.fps = -1;
+  EXPECT_THROW(make_file_sink(dir / ("a" + GetParam()), options), ConfigError);
+  options = {};
+  options.loop = -2;
+  if (GetParam() != ".mp4") {  // MP4 has no loop count
+    EXPECT_THROW(make_file_sink(dir / ("a" + GetParam()), options), ConfigError);
+  }
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
+TEST_P(EveryFormat, CreatesMissingParentFolders) {
+  TempDir dir;
+  std::string out = dir / ("x/y/walk" + GetParam());
+  auto sink = make_file_sink(out, {});
+  write_frames(*sink, frames(2));
+  sink->finish();
+  EXPECT_TRUE(std::filesystem::exists(out));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, EveryFormat, ::testing::Values(".gif", ".webp", ".mp4"),
+                         [](const auto& format) { return format.param.substr(1); });
+
+TEST(ParseDither, NamesAndError) {
+  EXPECT_EQ(parse_dither("none"), Dither::kNone);
+  EXPECT_EQ(parse_dither("ordered"), Dither::kOrdered);
+  EXPECT_EQ(parse_dither("diffusion"), Dither::kDiffusion);
+  EXPECT_THROW(parse_dither("floyd"), ConfigError);
+}
+
+}  // namespace
+}  // namespace sdinterp
