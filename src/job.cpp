@@ -50,7 +50,7 @@ bool get_bool(const json& v, const std::string& source, const std::string& key) 
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "output", "png-dir", "fps", "loop", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "output", "png-dir", "fps", "loop", "boomerang", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -96,6 +96,11 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "png-dir") c.png_dir = get_string(v, source, key);
     else if (key == "fps") c.fps = get_number(v, source, key);
     else if (key == "loop") c.loop = get_int(v, source, key);
+    else if (key == "boomerang") c.boomerang = get_bool(v, source, key);
+    else if (key == "dither") c.dither = get_string(v, source, key);
+    else if (key == "lossless") c.lossless = get_bool(v, source, key);
+    else if (key == "quality") c.quality = get_number(v, source, key);
+    else if (key == "crf") c.crf = get_int(v, source, key);
     else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
     else throw ConfigError(source + ": unknown key \"" + key + "\" (job keys are the generate flags' names, e.g. \"step-size\")");
   }
@@ -131,6 +136,12 @@ json job_to_json(const RunConfig& c) {
   j["png-dir"] = c.png_dir;
   j["fps"] = c.fps;
   j["loop"] = c.loop;
+  j["boomerang"] = c.boomerang;
+  j["dither"] = c.dither;
+  j["lossless"] = c.lossless;
+  j["quality"] = c.quality;
+  j["crf"] = c.crf;
+  // "overwrite" is left out on purpose: repeating a run from its metadata must not clobber.
   return j;
 }
 

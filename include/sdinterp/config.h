@@ -38,7 +38,12 @@ struct RunConfig {
   std::string png_dir;
   std::string output;
   double fps = 10.0;
-  int loop = 0;
+  int loop = 0;               // times the animation plays, 0 = forever
+  bool boomerang = false;     // play forward then back
+  std::string dither = "diffusion";  // GIF: diffusion, ordered, none
+  bool lossless = false;      // WebP
+  double quality = 90;        // WebP lossy quality, 0..100
+  int crf = 18;               // MP4 (H.264) constant rate factor, 0..51
   bool overwrite = false;
 
   // Every problem with the settings that needs no model, each naming its option ("" when fine).

@@ -184,6 +184,11 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
   sink_options.fps = c.fps;
   sink_options.loop = c.loop;
   sink_options.overwrite = c.overwrite;
+  sink_options.boomerang = c.boomerang;
+  sink_options.dither = parse_dither(c.dither);
+  sink_options.lossless = c.lossless;
+  sink_options.quality = static_cast<float>(c.quality);
+  sink_options.crf = c.crf;
   std::vector<std::unique_ptr<FrameSink>> owned;
   if (!c.output.empty()) owned.push_back(make_file_sink(c.output, sink_options));
   if (!c.png_dir.empty()) owned.push_back(make_png_dir_sink(c.png_dir, sink_options));

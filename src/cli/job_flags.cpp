@@ -26,10 +26,15 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   o["max-vram"] = sub->add_option("--max-vram", c.max_vram_gb, "CUDA: GiB of device memory the automatic --batch may use (0: no cap)")
                       ->capture_default_str();
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
-  o["output"] = sub->add_option("-o,--output", c.output, "Animation file (.gif); metadata goes to FILE.json");
+  o["output"] = sub->add_option("-o,--output", c.output, "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json");
   o["png-dir"] = sub->add_option("--png-dir", c.png_dir, "Write frames as DIR/frame_0000.png, ... (lossless)");
   o["fps"] = sub->add_option("--fps", c.fps, "Frames per second of the animation")->capture_default_str();
-  o["loop"] = sub->add_option("--loop", c.loop, "Animation loop count (0: forever)")->capture_default_str();
+  o["loop"] = sub->add_option("--loop", c.loop, "Times the animation plays (0: forever)")->capture_default_str();
+  o["boomerang"] = sub->add_flag("--boomerang", c.boomerang, "Play forward then back (end frames not repeated)");
+  o["dither"] = sub->add_option("--dither", c.dither, "GIF: diffusion, ordered or none")->capture_default_str();
+  o["lossless"] = sub->add_flag("--lossless", c.lossless, "WebP: lossless frames");
+  o["quality"] = sub->add_option("--quality", c.quality, "WebP: lossy quality 0..100")->capture_default_str();
+  o["crf"] = sub->add_option("--crf", c.crf, "MP4: H.264 constant rate factor 0..51, lower is better")->capture_default_str();
   o["overwrite"] = sub->add_flag("--overwrite", c.overwrite, "Replace existing outputs");
   if (required) {
     o["bundle"]->required();
@@ -63,6 +68,11 @@ nlohmann::json JobFlags::given() const {
   set("png-dir", c.png_dir);
   set("fps", c.fps);
   set("loop", c.loop);
+  set("boomerang", c.boomerang);
+  set("dither", c.dither);
+  set("lossless", c.lossless);
+  set("quality", c.quality);
+  set("crf", c.crf);
   set("overwrite", c.overwrite);
   return j;
 }
