@@ -193,6 +193,43 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   EXPECT_EQ(fs::last_write_time(dir / "a.gif"), a_time);
 }
 
+TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
+  test::TempDir dir;
+  const std::string bundle = nlohmann::json(test::tiny_sd()).dump();
+  {
+    std::ofstream jobs(dir / "jobs.jsonl");
+    const char* modes[] = {"slerp-latent", "circular", "prompt-walk", "slerp-latent"};
+    for (int i = 0; i < 20; ++i) {
+      jobs << R"({"bundle": )" << bundle << R"(, "mode": ")" << modes[i % 4] << R"(", "prompt": "job )" << i
+           << R"(", "seed": )" << 100 + i << R"(, "frames": 3, "steps": 2, "png-dir": "out)" << i << "\"}\n";
+    }
+  }
+  // Kill the batch hard (SIGKILL, no clean-up) once a few jobs are done, then resume it.
+  const std::string script = "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() +
+                             " batch jobs.jsonl > first.log 2>&1 & pid=$!; "
+                             "for i in $(seq 600); do [ \"$(grep -c '^wrote' first.log)\" -ge 5 ] && break; sleep 0.1; done; "
+                             "kill -KILL $pid; wait $pid; " + sdinterp() + " batch jobs.jsonl --skip-existing";
+  auto r = test::run_command("bash -c " + quote(script));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string first = test::read_text(dir / "first.log");
+  const long done_before = std::count(first.begin(), first.end(), '\n');
+  EXPECT_GE(done_before, 5) << first;
+  EXPECT_LT(done_before, 20) << "the kill came too late to test a resume";
+  EXPECT_NE(r.output.find("model loaded 1 time(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0 failed"), std::string::npos) << r.output;
+  for (int i = 0; i < 20; ++i) {
+    const std::string out = dir / ("out" + std::to_string(i));
+    ASSERT_TRUE(fs::exists(out + ".json")) << out;
+    auto again = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run " + quote(out + ".json") +
+                                   " --png-dir again" + std::to_string(i) + " -q");
+    ASSERT_EQ(again.status, 0) << again.output;
+    for (int f = 0; f < 3; ++f) {
+      const std::string name = "/frame_000" + std::to_string(f) + ".png";
+      ASSERT_EQ(test::read_text(out + name), test::read_text(dir / ("again" + std::to_string(i) + name))) << out << name;
+    }
+  }
+}
+
 TEST(Cli, InterruptStopsAndLeavesNothing) {
   test::TempDir dir;
   // Waits for the first denoising step, then sends SIGINT; the run must stop and clean up.

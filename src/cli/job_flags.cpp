@@ -1,5 +1,7 @@
 #include "cli/job_flags.h"
 
+#include "sdinterp/job.h"
+
 namespace sdinterp::cli {
 
 JobFlags::JobFlags(CLI::App* sub, bool required) {
@@ -43,37 +45,18 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
 }
 
 nlohmann::json JobFlags::given() const {
-  const RunConfig& c = values_;
+  // Values as a job writes them; the fields CLI11 keeps as text or apart (mode, interp, seed,
+  // overwrite) are taken from the flags so that apply_job checks and reports them.
+  const nlohmann::json all = job_to_json(values_);
   nlohmann::json j = nlohmann::json::object();
-  auto set = [&](const char* key, const nlohmann::json& value) {
-    if (options_.at(key)->count() > 0) j[key] = value;
-  };
-  set("bundle", c.bundle_dir);
-  set("mode", mode_);
-  set("prompt", c.prompts);
-  set("negative", c.negatives);
-  set("seed", seed_);
-  set("frames", c.frames);
-  set("steps", c.steps);
-  set("guidance", c.guidance);
-  set("height", c.height);
-  set("width", c.width);
-  set("step-size", c.step_size);
-  set("interp", interp_);
-  set("scheduler", c.scheduler);
-  set("batch", c.batch);
-  set("max-vram", c.max_vram_gb);
-  set("device", c.device);
-  set("output", c.output);
-  set("png-dir", c.png_dir);
-  set("fps", c.fps);
-  set("loop", c.loop);
-  set("boomerang", c.boomerang);
-  set("dither", c.dither);
-  set("lossless", c.lossless);
-  set("quality", c.quality);
-  set("crf", c.crf);
-  set("overwrite", c.overwrite);
+  for (const auto& [key, option] : options_) {
+    if (option->count() == 0) continue;
+    if (key == "mode") j[key] = mode_;
+    else if (key == "interp") j[key] = interp_;
+    else if (key == "seed") j[key] = seed_;
+    else if (key == "overwrite") j[key] = values_.overwrite;
+    else j[key] = all.at(key);
+  }
   return j;
 }
 

@@ -8,20 +8,13 @@
 namespace sdinterp::detail {
 namespace {
 
-class DdimScheduler final : public SchedulerBase {
+class DdimScheduler final : public UnscaledInputScheduler {
  public:
   DdimScheduler(const NoiseSchedule& schedule, int steps)
       : train_(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
     for (int64_t t : leading_timesteps(train_.num_train_timesteps, steps, 1)) {
       timesteps_.push_back(static_cast<double>(t));
     }
-  }
-
-  double init_noise_sigma() const override { return 1.0; }
-
-  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override {
-    check_index(i);
-    return sample;
   }
 
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {

@@ -9,7 +9,7 @@
 namespace sdinterp::detail {
 namespace {
 
-class DpmSolverScheduler final : public SchedulerBase {
+class DpmSolverScheduler final : public UnscaledInputScheduler {
  public:
   DpmSolverScheduler(const NoiseSchedule& schedule, int steps, bool karras)
       : prediction_type_(schedule.prediction_type) {
@@ -35,13 +35,6 @@ class DpmSolverScheduler final : public SchedulerBase {
                           " steps repeat a noise level of the training schedule; use fewer steps");
       }
     }
-  }
-
-  double init_noise_sigma() const override { return 1.0; }
-
-  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override {
-    check_index(i);
-    return sample;
   }
 
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {

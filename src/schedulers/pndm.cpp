@@ -18,7 +18,7 @@ constexpr std::array<std::array<double, 4>, 4> kAdamsBashforth{{
     {55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0},
 }};
 
-class PndmScheduler final : public SchedulerBase {
+class PndmScheduler final : public UnscaledInputScheduler {
  public:
   PndmScheduler(const NoiseSchedule& schedule, int steps)
       : train_(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
@@ -29,13 +29,6 @@ class PndmScheduler final : public SchedulerBase {
       timesteps_.push_back(static_cast<double>(leading[k]));
       if (k == 1) timesteps_.push_back(static_cast<double>(leading[k]));
     }
-  }
-
-  double init_noise_sigma() const override { return 1.0; }
-
-  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override {
-    check_index(i);
-    return sample;
   }
 
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {

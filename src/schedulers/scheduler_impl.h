@@ -62,6 +62,17 @@ class SchedulerBase : public Scheduler {
   size_t next_call_ = 0;
 };
 
+// Schedulers whose model input is the sample itself, started from unit noise (DDIM, PNDM,
+// DPM-Solver: the variance-preserving parametrisation).
+class UnscaledInputScheduler : public SchedulerBase {
+ public:
+  double init_noise_sigma() const override { return 1.0; }
+  torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override {
+    check_index(i);
+    return sample;
+  }
+};
+
 // Schedulers in the "x = x0 + sigma * noise" parametrisation (LMS, Euler): sigmas from
 // diffusers' linspace spacing or Karras levels, float timesteps, input scaled by
 // 1 / sqrt(sigma^2 + 1).
