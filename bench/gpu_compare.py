@@ -1,0 +1,942 @@
+#!/usr/bin/env python3
+"""sdinterp against diffusers on one GPU, in one go (issue 7, item 3). See bench/README-gpu.md.
+
+    python3 bench/gpu_compare.py [--device cuda] [--sdinterp build/sdinterp] [--out DIR]
+    python3 bench/gpu_compare.py --smoke --device cpu          # tiny model, 64x64, 3 frames, 2 steps
+
+Builds a Stable Diffusion pipeline with random weights from the real SD-1.5 configs (no download;
+the tokenizer is models/tiny-sd/tokenizer), saves it in diffusers layout, exports it with
+scripts/export_bundle.py, and times the same walk (the notebook's slerp-latent example: two latents
+from the seed, slerp between them, 30 frames x 15 LMS steps at 512x512, guidance 8) done three ways:
+
+  (a) notebook loop: StableDiffusionPipeline in float32, one frame per pipeline call
+  (b) diffusers in float16, all frames in one pipeline call (latents batch = frames); also (b2) the
+      same with VAE slicing (diffusers' own memory option)
+  (c) sdinterp generate on the float16 bundle: the whole command, with its model load, plus the
+      generation time it reports itself; again with --max-vram 10
+
+Wall times exclude model loading for diffusers (the pipeline is built once and warmed up at the
+shapes it will run); sdinterp's speed-ups use its own generation time (text + sampling + decode,
+model loaded) and the table also gives the whole command. Peak GPU memory: torch's
+max_memory_allocated for the diffusers runs, and for every run the device's used memory sampled
+through NVML (nvidia-smi when pynvml is missing) every 20 ms, above what was in use before the run
+(for diffusers: before CUDA was initialised, so the CUDA context and the weights count, as they
+do for the sdinterp process).
+
+Results: a table on stdout, OUT/results.json and OUT/results.md (OUT: --out, or $OUT, or
+./gpu-results), OUT/export.log, OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b),
+sdinterp and (a) side by side). results.* are rewritten after every stage, so a run stopped by a
+time limit still leaves what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENIZER_DIR = REPO / "models" / "tiny-sd" / "tokenizer"
+EXPORTER = REPO / "scripts" / "export_bundle.py"
+GIB = float(1 << 30)
+
+# The notebook's scheduler: LMSDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+# beta_schedule="scaled_linear", num_train_timesteps=1000).
+SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+
+# The real Stable Diffusion 1.5 configs (stable-diffusion-v1-5/stable-diffusion-v1-5: unet/, vae/,
+# text_encoder/ config.json, which is openai/clip-vit-large-patch14's text tower). 859.5M UNet parameters.
+SD15 = dict(
+    unet=dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+              block_out_channels=(320, 640, 1280, 1280),
+              down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+              cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
+              center_input_sample=False, downsample_padding=1, flip_sin_to_cos=True, freq_shift=0,
+              mid_block_scale_factor=1),
+    vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+             block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+             up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=512, act_fn="silu",
+             scaling_factor=0.18215),
+    text=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+              num_hidden_layers=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
+              layer_norm_eps=1e-5, initializer_range=0.02, initializer_factor=1.0, attention_dropout=0.0,
+              dropout=0.0, bos_token_id=0, eos_token_id=2, pad_token_id=1),
+)
+# The same architecture in miniature (tests/python/random_pipelines.py's sd1-tiny), for --smoke.
+TINY = dict(
+    unet=dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 64),
+              down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+              cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32),
+    vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+             block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+             up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),
+    text=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+              max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
+              bos_token_id=0, eos_token_id=2, pad_token_id=1),
+)
+
+# The notebook's second example (slerp between two latents).
+PROMPT = ("Sci-fi digital painting of an alien landscape with otherworldly plants, strange creatures, "
+          "and distant planets.")
+NEGATIVE = ("poorly drawn,cartoon, 3d, disfigured, bad art, deformed, poorly drawn, extra limbs, close up, b&w, "
+            "weird colors, blurry")
+
+
+def log(msg: str) -> None:
+    print(f"gpu_compare: {msg}", flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                   help="dtype of (b) and of the exported bundle (default float16 on CUDA, float32 on the CPU)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny model, 64x64, 3 frames, 2 steps: checks the whole script in seconds (CPU too)")
+    p.add_argument("--frames", type=int, default=None, help="frames (default 30; smoke 3)")
+    p.add_argument("--steps", type=int, default=None, help="LMS steps (default 15; smoke 2)")
+    p.add_argument("--size", type=int, default=None, help="height = width (default 512; smoke 64)")
+    p.add_argument("--guidance", type=float, default=8.0)
+    p.add_argument("--seed", type=int, default=1234, help="seed of the walk's two latents")
+    p.add_argument("--model-seed", type=int, default=0, help="seed of the random weights")
+    p.add_argument("--prompt", default=PROMPT)
+    p.add_argument("--negative", default=NEGATIVE)
+    p.add_argument("--sdinterp", default=str(REPO / "build" / "sdinterp"), help="the sdinterp binary")
+    p.add_argument("--sdinterp-lib-path", default="",
+                   help="prepended to LD_LIBRARY_PATH for sdinterp only (the carried Debian prefix)")
+    p.add_argument("--sdinterp-run", action="append", default=None, metavar="NAME=FLAGS",
+                   help='an sdinterp generate run: a name and extra flags, repeatable (default: "default=" and '
+                        '"max-vram 10=--max-vram 10"); the name "warm" runs `sdinterp batch` on two copies of the '
+                        'job and reports the second (model loaded and warmed up by the first)')
+    p.add_argument("--wait-build", default="", metavar="FILE",
+                   help="before timing anything, wait until FILE (the background build's exit status) exists")
+    p.add_argument("--skip-notebook-loop", action="store_true", help="skip (a)")
+    p.add_argument("--skip-diffusers-batch", action="store_true", help="skip (b) and (b2)")
+    p.add_argument("--skip-vae-slicing", action="store_true", help="skip (b2)")
+    p.add_argument("--skip-sdinterp", action="store_true", help="skip the export and (c)")
+    p.add_argument("--no-rescale", action="store_true",
+                   help="keep the raw random init (default: scale the UNet's and VAE's last convs so noise "
+                        "predictions have unit scale and images are mostly unsaturated, as tiny-sd)")
+    p.add_argument("--workdir", default="", help="scratch folder for the model and bundle (default: a temp folder)")
+    p.add_argument("--keep-workdir", action="store_true")
+    p.add_argument("--out", default=os.environ.get("OUT") or "gpu-results", help="results folder")
+    p.add_argument("--deadline", type=float, default=0.0,
+                   help="Unix time by which everything must be done (stages that no longer fit are skipped)")
+    p.add_argument("--budget-s", type=float, default=0.0, help="seconds from now (instead of --deadline)")
+    a = p.parse_args(argv)
+    a.frames = a.frames or (3 if a.smoke else 30)
+    a.steps = a.steps or (2 if a.smoke else 15)
+    a.size = a.size or (64 if a.smoke else 512)
+    a.cuda = a.device.startswith("cuda")
+    a.dtype = a.dtype or ("float16" if a.cuda else "float32")
+    if a.budget_s and not a.deadline:
+        a.deadline = time.time() + a.budget_s
+    if a.sdinterp_run is None:
+        a.sdinterp_run = ["default=", "max-vram 10=--max-vram 10", "warm="]
+    return a
+
+
+# --------------------------------------------------------------------------------------------------
+# GPU memory sampling
+
+
+class MemorySampler:
+    """Samples the device's used memory (and, where NVML lists it, one process's) in a thread."""
+
+    def __init__(self, index: int, interval: float = 0.02):
+        self.index, self.interval = index, interval
+        self.kind = None
+        self._nvml = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.kind = "nvml"
+        except Exception:
+            if shutil.which("nvidia-smi"):
+                self.kind = "nvidia-smi"
+        self._thread = None
+
+    def used(self) -> float | None:
+        """Bytes in use on the device now."""
+        if self.kind == "nvml":
+            return float(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used)
+        if self.kind == "nvidia-smi":
+            r = subprocess.run(["nvidia-smi", "-i", str(self.index), "--query-gpu=memory.used",
+                                "--format=csv,noheader,nounits"], capture_output=True, text=True)
+            try:
+                return float(r.stdout.split()[0]) * (1 << 20)
+            except (IndexError, ValueError):
+                return None
+        return None
+
+    def _process_used(self, pid: int) -> float | None:
+        if self.kind != "nvml":
+            return None
+        try:
+            for proc in self._nvml.nvmlDeviceGetComputeRunningProcesses(self._handle):
+                if proc.pid == pid and proc.usedGpuMemory is not None:
+                    return float(proc.usedGpuMemory)
+        except Exception:
+            return None
+        return None
+
+    def start(self, pid: int | None = None) -> None:
+        self.peak, self.peak_process, self.samples = 0.0, None, 0
+        self.pid = pid
+        self._stop = threading.Event()
+        self._smi = None
+        if self.kind == "nvidia-smi":  # one long-running nvidia-smi, not one process per sample
+            self._smi = subprocess.Popen(["nvidia-smi", "-i", str(self.index), "--query-gpu=memory.used",
+                                          "--format=csv,noheader,nounits", "-lms", str(int(self.interval * 1000))],
+                                         stdout=subprocess.PIPE, text=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._smi is not None:
+                line = self._smi.stdout.readline()
+                if not line:
+                    return
+                try:
+                    v = float(line.split()[0]) * (1 << 20)
+                except (IndexError, ValueError):
+                    continue
+            else:
+                v = self.used()
+                if self.pid is not None:
+                    pv = self._process_used(self.pid)
+                    if pv is not None:
+                        self.peak_process = max(self.peak_process or 0.0, pv)
+            if v is not None:
+                self.peak = max(self.peak, v)
+                self.samples += 1
+            if self._smi is None:
+                time.sleep(self.interval)
+
+    def stop(self) -> dict:
+        if self._thread is None:
+            return {}
+        self._stop.set()
+        if self._smi is not None:
+            self._smi.terminate()
+            self._smi.wait()
+        self._thread.join(timeout=5)
+        self._thread = None
+        return {"peak_used_bytes": self.peak, "samples": self.samples, "peak_process_bytes": self.peak_process}
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+
+
+def make_pipeline(cfg: dict, device: str, model_seed: int, rescale: bool):
+    """A StableDiffusionPipeline (float32) with random weights made on `device`, LMS scheduler."""
+    import torch
+    from diffusers import AutoencoderKL, LMSDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    def build(on: str):
+        torch.manual_seed(model_seed)
+        with torch.device(on):  # initialise on the device: seconds instead of a minute for 860M on a CPU
+            return (UNet2DConditionModel(**cfg["unet"]).eval(), AutoencoderKL(**cfg["vae"]).eval(),
+                    CLIPTextModel(CLIPTextConfig(**cfg["text"])).eval())
+
+    try:
+        unet, vae, text_encoder = build(device)
+    except Exception as e:  # some module refusing a device context: build on the CPU and move
+        log(f"building on {device} failed ({type(e).__name__}: {e}); building on the CPU")
+        unet, vae, text_encoder = (m.to(device) for m in build("cpu"))
+    for m in (unet, vae, text_encoder):
+        m.requires_grad_(False)
+    if rescale:
+        _rescale_outputs(unet, vae, cfg["text"]["hidden_size"], device)
+    tokenizer = CLIPTokenizer(vocab=str(TOKENIZER_DIR / "vocab.json"), merges=str(TOKENIZER_DIR / "merges.txt"),
+                              pad_token="<|endoftext|>", model_max_length=77)
+    # steps_offset=1: StableDiffusionPipeline sets it anyway (with a deprecation warning); LMS's default
+    # "linspace" spacing does not read it.
+    scheduler = LMSDiscreteScheduler(**SCHEDULE, prediction_type="epsilon", steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _rescale_outputs(unet, vae, hidden: int, device: str) -> None:
+    """Random weights give noise predictions and images of arbitrary scale; scale the last convs so the
+    noise prediction has unit scale and decoded images are mostly unsaturated (as tiny-sd, and
+    tests/python/random_pipelines.py). Keeps float16 runs finite and the frame comparison meaningful."""
+    import torch
+
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(7)
+        s = min(unet.config.sample_size, 32)
+        x = torch.randn(2, unet.config.in_channels, s, s, generator=g).to(device)
+        ctx = torch.randn(2, 77, hidden, generator=g).to(device)
+        out = unet(x, torch.tensor([500.0, 500.0], device=device), encoder_hidden_states=ctx).sample
+        k = 1.0 / float(out.std())
+        unet.conv_out.weight.mul_(k)
+        unet.conv_out.bias.mul_(k)
+        z = torch.randn(1, vae.config.latent_channels, 8, 8, generator=g).to(device)
+        img = vae.decode(z).sample
+        k = 0.5 / float(img.std())
+        vae.decoder.conv_out.weight.mul_(k)
+        vae.decoder.conv_out.bias.mul_(k)
+
+
+def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: int = 4):
+    """The notebook's slerp-latent walk as sdinterp draws it: torch.manual_seed(seed); torch.randn(2, ...)
+    on the CPU in float32; frame i = slerp(t_i) with t = linspace(0, 1, frames), slerp weights in float64
+    (numpy's slerp with DOT_THRESHOLD 0.9995), applied in float32."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    lat = torch.randn(2, channels, *latent_hw)
+    v0, v1 = lat[0], lat[1]
+    x, y = v0.double().flatten(), v1.double().flatten()
+    denom = float(x.norm() * y.norm())
+    dot = float((x * y).sum()) / denom if denom > 0 else 1.0
+    out = []
+    for t in np.linspace(0.0, 1.0, frames):
+        t = float(t)
+        if abs(dot) > 0.9995:
+            wa, wb = 1.0 - t, t
+        else:
+            theta_0 = math.acos(dot)
+            sin_theta_0 = math.sin(theta_0)
+            wa, wb = math.sin(theta_0 - theta_0 * t) / sin_theta_0, math.sin(theta_0 * t) / sin_theta_0
+        f = v0 * wa
+        if wb != 0.0:
+            f = f + v1 * wb
+        out.append(f)
+    return torch.stack(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def psnr(a, b) -> dict:
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return {"error": f"shapes {list(a.shape)} != {list(b.shape)}"}
+    mse = float(((a - b) ** 2).mean())
+    return {"psnr_db": (float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)),
+            "max_abs_diff": float(np.abs(a - b).max()), "mean_abs_diff": float(np.abs(a - b).mean())}
+
+
+def image_stats(img) -> dict:
+    import numpy as np
+
+    a = np.asarray(img)
+    return {"mean": round(float(a.mean()), 2), "std": round(float(a.std()), 2),
+            "saturated_fraction": round(float(((a == 0) | (a == 255)).mean()), 4)}
+
+
+class Clock:
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def left(self) -> float:
+        return self.deadline - time.time() if self.deadline else float("inf")
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+
+
+class Comparison:
+    def __init__(self, args):
+        self.a = args
+        self.out = Path(args.out).absolute()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock(args.deadline)
+        self.results: dict = {"stages": {}, "comparisons": {}, "notes": []}
+        self.frames0: dict = {}
+        self.work = Path(args.workdir).absolute() if args.workdir else None
+
+    # ---- results
+
+    def note(self, msg: str) -> None:
+        log(msg)
+        self.results["notes"].append(msg)
+
+    def stage(self, name: str, **fields) -> dict:
+        self.results["stages"].setdefault(name, {}).update(fields)
+        self.write()
+        return self.results["stages"][name]
+
+    def write(self) -> None:
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        (self.out / "results.md").write_text(self.markdown())
+
+    def rows(self) -> list[dict]:
+        st = self.results["stages"]
+        base_b = st.get("b", {}).get("gen_s")
+        base_a = st.get("a", {}).get("gen_s")
+        rows = []
+        for key, s in st.items():
+            if "gen_s" not in s and "wall_s" not in s:
+                continue
+            gen = s.get("gen_s")
+            rows.append({
+                "key": key, "method": s.get("method", key), "wall_s": s.get("wall_s"), "gen_s": gen,
+                "vs_b": (base_b / gen) if (base_b and gen) else None,
+                "vs_a": (base_a / gen) if (base_a and gen) else None,
+                "peak_device_gib": s.get("peak_device_gib"), "peak_torch_gib": s.get("peak_torch_allocated_gib"),
+                "note": s.get("note", ""),
+            })
+        return rows
+
+    def markdown(self) -> str:
+        m = self.results.get("meta", {})
+        lines = [f"# sdinterp vs diffusers: {m.get('gpu', m.get('device', '?'))}", "",
+                 f"{m.get('frames')} frames x {m.get('steps')} LMS steps, {m.get('size')}x{m.get('size')}, guidance "
+                 f"{m.get('guidance')}, slerp-latent walk; random-weight {m.get('model')} model; "
+                 f"torch {m.get('torch')}, diffusers {m.get('diffusers')}; {m.get('started')}", "",
+                 "| method | wall s | generation s (model loaded) | speed-up vs (b) | speed-up vs (a) "
+                 "| peak device GiB | peak torch-allocated GiB | note |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+        def f(v, fmt="{:.2f}"):
+            return "-" if v is None else fmt.format(v)
+
+        for r in self.rows():
+            lines.append(f"| {r['method']} | {f(r['wall_s'])} | {f(r['gen_s'])} | {f(r['vs_b'], '{:.2f}x')} "
+                         f"| {f(r['vs_a'], '{:.2f}x')} | {f(r['peak_device_gib'])} | {f(r['peak_torch_gib'])} "
+                         f"| {r['note']} |")
+        lines += ["", f"Peak device memory: {m.get('memory_method', '-')}.", ""]
+        if self.results["comparisons"]:
+            lines += ["| first frame | PSNR dB | max abs diff |", "| --- | --- | --- |"]
+            for k, v in self.results["comparisons"].items():
+                lines.append(f"| {k} | {f(v.get('psnr_db'))} | {f(v.get('max_abs_diff'), '{:.0f}')} |")
+            lines.append("")
+        if self.results.get("checks"):
+            lines += ["| issue 7 criterion | value | pass |", "| --- | --- | --- |"]
+            for c in self.results["checks"]:
+                lines.append(f"| {c['criterion']} | {c['value']} | {c['pass']} |")
+            lines.append("")
+        if self.results["notes"]:
+            lines += ["Notes:", ""] + [f"- {n}" for n in self.results["notes"]] + [""]
+        return "\n".join(lines)
+
+    def print_table(self) -> None:
+        print("\n" + "=" * 100)
+        print(f"{'method':<48} {'wall s':>8} {'gen s':>8} {'vs (b)':>8} {'vs (a)':>8} {'peak GiB':>9} {'torch GiB':>9}")
+
+        def f(v, fmt="{:.2f}"):
+            return "-" if v is None else fmt.format(v)
+
+        for r in self.rows():
+            print(f"{r['method'][:48]:<48} {f(r['wall_s']):>8} {f(r['gen_s']):>8} {f(r['vs_b'], '{:.2f}x'):>8} "
+                  f"{f(r['vs_a'], '{:.2f}x'):>8} {f(r['peak_device_gib']):>9} {f(r['peak_torch_gib']):>9}")
+        for k, v in self.results["comparisons"].items():
+            print(f"first frame {k}: PSNR {f(v.get('psnr_db'))} dB, max |diff| {f(v.get('max_abs_diff'), '{:.0f}')}")
+        for c in self.results.get("checks", []):
+            print(f"check: {c['criterion']}: {c['value']} -> {c['pass']}")
+        print("=" * 100, flush=True)
+
+    # ---- stages
+
+    def run(self) -> int:
+        a = self.a
+        started = time.time()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import numpy as np  # noqa: F401
+        import torch
+
+        self.torch = torch
+        cuda = a.cuda
+        if cuda and not torch.cuda.is_available():
+            log("error: --device cuda but torch sees no CUDA device (use --device cpu for a smoke run)")
+            return 2
+        self.dev_index = torch.device(a.device).index or 0 if cuda else 0
+        self.sampler = MemorySampler(self.dev_index) if cuda else None
+        # Device memory in use before this process touches CUDA: the zero for diffusers' peaks.
+        self.idle_used = self.sampler.used() if self.sampler else None
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+        meta = {
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": a.device, "dtype": a.dtype, "model": "tiny SD-1.x" if a.smoke else "SD-1.5 (860M UNet)",
+            "frames": a.frames, "steps": a.steps, "size": a.size, "guidance": a.guidance, "seed": a.seed,
+            "prompt": a.prompt, "negative": a.negative, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__, "python": sys.version.split()[0],
+            "memory_method": (f"{self.sampler.kind} sampled every 20 ms, minus the device's use before the run"
+                              if self.sampler and self.sampler.kind else "not measured (no GPU)"),
+            "idle_device_used_gib": None if self.idle_used is None else self.idle_used / GIB,
+            "cpu_count": os.cpu_count(),
+        }
+        if cuda:
+            p = torch.cuda.get_device_properties(torch.device(a.device))
+            meta.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / GIB, 1),
+                        cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        self.results["meta"] = meta
+        self.write()
+        log(f"{meta.get('gpu', 'CPU')}: {a.frames} frames x {a.steps} steps at {a.size}x{a.size}, dtype {a.dtype}; "
+            f"out {self.out}")
+
+        tmp = None
+        if self.work is None:
+            import tempfile
+
+            tmp = Path(tempfile.mkdtemp(prefix="sdinterp-gpu-compare-"))
+            self.work = tmp
+        self.work.mkdir(parents=True, exist_ok=True)
+        try:
+            self._run_stages()
+        except Exception as e:  # keep what was measured
+            import traceback
+
+            traceback.print_exc()
+            self.note(f"stopped by {type(e).__name__}: {e}")
+        finally:
+            self.results["meta"]["total_s"] = round(time.time() - started, 1)
+            self._checks()
+            self.write()
+            self.print_table()
+            self._save_frames()
+            if not a.keep_workdir and self.work is not None:
+                shutil.rmtree(self.work / "model", ignore_errors=True)
+                shutil.rmtree(self.work / "bundle", ignore_errors=True)
+                shutil.rmtree(self.work / "runs", ignore_errors=True)
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+
+    def _run_stages(self) -> None:
+        a, torch = self.a, self.torch
+        dtype = getattr(torch, a.dtype)
+        cfg = TINY if a.smoke else SD15
+
+        t0 = time.perf_counter()
+        pipe = make_pipeline(cfg, a.device, a.model_seed, not a.no_rescale)
+        sync(a.device)
+        n_unet = sum(p.numel() for p in pipe.unet.parameters())
+        self.stage("setup", build_model_s=round(time.perf_counter() - t0, 2), unet_parameters_m=round(n_unet / 1e6, 1))
+        log(f"built the random-weight pipeline ({n_unet / 1e6:.1f}M UNet parameters) in "
+            f"{time.perf_counter() - t0:.1f} s")
+        latent_hw = (a.size // 8, a.size // 8)
+        latents = walk_latents(a.seed, a.frames, latent_hw)
+
+        # The model in the bundle's dtype, saved in diffusers layout: (b) and (c) run the same weights,
+        # (a) their float32 copy.
+        bundle = self.work / "bundle"
+        export_ok = False
+        if not a.skip_sdinterp:
+            t0 = time.perf_counter()
+            pipe.to(dtype=dtype)
+            folder = self.work / "model"
+            shutil.rmtree(folder, ignore_errors=True)
+            pipe.save_pretrained(folder)
+            self.stage("setup", save_pretrained_s=round(time.perf_counter() - t0, 2))
+            export_ok = self._export(folder, bundle)
+            pipe.to(dtype=torch.float32)
+            gc.collect()
+            if a.cuda:
+                torch.cuda.empty_cache()
+        self._wait_build()
+
+        if not a.skip_diffusers_batch:
+            pipe.to(dtype=dtype)
+            self._diffusers_batch(pipe, latents, dtype, "b", f"(b) diffusers {a.dtype}, all frames in one call",
+                                  slicing=False)
+            if not a.skip_vae_slicing and a.cuda:
+                self._diffusers_batch(pipe, latents, dtype, "b2",
+                                      f"(b2) diffusers {a.dtype}, one call, VAE slicing", slicing=True)
+        if not a.skip_sdinterp and export_ok:
+            pipe.to("cpu")  # frees the device for sdinterp, which sizes its batch from free memory
+            gc.collect()
+            if a.cuda:
+                torch.cuda.empty_cache()
+            self._sdinterp_warmup(bundle)
+            for spec in a.sdinterp_run:
+                name, _, flags = spec.partition("=")
+                self._sdinterp(bundle, name.strip(), flags.split())
+            pipe.to(a.device)
+        if not a.skip_notebook_loop:
+            pipe.to(dtype=torch.float32)
+            self._notebook_loop(pipe, latents)
+        del pipe
+        gc.collect()
+
+    def _export(self, folder: Path, bundle: Path) -> bool:
+        a = self.a
+        cmd = [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
+               "--dtype", a.dtype, "--offline", "--overwrite"]
+        log(f"exporting: {' '.join(cmd[1:])} (log: export.log)")
+        t0 = time.perf_counter()
+        timeout = max(30.0, self.clock.left() - 60.0) if self.clock.deadline else None
+        with open(self.out / "export.log", "w") as logf:
+            try:
+                rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout,
+                                    env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        dt = time.perf_counter() - t0
+        size = sum(f.stat().st_size for f in bundle.glob("*.pt")) if bundle.is_dir() else 0
+        self.stage("export", command=" ".join(["scripts/export_bundle.py", *cmd[3:]]), rc=rc, seconds=round(dt, 1),
+                   bundle_gib=round(size / GIB, 2))
+        log(f"export exited {rc} after {dt:.1f} s; bundle {size / GIB:.2f} GiB")
+        if rc != 0:
+            self.note(f"export failed ({rc}): see export.log; sdinterp not measured")
+        return rc == 0
+
+    def _wait_build(self) -> None:
+        a = self.a
+        if not a.wait_build:
+            return
+        status = Path(a.wait_build)
+        t0 = time.perf_counter()
+        if not status.exists():
+            log(f"waiting for the sdinterp build ({status})")
+        while not status.exists():
+            if self.clock.left() < 150:
+                self.note("the sdinterp build had not finished with 150 s left: timings below may be disturbed "
+                          "by it, and sdinterp is skipped")
+                self.a.skip_sdinterp = True
+                return
+            time.sleep(1)
+        rc = status.read_text().strip()
+        self.stage("setup", build_wait_s=round(time.perf_counter() - t0, 1), build_rc=rc)
+        log(f"build finished (exit status {rc}; waited {time.perf_counter() - t0:.0f} s)")
+        if rc != "0":
+            self.note(f"the sdinterp build failed (exit status {rc}): see build.log; sdinterp not measured")
+            self.a.skip_sdinterp = True
+
+    def _peaks_start(self) -> None:
+        torch = self.torch
+        if self.a.cuda:
+            sync(self.a.device)
+            torch.cuda.reset_peak_memory_stats(torch.device(self.a.device))
+        if self.sampler and self.sampler.kind:
+            self.sampler.start()
+
+    def _peaks_stop(self) -> dict:
+        torch = self.torch
+        out = {}
+        if self.a.cuda:
+            out["peak_torch_allocated_gib"] = round(torch.cuda.max_memory_allocated(torch.device(self.a.device)) / GIB, 2)
+            out["peak_torch_reserved_gib"] = round(torch.cuda.max_memory_reserved(torch.device(self.a.device)) / GIB, 2)
+        if self.sampler and self.sampler.kind:
+            s = self.sampler.stop()
+            if s.get("samples") and self.idle_used is not None:
+                out["peak_device_gib"] = round((s["peak_used_bytes"] - self.idle_used) / GIB, 2)
+        return out
+
+    def _call(self, pipe, latents, dtype, steps: int):
+        a = self.a
+        return pipe(prompt=a.prompt, negative_prompt=a.negative, height=a.size, width=a.size,
+                    num_inference_steps=steps, guidance_scale=a.guidance, num_images_per_prompt=latents.shape[0],
+                    latents=latents.to(a.device, dtype)).images
+
+    def _diffusers_batch(self, pipe, latents, dtype, key: str, method: str, slicing: bool) -> None:
+        import numpy as np
+
+        a, torch = self.a, self.torch
+        if self.clock.left() < 60:
+            self.stage(key, method=method, note="skipped: out of time")
+            return
+        if slicing:
+            pipe.enable_vae_slicing()
+        log(f"{method}: warm-up (2 steps at the same batch)")
+        try:
+            with torch.inference_mode():
+                self._call(pipe, latents, dtype, 2)
+                sync(a.device)
+                self._peaks_start()
+                t0 = time.perf_counter()
+                images = self._call(pipe, latents, dtype, a.steps)
+                sync(a.device)
+                dt = time.perf_counter() - t0
+            peaks = self._peaks_stop()
+            self.stage(key, method=method, wall_s=round(dt, 3), gen_s=round(dt, 3), **peaks,
+                       frame0=image_stats(images[0]))
+            if key == "b":
+                self.frames0["b"] = np.asarray(images[0].convert("RGB"))
+            log(f"{method}: {dt:.2f} s; {peaks}")
+        except torch.cuda.OutOfMemoryError as e:
+            self._peaks_stop()
+            self.stage(key, method=method, note=f"out of memory: {str(e).splitlines()[0][:160]}")
+            self.note(f"{method}: out of device memory")
+        finally:
+            if slicing:
+                pipe.disable_vae_slicing()
+            gc.collect()
+            if a.cuda:
+                torch.cuda.empty_cache()
+
+    def _notebook_loop(self, pipe, latents) -> None:
+        import numpy as np
+
+        a, torch = self.a, self.torch
+        method = "(a) notebook loop, float32, one frame per call"
+        if self.clock.left() < 45:
+            self.stage("a", method=method, note="skipped: out of time")
+            return
+        log(f"{method}: warm-up (1 frame, 2 steps)")
+        with torch.inference_mode():
+            self._call(pipe, latents[:1], torch.float32, 2)
+            sync(a.device)
+            self._peaks_start()
+            t0 = time.perf_counter()
+            done, first = 0, None
+            for i in range(a.frames):
+                img = self._call(pipe, latents[i:i + 1], torch.float32, a.steps)[0]
+                if i == 0:
+                    first = img
+                done += 1
+                elapsed = time.perf_counter() - t0
+                if self.clock.left() < 20 or (self.clock.deadline and elapsed / done * (a.frames - done)
+                                              > self.clock.left() - 20):
+                    break
+            sync(a.device)
+            dt = time.perf_counter() - t0
+        peaks = self._peaks_stop()
+        fields = dict(method=method, frames_done=done, **peaks, frame0=image_stats(first))
+        if done < a.frames:
+            fields.update(wall_s=round(dt / done * a.frames, 3), gen_s=round(dt / done * a.frames, 3),
+                          measured_s=round(dt, 3),
+                          note=f"extrapolated from {done} of {a.frames} frames (time limit)")
+        else:
+            fields.update(wall_s=round(dt, 3), gen_s=round(dt, 3))
+        self.stage("a", **fields)
+        self.frames0["a"] = np.asarray(first.convert("RGB"))
+        log(f"{method}: {dt:.2f} s for {done} frames; {peaks}")
+
+    def _sdinterp_warmup(self, bundle: Path) -> None:
+        """One tiny untimed run: libtorch and the bundle in the page cache, so that the timed runs do not
+        depend on their order."""
+        a = self.a
+        if not Path(a.sdinterp).is_file() or self.clock.left() < 90:
+            return
+        env = dict(os.environ)
+        if a.sdinterp_lib_path:
+            env["LD_LIBRARY_PATH"] = a.sdinterp_lib_path + (":" + env["LD_LIBRARY_PATH"]
+                                                            if env.get("LD_LIBRARY_PATH") else "")
+        out = self.work / "runs" / "warmup"
+        out.parent.mkdir(exist_ok=True)
+        cmd = [a.sdinterp, "generate", "--bundle", str(bundle), "--prompt", "warm-up", "--seed", "1", "--frames", "2",
+               "--steps", "1", "--height", "64", "--width", "64", "--device", a.device, "--png-dir", str(out),
+               "--overwrite", "--progress", "none", "-q"]
+        info = subprocess.run([a.sdinterp, "info", "--json"], capture_output=True, text=True, env=env)
+        try:
+            self.results["meta"]["sdinterp_info"] = json.loads(info.stdout)
+        except json.JSONDecodeError:
+            self.results["meta"]["sdinterp_info"] = (info.stdout + info.stderr).strip()[-500:]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        dt = time.perf_counter() - t0
+        self.stage("setup", sdinterp_warmup_s=round(dt, 2), sdinterp_warmup_rc=r.returncode)
+        log(f"sdinterp warm-up (2 frames, 1 step, 64x64; untimed): exit {r.returncode}, {dt:.1f} s")
+        with open(self.out / "sdinterp.log", "a") as f:
+            f.write(f"$ {shlex.join(cmd)}\n# exit {r.returncode}, {dt:.2f} s (warm-up)\n# stderr:\n{r.stderr}\n")
+
+    def _sdinterp(self, bundle: Path, name: str, flags: list[str]) -> None:
+        import numpy as np
+        from PIL import Image
+
+        a = self.a
+        warm = name == "warm"
+        key = "c" if name == "default" else "c-" + "-".join("".join(ch if ch.isalnum() else " " for ch in name).split())
+        if warm:
+            method = "(c) sdinterp warm: 2nd job of one `sdinterp batch`"
+        else:
+            method = "(c) sdinterp" + (f" {name}" if name != "default" else "") + " (whole command)"
+        binary = Path(a.sdinterp)
+        if not binary.is_file():
+            self.stage(key, method=method, note=f"skipped: no binary at {binary}")
+            self.note(f"sdinterp binary missing: {binary}")
+            return
+        if self.clock.left() < (60 if warm else 40):
+            self.stage(key, method=method, note="skipped: out of time")
+            return
+        runs = self.work / "runs"
+        runs.mkdir(exist_ok=True)
+        job = {"bundle": str(bundle), "mode": "slerp-latent", "prompt": a.prompt, "negative": a.negative,
+               "seed": a.seed, "frames": a.frames, "steps": a.steps, "guidance": a.guidance, "height": a.size,
+               "width": a.size, "device": a.device}
+        png_dirs = [runs / f"{key}-{i}" for i in (1, 2)] if warm else [runs / key]
+        for d in png_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+            Path(str(d) + ".json").unlink(missing_ok=True)
+        png_dir = png_dirs[-1]  # the run whose metadata and frames are reported
+        meta_path = Path(str(png_dir) + ".json")
+        if warm:
+            jobs = runs / f"{key}.jsonl"
+            jobs.write_text("".join(json.dumps({**job, "png-dir": str(d)}) + "\n" for d in png_dirs))
+            cmd = [str(binary), "batch", str(jobs), "--progress", "json", "-q", *flags]
+        else:
+            cmd = [str(binary), "generate"]
+            for k, v in job.items():
+                cmd += [f"--{k}", f"{v:g}" if isinstance(v, float) else str(v)]
+            cmd += ["--png-dir", str(png_dir), "--progress", "json", "-q", *flags]
+        env = dict(os.environ)
+        if a.sdinterp_lib_path:
+            env["LD_LIBRARY_PATH"] = a.sdinterp_lib_path + (":" + env["LD_LIBRARY_PATH"]
+                                                            if env.get("LD_LIBRARY_PATH") else "")
+        shown = shlex.join(["sdinterp", *cmd[1:]]).replace(str(bundle), "BUNDLE").replace(str(png_dir), "X")
+        log(f"{method}: {shown}")
+        baseline = self.sampler.used() if (self.sampler and self.sampler.kind) else None
+        events: list[tuple[float, dict]] = []
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        if self.sampler and self.sampler.kind:
+            self.sampler.start(pid=proc.pid)
+        stderr_chunks: list[str] = []
+        err_thread = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
+        err_thread.start()
+        stdout_other = []
+        timeout_at = time.time() + max(30.0, self.clock.left() - 15.0) if self.clock.deadline else None
+        for line in proc.stdout:
+            now = time.perf_counter() - t0
+            try:
+                events.append((now, json.loads(line)))
+            except json.JSONDecodeError:
+                stdout_other.append(line.rstrip())
+            if timeout_at and time.time() > timeout_at:
+                proc.kill()
+                self.note(f"{method}: killed at the time limit")
+                break
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
+        err_thread.join(timeout=5)
+        mem = self.sampler.stop() if (self.sampler and self.sampler.kind) else {}
+        stderr = "".join(stderr_chunks)
+        with open(self.out / "sdinterp.log", "a") as f:
+            f.write(f"$ {shlex.join(cmd)}\n# exit {rc}, {wall:.2f} s\n# stdout (non-JSON): {stdout_other}\n"
+                    f"# events: {len(events)}, first/last: {events[:1]} {events[-1:]}\n# stderr:\n{stderr}\n")
+        fields = dict(method=method, command=shown, rc=rc, wall_s=round(wall, 3))
+        if rc != 0:
+            fields["note"] = f"exit status {rc}: {stderr.strip().splitlines()[-1][:200] if stderr.strip() else ''}"
+            self.stage(key, **fields)
+            self.note(f"{method} failed: exit status {rc} (sdinterp.log)")
+            return
+        starts = [t for t, e in events if e.get("event") == "start"]
+        dones = [t for t, e in events if e.get("event") == "done"]
+        try:
+            meta = json.loads(meta_path.read_text())
+            info = meta.get("sdinterp", {})
+            timings = info.get("timings_s", {})
+            fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
+                          device_reported=info.get("device"), dtype_reported=info.get("dtype"),
+                          libtorch=info.get("libtorch"))
+        except (OSError, json.JSONDecodeError) as e:
+            fields["note"] = f"no metadata: {e}"
+        # Load: from the launch to the first progress event (run_walk starts once the bundle is loaded).
+        fields.update(load_s=round(starts[0], 3) if starts else None,
+                      after_last_done_s=round(wall - dones[-1], 3) if dones else None)
+        if warm and len(starts) >= 2 and dones:
+            fields["first_job_s"] = round(starts[1] - starts[0], 3)
+        if baseline is not None and mem.get("samples"):
+            fields["peak_device_gib"] = round((mem["peak_used_bytes"] - baseline) / GIB, 2)
+            fields["baseline_device_gib"] = round(baseline / GIB, 2)
+        if mem.get("peak_process_bytes"):
+            fields["peak_process_gib"] = round(mem["peak_process_bytes"] / GIB, 2)
+        frames = sorted(png_dir.glob("frame_*.png"))
+        fields["frames_written"] = len(frames)
+        if frames:
+            img = np.asarray(Image.open(frames[0]).convert("RGB"))
+            fields["frame0"] = image_stats(img)
+            self.frames0[key] = img
+        gen = fields.get("gen_s")
+        if gen and not warm:
+            fields["wall_over_gen"] = round(wall / gen, 2)
+        note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
+                f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
+                "wall = both jobs" if warm else ""]
+        fields["note"] = ", ".join(n for n in note if n)
+        self.stage(key, **fields)
+        log(f"{method}: exit {rc}, wall {wall:.2f} s, generation {gen} s, load (to first event) "
+            f"{fields['load_s']} s, batch {fields.get('batch')}, peak {fields.get('peak_device_gib')} GiB")
+
+    # ---- after the stages
+
+    def _checks(self) -> None:
+        f0 = self.frames0
+        comps = self.results["comparisons"]
+        c0 = f0.get("c")
+        if c0 is None:
+            c0 = next((f0[k] for k in f0 if k.startswith("c-")), None)
+        if "b" in f0 and c0 is not None:
+            comps["sdinterp vs diffusers (b)"] = psnr(c0, f0["b"])
+        if "a" in f0 and "b" in f0:
+            comps["diffusers fp32 (a) vs (b)"] = psnr(f0["a"], f0["b"])
+        other = [k for k in f0 if k.startswith("c-")] if "c" in f0 else []
+        for k in other:
+            comps[f"sdinterp {k} vs default"] = psnr(f0[k], f0["c"])
+        st = self.results["stages"]
+        checks = []
+        c, b, a_ = st.get("c", {}), st.get("b", {}), st.get("a", {})
+        warm = st.get("c-warm", {}).get("gen_s")
+        for base, name, need in ((b, "(b)", 1.5), (a_, "(a)", 8.0)):
+            if c.get("gen_s") and base.get("gen_s"):
+                r = base["gen_s"] / c["gen_s"]
+                value = f"{r:.2f}x" + (f" (warm 2nd job: {base['gen_s'] / warm:.2f}x)" if warm else "")
+                checks.append({"criterion": f">= {need:g}x faster than {name}, model loaded", "value": value,
+                               "pass": r >= need})
+        if c.get("wall_over_gen"):
+            checks.append({"criterion": "whole command <= 2x its generation time",
+                           "value": f"{c['wall_over_gen']:.2f}x", "pass": c["wall_over_gen"] <= 2})
+        if c.get("peak_device_gib") is not None:
+            checks.append({"criterion": "peak GPU memory <= 10 GiB by default",
+                           "value": f"{c['peak_device_gib']:.2f} GiB", "pass": c["peak_device_gib"] <= 10})
+        capped = st.get("c-max-vram-10", {})
+        if capped.get("gen_s") and c.get("gen_s"):
+            r = capped["gen_s"] / c["gen_s"]
+            checks.append({"criterion": "--max-vram 10 loses <= 10% speed against the default run",
+                           "value": f"{(r - 1) * 100:+.1f}%", "pass": r <= 1.10})
+        self.results["checks"] = checks if not self.a.smoke else [
+            dict(ch, **{"pass": f"{ch['pass']} (smoke: not meaningful)"}) for ch in checks]
+
+    def _save_frames(self) -> None:
+        try:
+            import numpy as np
+            from PIL import Image
+
+            tiles = [self.frames0[k] for k in ("b", "c", "a") if k in self.frames0]
+            if tiles:
+                Image.fromarray(np.concatenate(tiles, axis=1)).save(self.out / "frame0_compare.png")
+        except Exception as e:  # a picture is a nicety
+            log(f"frame0_compare.png not written: {e}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return Comparison(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
