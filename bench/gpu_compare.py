@@ -54,38 +54,13 @@ GIB = float(1 << 30)
 # beta_schedule="scaled_linear", num_train_timesteps=1000).
 SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
-# The real Stable Diffusion 1.5 configs (stable-diffusion-v1-5/stable-diffusion-v1-5: unet/, vae/,
-# text_encoder/ config.json, which is openai/clip-vit-large-patch14's text tower). 859.5M UNet parameters.
-SD15 = dict(
-    unet=dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-              block_out_channels=(320, 640, 1280, 1280),
-              down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-              cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
-              center_input_sample=False, downsample_padding=1, flip_sin_to_cos=True, freq_shift=0,
-              mid_block_scale_factor=1),
-    vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-             block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-             up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=512, act_fn="silu",
-             scaling_factor=0.18215),
-    text=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
-              num_hidden_layers=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-              layer_norm_eps=1e-5, initializer_range=0.02, initializer_factor=1.0, attention_dropout=0.0,
-              dropout=0.0, bos_token_id=0, eos_token_id=2, pad_token_id=1),
-)
-# The same architecture in miniature (tests/python/random_pipelines.py's sd1-tiny), for --smoke.
-TINY = dict(
-    unet=dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 64),
-              down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-              cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32),
-    vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-             block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-             up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),
-    text=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-              max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
-              bos_token_id=0, eos_token_id=2, pad_token_id=1),
-)
+# The model configs (the real SD-1.5 ones with random weights, and the same architecture in
+# miniature for --smoke) and the output rescaling are the export tests' own.
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from random_pipelines import CONFIGS, rescale_outputs  # noqa: E402
+
+SD15 = CONFIGS["sd15"]
+TINY = CONFIGS["sd1-tiny"]
 
 # The notebook's second example (slerp between two latents).
 PROMPT = ("Sci-fi digital painting of an alien landscape with otherworldly plants, strange creatures, "
@@ -266,7 +241,7 @@ def make_pipeline(cfg: dict, device: str, model_seed: int, rescale: bool):
     for m in (unet, vae, text_encoder):
         m.requires_grad_(False)
     if rescale:
-        _rescale_outputs(unet, vae, cfg["text"]["hidden_size"], device)
+        rescale_outputs(unet, vae, cfg["text"]["hidden_size"], device)
     tokenizer = CLIPTokenizer(vocab=str(TOKENIZER_DIR / "vocab.json"), merges=str(TOKENIZER_DIR / "merges.txt"),
                               pad_token="<|endoftext|>", model_max_length=77)
     # steps_offset=1: StableDiffusionPipeline sets it anyway (with a deprecation warning); LMS's default
@@ -277,28 +252,6 @@ def make_pipeline(cfg: dict, device: str, model_seed: int, rescale: bool):
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def _rescale_outputs(unet, vae, hidden: int, device: str) -> None:
-    """Random weights give noise predictions and images of arbitrary scale; scale the last convs so the
-    noise prediction has unit scale and decoded images are mostly unsaturated (as tiny-sd, and
-    tests/python/random_pipelines.py). Keeps float16 runs finite and the frame comparison meaningful."""
-    import torch
-
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(7)
-        s = min(unet.config.sample_size, 32)
-        x = torch.randn(2, unet.config.in_channels, s, s, generator=g).to(device)
-        ctx = torch.randn(2, 77, hidden, generator=g).to(device)
-        out = unet(x, torch.tensor([500.0, 500.0], device=device), encoder_hidden_states=ctx).sample
-        k = 1.0 / float(out.std())
-        unet.conv_out.weight.mul_(k)
-        unet.conv_out.bias.mul_(k)
-        z = torch.randn(1, vae.config.latent_channels, 8, 8, generator=g).to(device)
-        img = vae.decode(z).sample
-        k = 0.5 / float(img.std())
-        vae.decoder.conv_out.weight.mul_(k)
-        vae.decoder.conv_out.bias.mul_(k)
 
 
 def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: int = 4):
