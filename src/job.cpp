@@ -106,11 +106,16 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
   }
 }
 
-RunConfig parse_job(std::string_view text, const std::string& source) {
+json parse_job_object(std::string_view text, const std::string& source) {
   json job = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (job.is_discarded()) throw ConfigError(source + ": not valid JSON");
+  if (!job.is_object()) throw ConfigError(source + ": a job must be a JSON object");
+  return job;
+}
+
+RunConfig parse_job(std::string_view text, const std::string& source) {
   RunConfig c;
-  apply_job(job, c, source);
+  apply_job(parse_job_object(text, source), c, source);
   return c;
 }
 

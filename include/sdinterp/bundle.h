@@ -49,6 +49,9 @@ class Bundle {
   std::unique_ptr<Modules> modules_;
 };
 
+// The tokenizer a bundle names, with its special ids (SD 2.x pads with 0). Needs no modules.
+ClipTokenizer load_bundle_tokenizer(const std::string& dir, const Manifest& manifest);
+
 // "float32" -> kFloat32 etc.
 torch::ScalarType parse_dtype(const std::string& name);
 

@@ -19,6 +19,8 @@ const std::vector<std::string>& job_keys();
 // Applies the keys of a JSON object onto `config` (keys absent keep their value). Throws
 // ConfigError naming `source` and the key for an unknown key or a mistyped value.
 void apply_job(const nlohmann::json& job, RunConfig& config, const std::string& source);
+// Parses job text that must be one JSON object. Throws ConfigError naming `source`.
+nlohmann::json parse_job_object(std::string_view text, const std::string& source);
 // Parses job text (one JSON object) onto defaults.
 RunConfig parse_job(std::string_view text, const std::string& source);
 

@@ -107,6 +107,16 @@ Bundle::Bundle(Bundle&&) noexcept = default;
 Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
+ClipTokenizer load_bundle_tokenizer(const std::string& dir, const Manifest& m) {
+  TokenizerSpecialIds ids;
+  ids.bos_id = m.tokenizer.bos_id;
+  ids.eos_id = m.tokenizer.eos_id;
+  ids.pad_id = m.tokenizer.pad_id;
+  ids.max_length = m.tokenizer.max_length;
+  const fs::path root(dir);
+  return ClipTokenizer::from_files((root / m.tokenizer.vocab).string(), (root / m.tokenizer.merges).string(), ids);
+}
+
 Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   Manifest m = load_manifest(dir);
   if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {
@@ -115,13 +125,7 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   }
   torch::Device device = resolve_device(device_name, m, dir);
   const fs::path root(dir);
-  TokenizerSpecialIds ids;
-  ids.bos_id = m.tokenizer.bos_id;
-  ids.eos_id = m.tokenizer.eos_id;
-  ids.pad_id = m.tokenizer.pad_id;
-  ids.max_length = m.tokenizer.max_length;
-  ClipTokenizer tokenizer = ClipTokenizer::from_files((root / m.tokenizer.vocab).string(),
-                                                      (root / m.tokenizer.merges).string(), ids);
+  ClipTokenizer tokenizer = load_bundle_tokenizer(dir, m);
   Bundle bundle(dir, std::move(m), std::move(tokenizer), device);
   const Manifest& man = bundle.manifest_;
   bundle.dtype_ = parse_dtype(man.dtype);

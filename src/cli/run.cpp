@@ -22,13 +22,6 @@ std::string read_job_file(const std::string& path) {
   return text.str();
 }
 
-nlohmann::json parse_object(const std::string& text, const std::string& source) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw ConfigError(source + ": not valid JSON");
-  if (!j.is_object()) throw ConfigError(source + ": a job must be a JSON object");
-  return j;
-}
-
 struct BatchOptions {
   std::string path;
   bool skip_existing = false;
@@ -46,7 +39,7 @@ void add_run_command(CLI::App& app, int& status) {
   add_ui_flags(sub, *ui);
   sub->callback([path, flags, ui, &status] {
     RunConfig config;
-    apply_job(parse_object(read_job_file(*path), *path), config, *path);
+    apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
     apply_job(flags->given(), config, "command line");
     BundleCache cache;
     std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
@@ -74,7 +67,7 @@ void add_batch_command(CLI::App& app, int& status) {
       if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#') continue;
       const std::string source = o->path + ":" + std::to_string(line_number);
       try {
-        nlohmann::json job = parse_object(line, source);
+        nlohmann::json job = parse_job_object(line, source);
         RunConfig config;
         apply_job(job, config, source);
         apply_job(overrides, config, "command line");

@@ -3,8 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "sdinterp/manifest.h"
-#include "sdinterp/tokenizer.h"
+#include "sdinterp/bundle.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -15,14 +14,7 @@ struct TokenizeOptions {
 };
 
 int run_tokenize(const TokenizeOptions& o) {
-  const Manifest m = load_manifest(o.bundle_dir);
-  TokenizerSpecialIds ids;
-  ids.bos_id = m.tokenizer.bos_id;
-  ids.eos_id = m.tokenizer.eos_id;
-  ids.pad_id = m.tokenizer.pad_id;
-  ids.max_length = m.tokenizer.max_length;
-  const std::string root = o.bundle_dir + "/";
-  const ClipTokenizer tokenizer = ClipTokenizer::from_files(root + m.tokenizer.vocab, root + m.tokenizer.merges, ids);
+  const ClipTokenizer tokenizer = load_bundle_tokenizer(o.bundle_dir, load_manifest(o.bundle_dir));
   for (const std::string& text : o.texts) {
     Tokenization t = tokenizer.encode(text);
     nlohmann::json line = {{"text", text}, {"ids", t.ids}, {"tokens", t.tokens}, {"truncated", t.truncated}};
