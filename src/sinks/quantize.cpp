@@ -58,37 +58,70 @@ std::vector<Point> binned_histogram(const Frame& frame, int bits) {
   return points;
 }
 
-// Every distinct colour with its count (sorting the samples): for frames whose colours fall
-// into few bins, such as smooth gradients, where binning would merge the shades that matter.
+// Every distinct colour with its count, in colour order: for frames whose colours fall into
+// few bins, such as smooth gradients, where binning would merge the shades that matter.
+// Colours are counted in an open-addressed table that grows as needed; a pixel equal to the
+// one before (runs are long in smooth frames) skips the lookup.
 std::vector<Point> exact_histogram(const Frame& frame) {
+  constexpr uint32_t kEmpty = 0xffffffffu;
   size_t pixels = static_cast<size_t>(frame.width) * frame.height;
   size_t step = sample_step(frame);
-  std::vector<uint32_t> keys;
-  keys.reserve(pixels / step + 1);
+  int bits = 12;
+  std::vector<uint32_t> keys(size_t{1} << bits, kEmpty);
+  std::vector<uint32_t> counts(keys.size(), 0);
+  size_t used = 0;
+  auto slot_of = [&keys, &bits](uint32_t key) {
+    uint32_t mask = static_cast<uint32_t>(keys.size() - 1);
+    uint32_t h = (key * 2654435761u) >> (32 - bits);
+    while (keys[h] != kEmpty && keys[h] != key) h = (h + 1) & mask;
+    return h;
+  };
   const uint8_t* p = frame.rgb.data();
+  uint32_t last_key = kEmpty;
+  uint32_t last_slot = 0;
   for (size_t i = 0; i < pixels; i += step) {
     const uint8_t* q = p + 3 * i;
-    keys.push_back(static_cast<uint32_t>(q[0]) << 16 | static_cast<uint32_t>(q[1]) << 8 | q[2]);
+    uint32_t key = static_cast<uint32_t>(q[0]) << 16 | static_cast<uint32_t>(q[1]) << 8 | q[2];
+    if (key == last_key) {
+      ++counts[last_slot];
+      continue;
+    }
+    uint32_t h = slot_of(key);
+    if (keys[h] == kEmpty) {
+      if (2 * (used + 1) > keys.size()) {
+        // Half full: double the table and place the colours again.
+        std::vector<uint32_t> old_keys(size_t{1} << (bits + 1), kEmpty);
+        std::vector<uint32_t> old_counts(old_keys.size(), 0);
+        old_keys.swap(keys);
+        old_counts.swap(counts);
+        ++bits;
+        for (size_t j = 0; j < old_keys.size(); ++j) {
+          if (old_keys[j] == kEmpty) continue;
+          uint32_t k = slot_of(old_keys[j]);
+          keys[k] = old_keys[j];
+          counts[k] = old_counts[j];
+        }
+        h = slot_of(key);
+      }
+      keys[h] = key;
+      ++used;
+    }
+    ++counts[h];
+    last_key = key;
+    last_slot = h;
   }
-  // Radix sort on the 24-bit keys, a byte at a time: several times faster than std::sort on
-  // a frame's worth of samples.
-  std::vector<uint32_t> scratch(keys.size());
-  for (int shift = 0; shift < 24; shift += 8) {
-    size_t counts[257] = {0};
-    for (uint32_t k : keys) ++counts[((k >> shift) & 0xff) + 1];
-    for (int b = 0; b < 256; ++b) counts[b + 1] += counts[b];
-    for (uint32_t k : keys) scratch[counts[(k >> shift) & 0xff]++] = k;
-    keys.swap(scratch);
+  std::vector<std::pair<uint32_t, uint32_t>> colors;
+  colors.reserve(used);
+  for (size_t j = 0; j < keys.size(); ++j) {
+    if (keys[j] != kEmpty) colors.emplace_back(keys[j], counts[j]);
   }
+  std::sort(colors.begin(), colors.end());
   std::vector<Point> points;
-  for (size_t i = 0; i < keys.size();) {
-    size_t j = i;
-    while (j < keys.size() && keys[j] == keys[i]) ++j;
-    uint32_t k = keys[i];
+  points.reserve(colors.size());
+  for (const auto& [k, n] : colors) {
     points.push_back(Point{{static_cast<float>(k >> 16), static_cast<float>((k >> 8) & 0xff),
                             static_cast<float>(k & 0xff)},
-                           static_cast<float>(j - i)});
-    i = j;
+                           static_cast<float>(n)});
   }
   return points;
 }
@@ -482,10 +515,14 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
   std::vector<float> errors(diffuse ? 2 * row_floats : 0, 0.f);
   float* err_cur = errors.data();
   float* err_next = diffuse ? errors.data() + row_floats : nullptr;
-  band.min_x = m.width;
-  band.min_y = band.y1;
+  // The changed box is kept in locals and stored once: bands sit side by side in memory, and
+  // per-pixel stores to them would bounce one cache line between the cores.
+  int min_x = m.width, min_y = band.y1, max_x = -1, max_y = -1;
   for (int y = band.y0; y < band.y1; ++y) {
     int previous = -1;
+    // The error pushed right by the previous pixel, kept in registers: it is the one input
+    // each pixel waits for, and a round trip through memory would lengthen that wait.
+    float carry[3] = {0.f, 0.f, 0.f};
     for (int x = 0; x < m.width; ++x) {
       size_t i = static_cast<size_t>(y) * m.width + x;
       const uint8_t* s = m.src + 3 * i;
@@ -493,17 +530,18 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
       float t[3] = {static_cast<float>(s[0]), static_cast<float>(s[1]), static_cast<float>(s[2])};
       if (diffuse) {
         const float* e = &err_cur[3 * (x + 1)];
-        for (int a = 0; a < 3; ++a) t[a] += e[a];
+        for (int a = 0; a < 3; ++a) t[a] += e[a] + carry[a];
       } else if (m.dither == Dither::kOrdered) {
         float d = (static_cast<float>(kBayer[y & 7][x & 7]) + 0.5f) / 64.f - 0.5f;
         for (int a = 0; a < 3; ++a) t[a] += m.ordered_amp * d;
       }
       for (float& v : t) v = std::clamp(v, 0.f, 255.f);
       int k;
-      if (t[0] == std::floor(t[0]) && t[1] == std::floor(t[1]) && t[2] == std::floor(t[2])) {
+      int ti[3] = {static_cast<int>(t[0]), static_cast<int>(t[1]), static_cast<int>(t[2])};
+      if (static_cast<float>(ti[0]) == t[0] && static_cast<float>(ti[1]) == t[1] &&
+          static_cast<float>(ti[2]) == t[2]) {
         // Undithered (or fully diffused) pixels repeat colours: those lookups are cached.
-        k = nearest.find_cached(static_cast<int>(t[0]), static_cast<int>(t[1]),
-                                static_cast<int>(t[2]));
+        k = nearest.find_cached(ti[0], ti[1], ti[2]);
       } else {
         int count = 0;
         const uint16_t* list = nearest.near(t[0], t[1], t[2], count);
@@ -540,24 +578,30 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
         shown[0] = c[0];
         shown[1] = c[1];
         shown[2] = c[2];
-        band.min_x = std::min(band.min_x, x);
-        band.max_x = std::max(band.max_x, x);
-        band.min_y = std::min(band.min_y, y);
-        band.max_y = std::max(band.max_y, y);
+        min_x = std::min(min_x, x);
+        max_x = std::max(max_x, x);
+        min_y = std::min(min_y, y);
+        max_y = std::max(max_y, y);
       }
       if (diffuse) {
         // Floyd-Steinberg weights. Errors under a level are dropped (where the palette fits,
         // as in a smooth gradient, there is nothing to dither: flat stays flat and compresses),
         // the rest is damped and clamped so it cannot run away into streaks where the
         // palette has no colour near the target.
+        float e[3];
         for (int a = 0; a < 3; ++a) {
-          float e = t[a] - shown[a];
-          e = e > 0 ? std::max(0.f, e - kDeadZone) : std::min(0.f, e + kDeadZone);
-          e = std::clamp(e * kDamping, -kMaxError, kMaxError);
-          err_cur[3 * (x + 2) + a] += e * (7.f / 16.f);
-          err_next[3 * x + a] += e * (3.f / 16.f);
-          err_next[3 * (x + 1) + a] += e * (5.f / 16.f);
-          err_next[3 * (x + 2) + a] += e * (1.f / 16.f);
+          float d = t[a] - shown[a];
+          d = d > 0 ? std::max(0.f, d - kDeadZone) : std::min(0.f, d + kDeadZone);
+          e[a] = std::clamp(d * kDamping, -kMaxError, kMaxError);
+          carry[a] = e[a] * (7.f / 16.f);
+        }
+        // Most errors fall in the dead zone where the palette fits; adding zeros is skipped.
+        if (e[0] != 0.f || e[1] != 0.f || e[2] != 0.f) {
+          for (int a = 0; a < 3; ++a) {
+            err_next[3 * x + a] += e[a] * (3.f / 16.f);
+            err_next[3 * (x + 1) + a] += e[a] * (5.f / 16.f);
+            err_next[3 * (x + 2) + a] += e[a] * (1.f / 16.f);
+          }
         }
       }
     }
@@ -566,6 +610,10 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
       std::fill(err_next, err_next + row_floats, 0.f);
     }
   }
+  band.min_x = min_x;
+  band.min_y = min_y;
+  band.max_x = max_x;
+  band.max_y = max_y;
 }
 
 // Bands mapped in parallel: one per core, each at least 64 rows (fewer, larger bands keep
