@@ -4,6 +4,7 @@
 #include <gif_lib.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -29,11 +30,12 @@ std::string gif_error(int code) {
   return text != nullptr ? text : "unknown giflib error";
 }
 
-// Two threads besides the caller's: one builds each frame's palette, the next maps frames
-// (dithering, transparency, LZW) and writes them. A frame's palette depends only on the
-// previous palette and its mapping only on the previous mapping, so the stages overlap, and
-// with the caller decoding or generating the next frame all cores are busy. Queues hold at
-// most two frames each: memory stays flat however long the animation.
+// Threads besides the caller's: one builds each frame's palette, one per band of the frame
+// (see FrameMapper) maps that band of every frame in turn, and one joins the bands and writes.
+// A frame's palette depends only on the previous palette, and a band's mapping only on the
+// same band of the previous frame, so no stage waits for a whole frame to be mapped before
+// starting the next: with the caller decoding or generating the next frame all cores stay
+// busy. Queues hold at most two frames each: memory stays flat however long the animation.
 class GifSink : public FrameSink {
  public:
   GifSink(const std::string& path, const FrameSinkOptions& options)
@@ -46,6 +48,9 @@ class GifSink : public FrameSink {
     width_ = width;
     height_ = height;
     mapper_ = std::make_unique<FrameMapper>(width, height, options_.dither);
+    for (int b = 0; b < mapper_->bands(); ++b) {
+      band_queues_.push_back(std::make_unique<BoundedQueue<std::shared_ptr<Job>>>(2));
+    }
     int error = 0;
     gif_ = EGifOpenFileHandle(file_.fd(), &error);
     if (gif_ == nullptr) fail("cannot start the GIF", error);
@@ -57,6 +62,9 @@ class GifSink : public FrameSink {
     }
     write_loop_extension();
     palette_thread_ = std::thread([this] { guarded([this] { build_palettes(); }); });
+    for (int b = 0; b < mapper_->bands(); ++b) {
+      band_threads_.emplace_back([this, b] { guarded([this, b] { map_bands(b); }); });
+    }
     writer_thread_ = std::thread([this] { guarded([this] { write_frames(); }); });
   }
 
@@ -86,8 +94,7 @@ class GifSink : public FrameSink {
   }
 
   void abort() override {
-    frames_.close(true);
-    mapped_.close(true);
+    stop_all();
     join();
     if (gif_ != nullptr) {
       int error = 0;
@@ -117,9 +124,18 @@ class GifSink : public FrameSink {
         std::lock_guard<std::mutex> lock(error_mutex_);
         if (!error_) error_ = std::current_exception();
       }
-      frames_.close(true);
-      mapped_.close(true);
+      stop_all();
     }
+  }
+
+  // Every queue closed with its items dropped, and a writer waiting for bands woken.
+  void stop_all() {
+    frames_.close(true);
+    for (auto& queue : band_queues_) queue->close(true);
+    jobs_.close(true);
+    std::lock_guard<std::mutex> lock(done_mutex_);
+    stopping_ = true;
+    band_done_.notify_all();
   }
 
   void rethrow_worker_error() {
@@ -133,21 +149,46 @@ class GifSink : public FrameSink {
 
   void join() {
     if (palette_thread_.joinable()) palette_thread_.join();
+    for (std::thread& t : band_threads_) {
+      if (t.joinable()) t.join();
+    }
     if (writer_thread_.joinable()) writer_thread_.join();
   }
 
   void build_palettes() {
     while (std::optional<Frame> frame = frames_.pop()) {
       Palette palette = palettes_.build(*frame);
-      if (!mapped_.push({std::move(*frame), std::move(palette)})) return;
+      auto job = std::make_shared<Job>();
+      job->work = mapper_->start(std::move(*frame), std::move(palette));
+      // The writer's queue first: it is the one that bounds the frames in flight.
+      if (!jobs_.push(job)) return;
+      for (auto& queue : band_queues_) {
+        if (!queue->push(job)) return;
+      }
     }
-    mapped_.close();
+    jobs_.close();
+    for (auto& queue : band_queues_) queue->close();
+  }
+
+  void map_bands(int band) {
+    while (std::optional<std::shared_ptr<Job>> job = band_queues_[band]->pop()) {
+      mapper_->map_band(*(*job)->work, band);
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      ++(*job)->bands_done;
+      band_done_.notify_all();
+    }
   }
 
   void write_frames() {
     long index = 0;
-    while (std::optional<std::pair<Frame, Palette>> item = mapped_.pop()) {
-      MappedFrame mapped = mapper_->map(item->first, item->second);
+    int bands = mapper_->bands();
+    while (std::optional<std::shared_ptr<Job>> job = jobs_.pop()) {
+      {
+        std::unique_lock<std::mutex> lock(done_mutex_);
+        band_done_.wait(lock, [&] { return stopping_ || (*job)->bands_done == bands; });
+        if ((*job)->bands_done != bands) return;
+      }
+      MappedFrame mapped = mapper_->finish(*(*job)->work);
       write_frame(mapped, index++);
     }
   }
@@ -210,9 +251,19 @@ class GifSink : public FrameSink {
   AtomicFile file_;
   PaletteBuilder palettes_;
   std::unique_ptr<FrameMapper> mapper_;
+  // A frame on its way from the palette stage through the band mappers to the writer.
+  struct Job {
+    std::shared_ptr<FrameMapper::Work> work;
+    int bands_done = 0;  // guarded by done_mutex_
+  };
   BoundedQueue<Frame> frames_{2};
-  BoundedQueue<std::pair<Frame, Palette>> mapped_{2};
+  std::vector<std::unique_ptr<BoundedQueue<std::shared_ptr<Job>>>> band_queues_;
+  BoundedQueue<std::shared_ptr<Job>> jobs_{2};
+  std::mutex done_mutex_;
+  std::condition_variable band_done_;
+  bool stopping_ = false;  // guarded by done_mutex_
   std::thread palette_thread_;
+  std::vector<std::thread> band_threads_;
   std::thread writer_thread_;
   std::mutex error_mutex_;
   std::exception_ptr error_;

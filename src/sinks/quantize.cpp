@@ -453,9 +453,6 @@ int NearestColor::nearest_of(const uint16_t* list, int count, float r, float g, 
   return best;
 }
 
-FrameMapper::FrameMapper(int width, int height, Dither dither)
-    : width_(width), height_(height), dither_(dither),
-      shown_(static_cast<size_t>(width) * height * 3, 0) {}
 
 namespace {
 
@@ -625,27 +622,38 @@ int band_count(int height) {
 
 }  // namespace
 
-MappedFrame FrameMapper::map(const Frame& frame, const Palette& table) {
-  MappedFrame out;
-  bool can_keep = frame_index_ > 0;
-  if (can_keep && frame.rgb == previous_) {
-    // A held frame: nothing changes on screen, so it is one transparent pixel (which keeps
-    // the frame and its delay). Dithering it again would only stir the noise.
-    out.palette.assign(4, Rgb{0, 0, 0});
-    out.code_size = 2;
-    out.transparent = 0;
-    out.width = out.height = 1;
-    LzwEncoder lzw(2);
-    lzw.put(0);
-    out.lzw = lzw.finish();
-    ++frame_index_;
-    return out;
-  }
-  previous_ = frame.rgb;
-  ++frame_index_;
+FrameMapper::FrameMapper(int width, int height, Dither dither)
+    : width_(width), height_(height), dither_(dither), bands_(band_count(height)),
+      shown_(static_cast<size_t>(width) * height * 3, 0) {}
 
-  MapContext m;
-  m.src = frame.rgb.data();
+struct FrameMapper::Work {
+  Frame frame;
+  Palette palette;
+  bool held = false;  // the same pixels as the frame before
+  MapContext context;
+  int code_size = 2;
+  std::vector<uint8_t> indices;
+  std::vector<Band> bands;
+  std::vector<LzwEncoder> streams;
+};
+
+FrameMapper::~FrameMapper() = default;
+
+std::shared_ptr<FrameMapper::Work> FrameMapper::start(Frame frame, Palette palette) {
+  auto work = std::make_shared<Work>();
+  work->frame = std::move(frame);
+  work->palette = std::move(palette);
+  bool can_keep = frame_index_ > 0;
+  ++frame_index_;
+  if (can_keep && work->frame.rgb == previous_) {
+    work->held = true;
+    return work;
+  }
+  previous_ = work->frame.rgb;
+
+  const Palette& table = work->palette;
+  MapContext& m = work->context;
+  m.src = work->frame.rgb.data();
   m.shown = shown_.data();
   m.width = width_;
   m.dither = dither_;
@@ -664,30 +672,43 @@ MappedFrame FrameMapper::map(const Frame& frame, const Palette& table) {
   // The threshold pattern spans about the palette's spacing here: wide enough to mix the
   // neighbouring entries, no wider (a palette that fits exactly needs no dither at all).
   m.ordered_amp = std::min(kOrderedMaxAmplitude, 2.5f * table.rms_error);
-  std::vector<uint8_t> indices(static_cast<size_t>(width_) * height_);
-  m.indices = indices.data();
+  work->indices.resize(static_cast<size_t>(width_) * height_);
+  m.indices = work->indices.data();
 
   int entries = m.transparent + (can_keep ? 1 : 0);
-  int code_size = 2;
-  while ((1 << code_size) < entries) ++code_size;
+  while ((1 << work->code_size) < entries) ++work->code_size;
 
-  int n = band_count(height_);
-  std::vector<Band> bands(n);
-  std::vector<LzwEncoder> streams;
-  for (int b = 0; b < n; ++b) {
-    bands[b].y0 = static_cast<int>(static_cast<int64_t>(height_) * b / n);
-    bands[b].y1 = static_cast<int>(static_cast<int64_t>(height_) * (b + 1) / n);
-    streams.emplace_back(code_size, b > 0);
+  work->bands.resize(bands_);
+  for (int b = 0; b < bands_; ++b) {
+    work->bands[b].y0 = static_cast<int>(static_cast<int64_t>(height_) * b / bands_);
+    work->bands[b].y1 = static_cast<int>(static_cast<int64_t>(height_) * (b + 1) / bands_);
+    work->streams.emplace_back(work->code_size, b > 0);
   }
-  std::vector<std::thread> workers;
-  for (int b = 1; b < n; ++b) {
-    workers.emplace_back([&m, &bands, &streams, b] { map_rows(m, bands[b], streams[b]); });
-  }
-  map_rows(m, bands[0], streams[0]);
-  for (std::thread& w : workers) w.join();
+  return work;
+}
 
+void FrameMapper::map_band(Work& work, int band) {
+  if (work.held) return;
+  map_rows(work.context, work.bands[band], work.streams[band]);
+}
+
+MappedFrame FrameMapper::finish(Work& work) {
+  MappedFrame out;
+  if (work.held) {
+    // A held frame: nothing changes on screen, so it is one transparent pixel (which keeps
+    // the frame and its delay). Dithering it again would only stir the noise.
+    out.palette.assign(4, Rgb{0, 0, 0});
+    out.code_size = 2;
+    out.transparent = 0;
+    out.width = out.height = 1;
+    LzwEncoder lzw(2);
+    lzw.put(0);
+    out.lzw = lzw.finish();
+    return out;
+  }
+  int n = static_cast<int>(work.bands.size());
   int min_x = width_, min_y = height_, max_x = -1, max_y = -1;
-  for (const Band& band : bands) {
+  for (const Band& band : work.bands) {
     min_x = std::min(min_x, band.min_x);
     min_y = std::min(min_y, band.min_y);
     max_x = std::max(max_x, band.max_x);
@@ -706,22 +727,33 @@ MappedFrame FrameMapper::map(const Frame& frame, const Palette& table) {
     out.left = out.top = 0;
     out.width = width_;
     out.height = height_;
-    for (int b = 0; b < n; ++b) streams[b].end(b + 1 < n);
-    for (int b = 1; b < n; ++b) streams[0].append(streams[b]);
-    out.lzw = streams[0].bytes();
+    for (int b = 0; b < n; ++b) work.streams[b].end(b + 1 < n);
+    for (int b = 1; b < n; ++b) work.streams[0].append(work.streams[b]);
+    out.lzw = work.streams[0].bytes();
   } else {
-    LzwEncoder cropped(code_size);
+    LzwEncoder cropped(work.code_size);
     for (int y = 0; y < out.height; ++y) {
-      const uint8_t* row = &indices[static_cast<size_t>(y + min_y) * width_ + min_x];
+      const uint8_t* row = &work.indices[static_cast<size_t>(y + min_y) * width_ + min_x];
       for (int x = 0; x < out.width; ++x) cropped.put(row[x]);
     }
     out.lzw = cropped.finish();
   }
-  out.code_size = code_size;
-  if (can_keep) out.transparent = m.transparent;
-  out.palette = table.colors;
-  out.palette.resize(static_cast<size_t>(1) << code_size, Rgb{0, 0, 0});
+  out.code_size = work.code_size;
+  if (work.context.can_keep) out.transparent = work.context.transparent;
+  out.palette = work.palette.colors;
+  out.palette.resize(static_cast<size_t>(1) << work.code_size, Rgb{0, 0, 0});
   return out;
+}
+
+MappedFrame FrameMapper::map(const Frame& frame, const Palette& table) {
+  std::shared_ptr<Work> work = start(frame, table);
+  std::vector<std::thread> workers;
+  for (int b = 1; b < bands_ && !work->held; ++b) {
+    workers.emplace_back([this, &work, b] { map_band(*work, b); });
+  }
+  map_band(*work, 0);
+  for (std::thread& w : workers) w.join();
+  return finish(*work);
 }
 
 }  // namespace sdinterp::sinks

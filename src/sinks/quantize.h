@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sdinterp/frame_sink.h"
@@ -114,16 +115,32 @@ struct MappedFrame {
 // pixels can stay transparent, and compresses them as it goes: pixels are visited in GIF's
 // raster order so each choice can see the LZW dictionary (see lzw.h). Frames must come in
 // display order.
+//
+// A frame is mapped in horizontal bands (bands()), each with its own LZW stream and error
+// diffusion, and a band of one frame depends only on the same band of the frame before. So
+// the work splits into stages that can run on different threads: start() (in frame order),
+// map_band(b) (for each band in frame order; different bands at once), finish() (once all
+// bands of the frame are mapped). A pipeline can then map band 0 of frame i+1 while band 1 of
+// frame i is still being mapped. map() runs the stages for one frame, bands in parallel.
 class FrameMapper {
  public:
   FrameMapper(int width, int height, Dither dither);
+  ~FrameMapper();
   // `palette` must have at most 255 entries (one index is kept for transparency).
   MappedFrame map(const Frame& frame, const Palette& palette);
+
+  // One frame between start() and finish(); holds the frame and its palette.
+  struct Work;
+  int bands() const { return bands_; }
+  std::shared_ptr<Work> start(Frame frame, Palette palette);
+  void map_band(Work& work, int band);
+  MappedFrame finish(Work& work);
 
  private:
   int width_;
   int height_;
   Dither dither_;
+  int bands_;
   long frame_index_ = 0;
   std::vector<uint8_t> shown_;     // RGB of what a viewer sees now
   std::vector<uint8_t> previous_;  // the previous source frame, to spot held frames
