@@ -262,6 +262,29 @@ TEST(Cli, TokenizePrintsJsonLines) {
   EXPECT_EQ(nlohmann::json::parse(line)["text"], "Café");
 }
 
+// Commands that run no model do not load LibTorch (it lives in libsdinterp_runtime.so, loaded on
+// first use), and without that library they still work while model commands say what is missing.
+TEST(Cli, CommandsWithoutAModelNeverLoadLibTorch) {
+  for (const std::string& args : std::vector<std::string>{"--version", "tokenize --bundle " + tiny() + " 'a cat'"}) {
+    auto r = test::run_command("LD_DEBUG=files " + sdinterp() + " " + args);
+    ASSERT_EQ(r.status, 0) << args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("libtorch"), std::string::npos) << args << " loaded LibTorch";
+    EXPECT_EQ(r.output.find("libsdinterp_runtime"), std::string::npos) << args << " loaded the runtime";
+  }
+  auto with_model = test::run_command("LD_DEBUG=files " + sdinterp() + " info");
+  ASSERT_EQ(with_model.status, 0) << with_model.output;
+  EXPECT_NE(with_model.output.find("libtorch_cpu"), std::string::npos) << "the check above cannot see LibTorch load";
+
+  test::TempDir dir;
+  const std::string lone = dir / "sdinterp";
+  fs::copy_file(test::binary(), lone);
+  auto version = test::run_command(quote(lone) + " --version");
+  EXPECT_EQ(version.status, 0) << version.output;
+  test::TempDir out;
+  expect_error(quote(lone) + " generate --bundle " + tiny() + " --prompt x -o a.gif", kExitInternal,
+               "cannot load the model runtime", out);
+}
+
 TEST(Cli, InfoSummarisesTheBundle) {
   auto r = test::run_command(sdinterp() + " info --json --bundle " + tiny());
   ASSERT_EQ(r.status, 0) << r.output;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sdinterp/manifest.h"
+#include "sdinterp/bundle_tokenizer.h"
 #include "sdinterp/tokenizer.h"
 
 namespace sdinterp {
@@ -48,9 +49,6 @@ class Bundle {
   torch::ScalarType dtype_ = torch::kFloat32;
   std::unique_ptr<Modules> modules_;
 };
-
-// The tokenizer a bundle names, with its special ids (SD 2.x pads with 0). Needs no modules.
-ClipTokenizer load_bundle_tokenizer(const std::string& dir, const Manifest& manifest);
 
 // "float32" -> kFloat32 etc.
 torch::ScalarType parse_dtype(const std::string& name);

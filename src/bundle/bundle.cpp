@@ -107,16 +107,6 @@ Bundle::Bundle(Bundle&&) noexcept = default;
 Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
-ClipTokenizer load_bundle_tokenizer(const std::string& dir, const Manifest& m) {
-  TokenizerSpecialIds ids;
-  ids.bos_id = m.tokenizer.bos_id;
-  ids.eos_id = m.tokenizer.eos_id;
-  ids.pad_id = m.tokenizer.pad_id;
-  ids.max_length = m.tokenizer.max_length;
-  const fs::path root(dir);
-  return ClipTokenizer::from_files((root / m.tokenizer.vocab).string(), (root / m.tokenizer.merges).string(), ids);
-}
-
 Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   Manifest m = load_manifest(dir);
   if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {

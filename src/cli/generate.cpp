@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "cli/execute.h"
 #include "cli/job_flags.h"
 #include "sdinterp/job.h"
 
@@ -16,8 +15,7 @@ void add_generate_command(CLI::App& app, int& status) {
   sub->callback([flags, ui, &status] {
     RunConfig config;
     apply_job(flags->given(), config, "command line");
-    BundleCache cache;
-    std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
+    std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
     status = 0;
   });
 }

@@ -1,11 +1,8 @@
 // `sdinterp info`: versions, devices and a bundle's summary, for CI smoke runs and bug reports.
-#include <cuda_runtime_api.h>
-#include <torch/cuda.h>
-#include <torch/version.h>
-
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/runtime.h"
 #include "sdinterp/manifest.h"
 
 namespace sdinterp::cli {
@@ -15,27 +12,6 @@ struct InfoOptions {
   std::string bundle_dir;
   bool json = false;
 };
-
-nlohmann::json cuda_devices() {
-  nlohmann::json devices = nlohmann::json::array();
-  if (!torch::cuda::is_available()) return devices;
-  const int count = static_cast<int>(torch::cuda::device_count());
-  for (int i = 0; i < count; ++i) {
-    cudaDeviceProp props{};
-    size_t free_bytes = 0, total_bytes = 0;
-    if (cudaGetDeviceProperties(&props, i) != cudaSuccess || cudaSetDevice(i) != cudaSuccess ||
-        cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
-      devices.push_back({{"index", i}, {"error", "cannot query the device"}});
-      continue;
-    }
-    devices.push_back({{"index", i},
-                       {"name", props.name},
-                       {"compute_capability", std::to_string(props.major) + "." + std::to_string(props.minor)},
-                       {"free_gib", static_cast<double>(free_bytes) / (1 << 30)},
-                       {"total_gib", static_cast<double>(total_bytes) / (1 << 30)}});
-  }
-  return devices;
-}
 
 nlohmann::json bundle_summary(const std::string& dir) {
   const Manifest m = load_manifest(dir);
@@ -56,16 +32,14 @@ nlohmann::json bundle_summary(const std::string& dir) {
 }
 
 int run_info(const InfoOptions& o) {
-  nlohmann::json info = {{"sdinterp", SDINTERP_VERSION},
-                         {"libtorch", TORCH_VERSION},
-                         {"cuda_available", torch::cuda::is_available()},
-                         {"cuda_devices", cuda_devices()}};
+  nlohmann::json info = {{"sdinterp", SDINTERP_VERSION}};
+  info.update(runtime().devices());
   if (!o.bundle_dir.empty()) info["bundle"] = bundle_summary(o.bundle_dir);
   if (o.json) {
     std::cout << info.dump(2) << "\n";
     return 0;
   }
-  std::cout << "sdinterp " << SDINTERP_VERSION << ", LibTorch " << TORCH_VERSION << "\n";
+  std::cout << "sdinterp " << SDINTERP_VERSION << ", LibTorch " << info["libtorch"].get<std::string>() << "\n";
   std::cout << "CUDA: " << (info["cuda_available"].get<bool>() ? "available" : "not available") << "\n";
   for (const auto& d : info["cuda_devices"]) {
     if (d.contains("error")) {

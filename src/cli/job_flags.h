@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/runtime.h"
 #include "sdinterp/config.h"
 
 namespace sdinterp::cli {
@@ -26,12 +27,6 @@ class JobFlags {
   std::string mode_, interp_;
   uint64_t seed_ = 0;
   std::map<std::string, CLI::Option*> options_;
-};
-
-// How a run talks to the user (not part of the job).
-struct UiOptions {
-  bool quiet = false;
-  std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
 };
 
 void add_ui_flags(CLI::App* sub, UiOptions& ui);

@@ -1,6 +1,4 @@
 // sdinterp's entry point: subcommands, and the one place errors become a line and an exit status.
-#include <c10/util/Exception.h>
-
 #include <iostream>
 
 #include "cli/commands.h"
@@ -37,10 +35,6 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "sdinterp: error: " << e.what() << "\n";
     return e.code();
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    std::cerr << "sdinterp: error: LibTorch: " << what.substr(0, what.find('\n')) << "\n";
-    return kExitInternal;
   } catch (const std::exception& e) {
     std::cerr << "sdinterp: internal error: " << e.what() << "\n";
     return kExitInternal;

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/execute.h"
+#include "cli/job_files.h"
 #include "cli/interrupt.h"
 #include "cli/job_flags.h"
 #include "sdinterp/errors.h"
@@ -41,8 +41,7 @@ void add_run_command(CLI::App& app, int& status) {
     RunConfig config;
     apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
     apply_job(flags->given(), config, "command line");
-    BundleCache cache;
-    std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
+    std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
     status = 0;
   });
 }
@@ -59,7 +58,7 @@ void add_batch_command(CLI::App& app, int& status) {
   sub->callback([o, flags, ui, &status] {
     std::istringstream lines(read_job_file(o->path));
     const nlohmann::json overrides = flags->given();
-    BundleCache cache;
+    std::unique_ptr<RuntimeSession> session;
     int done = 0, skipped = 0, failed = 0, line_number = 0;
     std::string line;
     while (std::getline(lines, line)) {
@@ -81,7 +80,8 @@ void add_batch_command(CLI::App& app, int& status) {
           if (!ui->quiet) std::cout << "skipped " << source << ": already done" << std::endl;
           continue;
         }
-        std::cout << result_line(execute_job(cache, config, *ui)) << std::endl;
+        if (!session) session = runtime().new_session();
+        std::cout << session->execute_job(config, *ui) << std::endl;
         ++done;
       } catch (const InterruptedError&) {
         throw;
@@ -92,7 +92,7 @@ void add_batch_command(CLI::App& app, int& status) {
       if (interrupt_requested()) throw InterruptedError();
     }
     std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
-              << cache.loads() << " time(s)" << std::endl;
+              << (session ? session->bundle_loads() : 0) << " time(s)" << std::endl;
     status = failed > 0 ? kExitBatchFailures : kExitOk;
   });
 }

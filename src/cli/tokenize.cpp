@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "sdinterp/bundle.h"
+#include "sdinterp/bundle_tokenizer.h"
 
 namespace sdinterp::cli {
 namespace {

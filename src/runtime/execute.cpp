@@ -1,4 +1,4 @@
-#include "cli/execute.h"
+#include "runtime/execute.h"
 
 #include <torch/version.h>
 #include <unistd.h>
@@ -6,13 +6,11 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
 
-#include "cli/interrupt.h"
+#include "cli/job_files.h"
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
@@ -131,38 +129,7 @@ const nlohmann::json& BundleCache::hashes(const std::string& dir, const std::str
   return entry(dir, device).hashes;
 }
 
-std::string metadata_path(const RunConfig& c) {
-  if (!c.output.empty()) return c.output + ".json";
-  std::string dir = c.png_dir;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  return dir + ".json";
-}
-
-bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!config.output.empty() && !fs::exists(config.output, ec)) return false;
-  if (!config.png_dir.empty() && !fs::exists(fs::path(config.png_dir) / "frame_0000.png", ec)) return false;
-  const std::string meta = metadata_path(config);
-  std::ifstream in(meta);
-  if (!in) return false;
-  std::stringstream text;
-  text << in.rdbuf();
-  RunConfig recorded;
-  try {
-    recorded = parse_job(text.str(), meta);
-  } catch (const ConfigError&) {
-    return false;  // unreadable metadata: the job is not known to be done
-  }
-  const nlohmann::json wanted = job_to_json(config), got = job_to_json(recorded);
-  for (const auto& [key, value] : explicit_keys.items()) {
-    if (key == "overwrite") continue;
-    if (wanted.at(key) != got.at(key)) return false;
-  }
-  return true;
-}
-
-JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
+JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, bool (*interrupted)()) {
   parse_scheduler_kind(c.scheduler);
   c.validate();
   const bool drawn_seed = !c.seed;
@@ -200,7 +167,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui) {
   RunHooks hooks;
   hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };
   hooks.warning = [](const std::string& w) { std::cerr << "sdinterp: warning: " << w << "\n"; };
-  hooks.interrupted = [] { return interrupt_requested(); };
+  hooks.interrupted = [interrupted] { return interrupted != nullptr && interrupted(); };
   JobOutcome outcome;
   outcome.result = run_walk(bundle, c, sinks, hooks);
   c.batch = outcome.result.batch;

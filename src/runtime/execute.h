@@ -1,4 +1,5 @@
-// Running one job from the CLI: bundle cache, seed, sinks, progress, metadata next to outputs.
+// Running one job for the CLI (inside the runtime library): bundle cache, seed, sinks,
+// progress, metadata next to outputs.
 #pragma once
 
 #include <map>
@@ -7,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/job_flags.h"
+#include "cli/runtime.h"
 #include "sdinterp/bundle.h"
 #include "sdinterp/pipeline.h"
 
@@ -30,20 +31,14 @@ class BundleCache {
   int loads_ = 0;
 };
 
-// Where a job's metadata goes: OUTPUT.json beside -o OUTPUT, else DIR.json beside --png-dir DIR.
-std::string metadata_path(const RunConfig& config);
-
-// True when `config`'s outputs and metadata exist and the metadata records the same job (every
-// key the job line sets explicitly, `explicit_keys`, has the same value).
-bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys);
-
 struct JobOutcome {
   RunResult result;
   std::string outputs;  // description of what was written
 };
 
 // Validates, loads (through the cache), runs and writes outputs + metadata; whole or nothing.
-JobOutcome execute_job(BundleCache& cache, RunConfig config, const UiOptions& ui);
+// `interrupted` is polled after every model call.
+JobOutcome execute_job(BundleCache& cache, RunConfig config, const UiOptions& ui, bool (*interrupted)());
 
 // The one line printed for a finished job.
 std::string result_line(const JobOutcome& outcome);

@@ -1,0 +1,59 @@
+// The CLI's one door to LibTorch. The sdinterp executable does not link LibTorch: the commands
+// that run a model (generate, run, batch, info) load libsdinterp_runtime.so, built beside the
+// executable, on first use. So `encode`, `tokenize`, --help, --version and flag errors start
+// in milliseconds instead of waiting about half a second for LibTorch to load.
+//
+// Both sides are built together from this tree; the interface version below catches a stale
+// library left over from another build.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sdinterp/config.h"
+
+namespace sdinterp::cli {
+
+// How a run talks to the user (not part of the job).
+struct UiOptions {
+  bool quiet = false;
+  std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
+};
+
+// Jobs run in one session share loaded bundles (a batch loads its model once).
+class RuntimeSession {
+ public:
+  virtual ~RuntimeSession() = default;
+  // Validates, loads the bundle (once per folder and device in this session), runs, and
+  // writes the outputs and metadata whole or not at all. Returns the line to print.
+  virtual std::string execute_job(const RunConfig& config, const UiOptions& ui) = 0;
+  // Bundles loaded so far.
+  virtual int bundle_loads() const = 0;
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual std::unique_ptr<RuntimeSession> new_session() = 0;
+  // {"libtorch": version, "cuda_available": bool, "cuda_devices": [{index, name, ...}]}
+  virtual nlohmann::json devices() = 0;
+};
+
+// What the executable lends the runtime.
+struct RuntimeHost {
+  bool (*interrupted)();  // true once Ctrl-C or SIGTERM asked the run to stop
+};
+
+// The runtime, loaded on first call (and kept until the process ends: LibTorch cannot be
+// unloaded). Throws Error with kExitInternal when the library is missing or stale.
+Runtime& runtime();
+
+// The library's one exported entry point: extern "C" Runtime* sdinterp_runtime_create(
+// const RuntimeHost*, int interface_version), null when the versions differ.
+constexpr const char* kRuntimeEntryPoint = "sdinterp_runtime_create";
+constexpr int kRuntimeInterfaceVersion = 1;
+using RuntimeEntryPoint = Runtime* (*)(const RuntimeHost*, int);
+
+}  // namespace sdinterp::cli
