@@ -10,7 +10,7 @@ namespace sdinterp {
 // Documented exit statuses (README "Exit statuses").
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,     // a bug: an unexpected exception
+  kExitInternal = 1,     // a bug, a LibTorch error, or the runtime library missing
   kExitUsage = 2,        // bad flags, bad values, bad job file
   kExitModel = 3,        // missing, corrupt or mismatched bundle
   kExitIo = 4,           // cannot read input or write output
