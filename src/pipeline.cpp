@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include "sdinterp/errors.h"
 #include "sdinterp/sampler.h"
@@ -75,9 +77,17 @@ int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t tota
 
 int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
   if (config.batch > 0) return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(config.batch, total_frames)));
-  if (!bundle.device().is_cuda()) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
   const Manifest& m = bundle.manifest();
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
+  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0);
+  if (!bundle.device().is_cuda()) {
+    std::ifstream in("/proc/meminfo");
+    std::stringstream text;
+    text << in.rdbuf();
+    const int64_t available = mem_available_bytes(text.str());
+    if (available <= 0) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
+    return batch_for_budget(available / 2, per_frame, total_frames);
+  }
   size_t free_bytes = 0, total_bytes = 0;
   if (cudaSetDevice(bundle.device().index()) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
     return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
@@ -88,7 +98,18 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
     const int64_t in_use = static_cast<int64_t>(total_bytes - free_bytes);
     budget = std::min(budget, static_cast<int64_t>(config.max_vram_gb * double(1 << 30)) - in_use);
   }
-  return batch_for_budget(budget, frame_activation_bytes(m, height, width, config.guidance > 1.0), total_frames);
+  return batch_for_budget(budget, per_frame, total_frames);
+}
+
+int64_t mem_available_bytes(const std::string& meminfo) {
+  const std::string key = "MemAvailable:";
+  const size_t at = meminfo.find(key);
+  if (at == std::string::npos) return -1;
+  std::istringstream line(meminfo.substr(at + key.size()));
+  int64_t kib = -1;
+  std::string unit;
+  if (!(line >> kib >> unit) || unit != "kB" || kib < 0) return -1;
+  return kib * 1024;
 }
 
 InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text) {

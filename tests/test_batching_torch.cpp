@@ -49,8 +49,23 @@ TEST(Batching, ExplicitBatchAndCpuDefault) {
   EXPECT_EQ(choose_batch(c, bundle, 30), 7);
   EXPECT_EQ(choose_batch(c, bundle, 5), 5);
   c.batch = 0;
-  EXPECT_EQ(choose_batch(c, bundle, 30), kCpuDefaultBatch);
+  // tiny-sd's frames need a few kB each: any machine that runs the tests holds all 30 at once.
+  EXPECT_EQ(choose_batch(c, bundle, 30), 30);
   EXPECT_EQ(choose_batch(c, bundle, 2), 2);
+}
+
+TEST(Batching, CpuBudgetIsHalfOfMemAvailable) {
+  const std::string meminfo =
+      "MemTotal:       24576000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\nBuffers: 1 kB\n";
+  EXPECT_EQ(mem_available_bytes(meminfo), 20000000LL * 1024);
+  EXPECT_EQ(mem_available_bytes("MemTotal: 5 kB\n"), -1);          // old kernels lack the field
+  EXPECT_EQ(mem_available_bytes("MemAvailable: lots\n"), -1);
+  // SD-1.5 at 512x512 in float32 on the CPU: 20 GB available holds the notebook's 30 frames in one
+  // call; 4 GB available holds 9.
+  Manifest sd15_32 = sd15("float32");
+  const int64_t per_frame = frame_activation_bytes(sd15_32, 512, 512, true);
+  EXPECT_EQ(batch_for_budget(mem_available_bytes(meminfo) / 2, per_frame, 30), 30);
+  EXPECT_EQ(batch_for_budget((4LL << 30) / 2, per_frame, 30), 9);
 }
 
 }  // namespace

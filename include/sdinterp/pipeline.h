@@ -55,10 +55,14 @@ struct RunResult {
 };
 
 // Frames per UNet call: the config's --batch; else, on CUDA, as many as the free device memory
-// (capped by --max-vram) holds; on the CPU, kCpuDefaultBatch.
+// (capped by --max-vram) holds; on the CPU, as many as half the available RAM holds (larger
+// calls amortise each call's fixed cost), or kCpuDefaultBatch if that cannot be read.
 int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames);
 
 constexpr int kCpuDefaultBatch = 4;
+
+// MemAvailable from the text of /proc/meminfo, in bytes; -1 if absent.
+int64_t mem_available_bytes(const std::string& meminfo);
 
 // Device memory one frame's denoising needs at once (activations of its UNet call, both
 // guidance halves). Scaled from a measured SD-1.5 fp16 UNet at 64x64 latents: 5.0 GB peak at
