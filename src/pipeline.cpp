@@ -60,13 +60,14 @@ std::vector<Frame> to_frames(const torch::Tensor& image) {
   return frames;
 }
 
-int64_t frame_activation_bytes(const Manifest& m, int height, int width, bool guided) {
+int64_t frame_activation_bytes(const Manifest& m, int height, int width, bool guided, bool on_cpu) {
   const double latent_area = static_cast<double>(height / m.vae.scale_factor) * (width / m.vae.scale_factor);
   const double element_size = m.dtype == "float32" ? 4.0 : 2.0;
-  // 55 MB per batch element at 64x64 fp16 latents for a 768-wide SD-1.5 UNet; activations grow
-  // with the latent area and the element size, and roughly with the model's width.
-  const double per_element = 55e6 * (latent_area / 4096.0) * (element_size / 2.0) *
-                             std::max(0.05, m.unet.cross_attention_dim / 768.0);
+  // Per batch element at 64x64 latents for a 768-wide SD-1.5 UNet: 55 MB in fp16 on CUDA, 207 MB
+  // in fp32 on the CPU. Activations grow with the latent area and the element size, and roughly
+  // with the model's width.
+  const double measured = on_cpu ? 207e6 * (element_size / 4.0) : 55e6 * (element_size / 2.0);
+  const double per_element = measured * (latent_area / 4096.0) * std::max(0.05, m.unet.cross_attention_dim / 768.0);
   return static_cast<int64_t>(per_element * (guided ? 2 : 1));
 }
 
@@ -79,8 +80,9 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
   if (config.batch > 0) return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(config.batch, total_frames)));
   const Manifest& m = bundle.manifest();
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
-  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0);
-  if (!bundle.device().is_cuda()) {
+  const bool on_cpu = !bundle.device().is_cuda();
+  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0, on_cpu);
+  if (on_cpu) {
     std::ifstream in("/proc/meminfo");
     std::stringstream text;
     text << in.rdbuf();

@@ -60,12 +60,12 @@ TEST(Batching, CpuBudgetIsHalfOfMemAvailable) {
   EXPECT_EQ(mem_available_bytes(meminfo), 20000000LL * 1024);
   EXPECT_EQ(mem_available_bytes("MemTotal: 5 kB\n"), -1);          // old kernels lack the field
   EXPECT_EQ(mem_available_bytes("MemAvailable: lots\n"), -1);
-  // SD-1.5 at 512x512 in float32 on the CPU: 20 GB available holds the notebook's 30 frames in one
-  // call; 4 GB available holds 9.
-  Manifest sd15_32 = sd15("float32");
-  const int64_t per_frame = frame_activation_bytes(sd15_32, 512, 512, true);
-  EXPECT_EQ(batch_for_budget(mem_available_bytes(meminfo) / 2, per_frame, 30), 30);
-  EXPECT_EQ(batch_for_budget((4LL << 30) / 2, per_frame, 30), 9);
+  // SD-1.5 at 512x512 in float32 on the CPU needs about 415 MB a frame (two batch elements of
+  // 207 MB, measured): half of 20 GB available holds 24 of the notebook's 30 frames, half of 4 GiB 5.
+  const int64_t per_frame = frame_activation_bytes(sd15("float32"), 512, 512, true, /*on_cpu=*/true);
+  EXPECT_EQ(per_frame, 414000000);
+  EXPECT_EQ(batch_for_budget(mem_available_bytes(meminfo) / 2, per_frame, 30), 24);
+  EXPECT_EQ(batch_for_budget((4LL << 30) / 2, per_frame, 30), 5);
 }
 
 }  // namespace

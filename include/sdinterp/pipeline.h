@@ -64,10 +64,12 @@ constexpr int kCpuDefaultBatch = 4;
 // MemAvailable from the text of /proc/meminfo, in bytes; -1 if absent.
 int64_t mem_available_bytes(const std::string& meminfo);
 
-// Device memory one frame's denoising needs at once (activations of its UNet call, both
-// guidance halves). Scaled from a measured SD-1.5 fp16 UNet at 64x64 latents: 5.0 GB peak at
-// batch 60 with 1.7 GB of weights, about 55 MB per UNet batch element.
-int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, bool guided);
+// Memory one frame's denoising needs at once (activations of its UNet call, both guidance
+// halves). Scaled from measured SD-1.5 UNets at 64x64 latents: on CUDA in fp16, 5.0 GB peak at
+// batch 60 with 1.7 GB of weights, about 55 MB per UNet batch element; on the CPU in fp32
+// (oneDNN), 207 MB per batch element (peak RSS above the weights at batch 2 and 6).
+int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, bool guided,
+                               bool on_cpu = false);
 
 // The chunking rule itself, free of devices: frames that fit `budget_bytes` (at least 1, at
 // most `total_frames`).
