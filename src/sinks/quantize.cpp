@@ -456,7 +456,7 @@ int NearestColor::nearest_of(const uint16_t* list, int count, float r, float g, 
 
 namespace {
 
-// Mapping constants, chosen on bench/gif_quality.py's sequences (see bench/README-sinks.md).
+// Mapping constants, chosen on bench/gif_quality.py's sequences (README, "The GIF encoder").
 constexpr float kDamping = 0.875f;      // share of the error diffused
 constexpr float kDeadZone = 1.f;        // error (levels) not diffused
 constexpr float kMaxError = 48.f;       // clamp of a diffused error (levels)
