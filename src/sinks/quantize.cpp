@@ -535,8 +535,9 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
       for (float& v : t) v = std::clamp(v, 0.f, 255.f);
       int k;
       int ti[3] = {static_cast<int>(t[0]), static_cast<int>(t[1]), static_cast<int>(t[2])};
-      if (static_cast<float>(ti[0]) == t[0] && static_cast<float>(ti[1]) == t[1] &&
-          static_cast<float>(ti[2]) == t[2]) {
+      const bool integral = static_cast<float>(ti[0]) == t[0] && static_cast<float>(ti[1]) == t[1] &&
+                            static_cast<float>(ti[2]) == t[2];
+      if (integral) {
         // Undithered (or fully diffused) pixels repeat colours: those lookups are cached.
         k = nearest.find_cached(ti[0], ti[1], ti[2]);
       } else {
@@ -585,6 +586,15 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
         // as in a smooth gradient, there is nothing to dither: flat stays flat and compresses),
         // the rest is damped and clamped so it cannot run away into streaks where the
         // palette has no colour near the target.
+        if (integral && std::abs(ti[0] - shown[0]) <= 1 && std::abs(ti[1] - shown[1]) <= 1 &&
+            std::abs(ti[2] - shown[2]) <= 1) {
+          // The common case where the palette fits: whole-level errors of at most one level
+          // are all inside the dead zone, so nothing moves on (the general code below gives
+          // exactly zero for them too).
+          static_assert(kDeadZone >= 1.f, "the shortcut assumes one-level errors are dropped");
+          carry[0] = carry[1] = carry[2] = 0.f;
+          continue;
+        }
         float e[3];
         for (int a = 0; a < 3; ++a) {
           float d = t[a] - shown[a];
