@@ -13,7 +13,7 @@ honours disposal and transparency) and reports, against the source frames:
 
 Run from the repository root after building the sinks library:
   cmake -S . -B build-sinks -DSDINTERP_WITH_TORCH=OFF -DSDINTERP_BUILD_BENCH=OFF
-  cmake --build build-sinks --target sdinterp_sinks -j
+  cmake --build build-sinks --target sdinterp_sinks sdinterp_codecs -j
   .venv/bin/python bench/gif_quality.py --build build-sinks
 """
 import argparse
@@ -30,7 +30,6 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 10
 SIZE = 512
-LINK_PKGS = ["libwebp", "libwebpmux", "libavformat", "libavcodec", "libswscale", "libavutil"]
 
 
 def run(cmd, **kw):
@@ -116,15 +115,15 @@ def timed(cmds):
 
 
 def build_tool(build, work):
+    """The stand-in for `sdinterp encode`, linked as sdinterp is: GIF in the binary, WebP and MP4
+    from libsdinterp_codecs.so (found where the build put it), loaded only when asked for."""
     lib = os.path.join(build, "libsdinterp_sinks.a")
     if not os.path.exists(lib):
         sys.exit(f"{lib} missing: build the sdinterp_sinks target first (see the docstring)")
     tool = os.path.join(work, "encode_frames_tool")
-    libs = subprocess.run(["pkg-config", "--libs", *LINK_PKGS], check=True, stdout=subprocess.PIPE,
-                          text=True).stdout.split()
     run(["g++", "-std=c++17", "-O2", "-I", os.path.join(ROOT, "include"), "-I",
          os.path.join(ROOT, "src"), os.path.join(ROOT, "bench", "encode_frames_tool.cpp"), lib,
-         "-lgif", *libs, "-pthread", "-o", tool])
+         "-lgif", "-ldl", "-pthread", "-o", tool])
     return tool
 
 

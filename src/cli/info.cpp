@@ -40,6 +40,12 @@ int run_info(const InfoOptions& o) {
     return 0;
   }
   std::cout << "sdinterp " << SDINTERP_VERSION << ", LibTorch " << info["libtorch"].get<std::string>() << "\n";
+  const auto& omp = info["openmp_env"];
+  std::cout << "CPU: " << info["cpu_threads"] << " threads";
+  for (const char* name : {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"}) {
+    if (!omp[name].is_null()) std::cout << ", " << name << "=" << omp[name].get<std::string>();
+  }
+  std::cout << "\n";
   std::cout << "CUDA: " << (info["cuda_available"].get<bool>() ? "available" : "not available") << "\n";
   for (const auto& d : info["cuda_devices"]) {
     if (d.contains("error")) {

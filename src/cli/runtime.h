@@ -37,7 +37,8 @@ class Runtime {
  public:
   virtual ~Runtime() = default;
   virtual std::unique_ptr<RuntimeSession> new_session() = 0;
-  // {"libtorch": version, "cuda_available": bool, "cuda_devices": [{index, name, ...}]}
+  // {"libtorch": version, "cuda_available": bool, "cuda_devices": [{index, name, ...}],
+  //  "cpu_threads": LibTorch's intra-op threads, "openmp_env": {GOMP_SPINCOUNT, OMP_WAIT_POLICY}}
   virtual nlohmann::json devices() = 0;
 };
 
@@ -45,6 +46,10 @@ class Runtime {
 struct RuntimeHost {
   bool (*interrupted)();  // true once Ctrl-C or SIGTERM asked the run to stop
 };
+
+// OMP_WAIT_POLICY given to LibTorch's OpenMP threads when the user sets neither it nor
+// GOMP_SPINCOUNT (see runtime_loader.cpp).
+constexpr const char* kDefaultOmpWaitPolicy = "PASSIVE";
 
 // The runtime, loaded on first call (and kept until the process ends: LibTorch cannot be
 // unloaded). Throws Error with kExitInternal when the library is missing or stale.

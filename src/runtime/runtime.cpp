@@ -2,9 +2,11 @@
 // own exceptions stop here and leave as sdinterp errors (the executable knows no LibTorch types).
 #include <c10/util/Exception.h>
 #include <cuda_runtime_api.h>
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -66,9 +68,16 @@ class TorchRuntime : public Runtime {
   std::unique_ptr<RuntimeSession> new_session() override { return std::make_unique<Session>(host_); }
   nlohmann::json devices() override {
     return translating_libtorch_errors([] {
+      auto env = [](const char* name) {
+        const char* value = std::getenv(name);
+        return value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);
+      };
       return nlohmann::json{{"libtorch", TORCH_VERSION},
                             {"cuda_available", torch::cuda::is_available()},
-                            {"cuda_devices", cuda_devices()}};
+                            {"cuda_devices", cuda_devices()},
+                            {"cpu_threads", at::get_num_threads()},
+                            {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
+                                            {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}}};
     });
   }
 

@@ -14,7 +14,7 @@ extern "C" {
 #include "sdinterp/errors.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
-#include "sinks/sinks.h"
+#include "codecs/codecs.h"
 
 namespace sdinterp::sinks {
 namespace {

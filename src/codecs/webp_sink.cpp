@@ -13,7 +13,7 @@
 #include "sdinterp/errors.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
-#include "sinks/sinks.h"
+#include "codecs/codecs.h"
 
 namespace sdinterp::sinks {
 namespace {
