@@ -285,6 +285,42 @@ TEST(Cli, CommandsWithoutAModelNeverLoadLibTorch) {
                "cannot load the model runtime", out);
 }
 
+// GIF and PNG output load no FFmpeg (nor the OpenMP runtime it brings); WebP and MP4 load the
+// codec module when asked for.
+TEST(Cli, EncodeLoadsCodecLibrariesOnlyForWebpAndMp4) {
+  test::TempDir dir;
+  auto frames = test::run_command(quick("--png-dir " + quote(dir / "frames")));
+  ASSERT_EQ(frames.status, 0) << frames.output;
+  const std::string encode = "LD_DEBUG=files " + sdinterp() + " encode " + quote(dir / "frames") + "/*.png -o ";
+  auto gif = test::run_command(encode + quote(dir / "a.gif"));
+  ASSERT_EQ(gif.status, 0) << gif.output;
+  for (const char* lib : {"libavcodec", "libwebp", "libgomp", "libtorch", "libsdinterp_codecs"}) {
+    EXPECT_EQ(gif.output.find(lib), std::string::npos) << "GIF output loaded " << lib;
+  }
+  for (const char* ext : {"webp", "mp4"}) {
+    auto r = test::run_command(encode + quote(dir / (std::string("a.") + ext)));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("libsdinterp_codecs"), std::string::npos) << ext << " did not load the codec module";
+    EXPECT_TRUE(fs::file_size(dir / (std::string("a.") + ext)) > 0);
+  }
+}
+
+// LibTorch's OpenMP threads wait passively unless the user chose (README: several processes).
+TEST(Cli, OpenMpWaitsPassivelyUnlessTheUserChose) {
+  auto info = [](const std::string& env) {
+    auto r = test::run_command(env + " " + sdinterp() + " info --json");
+    EXPECT_EQ(r.status, 0) << r.output;
+    return nlohmann::json::parse(r.output)["openmp_env"];
+  };
+  auto by_default = info("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT");
+  EXPECT_EQ(by_default["OMP_WAIT_POLICY"], "PASSIVE");
+  auto policy = info("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active");
+  EXPECT_EQ(policy["OMP_WAIT_POLICY"], "active");
+  auto spin = info("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5000");
+  EXPECT_TRUE(spin["OMP_WAIT_POLICY"].is_null());
+  EXPECT_EQ(spin["GOMP_SPINCOUNT"], "5000");
+}
+
 TEST(Cli, InfoSummarisesTheBundle) {
   auto r = test::run_command(sdinterp() + " info --json --bundle " + tiny());
   ASSERT_EQ(r.status, 0) << r.output;
