@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Several sdinterp processes at once on one CPU machine: LibTorch's OpenMP threads, spinning
-# while idle, can make them slow each other down far beyond sharing the cores. sdinterp asks for
-# passive waiting (OMP_WAIT_POLICY=PASSIVE) unless the user sets OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT; GOMP_SPINCOUNT=300000 restores libgomp's own default for comparison.
+# while idle, can make them slow each other down far beyond sharing the cores. sdinterp sets a
+# short spin (GOMP_SPINCOUNT=1000) unless the user sets OMP_WAIT_POLICY or GOMP_SPINCOUNT; for
+# comparison GOMP_SPINCOUNT=300000 restores libgomp's own default, OMP_WAIT_POLICY=PASSIVE no spin.
 #
 #   bench/concurrent_runs.sh [BUILD_DIR] [ROUNDS] [SIZE]    (defaults: build 3 64)
 #
@@ -20,9 +20,13 @@ one() {  # $1 = seed; prints "N.NN s"
     --height "$size" --width "$size" --seed "$1" -o "$work/$1.gif" --overwrite --quiet | grep -o '[0-9.]* s$'
 }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; tiny-sd, 30 frames x 15 steps, ${size}x${size}"
-for setting in "sdinterp default (OMP_WAIT_POLICY=PASSIVE)" "libgomp default (GOMP_SPINCOUNT=300000)"; do
-  if [[ $setting == libgomp* ]]; then export GOMP_SPINCOUNT=300000; else unset GOMP_SPINCOUNT; fi
-  unset OMP_WAIT_POLICY
+for setting in "sdinterp default (GOMP_SPINCOUNT=1000)" "libgomp default (GOMP_SPINCOUNT=300000)" \
+  "passive (OMP_WAIT_POLICY=PASSIVE)"; do
+  unset GOMP_SPINCOUNT OMP_WAIT_POLICY
+  case $setting in
+    libgomp*) export GOMP_SPINCOUNT=300000 ;;
+    passive*) export OMP_WAIT_POLICY=PASSIVE ;;
+  esac
   lone=() pairs=()
   for ((i = 0; i < rounds; i++)); do lone+=("$(one 1)"); done
   for ((i = 0; i < rounds; i++)); do

@@ -47,9 +47,9 @@ struct RuntimeHost {
   bool (*interrupted)();  // true once Ctrl-C or SIGTERM asked the run to stop
 };
 
-// OMP_WAIT_POLICY given to LibTorch's OpenMP threads when the user sets neither it nor
-// GOMP_SPINCOUNT (see runtime_loader.cpp).
-constexpr const char* kDefaultOmpWaitPolicy = "PASSIVE";
+// GOMP_SPINCOUNT given to LibTorch's OpenMP threads when the user sets neither it nor
+// OMP_WAIT_POLICY (see runtime_loader.cpp).
+constexpr const char* kDefaultGompSpinCount = "1000";
 
 // The runtime, loaded on first call (and kept until the process ends: LibTorch cannot be
 // unloaded). Throws Error with kExitInternal when the library is missing or stale.

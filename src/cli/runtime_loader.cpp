@@ -23,17 +23,17 @@ std::string executable_dir() {
 
 bool host_interrupted() { return interrupt_requested(); }
 
-// LibTorch's CPU threads come from GNU OpenMP, whose idle threads spin before they sleep. Alone,
-// a process gains a little from that; but several sdinterp processes on one machine (a batch
-// script running jobs side by side) then burn the cores spinning against each other. Measured on
-// 2 cores, two tiny-sd runs at once (30 frames x 15 steps) took 5-73 s each, erratically, and 96%
-// of the time went to libgomp's spin loops (a shorter GOMP_SPINCOUNT did not cure it); with
-// passive waiting they took 2.2-2.5 s each, every time. A lone run pays nothing measurable at
-// 256x256 and about 14% on the 64x64 toy model (bench/concurrent_runs.sh). libgomp reads its
-// environment when it is loaded, that is when the runtime is; a user's own setting wins.
+// LibTorch's CPU threads come from GNU OpenMP, whose idle threads spin for 300,000 rounds before
+// they sleep. Several sdinterp processes on one machine (a batch script running jobs side by
+// side) then burn the cores spinning against each other: measured on 2 cores, two tiny-sd runs at
+// once (30 frames x 15 steps) took 4-73 s each, erratically, with 96% of the time in libgomp's spin
+// loop. With a spin of 1,000 rounds they take 2.7-2.9 s each, and a lone run is no slower (1.4-1.6 s
+// against 1.8 s); passive waiting (no spin) was as good side by side but cost a lone run 10-30%
+// (bench/concurrent_runs.sh). libgomp reads its environment when it is loaded, which is when the
+// runtime is (nothing in the executable loads it earlier); a user's own setting wins.
 void tune_openmp() {
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
-    ::setenv("OMP_WAIT_POLICY", kDefaultOmpWaitPolicy, 0);
+    ::setenv("GOMP_SPINCOUNT", kDefaultGompSpinCount, 0);
   }
 }
 
