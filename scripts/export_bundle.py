@@ -2,7 +2,7 @@
 """Export a Stable Diffusion 1.x/2.x model to an sdinterp bundle.
 
     .venv/bin/python scripts/export_bundle.py MODEL OUT_DIR [--device cpu|cuda]
-        [--dtype float32|float16|bfloat16] [--compat]
+        [--dtype float32|float16|bfloat16] [--compat] [--aoti]
 
 MODEL is a Hugging Face hub id (e.g. stable-diffusion-v1-5/stable-diffusion-v1-5), a local folder in
 diffusers layout, or a single checkpoint file (.safetensors or .ckpt, the original Stable Diffusion
@@ -14,6 +14,10 @@ TorchScript modules traced with torch.jit.trace:
                       encoder_hidden_states [B, 77, hidden]        -> noise prediction [B, 4, h, w]
     vae_decoder.pt    latents / scaling_factor [B, 4, h, w]        -> image in [-1, 1] [B, 3, 8h, 8w]
     vae_encoder.pt    image in [-1, 1] [B, 3, H, W]                -> unscaled latent mean [B, 4, H/8, W/8]
+
+With --aoti, also unet.pt2: the same UNet compiled ahead of time by AOTInductor for the export device,
+without weights (sdinterp gives it unet.pt's), for UNet batches of 2..63 and latents in multiples of
+the UNet's down factor; sdinterp uses it for the calls it accepts and TorchScript for the others.
 
 Tracing bakes the device and the dtype into the graphs, so a bundle is made for one of each and
 model.json records them. After tracing, every module is saved, loaded back and run at a batch size
@@ -48,6 +52,13 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", "
 # so float32 agrees to rounding; half precision changes kernels with the batch size on GPUs.
 TOLERANCES = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 TRACE_BATCH, VERIFY_BATCH = 2, 3
+# The AOTInductor UNet (--aoti) takes UNet batches of 2..63: torch.export specialises a batch of 1,
+# and diffusers' Upsample2D branches on batch >= 64 (a .contiguous() for a large-batch kernel bug),
+# so one package cannot span 64. 63 holds 31 frames with guidance. Latent sides: multiples of the
+# UNet's down factor up to 128 (1024 px for SD); larger latents at batch 63 reach Upsample2D's other
+# branch (more than 2^31 elements).
+AOTI_BATCH = (2, 63)
+AOTI_LATENT_MAX = 128
 TOKENIZER_PROBES = [
     "a photo of a cat",
     "",
@@ -98,6 +109,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="single-file MODEL only: the original Stable Diffusion YAML config (v1-inference.yaml, ...)")
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
                    help="override the scheduler config's prediction_type (single files of SD 2.x 768-v models)")
+    p.add_argument("--aoti", action="store_true",
+                   help="also compile the UNet ahead of time with AOTInductor (unet.pt2, for the export device; "
+                        "minutes for SD-sized models): sdinterp runs it with unet.pt's weights where it fits")
     p.add_argument("--description", default=None, help="model.json description (default: names the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
@@ -448,6 +462,71 @@ def trace_all(pipe, out: Path, device: str, dtype: str, tokenizer_record: dict) 
     return {"modules": reports, "tracer_warnings": {k: v for k, v in notes.items() if v}}
 
 
+def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
+                      max_length: int) -> tuple[dict, dict]:
+    """Compiles the UNet wrapper with AOTInductor into out/unet.pt2, without its weights (sdinterp
+    hands it the TorchScript UNet's, so they are in memory once), with a dynamic batch and latent
+    size. Verified as sdinterp runs it: weights taken from the saved unet.pt, outputs compared with
+    the eager UNet at two shapes. Returns (the manifest's unet.compiled record, a verification report)."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    _, Unet, _, _ = make_wrappers()
+    unet = Unet(diffusers_unet).eval()
+    f = 2 ** (len(diffusers_unet.config.block_out_channels) - 1)
+    c, hidden = diffusers_unet.config.in_channels, hidden_size
+    g = torch.Generator().manual_seed(4321)
+
+    def inputs(b, h, w):
+        return (torch.randn(b, c, h, w, generator=g).to(device=device, dtype=torch_dtype),
+                torch.linspace(999.0, 1.0, b).to(device=device, dtype=torch.float32),
+                torch.randn(b, max_length, hidden, generator=g).to(device=device, dtype=torch_dtype))
+
+    batch = torch.export.Dim("batch", min=AOTI_BATCH[0], max=AOTI_BATCH[1])
+    lh = f * torch.export.Dim("latent_h", min=1, max=AOTI_LATENT_MAX // f)
+    lw = f * torch.export.Dim("latent_w", min=1, max=AOTI_LATENT_MAX // f)
+    example = inputs(4, 2 * f, 3 * f)
+    log(f"compiling unet.pt2 with AOTInductor (UNet batch {AOTI_BATCH[0]}..{AOTI_BATCH[1]}, latents in multiples "
+        f"of {f} up to {AOTI_LATENT_MAX}; minutes for SD-sized models)")
+    t0 = time.monotonic()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(unet, example,
+                                          dynamic_shapes=({0: batch, 2: lh, 3: lw}, {0: batch}, {0: batch}))
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(out / "unet.pt2"),
+                inductor_configs={"aot_inductor.package_constants_in_so": False})
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {type(e).__name__}: {first}") from e
+    compile_seconds = time.monotonic() - t0
+    del program
+    gc.collect()
+
+    package = torch._inductor.aoti_load_package(str(out / "unet.pt2"))
+    scripted = torch.jit.load(str(out / "unet.pt"), map_location=None)
+    weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
+    missing = [n for n in package.get_constant_fqns() if n not in weights]
+    if missing:
+        raise VerificationError(f"unet.pt2 needs weights unet.pt lacks: {', '.join(missing[:3])}")
+    package.load_constants({n: weights[n] for n in package.get_constant_fqns()}, check_full_update=True,
+                           user_managed=True)
+    checks = []
+    with torch.no_grad():
+        for shape in ((VERIFY_BATCH, 3 * f, 2 * f), (AOTI_BATCH[0], f, 4 * f)):
+            x = inputs(*shape)
+            checks.append(compare("unet.pt2", unet(*x), package(*x),
+                                  dtype, ", ".join(f"{list(t.shape)}" for t in x)))
+    del package, scripted, weights
+    gc.collect()
+    record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
+              "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "compile_seconds": round(compile_seconds, 1)}
+    report = {"file": "unet.pt2", "trace_inputs": "torch.export, dynamic batch and latent size",
+              "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
+    return record, report
+
+
 def graph_ops(path: Path) -> set[str]:
     import torch
 
@@ -484,6 +563,8 @@ def export(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ExportError("--device cuda: no CUDA device is visible to torch here; export on the machine "
                           "(or kind of machine) the bundle will run on")
+    if args.aoti and args.device == "cpu":
+        log("note: on the CPU the AOTInductor UNet runs at TorchScript's speed (measured); --aoti is meant for CUDA")
     if args.device == "cpu" and args.dtype == "float16":
         log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
     import diffusers
@@ -518,6 +599,10 @@ def export(args: argparse.Namespace) -> int:
         max_length = int(min(pipe.tokenizer.model_max_length, te_cfg.max_position_embeddings))
         tokenizer_record = export_tokenizer(pipe.tokenizer, tmp, max_length)
         verification = trace_all(pipe, tmp, args.device, args.dtype, tokenizer_record)
+        compiled = None
+        if args.aoti:
+            compiled, verification["modules"]["unet_aoti"] = compile_unet_aoti(
+                pipe.unet, int(te_cfg.hidden_size), tmp, args.device, args.dtype, tokenizer_record["max_length"])
         print_report(verification)
         failed = [f"{name} ({chk['inputs']}: relative error {chk['relative_error']:.3g} > {chk['tolerance']:.0e})"
                   for name, rep in verification["modules"].items() for chk in rep["checks"] if not chk["ok"]]
@@ -540,7 +625,8 @@ def export(args: argparse.Namespace) -> int:
             "tokenizer": tokenizer_record,
             "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
             "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
-                     "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim)},
+                     "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim),
+                     **({"compiled": compiled} if compiled else {})},
             "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
                     "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
                     "scaling_factor": float(vae_cfg.scaling_factor)},

@@ -84,6 +84,9 @@ std::vector<std::string> RunConfig::problems() const {
   if (!(max_vram_gb >= 0) || max_vram_gb > 1e6) out.push_back("--max-vram must be a positive number of GiB (or 0 for no cap)");
   if (!(fps > 0 && fps <= 100)) out.push_back("--fps must be above 0 and at most 100");
   if (loop < 0 || loop > 65535) out.push_back("--loop must be between 0 (forever) and 65535");
+  if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {
+    out.push_back("unknown --unet-engine \"" + unet_engine + "\"; choose one of: auto, torchscript, aoti");
+  }
   if (dither != "diffusion" && dither != "ordered" && dither != "none") {
     out.push_back("unknown --dither \"" + dither + "\"; choose one of: diffusion, ordered, none");
   }

@@ -50,7 +50,7 @@ bool get_bool(const json& v, const std::string& source, const std::string& key) 
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "output", "png-dir", "fps", "loop", "boomerang", "dither", "lossless", "quality", "crf", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -92,6 +92,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "batch") c.batch = get_int(v, source, key);
     else if (key == "max-vram") c.max_vram_gb = get_number(v, source, key);
     else if (key == "device") c.device = get_string(v, source, key);
+    else if (key == "unet-engine") c.unet_engine = get_string(v, source, key);
     else if (key == "output") c.output = get_string(v, source, key);
     else if (key == "png-dir") c.png_dir = get_string(v, source, key);
     else if (key == "fps") c.fps = get_number(v, source, key);
@@ -137,6 +138,7 @@ json job_to_json(const RunConfig& c) {
   j["batch"] = c.batch;
   j["max-vram"] = c.max_vram_gb;
   j["device"] = c.device;
+  j["unet-engine"] = c.unet_engine;
   j["output"] = c.output;
   j["png-dir"] = c.png_dir;
   j["fps"] = c.fps;

@@ -76,8 +76,19 @@ int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t tota
   return static_cast<int>(std::max<int64_t>(1, std::min(fit, total_frames)));
 }
 
-int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
-  if (config.batch > 0) return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(config.batch, total_frames)));
+int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided) {
+  return std::max(1, guided ? compiled.batch_max / 2 : compiled.batch_max);
+}
+
+int even_batch(int batch, int64_t total_frames) {
+  if (batch <= 0 || total_frames <= 0) return std::max(1, batch);
+  const int64_t chunks = (total_frames + batch - 1) / batch;
+  return static_cast<int>((total_frames + chunks - 1) / chunks);
+}
+
+namespace {
+
+int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
   const Manifest& m = bundle.manifest();
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
   const bool on_cpu = !bundle.device().is_cuda();
@@ -101,6 +112,21 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
     budget = std::min(budget, static_cast<int64_t>(config.max_vram_gb * double(1 << 30)) - in_use);
   }
   return batch_for_budget(budget, per_frame, total_frames);
+}
+
+}  // namespace
+
+int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
+  if (config.batch > 0) return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(config.batch, total_frames)));
+  int batch = memory_batch(config, bundle, total_frames);
+  const Manifest& m = bundle.manifest();
+  const bool guided = config.guidance > 1.0;
+  const int64_t lh = resolved_size(config.height, m) / m.vae.scale_factor;
+  const int64_t lw = resolved_size(config.width, m) / m.vae.scale_factor;
+  if (bundle.uses_compiled(parse_unet_engine(config.unet_engine), m.unet.compiled.batch_max, lh, lw)) {
+    batch = std::min(batch, compiled_frames_cap(m.unet.compiled, guided));
+  }
+  return even_batch(batch, total_frames);
 }
 
 int64_t mem_available_bytes(const std::string& meminfo) {
@@ -131,6 +157,9 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
   result.seed = *config.seed;
   result.width = resolved_size(config.width, bundle.manifest());
   result.height = resolved_size(config.height, bundle.manifest());
+  const UnetEngine engine = parse_unet_engine(config.unet_engine);
+  const int factor = bundle.manifest().vae.scale_factor;
+  bundle.check_engine(engine, result.height / factor, result.width / factor);
   try {
     auto phase = Clock::now();
     TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
@@ -154,7 +183,8 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     const int64_t total = plan.size();
     result.frames = total;
     result.batch = choose_batch(config, bundle, total);
-    SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance};
+    SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance, engine};
+    const Bundle::UnetCalls calls_before = bundle.unet_calls();
     Sampler sampler(bundle, settings);
     const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
     const int64_t chunks = (total + result.batch - 1) / result.batch;
@@ -190,6 +220,8 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       }
       result.seconds_decode += seconds_since(phase);
     }
+    result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;
+    result.unet_calls_torchscript = bundle.unet_calls().torchscript - calls_before.torchscript;
     for (FrameSink* sink : sinks) sink->finish();
     event.kind = ProgressEvent::Kind::kDone;
     if (hooks.progress) hooks.progress(event);

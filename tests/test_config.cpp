@@ -55,6 +55,13 @@ TEST(Config, EachProblemNamesItsOption) {
   c.steps = 0;
   c.guidance = -1;
   EXPECT_EQ(c.problems().size(), 2u);
+  c = valid();
+  c.unet_engine = "tensorrt";
+  EXPECT_TRUE(mentions(c.problems(), "unknown --unet-engine \"tensorrt\"; choose one of: auto, torchscript, aoti"));
+  for (const char* engine : {"auto", "torchscript", "aoti"}) {
+    c.unet_engine = engine;
+    EXPECT_TRUE(c.problems().empty()) << engine;
+  }
 }
 
 TEST(Config, ValidateThrowsOneLineWithAllProblems) {

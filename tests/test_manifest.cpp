@@ -139,6 +139,44 @@ TEST(Manifest, MismatchedSizesAreRefused) {
                "does not match unet.cross_attention_dim");
 }
 
+std::string with_compiled(const std::string& record) {
+  return replace(tiny_manifest_text(), "\"cross_attention_dim\": 32}", "\"cross_attention_dim\": 32, \"compiled\": " + record + "}");
+}
+
+TEST(Manifest, CompiledUnetIsOptionalAndRead) {
+  EXPECT_TRUE(parse_manifest(tiny_manifest_text(), "model.json").unet.compiled.file.empty());
+  Manifest m = parse_manifest(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63,
+      "latent_multiple": 4, "latent_max": 64, "compile_seconds": 12.5})"), "model.json");
+  const auto& c = m.unet.compiled;
+  EXPECT_EQ(c.file, "unet.pt2");
+  EXPECT_EQ(c.batch_min, 2);
+  EXPECT_EQ(c.batch_max, 63);
+  EXPECT_EQ(c.latent_multiple, 4);
+  EXPECT_EQ(c.latent_max, 64);
+  EXPECT_TRUE(c.accepts(2, 8, 12));
+  EXPECT_TRUE(c.accepts(63, 64, 4));
+  EXPECT_FALSE(c.accepts(1, 8, 8));    // below batch_min
+  EXPECT_FALSE(c.accepts(64, 8, 8));   // above batch_max
+  EXPECT_FALSE(c.accepts(8, 10, 8));   // not a multiple
+  EXPECT_FALSE(c.accepts(8, 8, 68));   // above latent_max
+  EXPECT_TRUE(c.accepts_size(8, 8));
+  EXPECT_FALSE(c.accepts_size(6, 8));
+  Manifest none = parse_manifest(tiny_manifest_text(), "model.json");
+  EXPECT_FALSE(none.unet.compiled.accepts(4, 8, 8));
+}
+
+TEST(Manifest, CompiledUnetFieldsAreChecked) {
+  const std::string ok = R"("file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 8, "latent_max": 128)";
+  expect_error(with_compiled("{\"kind\": \"tensorrt\", " + ok + "}"), "field 'unet.compiled.kind' is \"tensorrt\"");
+  expect_error(with_compiled(R"({"kind": "aoti", "file": "", "batch_min": 2, "batch_max": 63, "latent_multiple": 8,
+      "latent_max": 128})"), "field 'unet.compiled.file' is empty");
+  expect_error(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 8, "batch_max": 4,
+      "latent_multiple": 8, "latent_max": 128})"), "field 'unet.compiled.batch_max' must be between 8 and");
+  expect_error(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63,
+      "latent_max": 128})"), "field 'unet.compiled.latent_multiple' is missing");
+  expect_error(with_compiled("3"), "field 'unet.compiled' must be an object");
+}
+
 TEST(Manifest, MissingBundleFolder) {
   try {
     load_manifest("/nonexistent/bundle");

@@ -13,6 +13,14 @@
 
 namespace sdinterp {
 
+// Which UNet runs the denoising calls. kAuto: the bundle's AOTInductor package for the calls it
+// accepts (batch and latent size), TorchScript for the rest and when the bundle has none or it
+// cannot be loaded here; kCompiled: the same, but a package that is missing or cannot be loaded is
+// an error; kTorchScript: never the package.
+enum class UnetEngine { kAuto, kTorchScript, kCompiled };
+UnetEngine parse_unet_engine(const std::string& name);  // "auto", "torchscript", "aoti"; ConfigError otherwise
+std::string unet_engine_name(UnetEngine engine);
+
 class Bundle {
  public:
   // Loads DIR/model.json, the tokenizer and the modules. `device` is "auto" (the device the
@@ -33,7 +41,22 @@ class Bundle {
   torch::Tensor encode_text(const torch::Tensor& ids);
   // sample [B, C, h, w], timestep: one value for all B, context [B, 77, hidden]; float32 in and
   // out, cast to the bundle's dtype around the call.
-  torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context);
+  // `engine` picks the module (above); counted in unet_calls().
+  torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
+                              UnetEngine engine = UnetEngine::kAuto);
+  // The AOTInductor package: loaded (true), or why not ("" when the bundle has none).
+  bool has_compiled_unet() const;
+  const std::string& compiled_unet_problem() const { return compiled_problem_; }
+  // Throws ModelError when `engine` is kCompiled and the package is missing, not loaded, or does
+  // not accept latents of this size (then no call of the run could use it).
+  void check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w) const;
+  // Whether calls of this run at UNet batch `batch` would use the package.
+  bool uses_compiled(UnetEngine engine, int64_t batch, int64_t latent_h, int64_t latent_w) const;
+  struct UnetCalls {
+    int64_t compiled = 0;
+    int64_t torchscript = 0;
+  };
+  UnetCalls unet_calls() const { return calls_; }
   // latents [B, C, h, w] (unscaled, as the sampler leaves them) -> float32 image [B, 3, H, W] in [-1, 1].
   torch::Tensor decode(const torch::Tensor& latents);
 
@@ -48,6 +71,8 @@ class Bundle {
   torch::Device device_;
   torch::ScalarType dtype_ = torch::kFloat32;
   std::unique_ptr<Modules> modules_;
+  std::string compiled_problem_;
+  UnetCalls calls_;
 };
 
 // "float32" -> kFloat32 etc.

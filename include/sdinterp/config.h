@@ -35,6 +35,7 @@ struct RunConfig {
   int batch = 0;              // frames per UNet call; 0: chosen automatically
   double max_vram_gb = 0;     // CUDA: cap on device memory for the automatic batch; 0: none
   std::string device = "auto";  // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
+  std::string unet_engine = "auto";  // "auto", "torchscript" or "aoti" (sdinterp/bundle.h UnetEngine)
   std::string png_dir;
   std::string output;
   double fps = 10.0;

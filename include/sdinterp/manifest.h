@@ -40,6 +40,22 @@ struct Manifest {
     int in_channels = 4;
     int sample_size = 64;
     int cross_attention_dim = 0;
+    // An AOTInductor package of the same UNet (export_bundle.py --aoti), optional: it holds the
+    // compiled kernels only and runs with unet.pt's weights. It takes UNet batches of batch_min..
+    // batch_max and latents whose height and width are multiples of latent_multiple up to
+    // latent_max; other calls go to the TorchScript module.
+    struct Compiled {
+      std::string file;  // "" when the bundle has none
+      int batch_min = 2;
+      int batch_max = 63;
+      int latent_multiple = 8;
+      int latent_max = 128;
+      bool accepts(int64_t batch, int64_t latent_h, int64_t latent_w) const {
+        auto size_ok = [this](int64_t s) { return s > 0 && s % latent_multiple == 0 && s <= latent_max; };
+        return !file.empty() && batch >= batch_min && batch <= batch_max && size_ok(latent_h) && size_ok(latent_w);
+      }
+      bool accepts_size(int64_t latent_h, int64_t latent_w) const { return accepts(batch_max, latent_h, latent_w); }
+    } compiled;
   } unet;
 
   struct Vae {

@@ -51,13 +51,25 @@ struct RunResult {
   int width = 0;
   int height = 0;
   int batch = 0;
+  // UNet calls made by the AOTInductor package and by the TorchScript module.
+  int64_t unet_calls_compiled = 0, unet_calls_torchscript = 0;
   double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
 };
 
 // Frames per UNet call: the config's --batch; else, on CUDA, as many as the free device memory
 // (capped by --max-vram) holds; on the CPU, as many as half the available RAM holds (larger
-// calls amortise each call's fixed cost), or kCpuDefaultBatch if that cannot be read.
+// calls amortise each call's fixed cost), or kCpuDefaultBatch if that cannot be read. An
+// automatic batch is also kept within what the compiled UNet takes when the run uses it, and
+// evened out over the chunks (30 frames in chunks of at most 16: 15 + 15, not 16 + 14).
 int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames);
+
+// Frames per call that keep the UNet batch (twice the frames with guidance) within `compiled`'s
+// batch_max; at least 1.
+int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided);
+
+// The same number of chunks as `batch` frames per call gives, with the frames spread evenly:
+// ceil(total / ceil(total / batch)).
+int even_batch(int batch, int64_t total_frames);
 
 constexpr int kCpuDefaultBatch = 4;
 

@@ -14,6 +14,7 @@ struct SamplerSettings {
   SchedulerKind scheduler = SchedulerKind::kLms;
   int steps = 15;
   double guidance = 8.0;  // <= 1: no guidance, the negative conditioning is not used (as diffusers)
+  UnetEngine engine = UnetEngine::kAuto;
 };
 
 // Called after every model call with the call index (0-based), the number of calls, and the

@@ -1,5 +1,6 @@
 #include "sdinterp/bundle.h"
 
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
@@ -10,6 +11,22 @@
 
 namespace sdinterp {
 namespace fs = std::filesystem;
+
+UnetEngine parse_unet_engine(const std::string& name) {
+  if (name == "auto") return UnetEngine::kAuto;
+  if (name == "torchscript") return UnetEngine::kTorchScript;
+  if (name == "aoti") return UnetEngine::kCompiled;
+  throw ConfigError("unknown --unet-engine \"" + name + "\"; use auto, torchscript or aoti");
+}
+
+std::string unet_engine_name(UnetEngine engine) {
+  switch (engine) {
+    case UnetEngine::kAuto: return "auto";
+    case UnetEngine::kTorchScript: return "torchscript";
+    case UnetEngine::kCompiled: return "aoti";
+  }
+  return "auto";
+}
 
 torch::ScalarType parse_dtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;
@@ -55,6 +72,12 @@ torch::Device resolve_device(const std::string& asked, const Manifest& m, const 
   return device;
 }
 
+std::string first_line(std::string what) {
+  auto newline = what.find('\n');
+  if (newline != std::string::npos) what.resize(newline);
+  return what;
+}
+
 torch::jit::Module load_module(const fs::path& path, const torch::Device& device) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
@@ -69,10 +92,8 @@ torch::jit::Module load_module(const fs::path& path, const torch::Device& device
     module.eval();
     return module;
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    auto newline = what.find('\n');
-    if (newline != std::string::npos) what.resize(newline);
-    throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " + what);
+    throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " +
+                     first_line(e.what_without_backtrace()));
   }
 }
 
@@ -89,12 +110,63 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
   }
 }
 
+using PackageLoader = torch::inductor::AOTIModelPackageLoader;
+
+// Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
+// package is compiled without them: no second copy in memory). Returns the package, or null and
+// why it cannot be used in `problem`.
+std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const torch::jit::Module& unet,
+                                                  const torch::Device& device, std::string& problem) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    problem = path.string() + ": missing file (model.json names it; re-export the bundle with --aoti)";
+    return nullptr;
+  }
+  std::unique_ptr<PackageLoader> package;
+  try {
+    const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
+    auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
+    const std::string compiled_for = metadata.count("AOTI_DEVICE_KEY") ? metadata["AOTI_DEVICE_KEY"] : "?";
+    const std::string here = device.is_cuda() ? "cuda" : "cpu";
+    if (compiled_for != here) {
+      problem = path.string() + ": compiled for " + compiled_for + ", the bundle runs on " + here;
+      return nullptr;
+    }
+    package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);
+  } catch (const std::exception& e) {
+    problem = path.string() + ": cannot load the AOTInductor package (made by another PyTorch, or for another "
+              "machine?): " + first_line(e.what());
+    return nullptr;
+  }
+  std::unordered_map<std::string, at::Tensor> weights;
+  for (const auto& p : unet.named_parameters()) weights.emplace(p.name, p.value);
+  for (const auto& b : unet.named_buffers()) weights.emplace(b.name, b.value);
+  std::unordered_map<std::string, at::Tensor> constants;
+  for (const std::string& name : package->get_constant_fqns()) {
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      problem = path.string() + ": needs weight " + name + ", which the TorchScript UNet lacks (not the same model)";
+      return nullptr;
+    }
+    constants.emplace(name, it->second);
+  }
+  try {
+    // user_managed: the package uses these tensors as they are, without copying them.
+    package->load_constants(constants, /*use_inactive=*/false, /*check_full_update=*/true, /*user_managed=*/true);
+  } catch (const std::exception& e) {
+    problem = path.string() + ": the TorchScript UNet's weights do not fit the package: " + first_line(e.what());
+    return nullptr;
+  }
+  return package;
+}
+
 }  // namespace
 
 struct Bundle::Modules {
   torch::jit::Module text_encoder;
   torch::jit::Module unet;
   torch::jit::Module vae_decoder;
+  std::unique_ptr<PackageLoader> compiled_unet;  // null when the bundle has none or it failed to load
 };
 
 Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device)
@@ -126,6 +198,10 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
+  if (!man.unet.compiled.file.empty()) {
+    bundle.modules_->compiled_unet =
+        load_compiled_unet(root / man.unet.compiled.file, bundle.modules_->unet, device, bundle.compiled_problem_);
+  }
   return bundle;
 }
 
@@ -140,11 +216,45 @@ torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
   return out.to(torch::kFloat32);
 }
 
-torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context) {
+bool Bundle::has_compiled_unet() const { return modules_->compiled_unet != nullptr; }
+
+void Bundle::check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w) const {
+  if (engine != UnetEngine::kCompiled) return;
+  const auto& c = manifest_.unet.compiled;
+  if (c.file.empty()) {
+    throw ModelError("--unet-engine aoti: bundle " + dir_ + " has no compiled UNet; re-export it with --aoti");
+  }
+  if (!has_compiled_unet()) throw ModelError("--unet-engine aoti: " + compiled_problem_);
+  if (!c.accepts_size(latent_h, latent_w)) {
+    throw ModelError("--unet-engine aoti: the compiled UNet takes latents in multiples of " +
+                     std::to_string(c.latent_multiple) + " up to " + std::to_string(c.latent_max) + " (images in steps of " +
+                     std::to_string(c.latent_multiple * manifest_.vae.scale_factor) + " px up to " +
+                     std::to_string(c.latent_max * manifest_.vae.scale_factor) + "), not " + std::to_string(latent_h) +
+                     "x" + std::to_string(latent_w));
+  }
+}
+
+bool Bundle::uses_compiled(UnetEngine engine, int64_t batch, int64_t latent_h, int64_t latent_w) const {
+  return engine != UnetEngine::kTorchScript && has_compiled_unet() &&
+         manifest_.unet.compiled.accepts(batch, latent_h, latent_w);
+}
+
+torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
+                                    UnetEngine engine) {
   c10::InferenceMode guard;
   const int64_t batch = sample.size(0);
   torch::Tensor t = torch::full({batch}, timestep, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  torch::Tensor out = modules_->unet.forward({sample.to(device_, dtype_), t, context.to(device_, dtype_)}).toTensor();
+  torch::Tensor x = sample.to(device_, dtype_);
+  torch::Tensor ctx = context.to(device_, dtype_);
+  torch::Tensor out;
+  if (uses_compiled(engine, batch, sample.size(2), sample.size(3))) {
+    // The package takes dense inputs of exactly the exported dtypes and devices.
+    out = modules_->compiled_unet->run({x.contiguous(), t, ctx.contiguous()}).at(0);
+    ++calls_.compiled;
+  } else {
+    out = modules_->unet.forward({x, t, ctx}).toTensor();
+    ++calls_.torchscript;
+  }
   return out.to(torch::kFloat32);
 }
 

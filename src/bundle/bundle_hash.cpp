@@ -1,5 +1,7 @@
 #include "sdinterp/bundle_hash.h"
 
+#include <filesystem>
+
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -40,6 +42,11 @@ nlohmann::json bundle_hashes(const std::string& dir, const Manifest& m) {
   std::vector<std::string> files = {"model.json", m.tokenizer.vocab, m.tokenizer.merges, m.text_encoder.file, m.unet.file,
                                     m.vae.decoder};
   if (!m.vae.encoder.empty()) files.push_back(m.vae.encoder);
+  // The compiled UNet is optional at run time (a missing one falls back to unet.pt): hashed when present.
+  std::error_code ec;
+  if (!m.unet.compiled.file.empty() && std::filesystem::is_regular_file(dir + "/" + m.unet.compiled.file, ec)) {
+    files.push_back(m.unet.compiled.file);
+  }
   nlohmann::json out = {{"algorithm", "fnv1a-64"}, {"files", nlohmann::json::object()}};
   std::string all;
   for (const auto& f : files) {

@@ -141,6 +141,16 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   m.unet.in_channels = static_cast<int>(unet.integer("in_channels", 1, 64));
   m.unet.sample_size = static_cast<int>(unet.integer("sample_size", 1, 1 << 12));
   m.unet.cross_attention_dim = static_cast<int>(unet.integer("cross_attention_dim", 1, 1 << 16));
+  if (unet.has("compiled")) {
+    FieldReader c = unet.object("compiled");
+    c.one_of("kind", {"aoti"});
+    m.unet.compiled.file = c.string("file");
+    if (m.unet.compiled.file.empty()) c.fail("file", "is empty");
+    m.unet.compiled.batch_min = static_cast<int>(c.integer("batch_min", 1, 1 << 16));
+    m.unet.compiled.batch_max = static_cast<int>(c.integer("batch_max", m.unet.compiled.batch_min, 1 << 16));
+    m.unet.compiled.latent_multiple = static_cast<int>(c.integer("latent_multiple", 1, 1 << 12));
+    m.unet.compiled.latent_max = static_cast<int>(c.integer("latent_max", m.unet.compiled.latent_multiple, 1 << 16));
+  }
 
   FieldReader vae = top.object("vae");
   m.vae.decoder = vae.string("decoder");

@@ -16,6 +16,12 @@ struct InfoOptions {
 nlohmann::json bundle_summary(const std::string& dir) {
   const Manifest m = load_manifest(dir);
   const auto& ns = m.noise_schedule;
+  const auto& c = m.unet.compiled;
+  nlohmann::json compiled = nullptr;
+  if (!c.file.empty()) {
+    compiled = {{"kind", "aoti"}, {"file", c.file}, {"batch_min", c.batch_min}, {"batch_max", c.batch_max},
+                {"latent_multiple", c.latent_multiple}, {"latent_max", c.latent_max}};
+  }
   return {{"path", dir},
           {"description", m.description},
           {"format_version", m.format_version},
@@ -26,6 +32,7 @@ nlohmann::json bundle_summary(const std::string& dir) {
           {"vae_scale_factor", m.vae.scale_factor},
           {"text_hidden_size", m.text_encoder.hidden_size},
           {"pad_id", m.tokenizer.pad_id},
+          {"compiled_unet", compiled},
           {"schedule", {{"num_train_timesteps", ns.num_train_timesteps}, {"beta_start", ns.beta_start},
                         {"beta_end", ns.beta_end}, {"beta_schedule", ns.beta_schedule},
                         {"prediction_type", ns.prediction_type == PredictionType::kEpsilon ? "epsilon" : "v_prediction"}}}};
@@ -64,6 +71,13 @@ int run_info(const InfoOptions& o) {
               << ", text hidden " << b["text_hidden_size"] << ", " << s["prediction_type"].get<std::string>() << ", "
               << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"] << " over "
               << s["num_train_timesteps"] << " steps\n";
+    if (!b["compiled_unet"].is_null()) {
+      const auto& c = b["compiled_unet"];
+      const int f = b["vae_scale_factor"].get<int>();
+      std::cout << "  compiled UNet (AOTInductor) " << c["file"].get<std::string>() << ": UNet batch " << c["batch_min"]
+                << ".." << c["batch_max"] << ", images in steps of " << c["latent_multiple"].get<int>() * f << " px up to "
+                << c["latent_max"].get<int>() * f << " px\n";
+    }
   }
   return 0;
 }

@@ -28,6 +28,9 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   o["max-vram"] = sub->add_option("--max-vram", c.max_vram_gb, "CUDA: GiB of device memory the automatic --batch may use (0: no cap)")
                       ->capture_default_str();
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
+  o["unet-engine"] = sub->add_option("--unet-engine", c.unet_engine,
+                                     "auto (the bundle's AOTInductor UNet where it fits, else TorchScript), torchscript or aoti")
+                         ->capture_default_str();
   o["output"] = sub->add_option("-o,--output", c.output, "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json");
   o["png-dir"] = sub->add_option("--png-dir", c.png_dir, "Write frames as DIR/frame_0000.png, ... (lossless)");
   o["fps"] = sub->add_option("--fps", c.fps, "Frames per second of the animation")->capture_default_str();

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "cli/job_files.h"
 #include "sdinterp/bundle_hash.h"
@@ -125,6 +126,10 @@ BundleCache::Entry& BundleCache::entry(const std::string& dir, const std::string
 }
 
 Bundle& BundleCache::get(const std::string& dir, const std::string& device) { return *entry(dir, device).bundle; }
+bool BundleCache::first_warning(const std::string& dir, const std::string& device) {
+  Entry& e = entry(dir, device);
+  return !std::exchange(e.warned, true);
+}
 const nlohmann::json& BundleCache::hashes(const std::string& dir, const std::string& device) {
   return entry(dir, device).hashes;
 }
@@ -142,6 +147,9 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   const nlohmann::json& hashes = cache.hashes(c.bundle_dir, c.device);
   const Manifest& m = bundle.manifest();
   c.validate(m);
+  if (c.unet_engine == "auto" && !bundle.compiled_unet_problem().empty() && cache.first_warning(c.bundle_dir, c.device)) {
+    std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
+  }
   // Metadata records what was actually used, defaults resolved.
   if (c.height == 0) c.height = m.native_size();
   if (c.width == 0) c.width = m.native_size();
@@ -181,6 +189,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"device", bundle.device().str()},
       {"dtype", m.dtype},
       {"frames_written", r.frames},
+      {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
       {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
                      {"total", r.seconds_total}}},
       {"bundle", {{"path", c.bundle_dir}, {"manifest", m.raw}, {"hashes", hashes}}},

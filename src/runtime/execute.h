@@ -18,6 +18,8 @@ namespace sdinterp::cli {
 class BundleCache {
  public:
   Bundle& get(const std::string& dir, const std::string& device);
+  // True the first time it is asked for a loaded bundle (to warn about it once per session).
+  bool first_warning(const std::string& dir, const std::string& device);
   const nlohmann::json& hashes(const std::string& dir, const std::string& device);
   int loads() const { return loads_; }
 
@@ -25,6 +27,7 @@ class BundleCache {
   struct Entry {
     std::unique_ptr<Bundle> bundle;
     nlohmann::json hashes;
+    bool warned = false;
   };
   Entry& entry(const std::string& dir, const std::string& device);
   std::map<std::string, Entry> entries_;

@@ -22,7 +22,7 @@ torch::Tensor Sampler::run(const torch::Tensor& noise, const torch::Tensor& posi
   for (size_t i = 0; i < calls; ++i) {
     const double t = scheduler->timesteps()[i];
     torch::Tensor model_in = scheduler->scale_model_input(guided ? torch::cat({latents, latents}) : latents, i);
-    torch::Tensor pred = bundle_.predict_noise(model_in, t, context);
+    torch::Tensor pred = bundle_.predict_noise(model_in, t, context, settings_.engine);
     if (guided) {
       auto halves = pred.chunk(2);
       pred = halves[0] + settings_.guidance * (halves[1] - halves[0]);

@@ -1,0 +1,165 @@
+"""The AOTInductor UNet (export_bundle.py --aoti, sdinterp --unet-engine): golden frames through the
+compiled path, the exporter's record, and every way the package can be missing or unusable.
+
+Compiling takes about 40 s per tiny model on two cores; the packages are made once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_frame_matches, export_in_process, generate, load_exporter
+import tiny_sd_aoti
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"
+CASES = json.loads((GOLDEN / "pipeline_cases.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="session")
+def tiny_aoti(workdir) -> Path:
+    out = workdir / "tiny-sd-aoti"
+    tiny_sd_aoti.make_bundle(out, load_exporter())
+    return out
+
+
+def golden_frames(case: dict) -> np.ndarray:
+    data = np.fromfile(GOLDEN / case["frames_file"], dtype="<f4")
+    return data.reshape(case["frames_shape"])
+
+
+def case_args(case: dict) -> list[str]:
+    args = ["--mode", case["mode"], "--seed", case["seed"], "--frames", case["frames"],
+            "--height", case["height"], "--width", case["width"]]
+    for p in case["prompts"]:
+        args += ["--prompt", p]
+    for n in case["negative_prompts"]:
+        args += ["--negative", n]
+    if "step_size" in case:
+        args += ["--step-size", case["step_size"]]
+    return [str(a) for a in args]
+
+
+def unet_calls(png_dir: Path) -> dict:
+    return json.loads(png_dir.with_name(png_dir.name + ".json").read_text())["sdinterp"]["unet_calls"]
+
+
+def run(sdinterp: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sdinterp, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_golden_frames_through_the_compiled_unet(case, tiny_aoti, sdinterp, tmp_path):
+    golden = golden_frames(case)
+    out = tmp_path / "frames"
+    frames = generate(sdinterp, tiny_aoti, out, *case_args(case), "--unet-engine", "aoti")
+    assert len(frames) == golden.shape[0]
+    for i, frame in enumerate(frames):
+        assert_frame_matches(frame, golden[i], f"{case['name']} frame {i} (aoti)")
+    # Every denoising call went through the package: one chunk of all frames, 15 LMS steps.
+    assert unet_calls(out) == {"aoti": 15, "torchscript": 0}
+
+
+def test_golden_comparison_fails_for_another_seed(tiny_aoti, sdinterp, tmp_path):
+    case = dict(CASES[3], seed=CASES[3]["seed"] + 1)
+    frames = generate(sdinterp, tiny_aoti, tmp_path / "f", *case_args(case), "--unet-engine", "aoti")
+    with pytest.raises(AssertionError):
+        assert_frame_matches(frames[1], golden_frames(CASES[3])[1], "other seed")
+
+
+def test_calls_outside_the_package_go_to_torchscript(tiny_aoti, sdinterp, tmp_path):
+    case = CASES[1]  # 6 frames
+    # --batch 4 with guidance: UNet batches of 8 and 4 (both in 2..63); no guidance and --batch 5:
+    # batches of 5 and 1, and 1 is below the package's range.
+    out = tmp_path / "a"
+    generate(sdinterp, tiny_aoti, out, *case_args(case), "--unet-engine", "aoti", "--batch", "4")
+    assert unet_calls(out) == {"aoti": 30, "torchscript": 0}
+    out = tmp_path / "b"
+    proc = run(sdinterp, "generate", "--bundle", tiny_aoti, "--png-dir", out, *case_args(case), "--guidance", "1",
+               "--batch", "5", "-q", "--progress", "none", "--unet-engine", "auto")
+    assert proc.returncode == 0, proc.stderr
+    assert unet_calls(out) == {"aoti": 15, "torchscript": 15}
+    out = tmp_path / "c"
+    generate(sdinterp, tiny_aoti, out, *case_args(case), "--unet-engine", "torchscript")
+    assert unet_calls(out) == {"aoti": 0, "torchscript": 15}
+
+
+def test_automatic_batch_keeps_within_the_package(tiny_aoti, sdinterp, tmp_path):
+    # 40 frames with guidance are 80 UNet rows: the package takes 63, so 31 frames per call at most,
+    # evened out to two chunks of 20.
+    out = tmp_path / "f"
+    proc = run(sdinterp, "generate", "--bundle", tiny_aoti, "--png-dir", out, "--prompt", "a cat", "--seed", 3,
+               "--frames", 40, "--steps", 3, "--height", 32, "--width", 32, "-q", "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(out.with_name("f.json").read_text())
+    assert meta["batch"] == 20
+    assert meta["sdinterp"]["unet_calls"] == {"aoti": 6, "torchscript": 0}
+
+
+def test_unsupported_size_is_refused_for_aoti_and_falls_back_for_auto(tiny_aoti, sdinterp, tmp_path):
+    # 1040 px is 130 latents: beyond the package's 128. (An odd latent size, not a multiple of the
+    # down factor, would do too, but tiny-sd's TorchScript UNet was traced at even sizes only.)
+    base = ["generate", "--bundle", tiny_aoti, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2,
+            "--height", 1040, "--width", 64, "-q", "--progress", "none"]
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "--unet-engine", "aoti")
+    assert proc.returncode == 3
+    assert proc.stderr.strip().count("\n") == 0
+    assert "compiled UNet takes latents in multiples of 2 up to 128" in proc.stderr and "not 130x8" in proc.stderr
+    assert not (tmp_path / "a").exists(), "nothing written"
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert unet_calls(tmp_path / "b") == {"aoti": 0, "torchscript": 2}
+
+
+def test_missing_or_broken_package(tiny_aoti, sdinterp, tmp_path):
+    missing = tmp_path / "missing"
+    tiny_sd_aoti.copy_without_package(tiny_aoti, missing)
+    broken = tmp_path / "broken"
+    tiny_sd_aoti.copy_without_package(tiny_aoti, broken)
+    (broken / "unet.pt2").write_bytes(b"PK\x03\x04 not really a zip")
+    base = ["generate", "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2, "-q", "--progress", "none"]
+    for bundle, why in ((missing, "unet.pt2: missing file"), (broken, "cannot load the AOTInductor package")):
+        proc = run(sdinterp, *base, "--bundle", bundle, "--png-dir", tmp_path / f"{bundle.name}-aoti", "--unet-engine", "aoti")
+        assert proc.returncode == 3, proc.stderr
+        assert why in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+        out = tmp_path / f"{bundle.name}-auto"
+        proc = run(sdinterp, *base, "--bundle", bundle, "--png-dir", out)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.startswith("sdinterp: warning: ") and why in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "the UNet runs from TorchScript" in proc.stderr
+        assert unet_calls(out) == {"aoti": 0, "torchscript": 2}
+    # A bundle without a package: aoti names the re-export.
+    proc = run(sdinterp, *base, "--bundle", REPO / "models" / "tiny-sd", "--png-dir", tmp_path / "plain",
+               "--unet-engine", "aoti")
+    assert proc.returncode == 3 and "has no compiled UNet; re-export it with --aoti" in proc.stderr, proc.stderr
+
+
+def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sdinterp, workdir, tmp_path):
+    bundle = workdir / "sd1-tiny-aoti"
+    export_in_process(sd1.folder, bundle, "--aoti")
+    manifest = json.loads((bundle / "model.json").read_text())
+    compiled = manifest["unet"]["compiled"]
+    assert {k: compiled[k] for k in ("kind", "file", "batch_min", "batch_max", "latent_multiple", "latent_max")} == {
+        "kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 2, "latent_max": 128}
+    assert compiled["compile_seconds"] > 0
+    report = manifest["export"]["verification"]["modules"]["unet_aoti"]
+    assert report["ok"] and len(report["checks"]) == 2
+    assert all(c["relative_error"] <= 1e-4 for c in report["checks"])
+    # The same walk from the compiled and the TorchScript UNet of the same bundle.
+    args = ["--mode", "slerp-latent", "--prompt", "a photo of a cat", "--seed", "11", "--frames", "4"]
+    compiled_frames = generate(sdinterp, bundle, tmp_path / "aoti", *args, "--unet-engine", "aoti")
+    scripted_frames = generate(sdinterp, bundle, tmp_path / "ts", *args, "--unet-engine", "torchscript")
+    assert unet_calls(tmp_path / "aoti") == {"aoti": 15, "torchscript": 0}
+    for i, (a, b) in enumerate(zip(compiled_frames, scripted_frames)):
+        diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, f"frame {i}: max {diff.max()}"
+    # And against diffusers, as every export is checked.
+    for i, frame in enumerate(compiled_frames):
+        if i in (0, len(compiled_frames) - 1):
+            ref = sd1.reference("a photo of a cat", "", 11, 64, 64, latent_index=0 if i == 0 else 1, latent_count=2)
+            assert_frame_matches(frame, ref, f"sd1-tiny aoti frame {i} vs diffusers")
