@@ -15,7 +15,7 @@ TorchScript modules traced with torch.jit.trace:
     vae_decoder.pt    latents / scaling_factor [B, 4, h, w]        -> image in [-1, 1] [B, 3, 8h, 8w]
     vae_encoder.pt    image in [-1, 1] [B, 3, H, W]                -> unscaled latent mean [B, 4, H/8, W/8]
 
-With --aoti, also unet.pt2: the same UNet compiled ahead of time by AOTInductor for the export device,
+With --aoti, also unet.pt2 (--add-aoti adds it to a bundle exported before): the same UNet compiled ahead of time by AOTInductor for the export device,
 without weights (sdinterp gives it unet.pt's), for UNet batches of 2..63 and latents in multiples of
 the UNet's down factor; sdinterp uses it for the calls it accepts and TorchScript for the others.
 
@@ -112,6 +112,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--aoti", action="store_true",
                    help="also compile the UNet ahead of time with AOTInductor (unet.pt2, for the export device; "
                         "minutes for SD-sized models): sdinterp runs it with unet.pt's weights where it fits")
+    p.add_argument("--add-aoti", action="store_true",
+                   help="add unet.pt2 to the existing bundle OUT_DIR, exported before from the same MODEL for the "
+                        "same --device and --dtype, instead of exporting it again")
     p.add_argument("--description", default=None, help="model.json description (default: names the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
@@ -550,9 +553,46 @@ def print_report(verification: dict) -> None:
 # Main
 
 
+def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
+    """--add-aoti: compiles unet.pt2 for the bundle OUT_DIR made from the same weights. Both files
+    are replaced by rename, the package first: model.json names it only once it is whole."""
+    manifest = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    if manifest["source"]["weights_sha256"] != source["weights_sha256"]:
+        raise ExportError(f"{args.model} is not the model {out} was exported from (weights differ); export it anew")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.aoti-", dir=out.parent))
+    try:
+        os.symlink(out / "unet.pt", tmp / "unet.pt")
+        record, report = compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), tmp, args.device,
+                                           args.dtype, int(manifest["tokenizer"]["max_length"]))
+        print_report({"modules": {"unet_aoti": report}})
+        if not report["ok"]:
+            worst = max(c["relative_error"] for c in report["checks"])
+            raise VerificationError(f"unet.pt2 disagrees with the eager UNet (relative error {worst:.3g})")
+        manifest["unet"]["compiled"] = record
+        manifest["export"]["verification"]["modules"]["unet_aoti"] = report
+        manifest["export"]["add_aoti_command"] = " ".join(["export_bundle.py", *sys.argv[1:]])
+        (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp / "unet.pt2", 0o644)
+        os.replace(tmp / "unet.pt2", out / "unet.pt2")
+        os.replace(tmp / "model.json", out / "model.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export(args: argparse.Namespace) -> int:
     out = Path(args.out_dir).absolute()
-    if out.exists() and not args.overwrite:
+    if args.add_aoti:
+        if not (out / "model.json").is_file():
+            raise ExportError(f"--add-aoti: {out} is not a bundle (no model.json)")
+        manifest = json.loads((out / "model.json").read_text(encoding="utf-8"))
+        if (manifest.get("device"), manifest.get("dtype")) != (args.device, args.dtype):
+            raise ExportError(f"--add-aoti: {out} is a {manifest.get('device')}/{manifest.get('dtype')} bundle; "
+                              f"pass --device {manifest.get('device')} --dtype {manifest.get('dtype')}")
+        if manifest.get("format_version", 1) < 2:
+            raise ExportError(f"--add-aoti: {out} records no source model (format_version 1); export it anew")
+        args.aoti = True
+        args.compat = manifest.get("attention") == "classic"
+    elif out.exists() and not args.overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -588,6 +628,10 @@ def export(args: argparse.Namespace) -> int:
 
     log("hashing the weight files")
     source = describe_source(args.model, kind, folder, args.variant)
+    if args.add_aoti:
+        add_aoti(args, pipe, source, out)
+        log(f"added unet.pt2 to {out} in {time.monotonic() - started:.1f} s")
+        return 0
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))

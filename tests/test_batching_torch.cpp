@@ -68,5 +68,40 @@ TEST(Batching, CpuBudgetIsHalfOfMemAvailable) {
   EXPECT_EQ(batch_for_budget((4LL << 30) / 2, per_frame, 30), 5);
 }
 
+TEST(Batching, ChunksAreEvenedOut) {
+  EXPECT_EQ(even_batch(16, 30), 15);  // 2 chunks: 15 + 15, not 16 + 14
+  EXPECT_EQ(even_batch(31, 63), 21);  // 3 chunks of 21, not 31 + 31 + 1
+  EXPECT_EQ(even_batch(31, 64), 22);  // 22 + 22 + 20
+  EXPECT_EQ(even_batch(30, 30), 30);
+  EXPECT_EQ(even_batch(1, 30), 1);
+  EXPECT_EQ(even_batch(24, 30), 15);
+  EXPECT_EQ(even_batch(7, 0), 7);
+  for (int batch = 1; batch <= 40; ++batch) {
+    for (int64_t total = 1; total <= 100; ++total) {
+      const int64_t even = even_batch(batch, total);
+      const int64_t chunks = (total + batch - 1) / batch;
+      ASSERT_LE(even, std::max<int64_t>(1, batch));
+      ASSERT_EQ((total + even - 1) / even, chunks) << batch << " " << total;
+    }
+  }
+}
+
+TEST(Batching, CompiledUnetCapsFramesPerCall) {
+  Manifest::Unet::Compiled c;
+  c.file = "unet.pt2";
+  c.batch_max = 63;
+  EXPECT_EQ(compiled_frames_cap(c, /*guided=*/true), 31);
+  EXPECT_EQ(compiled_frames_cap(c, /*guided=*/false), 63);
+  c.batch_max = 1;
+  EXPECT_EQ(compiled_frames_cap(c, true), 1);
+}
+
+TEST(Batching, ExplicitBatchIsNotEvenedOut) {
+  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  RunConfig c;
+  c.batch = 16;
+  EXPECT_EQ(choose_batch(c, bundle, 30), 16);
+}
+
 }  // namespace
 }  // namespace sdinterp

@@ -163,3 +163,36 @@ def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sdinterp, w
         if i in (0, len(compiled_frames) - 1):
             ref = sd1.reference("a photo of a cat", "", 11, 64, 64, latent_index=0 if i == 0 else 1, latent_count=2)
             assert_frame_matches(frame, ref, f"sd1-tiny aoti frame {i} vs diffusers")
+
+
+def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
+    import shutil
+
+    from conftest import run_exporter_cli
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sd1.bundle, bundle)
+    before = json.loads((bundle / "model.json").read_text())
+    assert "compiled" not in before["unet"]
+    # Refused, with nothing changed: another dtype, another model.
+    proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--dtype", "bfloat16", check=False)
+    assert proc.returncode == 2 and "is a cpu/float32 bundle; pass --device cpu --dtype float32" in proc.stderr
+    proc = run_exporter_cli(sd2.folder, bundle, "--add-aoti", check=False)
+    assert proc.returncode == 2 and "is not the model" in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((bundle / "model.json").read_text()) == before and not (bundle / "unet.pt2").exists()
+    assert not list(tmp_path.glob(".bundle.aoti-*")), "no scratch folder left"
+
+    run_exporter_cli(sd1.folder, bundle, "--add-aoti")
+    after = json.loads((bundle / "model.json").read_text())
+    assert after["unet"]["compiled"]["file"] == "unet.pt2" and (bundle / "unet.pt2").is_file()
+    assert after["export"]["verification"]["modules"]["unet_aoti"]["ok"]
+    # Everything else is as it was.
+    for key in ("text_encoder", "vae", "tokenizer", "source", "noise_schedule"):
+        assert after[key] == before[key]
+    assert not list(tmp_path.glob(".bundle.aoti-*"))
+    frames = generate(sdinterp, bundle, tmp_path / "f", "--prompt", "a photo of a cat", "--seed", 1234,
+                      "--mode", "prompt-walk", "--frames", 2, "--step-size", 0)
+    assert unet_calls(tmp_path / "f") == {"aoti": 15, "torchscript": 0}
+    ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
+    for i, frame in enumerate(frames):
+        assert_frame_matches(frame, ref, f"frame {i}")
