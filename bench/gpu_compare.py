@@ -14,6 +14,9 @@ from the seed, slerp between them, 30 frames x 15 LMS steps at 512x512, guidance
       same with VAE slicing (diffusers' own memory option)
   (c) sdinterp generate on the float16 bundle: the whole command, with its model load, plus the
       generation time it reports itself; again with --max-vram 10
+  (d) sdinterp on the same bundle after export_bundle.py --add-aoti has compiled its UNet with
+      AOTInductor (--unet-engine aoti); the compile time is reported, not counted (done once per
+      model, dtype and GPU)
 
 Wall times exclude model loading for diffusers (the pipeline is built once and warmed up at the
 shapes it will run); sdinterp's speed-ups use its own generation time (text + sampling + decode,
@@ -24,7 +27,7 @@ through NVML (nvidia-smi when pynvml is missing) every 20 ms, above what was in 
 do for the sdinterp process).
 
 Results: a table on stdout, OUT/results.json and OUT/results.md (OUT: --out, or $OUT, or
-./gpu-results), OUT/export.log, OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b),
+./gpu-results), OUT/export.log, OUT/aoti.log, OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b),
 sdinterp and (a) side by side). results.* are rewritten after every stage, so a run stopped by a
 time limit still leaves what it measured.
 """
@@ -102,6 +105,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-diffusers-batch", action="store_true", help="skip (b) and (b2)")
     p.add_argument("--skip-vae-slicing", action="store_true", help="skip (b2)")
     p.add_argument("--skip-sdinterp", action="store_true", help="skip the export and (c)")
+    p.add_argument("--skip-aoti", action="store_true",
+                   help="skip (d): compiling the bundle's UNet with AOTInductor (export_bundle.py --add-aoti) "
+                        "and the sdinterp runs on it")
+    p.add_argument("--aoti-run", action="append", default=None, metavar="NAME=FLAGS",
+                   help='sdinterp runs on the compiled UNet, as --sdinterp-run (default: "aoti=" and "aoti warm="); '
+                        "--unet-engine aoti is added")
     p.add_argument("--no-rescale", action="store_true",
                    help="keep the raw random init (default: scale the UNet's and VAE's last convs so noise "
                         "predictions have unit scale and images are mostly unsaturated, as tiny-sd)")
@@ -121,6 +130,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         a.deadline = time.time() + a.budget_s
     if a.sdinterp_run is None:
         a.sdinterp_run = ["default=", "max-vram 10=--max-vram 10", "warm="]
+    if a.aoti_run is None:
+        a.aoti_run = ["aoti=", "aoti warm="]
     return a
 
 
@@ -544,6 +555,13 @@ class Comparison:
             self._notebook_loop(pipe, latents)
         del pipe
         gc.collect()
+        if a.cuda:
+            torch.cuda.empty_cache()
+        # (d) last: its compile time is the least known cost of the run.
+        if not a.skip_sdinterp and not a.skip_aoti and export_ok and self._add_aoti(self.work / "model", bundle):
+            for spec in a.aoti_run:
+                name, _, flags = spec.partition("=")
+                self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
 
     def _export(self, folder: Path, bundle: Path) -> bool:
         a = self.a
@@ -565,6 +583,40 @@ class Comparison:
         log(f"export exited {rc} after {dt:.1f} s; bundle {size / GIB:.2f} GiB")
         if rc != 0:
             self.note(f"export failed ({rc}): see export.log; sdinterp not measured")
+        return rc == 0
+
+    def _add_aoti(self, folder: Path, bundle: Path) -> bool:
+        """export_bundle.py --add-aoti on the bundle of (c); the time it takes is reported, not timed
+        against anything (a one-time cost per model, dtype and GPU)."""
+        a = self.a
+        runs_need = 45.0 * len(a.aoti_run)
+        left = self.clock.left() - runs_need - 15.0 if self.clock.deadline else None
+        if left is not None and left < 60:
+            self.stage("aoti_compile", note=f"skipped: out of time ({self.clock.left():.0f} s left)")
+            self.note("(d) AOTInductor UNet skipped: not enough time left to compile it")
+            return False
+        cmd = [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
+               "--dtype", a.dtype, "--offline", "--add-aoti"]
+        log(f"compiling the UNet: {' '.join(cmd[1:])} (log: aoti.log; time limit "
+            f"{'none' if left is None else f'{left:.0f} s'})")
+        t0 = time.perf_counter()
+        with open(self.out / "aoti.log", "w") as logf:
+            try:
+                rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, timeout=left,
+                                    env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        dt = time.perf_counter() - t0
+        fields = dict(command=" ".join(["scripts/export_bundle.py", *cmd[3:]]), rc=rc, seconds=round(dt, 1))
+        if rc == 0:
+            compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
+            fields.update(compile_seconds=compiled.get("compile_seconds"),
+                          package_mib=round((bundle / "unet.pt2").stat().st_size / 2**20, 1))
+        self.stage("aoti_compile", **fields)
+        log(f"--add-aoti exited {rc} after {dt:.1f} s")
+        if rc != 0:
+            self.note(f"(d) AOTInductor compile {'timed out' if rc == 'timeout' else f'failed ({rc})'} after "
+                      f"{dt:.0f} s: see aoti.log")
         return rc == 0
 
     def _wait_build(self) -> None:
@@ -722,12 +774,13 @@ class Comparison:
         from PIL import Image
 
         a = self.a
-        warm = name == "warm"
+        warm = name == "warm" or name.endswith(" warm")
         key = "c" if name == "default" else "c-" + "-".join("".join(ch if ch.isalnum() else " " for ch in name).split())
+        row = "(d)" if "--unet-engine" in flags and "aoti" in flags else "(c)"
         if warm:
-            method = "(c) sdinterp warm: 2nd job of one `sdinterp batch`"
+            method = f"{row} sdinterp {name}: 2nd job of one `sdinterp batch`"
         else:
-            method = "(c) sdinterp" + (f" {name}" if name != "default" else "") + " (whole command)"
+            method = f"{row} sdinterp" + (f" {name}" if name != "default" else "") + " (whole command)"
         binary = Path(a.sdinterp)
         if not binary.is_file():
             self.stage(key, method=method, note=f"skipped: no binary at {binary}")
@@ -804,6 +857,7 @@ class Comparison:
             info = meta.get("sdinterp", {})
             timings = info.get("timings_s", {})
             fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
+                          unet_calls=info.get("unet_calls"),
                           device_reported=info.get("device"), dtype_reported=info.get("dtype"),
                           libtorch=info.get("libtorch"))
         except (OSError, json.JSONDecodeError) as e:
@@ -852,20 +906,25 @@ class Comparison:
             comps[f"sdinterp {k} vs default"] = psnr(f0[k], f0["c"])
         st = self.results["stages"]
         checks = []
-        c, b, a_ = st.get("c", {}), st.get("b", {}), st.get("a", {})
-        warm = st.get("c-warm", {}).get("gen_s")
-        for base, name, need in ((b, "(b)", 1.5), (a_, "(a)", 8.0)):
-            if c.get("gen_s") and base.get("gen_s"):
-                r = base["gen_s"] / c["gen_s"]
-                value = f"{r:.2f}x" + (f" (warm 2nd job: {base['gen_s'] / warm:.2f}x)" if warm else "")
-                checks.append({"criterion": f">= {need:g}x faster than {name}, model loaded", "value": value,
-                               "pass": r >= need})
-        if c.get("wall_over_gen"):
-            checks.append({"criterion": "whole command <= 2x its generation time",
-                           "value": f"{c['wall_over_gen']:.2f}x", "pass": c["wall_over_gen"] <= 2})
-        if c.get("peak_device_gib") is not None:
-            checks.append({"criterion": "peak GPU memory <= 10 GiB by default",
-                           "value": f"{c['peak_device_gib']:.2f} GiB", "pass": c["peak_device_gib"] <= 10})
+        b, a_ = st.get("b", {}), st.get("a", {})
+        for key, engine in (("c", "TorchScript UNet (c)"), ("c-aoti", "AOTInductor UNet (d)")):
+            c = st.get(key, {})
+            if not c.get("gen_s"):
+                continue
+            warm = st.get(f"{key}-warm", {}).get("gen_s")
+            for base, name, need in ((b, "(b)", 1.5), (a_, "(a)", 8.0)):
+                if base.get("gen_s"):
+                    r = base["gen_s"] / c["gen_s"]
+                    value = f"{r:.2f}x" + (f" (warm 2nd job: {base['gen_s'] / warm:.2f}x)" if warm else "")
+                    checks.append({"criterion": f"{engine}: >= {need:g}x faster than {name}, model loaded",
+                                   "value": value, "pass": r >= need})
+            if c.get("wall_over_gen"):
+                checks.append({"criterion": f"{engine}: whole command <= 2x its generation time",
+                               "value": f"{c['wall_over_gen']:.2f}x", "pass": c["wall_over_gen"] <= 2})
+            if c.get("peak_device_gib") is not None:
+                checks.append({"criterion": f"{engine}: peak GPU memory <= 10 GiB by default",
+                               "value": f"{c['peak_device_gib']:.2f} GiB", "pass": c["peak_device_gib"] <= 10})
+        c = st.get("c", {})
         capped = st.get("c-max-vram-10", {})
         if capped.get("gen_s") and c.get("gen_s"):
             r = capped["gen_s"] / c["gen_s"]

@@ -159,8 +159,8 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
   result.height = resolved_size(config.height, bundle.manifest());
   const UnetEngine engine = parse_unet_engine(config.unet_engine);
   const int factor = bundle.manifest().vae.scale_factor;
-  bundle.check_engine(engine, result.height / factor, result.width / factor);
   try {
+    bundle.check_engine(engine, result.height / factor, result.width / factor);
     auto phase = Clock::now();
     TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
     if (hooks.warning) {

@@ -106,11 +106,11 @@ def test_unsupported_size_is_refused_for_aoti_and_falls_back_for_auto(tiny_aoti,
     # down factor, would do too, but tiny-sd's TorchScript UNet was traced at even sizes only.)
     base = ["generate", "--bundle", tiny_aoti, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2,
             "--height", 1040, "--width", 64, "-q", "--progress", "none"]
-    proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "--unet-engine", "aoti")
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "-o", tmp_path / "a.gif", "--unet-engine", "aoti")
     assert proc.returncode == 3
     assert proc.stderr.strip().count("\n") == 0
     assert "compiled UNet takes latents in multiples of 2 up to 128" in proc.stderr and "not 130x8" in proc.stderr
-    assert not (tmp_path / "a").exists(), "nothing written"
+    assert list(tmp_path.iterdir()) == [], "nothing written, no temporary files left"
     proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert unet_calls(tmp_path / "b") == {"aoti": 0, "torchscript": 2}
