@@ -563,23 +563,29 @@ class Comparison:
                 name, _, flags = spec.partition("=")
                 self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
 
-    def _export(self, folder: Path, bundle: Path) -> bool:
+    def _run_exporter(self, folder: Path, bundle: Path, flag: str, log_name: str, what: str,
+                      timeout: float | None) -> tuple[int | str, float, str]:
+        """scripts/export_bundle.py FOLDER BUNDLE for this run's device and dtype, plus `flag`, its
+        output in OUT/log_name. Returns (exit status or "timeout", seconds, the command as shown)."""
         a = self.a
         cmd = [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
-               "--dtype", a.dtype, "--offline", "--overwrite"]
-        log(f"exporting: {' '.join(cmd[1:])} (log: export.log)")
+               "--dtype", a.dtype, "--offline", flag]
+        log(f"{what}: {' '.join(cmd[1:])} (log: {log_name}; time limit "
+            f"{'none' if timeout is None else f'{timeout:.0f} s'})")
         t0 = time.perf_counter()
-        timeout = max(30.0, self.clock.left() - 60.0) if self.clock.deadline else None
-        with open(self.out / "export.log", "w") as logf:
+        with open(self.out / log_name, "w") as logf:
             try:
                 rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout,
                                     env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
-        dt = time.perf_counter() - t0
+        return rc, time.perf_counter() - t0, " ".join(["scripts/export_bundle.py", *cmd[3:]])
+
+    def _export(self, folder: Path, bundle: Path) -> bool:
+        timeout = max(30.0, self.clock.left() - 60.0) if self.clock.deadline else None
+        rc, dt, shown = self._run_exporter(folder, bundle, "--overwrite", "export.log", "exporting", timeout)
         size = sum(f.stat().st_size for f in bundle.glob("*.pt")) if bundle.is_dir() else 0
-        self.stage("export", command=" ".join(["scripts/export_bundle.py", *cmd[3:]]), rc=rc, seconds=round(dt, 1),
-                   bundle_gib=round(size / GIB, 2))
+        self.stage("export", command=shown, rc=rc, seconds=round(dt, 1), bundle_gib=round(size / GIB, 2))
         log(f"export exited {rc} after {dt:.1f} s; bundle {size / GIB:.2f} GiB")
         if rc != 0:
             self.note(f"export failed ({rc}): see export.log; sdinterp not measured")
@@ -595,19 +601,8 @@ class Comparison:
             self.stage("aoti_compile", note=f"skipped: out of time ({self.clock.left():.0f} s left)")
             self.note("(d) AOTInductor UNet skipped: not enough time left to compile it")
             return False
-        cmd = [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
-               "--dtype", a.dtype, "--offline", "--add-aoti"]
-        log(f"compiling the UNet: {' '.join(cmd[1:])} (log: aoti.log; time limit "
-            f"{'none' if left is None else f'{left:.0f} s'})")
-        t0 = time.perf_counter()
-        with open(self.out / "aoti.log", "w") as logf:
-            try:
-                rc = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, timeout=left,
-                                    env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
-        dt = time.perf_counter() - t0
-        fields = dict(command=" ".join(["scripts/export_bundle.py", *cmd[3:]]), rc=rc, seconds=round(dt, 1))
+        rc, dt, shown = self._run_exporter(folder, bundle, "--add-aoti", "aoti.log", "compiling the UNet", left)
+        fields = dict(command=shown, rc=rc, seconds=round(dt, 1))
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             fields.update(compile_seconds=compiled.get("compile_seconds"),
