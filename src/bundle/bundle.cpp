@@ -1,5 +1,8 @@
 #include "sdinterp/bundle.h"
 
+#include <ATen/cpu/Utils.h>
+#include <cuda_runtime_api.h>
+#include <sys/utsname.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -7,6 +10,7 @@
 
 #include <filesystem>
 
+#include "sdinterp/compiled_package.h"
 #include "sdinterp/errors.h"
 
 namespace sdinterp {
@@ -112,6 +116,23 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
 
 using PackageLoader = torch::inductor::AOTIModelPackageLoader;
 
+MachineFacts machine_facts(const torch::Device& device) {
+  MachineFacts here;
+  struct utsname u {};
+  if (uname(&u) == 0) here.machine = u.machine;
+  for (const auto& [name, value] : at::cpu::get_cpu_capabilities()) {
+    if (value.isBool()) here.cpu[name] = value.toBool();
+  }
+  if (device.is_cuda()) {
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device.index()) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device.index()) == cudaSuccess) {
+      here.cuda_compute_capability = major * 10 + minor;
+    }
+  }
+  return here;
+}
+
 // Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
 // package is compiled without them: no second copy in memory). Returns the package, or null and
 // why it cannot be used in `problem`.
@@ -125,11 +146,11 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const to
   std::unique_ptr<PackageLoader> package;
   try {
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
-    auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
-    const std::string compiled_for = metadata.count("AOTI_DEVICE_KEY") ? metadata["AOTI_DEVICE_KEY"] : "?";
-    const std::string here = device.is_cuda() ? "cuda" : "cpu";
-    if (compiled_for != here) {
-      problem = path.string() + ": compiled for " + compiled_for + ", the bundle runs on " + here;
+    const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
+    const std::string mismatch = compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
+                                                           device.is_cuda() ? "cuda" : "cpu", machine_facts(device));
+    if (!mismatch.empty()) {
+      problem = path.string() + ": " + mismatch;
       return nullptr;
     }
     package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);

@@ -1,0 +1,24 @@
+// Whether an AOTInductor package (a bundle's unet.pt2) can run here, from the metadata it was
+// compiled with. A package holds machine code for the CPU instruction set or the GPU architecture
+// of the machine that compiled it: run elsewhere it would die on an illegal instruction or fail
+// with "no kernel image". No torch.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace sdinterp {
+
+struct MachineFacts {
+  std::string machine;                  // uname's machine, e.g. "x86_64"
+  std::map<std::string, bool> cpu;      // LibTorch's CPU capability names, e.g. "avx512_f" -> true
+  int cuda_compute_capability = -1;     // 10 * major + minor of the device to run on; -1: CPU run
+};
+
+// "" when a package compiled with `metadata` (AOTI_DEVICE_KEY, AOTI_MACHINE, AOTI_CPU_ISA,
+// AOTI_COMPUTE_CAPABILITY) can run on `device_kind` ("cpu" or "cuda") of this machine; otherwise
+// why not, as the end of a sentence ("compiled for cuda, the bundle runs on cpu").
+std::string compiled_package_mismatch(const std::map<std::string, std::string>& metadata,
+                                      const std::string& device_kind, const MachineFacts& here);
+
+}  // namespace sdinterp
