@@ -525,6 +525,11 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     gc.collect()
     record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
               "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "compile_seconds": round(compile_seconds, 1)}
+    if device == "cpu":
+        # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
+        from torch._inductor.utils import parallel_num_threads
+
+        record["threads"] = int(parallel_num_threads())
     report = {"file": "unet.pt2", "trace_inputs": "torch.export, dynamic batch and latent size",
               "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
     return record, report

@@ -34,6 +34,15 @@ TEST(CompiledPackage, CpuPackageRunsWhereItsInstructionsExist) {
   EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", arm), "compiled for x86_64 machines, this one is aarch64");
 }
 
+TEST(CompiledPackage, CpuPackageNeedsItsThreadCount) {
+  MachineFacts here = avx512_cpu();
+  here.cpu_threads = 16;
+  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", here, 16), "");
+  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", here, 0), "");  // not recorded
+  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", here, 2),
+            "compiled to run on 2 CPU threads, this run has 16 (compile it again here, or set OMP_NUM_THREADS=2)");
+}
+
 TEST(CompiledPackage, DeviceKindMustMatch) {
   EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cuda", avx512_cpu()), "compiled for cpu, the bundle runs on cuda");
   EXPECT_EQ(compiled_package_mismatch({}, "cpu", avx512_cpu()), "compiled for an unknown device, the bundle runs on cpu");

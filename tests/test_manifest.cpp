@@ -153,6 +153,7 @@ TEST(Manifest, CompiledUnetIsOptionalAndRead) {
   EXPECT_EQ(c.batch_max, 63);
   EXPECT_EQ(c.latent_multiple, 4);
   EXPECT_EQ(c.latent_max, 64);
+  EXPECT_EQ(c.threads, 0);  // optional
   EXPECT_TRUE(c.accepts(2, 8, 12));
   EXPECT_TRUE(c.accepts(63, 64, 4));
   EXPECT_FALSE(c.accepts(1, 8, 8));    // below batch_min

@@ -1,5 +1,6 @@
 #include "sdinterp/bundle.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/cpu/Utils.h>
 #include <cuda_runtime_api.h>
 #include <sys/utsname.h>
@@ -120,6 +121,7 @@ MachineFacts machine_facts(const torch::Device& device) {
   MachineFacts here;
   struct utsname u {};
   if (uname(&u) == 0) here.machine = u.machine;
+  here.cpu_threads = at::get_num_threads();
   for (const auto& [name, value] : at::cpu::get_cpu_capabilities()) {
     if (value.isBool()) here.cpu[name] = value.toBool();
   }
@@ -136,8 +138,9 @@ MachineFacts machine_facts(const torch::Device& device) {
 // Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
 // package is compiled without them: no second copy in memory). Returns the package, or null and
 // why it cannot be used in `problem`.
-std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const torch::jit::Module& unet,
-                                                  const torch::Device& device, std::string& problem) {
+std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, int compiled_threads,
+                                                  const torch::jit::Module& unet, const torch::Device& device,
+                                                  std::string& problem) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     problem = path.string() + ": missing file (model.json names it; re-export the bundle with --aoti)";
@@ -148,7 +151,8 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const to
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
     const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
     const std::string mismatch = compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
-                                                           device.is_cuda() ? "cuda" : "cpu", machine_facts(device));
+                                                           device.is_cuda() ? "cuda" : "cpu", machine_facts(device),
+                                                           compiled_threads);
     if (!mismatch.empty()) {
       problem = path.string() + ": " + mismatch;
       return nullptr;
@@ -221,7 +225,8 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
   if (!man.unet.compiled.file.empty()) {
     bundle.modules_->compiled_unet =
-        load_compiled_unet(root / man.unet.compiled.file, bundle.modules_->unet, device, bundle.compiled_problem_);
+        load_compiled_unet(root / man.unet.compiled.file, man.unet.compiled.threads, bundle.modules_->unet, device,
+                           bundle.compiled_problem_);
   }
   return bundle;
 }

@@ -196,3 +196,22 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
     for i, frame in enumerate(frames):
         assert_frame_matches(frame, ref, f"frame {i}")
+
+
+def test_cpu_package_is_not_used_with_another_thread_count(tiny_aoti, sdinterp, tmp_path):
+    import os
+
+    threads = json.loads((tiny_aoti / "model.json").read_text())["unet"]["compiled"]["threads"]
+    assert threads >= 1
+    if threads == 1:
+        pytest.skip("compiled on one thread: LibTorch does not run on more threads than cores")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sdinterp, "generate", "--bundle", tiny_aoti, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2,
+            "-q", "--progress", "none"]
+    why = f"compiled to run on {threads} CPU threads, this run has 1"
+    proc = subprocess.run([*map(str, base), "--png-dir", str(tmp_path / "a")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and why in proc.stderr and "the UNet runs from TorchScript" in proc.stderr, proc.stderr
+    assert unet_calls(tmp_path / "a") == {"aoti": 0, "torchscript": 2}
+    proc = subprocess.run([*map(str, base), "--png-dir", str(tmp_path / "b"), "--unet-engine", "aoti"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 3 and why in proc.stderr, proc.stderr
