@@ -513,8 +513,9 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     missing = [n for n in package.get_constant_fqns() if n not in weights]
     if missing:
         raise VerificationError(f"unet.pt2 needs weights unet.pt lacks: {', '.join(missing[:3])}")
-    package.load_constants({n: weights[n] for n in package.get_constant_fqns()}, check_full_update=True,
-                           user_managed=True)
+    needed = package.get_constant_fqns()
+    package.load_constants({n: weights[n] for n in needed}, check_full_update=True, user_managed=True)
+    signature = weights_signature({n: tuple(weights[n].shape) for n in needed})
     checks = []
     with torch.no_grad():
         for shape in ((VERIFY_BATCH, 3 * f, 2 * f), (AOTI_BATCH[0], f, 4 * f)):
@@ -524,7 +525,8 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     del package, scripted, weights
     gc.collect()
     record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
-              "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "compile_seconds": round(compile_seconds, 1)}
+              "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "weights_fnv1a64": signature,
+              "compile_seconds": round(compile_seconds, 1)}
     if device == "cpu":
         # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
         from torch._inductor.utils import parallel_num_threads
@@ -533,6 +535,16 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     report = {"file": "unet.pt2", "trace_inputs": "torch.export, dynamic batch and latent size",
               "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
     return record, report
+
+
+def weights_signature(shapes: dict[str, tuple]) -> str:
+    """FNV-1a 64 of "NAME D0,D1,...\\n" per weight, sorted by name: sdinterp recomputes it from unet.pt
+    (src/bundle/compiled_package.cpp) and refuses a package compiled for weights of other shapes."""
+    text = "".join(f"{name} {','.join(str(d) for d in dims)}\n" for name, dims in sorted(shapes.items()))
+    h = 14695981039346656037  # the FNV-1a 64 offset basis
+    for byte in text.encode():
+        h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
 
 def graph_ops(path: Path) -> set[str]:

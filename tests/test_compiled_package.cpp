@@ -2,6 +2,7 @@
 // instruction set, GPU architecture.
 #include <gtest/gtest.h>
 
+#include "sdinterp/bundle_hash.h"
 #include "sdinterp/compiled_package.h"
 
 namespace sdinterp {
@@ -60,6 +61,20 @@ TEST(CompiledPackage, CudaPackageNeedsTheSameGpuArchitecture) {
   here.cuda_compute_capability = 80;
   EXPECT_EQ(compiled_package_mismatch(h100, "cuda", here),
             "compiled for GPUs of compute capability 90, this one has 80 (compile it again on this kind of GPU)");
+}
+
+TEST(CompiledPackage, Fnv1a64KnownAnswers) {
+  // The FNV-1a 64 test vectors (offset basis, "a", "foobar").
+  EXPECT_EQ(fnv1a64_text(""), "cbf29ce484222325");
+  EXPECT_EQ(fnv1a64_text("a"), "af63dc4c8601ec8c");
+  EXPECT_EQ(fnv1a64_text("foobar"), "85944171f73967e8");
+}
+
+TEST(CompiledPackage, WeightsSignatureEqualsTheExporters) {
+  // scripts/export_bundle.py weights_signature({"b.w": (4, 32, 3, 3), "a.bias": (4,), "scalar": ()}).
+  EXPECT_EQ(weights_signature({{"b.w", {4, 32, 3, 3}}, {"a.bias", {4}}, {"scalar", {}}}), "cd51819988ea1d9f");
+  EXPECT_EQ(weights_signature({}), "cbf29ce484222325");
+  EXPECT_NE(weights_signature({{"a.bias", {4}}}), weights_signature({{"a.bias", {8}}}));
 }
 
 }  // namespace

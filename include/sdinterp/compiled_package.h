@@ -4,8 +4,10 @@
 // with "no kernel image". No torch.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace sdinterp {
 
@@ -25,5 +27,11 @@ struct MachineFacts {
 std::string compiled_package_mismatch(const std::map<std::string, std::string>& metadata,
                                       const std::string& device_kind, const MachineFacts& here,
                                       int compiled_threads = 0);
+
+// A fingerprint of the weights a package was compiled against: FNV-1a 64 (16 hex digits) of one
+// line "NAME D0,D1,...\n" per weight, sorted by name. The exporter records it
+// (unet.compiled.weights_fnv1a64); sdinterp recomputes it from unet.pt, so that a package copied
+// from a model with the same names but other shapes is refused instead of reading out of bounds.
+std::string weights_signature(const std::map<std::string, std::vector<int64_t>>& shapes);
 
 }  // namespace sdinterp

@@ -138,7 +138,7 @@ MachineFacts machine_facts(const torch::Device& device) {
 // Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
 // package is compiled without them: no second copy in memory). Returns the package, or null and
 // why it cannot be used in `problem`.
-std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, int compiled_threads,
+std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Manifest::Unet::Compiled& record,
                                                   const torch::jit::Module& unet, const torch::Device& device,
                                                   std::string& problem) {
   std::error_code ec;
@@ -152,7 +152,7 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, int comp
     const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
     const std::string mismatch = compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
                                                            device.is_cuda() ? "cuda" : "cpu", machine_facts(device),
-                                                           compiled_threads);
+                                                           record.threads);
     if (!mismatch.empty()) {
       problem = path.string() + ": " + mismatch;
       return nullptr;
@@ -167,6 +167,7 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, int comp
   for (const auto& p : unet.named_parameters()) weights.emplace(p.name, p.value);
   for (const auto& b : unet.named_buffers()) weights.emplace(b.name, b.value);
   std::unordered_map<std::string, at::Tensor> constants;
+  std::map<std::string, std::vector<int64_t>> shapes;
   for (const std::string& name : package->get_constant_fqns()) {
     auto it = weights.find(name);
     if (it == weights.end()) {
@@ -174,6 +175,13 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, int comp
       return nullptr;
     }
     constants.emplace(name, it->second);
+    shapes.emplace(name, it->second.sizes().vec());
+  }
+  // The package trusts the tensors it is given: weights of other shapes would be read out of bounds.
+  if (!record.weights_fnv1a64.empty() && weights_signature(shapes) != record.weights_fnv1a64) {
+    problem = path.string() + ": compiled for a UNet whose weights have other shapes than " +
+              (fs::path(path).parent_path() / "unet.pt").string() + " (not the same model; compile it again)";
+    return nullptr;
   }
   try {
     // user_managed: the package uses these tensors as they are, without copying them.
@@ -225,7 +233,7 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
   if (!man.unet.compiled.file.empty()) {
     bundle.modules_->compiled_unet =
-        load_compiled_unet(root / man.unet.compiled.file, man.unet.compiled.threads, bundle.modules_->unet, device,
+        load_compiled_unet(root / man.unet.compiled.file, man.unet.compiled, bundle.modules_->unet, device,
                            bundle.compiled_problem_);
   }
   return bundle;

@@ -11,7 +11,7 @@
 namespace sdinterp {
 namespace {
 
-constexpr uint64_t kFnvOffset = 1469598103934665603ULL;
+constexpr uint64_t kFnvOffset = 14695981039346656037ULL;  // the FNV-1a 64 offset basis
 constexpr uint64_t kFnvPrime = 1099511628211ULL;
 
 uint64_t fnv1a64(const unsigned char* data, size_t size, uint64_t hash) {
@@ -26,6 +26,10 @@ std::string hex(uint64_t value) {
 }
 
 }  // namespace
+
+std::string fnv1a64_text(const std::string& text) {
+  return hex(fnv1a64(reinterpret_cast<const unsigned char*>(text.data()), text.size(), kFnvOffset));
+}
 
 std::string fnv1a64_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);

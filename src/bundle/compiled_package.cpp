@@ -3,6 +3,8 @@
 #include <sstream>
 #include <vector>
 
+#include "sdinterp/bundle_hash.h"
+
 namespace sdinterp {
 namespace {
 
@@ -64,6 +66,16 @@ std::string compiled_package_mismatch(const std::map<std::string, std::string>& 
            std::to_string(compiled_threads) + ")";
   }
   return "";
+}
+
+std::string weights_signature(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::string text;
+  for (const auto& [name, dims] : shapes) {  // std::map: sorted by name
+    text += name + " ";
+    for (size_t i = 0; i < dims.size(); ++i) text += (i ? "," : "") + std::to_string(dims[i]);
+    text += "\n";
+  }
+  return fnv1a64_text(text);
 }
 
 }  // namespace sdinterp

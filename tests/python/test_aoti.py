@@ -215,3 +215,23 @@ def test_cpu_package_is_not_used_with_another_thread_count(tiny_aoti, sdinterp, 
     proc = subprocess.run([*map(str, base), "--png-dir", str(tmp_path / "b"), "--unet-engine", "aoti"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 3 and why in proc.stderr, proc.stderr
+
+
+def test_package_for_weights_of_other_shapes_is_refused(tiny_aoti, sdinterp, tmp_path):
+    # The package trusts the tensors it is given; model.json records the shapes it was compiled
+    # for (a fingerprint), and sdinterp compares them with unet.pt's before using it.
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_aoti, bundle, symlinks=True)
+    manifest = json.loads((bundle / "model.json").read_text())
+    assert len(manifest["unet"]["compiled"]["weights_fnv1a64"]) == 16
+    manifest["unet"]["compiled"]["weights_fnv1a64"] = "0123456789abcdef"
+    (bundle / "model.json").write_text(json.dumps(manifest))
+    base = ["generate", "--bundle", bundle, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2, "-q",
+            "--progress", "none"]
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "--unet-engine", "aoti")
+    assert proc.returncode == 3 and "compiled for a UNet whose weights have other shapes" in proc.stderr, proc.stderr
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
+    assert proc.returncode == 0 and "weights have other shapes" in proc.stderr, proc.stderr
+    assert unet_calls(tmp_path / "b") == {"aoti": 0, "torchscript": 2}
