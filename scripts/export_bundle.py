@@ -2,7 +2,7 @@
 """Export a Stable Diffusion 1.x/2.x model to an sdinterp bundle.
 
     .venv/bin/python scripts/export_bundle.py MODEL OUT_DIR [--device cpu|cuda]
-        [--dtype float32|float16|bfloat16] [--compat] [--aoti]
+        [--dtype float32|float16|bfloat16] [--compat] [--aoti | --add-aoti]
 
 MODEL is a Hugging Face hub id (e.g. stable-diffusion-v1-5/stable-diffusion-v1-5), a local folder in
 diffusers layout, or a single checkpoint file (.safetensors or .ckpt, the original Stable Diffusion
@@ -15,9 +15,10 @@ TorchScript modules traced with torch.jit.trace:
     vae_decoder.pt    latents / scaling_factor [B, 4, h, w]        -> image in [-1, 1] [B, 3, 8h, 8w]
     vae_encoder.pt    image in [-1, 1] [B, 3, H, W]                -> unscaled latent mean [B, 4, H/8, W/8]
 
-With --aoti, also unet.pt2 (--add-aoti adds it to a bundle exported before): the same UNet compiled ahead of time by AOTInductor for the export device,
-without weights (sdinterp gives it unet.pt's), for UNet batches of 2..63 and latents in multiples of
-the UNet's down factor; sdinterp uses it for the calls it accepts and TorchScript for the others.
+With --aoti, also unet.pt2 (--add-aoti adds it to a bundle exported before): the same UNet compiled
+ahead of time by AOTInductor for the export device, without weights (sdinterp gives it unet.pt's),
+for UNet batches of 2..63 and latents in multiples of the UNet's down factor; sdinterp uses it for
+the calls it accepts and TorchScript for the others.
 
 Tracing bakes the device and the dtype into the graphs, so a bundle is made for one of each and
 model.json records them. After tracing, every module is saved, loaded back and run at a batch size
@@ -589,7 +590,9 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
         manifest["export"]["verification"]["modules"]["unet_aoti"] = report
         manifest["export"]["add_aoti_command"] = " ".join(["export_bundle.py", *sys.argv[1:]])
         (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp / "unet.pt2", 0o644)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp / "unet.pt2", 0o666 & ~umask)  # an ordinary file of the bundle, as the others
         os.replace(tmp / "unet.pt2", out / "unet.pt2")
         os.replace(tmp / "model.json", out / "model.json")
     finally:
@@ -621,7 +624,8 @@ def export(args: argparse.Namespace) -> int:
         raise ExportError("--device cuda: no CUDA device is visible to torch here; export on the machine "
                           "(or kind of machine) the bundle will run on")
     if args.aoti and args.device == "cpu":
-        log("note: on the CPU the AOTInductor UNet runs at TorchScript's speed (measured); --aoti is meant for CUDA")
+        log("note: on the CPU the AOTInductor UNet only saves TorchScript's warm-up (measured); --aoti is meant "
+            "for CUDA")
     if args.device == "cpu" and args.dtype == "float16":
         log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
     import diffusers
