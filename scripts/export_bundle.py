@@ -511,10 +511,10 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     package = torch._inductor.aoti_load_package(str(out / "unet.pt2"))
     scripted = torch.jit.load(str(out / "unet.pt"), map_location=None)
     weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
-    missing = [n for n in package.get_constant_fqns() if n not in weights]
+    needed = package.get_constant_fqns()
+    missing = [n for n in needed if n not in weights]
     if missing:
         raise VerificationError(f"unet.pt2 needs weights unet.pt lacks: {', '.join(missing[:3])}")
-    needed = package.get_constant_fqns()
     package.load_constants({n: weights[n] for n in needed}, check_full_update=True, user_managed=True)
     signature = weights_signature({n: tuple(weights[n].shape) for n in needed})
     checks = []

@@ -19,7 +19,6 @@ namespace sdinterp {
 // an error; kTorchScript: never the package.
 enum class UnetEngine { kAuto, kTorchScript, kCompiled };
 UnetEngine parse_unet_engine(const std::string& name);  // "auto", "torchscript", "aoti"; ConfigError otherwise
-std::string unet_engine_name(UnetEngine engine);
 
 class Bundle {
  public:

@@ -24,15 +24,6 @@ UnetEngine parse_unet_engine(const std::string& name) {
   throw ConfigError("unknown --unet-engine \"" + name + "\"; use auto, torchscript or aoti");
 }
 
-std::string unet_engine_name(UnetEngine engine) {
-  switch (engine) {
-    case UnetEngine::kAuto: return "auto";
-    case UnetEngine::kTorchScript: return "torchscript";
-    case UnetEngine::kCompiled: return "aoti";
-  }
-  return "auto";
-}
-
 torch::ScalarType parse_dtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "float16") return torch::kFloat16;
@@ -179,8 +170,8 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Ma
   }
   // The package trusts the tensors it is given: weights of other shapes would be read out of bounds.
   if (!record.weights_fnv1a64.empty() && weights_signature(shapes) != record.weights_fnv1a64) {
-    problem = path.string() + ": compiled for a UNet whose weights have other shapes than " +
-              (fs::path(path).parent_path() / "unet.pt").string() + " (not the same model; compile it again)";
+    problem = path.string() + ": compiled for a UNet whose weights have other shapes than the bundle's TorchScript "
+              "UNet (not the same model; compile it again)";
     return nullptr;
   }
   try {
@@ -256,7 +247,8 @@ void Bundle::check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w)
   if (engine != UnetEngine::kCompiled) return;
   const auto& c = manifest_.unet.compiled;
   if (c.file.empty()) {
-    throw ModelError("--unet-engine aoti: bundle " + dir_ + " has no compiled UNet; re-export it with --aoti");
+    throw ModelError("--unet-engine aoti: bundle " + dir_ + " has no compiled UNet; re-export it with --aoti "
+                     "(or add one with export_bundle.py --add-aoti)");
   }
   if (!has_compiled_unet()) throw ModelError("--unet-engine aoti: " + compiled_problem_);
   if (!c.accepts_size(latent_h, latent_w)) {

@@ -58,7 +58,7 @@ nlohmann::json bundle_hashes(const std::string& dir, const Manifest& m) {
     out["files"][f] = h;
     all += f + "=" + h + "\n";
   }
-  out["combined"] = hex(fnv1a64(reinterpret_cast<const unsigned char*>(all.data()), all.size(), kFnvOffset));
+  out["combined"] = fnv1a64_text(all);
   return out;
 }
 
