@@ -16,7 +16,14 @@ from the seed, slerp between them, 30 frames x 15 LMS steps at 512x512, guidance
       generation time it reports itself; again with --max-vram 10
   (d) sdinterp on the same bundle after export_bundle.py --add-aoti has compiled its UNet with
       AOTInductor (--unet-engine aoti); the compile time is reported, not counted (done once per
-      model, dtype and GPU)
+      model, dtype and GPU). The compile runs in the background from the export on, beside the
+      sdinterp build and the golden check; nothing is timed until it is over (or stopped, when the
+      timed stages would no longer fit)
+
+and checks correctness on the device: tiny-sd (models/tiny-sd, rebuilt as a diffusers pipeline by
+tests/python/tiny_sd.py) re-exported in float32 for the device, with a compiled UNet on CUDA, runs
+the four golden cases (tests/golden) through sdinterp with each UNet engine; every frame must be
+within the golden tolerance of diffusers' CPU float32 frames.
 
 Wall times exclude model loading for diffusers (the pipeline is built once and warmed up at the
 shapes it will run); sdinterp's speed-ups use its own generation time (text + sampling + decode,
@@ -27,8 +34,8 @@ through NVML (nvidia-smi when pynvml is missing) every 20 ms, above what was in 
 do for the sdinterp process).
 
 Results: a table on stdout, OUT/results.json and OUT/results.md (OUT: --out, or $OUT, or
-./gpu-results), OUT/export.log, OUT/aoti.log, OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b),
-sdinterp and (a) side by side). results.* are rewritten after every stage, so a run stopped by a
+./gpu-results), OUT/export.log, OUT/aoti.log, OUT/golden_export.log, OUT/golden_aoti.log,
+OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b), sdinterp and (a) side by side). results.* are rewritten after every stage, so a run stopped by a
 time limit still leaves what it measured.
 """
 
@@ -108,6 +115,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-aoti", action="store_true",
                    help="skip (d): compiling the bundle's UNet with AOTInductor (export_bundle.py --add-aoti) "
                         "and the sdinterp runs on it")
+    p.add_argument("--skip-golden", action="store_true",
+                   help="skip the golden check (tiny-sd re-exported in float32 for this device, the four golden "
+                        "cases through sdinterp)")
     p.add_argument("--aoti-run", action="append", default=None, metavar="NAME=FLAGS",
                    help='sdinterp runs on the compiled UNet, as --sdinterp-run (default: "aoti=" and "aoti warm="); '
                         "--unet-engine aoti is added")
@@ -518,11 +528,11 @@ class Comparison:
         # The model in the bundle's dtype, saved in diffusers layout: (b) and (c) run the same weights,
         # (a) their float32 copy.
         bundle = self.work / "bundle"
+        folder = self.work / "model"
         export_ok = False
         if not a.skip_sdinterp:
             t0 = time.perf_counter()
             pipe.to(dtype=dtype)
-            folder = self.work / "model"
             shutil.rmtree(folder, ignore_errors=True)
             pipe.save_pretrained(folder)
             self.stage("setup", save_pretrained_s=round(time.perf_counter() - t0, 2))
@@ -531,7 +541,16 @@ class Comparison:
             gc.collect()
             if a.cuda:
                 torch.cuda.empty_cache()
+        # Untimed work overlaps: the AOTInductor compile of the UNet (d) runs in the background from
+        # here, beside the sdinterp build and the golden check; nothing is timed until both are over.
+        compile_job = None
+        if not a.skip_sdinterp and not a.skip_aoti and export_ok:
+            compile_job = self._start_aoti(folder, bundle)
+        golden_bundle = self._golden_export() if not a.skip_golden else None
         self._wait_build()
+        if golden_bundle is not None and not a.skip_sdinterp:
+            self._golden_run(golden_bundle)
+        aoti_ok = self._finish_aoti(compile_job, bundle) if compile_job else False
 
         if not a.skip_diffusers_batch:
             pipe.to(dtype=dtype)
@@ -546,9 +565,14 @@ class Comparison:
             if a.cuda:
                 torch.cuda.empty_cache()
             self._sdinterp_warmup(bundle)
+            # (c) names its engine: the bundle has the compiled UNet too by now.
             for spec in a.sdinterp_run:
                 name, _, flags = spec.partition("=")
-                self._sdinterp(bundle, name.strip(), flags.split())
+                self._sdinterp(bundle, name.strip(), ["--unet-engine", "torchscript", *flags.split()])
+            if aoti_ok:
+                for spec in a.aoti_run:
+                    name, _, flags = spec.partition("=")
+                    self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
             pipe.to(a.device)
         if not a.skip_notebook_loop:
             pipe.to(dtype=torch.float32)
@@ -557,19 +581,17 @@ class Comparison:
         gc.collect()
         if a.cuda:
             torch.cuda.empty_cache()
-        # (d) last: its compile time is the least known cost of the run.
-        if not a.skip_sdinterp and not a.skip_aoti and export_ok and self._add_aoti(self.work / "model", bundle):
-            for spec in a.aoti_run:
-                name, _, flags = spec.partition("=")
-                self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
 
-    def _run_exporter(self, folder: Path, bundle: Path, flag: str, log_name: str, what: str,
-                      timeout: float | None) -> tuple[int | str, float, str]:
-        """scripts/export_bundle.py FOLDER BUNDLE for this run's device and dtype, plus `flag`, its
-        output in OUT/log_name. Returns (exit status or "timeout", seconds, the command as shown)."""
+    def _exporter_command(self, folder: Path, bundle: Path, flag: str, dtype: str | None = None) -> list[str]:
+        """scripts/export_bundle.py FOLDER BUNDLE for this run's device (and dtype, unless given), plus `flag`."""
         a = self.a
-        cmd = [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
-               "--dtype", a.dtype, "--offline", flag]
+        return [sys.executable, str(EXPORTER), str(folder), str(bundle), "--device", "cuda" if a.cuda else "cpu",
+                "--dtype", dtype or a.dtype, "--offline", flag]
+
+    def _run_exporter(self, cmd: list[str], log_name: str, what: str,
+                      timeout: float | None) -> tuple[int | str, float, str]:
+        """Runs an exporter command, its output in OUT/log_name. Returns (exit status or "timeout",
+        seconds, the command as shown)."""
         log(f"{what}: {' '.join(cmd[1:])} (log: {log_name}; time limit "
             f"{'none' if timeout is None else f'{timeout:.0f} s'})")
         t0 = time.perf_counter()
@@ -583,7 +605,8 @@ class Comparison:
 
     def _export(self, folder: Path, bundle: Path) -> bool:
         timeout = max(30.0, self.clock.left() - 60.0) if self.clock.deadline else None
-        rc, dt, shown = self._run_exporter(folder, bundle, "--overwrite", "export.log", "exporting", timeout)
+        rc, dt, shown = self._run_exporter(self._exporter_command(folder, bundle, "--overwrite"), "export.log",
+                                           "exporting", timeout)
         size = sum(f.stat().st_size for f in bundle.glob("*.pt")) if bundle.is_dir() else 0
         self.stage("export", command=shown, rc=rc, seconds=round(dt, 1), bundle_gib=round(size / GIB, 2))
         log(f"export exited {rc} after {dt:.1f} s; bundle {size / GIB:.2f} GiB")
@@ -591,28 +614,136 @@ class Comparison:
             self.note(f"export failed ({rc}): see export.log; sdinterp not measured")
         return rc == 0
 
-    def _add_aoti(self, folder: Path, bundle: Path) -> bool:
-        """export_bundle.py --add-aoti on the bundle of (c); the time it takes is reported, not timed
-        against anything (a one-time cost per model, dtype and GPU)."""
+    def _start_aoti(self, folder: Path, bundle: Path) -> dict:
+        """Starts export_bundle.py --add-aoti on the bundle of (c) in the background (its own process
+        group, output in OUT/aoti.log). Its time is reported, not timed against anything: a one-time
+        cost per model, dtype and GPU."""
+        cmd = self._exporter_command(folder, bundle, "--add-aoti")
+        log(f"compiling the UNet in the background: {' '.join(cmd[1:])} (log: aoti.log)")
+        logf = open(self.out / "aoti.log", "w")
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        return {"proc": proc, "log": logf, "t0": time.perf_counter(),
+                "shown": " ".join(["scripts/export_bundle.py", *cmd[3:]])}
+
+    def _timed_stages_need(self) -> float:
+        """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
+        sdinterp run, and (a) (which is extrapolated from the frames it finishes when short)."""
         a = self.a
-        runs_need = 45.0 * len(a.aoti_run)
-        left = self.clock.left() - runs_need - 15.0 if self.clock.deadline else None
-        if left is not None and left < 60:
-            self.stage("aoti_compile", note=f"skipped: out of time ({self.clock.left():.0f} s left)")
-            self.note("(d) AOTInductor UNet skipped: not enough time left to compile it")
-            return False
-        rc, dt, shown = self._run_exporter(folder, bundle, "--add-aoti", "aoti.log", "compiling the UNet", left)
-        fields = dict(command=shown, rc=rc, seconds=round(dt, 1))
+        return 20.0 + 15.0 * (len(a.sdinterp_run) + len(a.aoti_run)) + 25.0
+
+    def _finish_aoti(self, job: dict, bundle: Path) -> bool:
+        """Waits for the background compile, but stops it (row (d) then says so) when the timed stages
+        would no longer fit."""
+        proc = job["proc"]
+        reserve = self._timed_stages_need()
+        if proc.poll() is None:
+            log(f"waiting for the UNet compile (stopped with {reserve:.0f} s left for the timed stages)")
+        timed_out = False
+        while proc.poll() is None:
+            if self.clock.deadline and self.clock.left() < reserve:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, 9)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+                break
+            time.sleep(0.5)
+        job["log"].close()
+        dt = time.perf_counter() - job["t0"]
+        rc = "timeout" if timed_out else proc.returncode
+        fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1))
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             fields.update(compile_seconds=compiled.get("compile_seconds"),
                           package_mib=round((bundle / "unet.pt2").stat().st_size / 2**20, 1))
         self.stage("aoti_compile", **fields)
-        log(f"--add-aoti exited {rc} after {dt:.1f} s")
+        log(f"--add-aoti: exit {rc} after {dt:.1f} s")
         if rc != 0:
-            self.note(f"(d) AOTInductor compile {'timed out' if rc == 'timeout' else f'failed ({rc})'} after "
-                      f"{dt:.0f} s: see aoti.log")
+            self.note(f"(d) AOTInductor compile {'stopped at its time limit' if timed_out else f'failed ({rc})'} "
+                      f"after {dt:.0f} s: see aoti.log")
         return rc == 0
+
+    # ---- golden check: tiny-sd re-exported for this device in float32, the notebook's four examples
+
+    def _golden_export(self) -> Path | None:
+        """tiny-sd rebuilt as a diffusers pipeline (tests/python/tiny_sd.py), exported for this device
+        in float32, and (on CUDA, unless --skip-aoti) given a compiled UNet too."""
+        import tiny_sd
+
+        a = self.a
+        t0 = time.perf_counter()
+        folder, bundle = self.work / "tiny-model", self.work / "tiny-bundle"
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            tiny_sd.rebuild_pipeline().save_pretrained(folder)
+        except Exception as e:  # reported, and the rest of the run goes on
+            self.stage("golden", note=f"tiny-sd not rebuilt: {type(e).__name__}: {e}")
+            self.note("golden check skipped: tiny-sd could not be rebuilt")
+            return None
+        rc, dt, shown = self._run_exporter(self._exporter_command(folder, bundle, "--overwrite", "float32"),
+                                           "golden_export.log", "exporting tiny-sd (float32) for the golden check",
+                                           120.0)
+        fields = dict(export=shown, export_rc=rc, export_s=round(dt, 1))
+        if rc == 0 and a.cuda and not a.skip_aoti:
+            rc2, dt2, shown2 = self._run_exporter(self._exporter_command(folder, bundle, "--add-aoti", "float32"),
+                                                  "golden_aoti.log", "compiling tiny-sd's UNet", 180.0)
+            fields.update(aoti=shown2, aoti_rc=rc2, aoti_s=round(dt2, 1))
+        self.stage("golden", prepare_s=round(time.perf_counter() - t0, 1), **fields)
+        if rc != 0:
+            self.note(f"golden check skipped: the tiny-sd export failed ({rc}), see golden_export.log")
+            return None
+        return bundle
+
+    def _golden_run(self, bundle: Path) -> None:
+        """The four golden cases through sdinterp on this device, with each UNet engine the bundle has;
+        every frame held to the golden tolerance against diffusers' CPU float32 frames."""
+        import numpy as np
+        from PIL import Image
+        from golden_cases import CASES, case_args, frame_agreement, golden_frames, sampling_args
+
+        a = self.a
+        if not Path(a.sdinterp).is_file() or self.clock.left() < 60:
+            self.stage("golden", note="skipped: no sdinterp binary or out of time")
+            return
+        manifest = json.loads((bundle / "model.json").read_text())
+        engines = ["torchscript"] + (["aoti"] if manifest["unet"].get("compiled") else [])
+        env = self._sdinterp_env()
+        results, ok = [], True
+        t0 = time.perf_counter()
+        for engine in engines:
+            for case in CASES:
+                out = self.work / "runs" / f"golden-{engine}-{case['name']}"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                cmd = [a.sdinterp, "generate", "--bundle", str(bundle), "--device", a.device, "--unet-engine",
+                       engine, "--png-dir", str(out), "--overwrite", "--progress", "none", "-q",
+                       *case_args(case), *sampling_args(case)]
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+                with open(self.out / "sdinterp.log", "a") as f:
+                    f.write(f"$ {shlex.join(cmd)}
+# exit {r.returncode} (golden)
+# stderr:
+{r.stderr}
+")
+                entry = {"engine": engine, "case": case["name"], "rc": r.returncode}
+                if r.returncode == 0:
+                    golden = golden_frames(case)
+                    frames = sorted(out.glob("frame_*.png"))
+                    per_frame = [frame_agreement(np.asarray(Image.open(f).convert("RGB")), golden[i])
+                                 for i, f in enumerate(frames[:len(golden)])]
+                    entry.update(frames=len(frames), expected=len(golden),
+                                 max_diff=max((p.get("max_diff", 99) for p in per_frame), default=None),
+                                 min_equal=round(min((p.get("equal", 0.0) for p in per_frame), default=0.0), 5),
+                                 ok=len(frames) == len(golden) and all(p["ok"] for p in per_frame))
+                    meta = json.loads(Path(str(out) + ".json").read_text())["sdinterp"]
+                    entry["unet_calls"] = meta.get("unet_calls")
+                else:
+                    entry.update(ok=False, error=(r.stderr.strip().splitlines() or [""])[-1][:200])
+                ok = ok and entry["ok"]
+                results.append(entry)
+        self.stage("golden", cases=results, ok=ok, run_s=round(time.perf_counter() - t0, 1))
+        log(f"golden check on {a.device} (tiny-sd float32, {len(results)} runs): {'pass' if ok else 'FAIL'}")
 
     def _wait_build(self) -> None:
         a = self.a
@@ -736,16 +867,20 @@ class Comparison:
         self.frames0["a"] = np.asarray(first.convert("RGB"))
         log(f"{method}: {dt:.2f} s for {done} frames; {peaks}")
 
+    def _sdinterp_env(self) -> dict:
+        env = dict(os.environ)
+        if self.a.sdinterp_lib_path:
+            env["LD_LIBRARY_PATH"] = self.a.sdinterp_lib_path + (":" + env["LD_LIBRARY_PATH"]
+                                                                 if env.get("LD_LIBRARY_PATH") else "")
+        return env
+
     def _sdinterp_warmup(self, bundle: Path) -> None:
         """One tiny untimed run: libtorch and the bundle in the page cache, so that the timed runs do not
         depend on their order."""
         a = self.a
         if not Path(a.sdinterp).is_file() or self.clock.left() < 90:
             return
-        env = dict(os.environ)
-        if a.sdinterp_lib_path:
-            env["LD_LIBRARY_PATH"] = a.sdinterp_lib_path + (":" + env["LD_LIBRARY_PATH"]
-                                                            if env.get("LD_LIBRARY_PATH") else "")
+        env = self._sdinterp_env()
         out = self.work / "runs" / "warmup"
         out.parent.mkdir(exist_ok=True)
         cmd = [a.sdinterp, "generate", "--bundle", str(bundle), "--prompt", "warm-up", "--seed", "1", "--frames", "2",
@@ -804,10 +939,7 @@ class Comparison:
             for k, v in job.items():
                 cmd += [f"--{k}", f"{v:g}" if isinstance(v, float) else str(v)]
             cmd += ["--png-dir", str(png_dir), "--progress", "json", "-q", *flags]
-        env = dict(os.environ)
-        if a.sdinterp_lib_path:
-            env["LD_LIBRARY_PATH"] = a.sdinterp_lib_path + (":" + env["LD_LIBRARY_PATH"]
-                                                            if env.get("LD_LIBRARY_PATH") else "")
+        env = self._sdinterp_env()
         shown = shlex.join(["sdinterp", *cmd[1:]]).replace(str(bundle), "BUNDLE").replace(str(png_dir), "X")
         log(f"{method}: {shown}")
         baseline = self.sampler.used() if (self.sampler and self.sampler.kind) else None
@@ -919,6 +1051,15 @@ class Comparison:
             if c.get("peak_device_gib") is not None:
                 checks.append({"criterion": f"{engine}: peak GPU memory <= 10 GiB by default",
                                "value": f"{c['peak_device_gib']:.2f} GiB", "pass": c["peak_device_gib"] <= 10})
+        golden = st.get("golden", {})
+        if "ok" in golden:
+            runs = golden.get("cases", [])
+            engines = sorted({r["engine"] for r in runs})
+            worst = max((r.get("max_diff") or 0 for r in runs if r.get("rc") == 0), default=None)
+            checks.append({"criterion": f"{self.a.device} float32 frames match the golden frames (tiny-sd, "
+                                        f"{len(runs) // max(1, len(engines))} cases; {', '.join(engines)})",
+                           "value": f"{sum(r['ok'] for r in runs)}/{len(runs)} runs within tolerance; "
+                                    f"max |diff| {worst}", "pass": golden["ok"]})
         c = st.get("c", {})
         capped = st.get("c-max-vram-10", {})
         if capped.get("gen_s") and c.get("gen_s"):

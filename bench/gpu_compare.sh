@@ -216,6 +216,13 @@ run() {
       --workdir "$work/py" --out "$out" --deadline "$deadline" "${args[@]}" || echo "run: gpu_compare.py exited $?"
   wait "$build_pid" || true  # not a bare `wait`: that would wait for the tee above, forever
   [ -f "$status" ] && echo "run: build exit status $(cat "$status") (log: build.log)"
+  # The device tool brings back at most 8 files: the logs travel as one archive.
+  local logs=()
+  for f in "$out"/*.log; do [ "$(basename "$f")" = run.log ] || logs+=("$(basename "$f")"); done
+  if [ ${#logs[@]} -gt 0 ] && tar -czf "$out/logs.tar.gz" -C "$out" "${logs[@]}"; then
+    (cd "$out" && rm -f "${logs[@]}")
+    echo "run: logs in logs.tar.gz: ${logs[*]}"
+  fi
   echo "run: finished in $((SECONDS - started)) s"
 }
 

@@ -1,5 +1,6 @@
 #include "sdinterp/bundle.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/Utils.h>
 #include <cuda_runtime_api.h>
@@ -215,6 +216,13 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   Bundle bundle(dir, std::move(m), std::move(tokenizer), device);
   const Manifest& man = bundle.manifest_;
   bundle.dtype_ = parse_dtype(man.dtype);
+  if (device.is_cuda() && bundle.dtype_ == torch::kFloat32) {
+    // A float32 bundle computes in float32: LibTorch lets cuDNN convolutions use TF32 by default
+    // (10-bit mantissa), which moves frames away from the CPU's and diffusers' float32 ones.
+    // Half-precision bundles are the fast path on a GPU.
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
   c10::InferenceMode guard;
   bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
   bundle.modules_->unet = load_module(root / man.unet.file, device);

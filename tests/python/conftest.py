@@ -23,6 +23,7 @@ EXPORTER = REPO / "scripts" / "export_bundle.py"
 sys.path.insert(0, str(HERE))
 
 import random_pipelines  # noqa: E402
+from golden_cases import frame_agreement  # noqa: E402
 
 # The notebook's settings.
 STEPS, GUIDANCE = 15, 8.0
@@ -124,14 +125,11 @@ def generate(sdinterp: str, bundle: Path, out: Path, *args: str) -> list[np.ndar
 
 
 def assert_frame_matches(ours: np.ndarray, reference: np.ndarray, what: str) -> None:
-    """The golden tolerance on 8-bit frames: |ours - round(255 x)| <= 1, at least 99.9% equal; and
-    the reference is a real picture of noise, not a saturated or flat one."""
-    ref = np.round(255.0 * np.clip(reference, 0.0, 1.0)).astype(np.int16)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != diffusers {ref.shape}"
-    diff = np.abs(ours.astype(np.int16) - ref)
-    equal = float((diff == 0).mean())
-    print(f"{what}: max |sdinterp - diffusers| = {diff.max()}, {100 * equal:.3f}% equal")  # shown with pytest -s
-    assert diff.max() <= 1 and equal >= 0.999, (
-        f"{what}: max |sdinterp - diffusers| = {diff.max()} (<= 1 expected), {100 * equal:.3f}% equal (>= 99.9%)")
-    saturated = float(((ref == 0) | (ref == 255)).mean())
-    assert ref.std() > 8 and saturated < 0.5, f"{what}: degenerate reference (std {ref.std():.1f}, {saturated:.0%} saturated)"
+    """The golden tolerance on 8-bit frames (golden_cases.frame_agreement): |ours - round(255 x)| <= 1,
+    at least 99.9% equal; and the reference is a real picture of noise, not a saturated or flat one."""
+    r = frame_agreement(ours, reference)
+    if "max_diff" in r:
+        print(f"{what}: max |sdinterp - diffusers| = {r['max_diff']}, {100 * r['equal']:.3f}% equal")  # pytest -s
+    assert r["ok"], (f"{what}: {r['problem']}" if "problem" in r else
+                     f"{what}: max |sdinterp - diffusers| = {r['max_diff']} (<= 1 expected), "
+                     f"{100 * r['equal']:.3f}% equal (>= 99.9%)")

@@ -14,35 +14,17 @@ import numpy as np
 import pytest
 
 from conftest import assert_frame_matches, export_in_process, generate, load_exporter
-import tiny_sd_aoti
+import tiny_sd
+from golden_cases import CASES, case_args, golden_frames
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden"
-CASES = json.loads((GOLDEN / "pipeline_cases.json").read_text())["cases"]
 
 
 @pytest.fixture(scope="session")
 def tiny_aoti(workdir) -> Path:
     out = workdir / "tiny-sd-aoti"
-    tiny_sd_aoti.make_bundle(out, load_exporter())
+    tiny_sd.make_aoti_bundle(out, load_exporter())
     return out
-
-
-def golden_frames(case: dict) -> np.ndarray:
-    data = np.fromfile(GOLDEN / case["frames_file"], dtype="<f4")
-    return data.reshape(case["frames_shape"])
-
-
-def case_args(case: dict) -> list[str]:
-    args = ["--mode", case["mode"], "--seed", case["seed"], "--frames", case["frames"],
-            "--height", case["height"], "--width", case["width"]]
-    for p in case["prompts"]:
-        args += ["--prompt", p]
-    for n in case["negative_prompts"]:
-        args += ["--negative", n]
-    if "step_size" in case:
-        args += ["--step-size", case["step_size"]]
-    return [str(a) for a in args]
 
 
 def unet_calls(png_dir: Path) -> dict:
@@ -118,9 +100,9 @@ def test_unsupported_size_is_refused_for_aoti_and_falls_back_for_auto(tiny_aoti,
 
 def test_missing_or_broken_package(tiny_aoti, sdinterp, tmp_path):
     missing = tmp_path / "missing"
-    tiny_sd_aoti.copy_without_package(tiny_aoti, missing)
+    tiny_sd.copy_without_package(tiny_aoti, missing)
     broken = tmp_path / "broken"
-    tiny_sd_aoti.copy_without_package(tiny_aoti, broken)
+    tiny_sd.copy_without_package(tiny_aoti, broken)
     (broken / "unet.pt2").write_bytes(b"PK\x03\x04 not really a zip")
     base = ["generate", "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2, "-q", "--progress", "none"]
     for bundle, why in ((missing, "unet.pt2: missing file"), (broken, "cannot load the AOTInductor package")):

@@ -1,0 +1,54 @@
+"""The notebook's four examples on tiny-sd (tests/golden/pipeline_cases.json) as sdinterp arguments,
+their golden frames, and the golden tolerance on 8-bit frames. No pytest here: bench/gpu_compare.py
+uses it on the GPU machine too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"
+CASES = json.loads((GOLDEN / "pipeline_cases.json").read_text())["cases"]
+
+
+def golden_frames(case: dict) -> np.ndarray:
+    """diffusers' frames for the case: float32 [N, H, W, 3] in [0, 1]."""
+    data = np.fromfile(GOLDEN / case["frames_file"], dtype="<f4")
+    return data.reshape(case["frames_shape"])
+
+
+def case_args(case: dict) -> list[str]:
+    """sdinterp generate arguments for the case's walk (mode, seed, size, prompts); steps and guidance
+    are sampling_args(case)."""
+    args = ["--mode", case["mode"], "--seed", case["seed"], "--frames", case["frames"],
+            "--height", case["height"], "--width", case["width"]]
+    for p in case["prompts"]:
+        args += ["--prompt", p]
+    for n in case["negative_prompts"]:
+        args += ["--negative", n]
+    if "step_size" in case:
+        args += ["--step-size", case["step_size"]]
+    return [str(a) for a in args]
+
+
+def sampling_args(case: dict) -> list[str]:
+    return ["--steps", str(case["steps"]), "--guidance", f"{case['guidance_scale']:g}"]
+
+
+def frame_agreement(ours: np.ndarray, reference: np.ndarray) -> dict:
+    """An 8-bit frame against diffusers' float frame: the golden tolerance is |ours - round(255 x)| <= 1
+    with at least 99.9% of values equal; the reference must be a real picture of noise (not flat or
+    mostly saturated) for the comparison to mean anything."""
+    ref = np.round(255.0 * np.clip(reference, 0.0, 1.0)).astype(np.int16)
+    if ours.shape != ref.shape:
+        return {"ok": False, "problem": f"shape {ours.shape} != diffusers {ref.shape}"}
+    diff = np.abs(ours.astype(np.int16) - ref)
+    equal = float((diff == 0).mean())
+    saturated = float(((ref == 0) | (ref == 255)).mean())
+    result = {"max_diff": int(diff.max()), "equal": equal, "ok": bool(diff.max() <= 1 and equal >= 0.999)}
+    if not (ref.std() > 8 and saturated < 0.5):
+        result.update(ok=False, problem=f"degenerate reference (std {ref.std():.1f}, {saturated:.0%} saturated)")
+    return result
