@@ -1,12 +1,21 @@
 // PNG frames: DIR/frame_0000.png ... written into a hidden temporary folder beside DIR and
-// moved in by finish(), so DIR never shows a partial set.
+// moved in by finish(), so DIR never shows a partial set. Frames are compressed on worker threads
+// (a 512x512 frame takes about 40 ms): add() hands the frame over and returns, so the GPU's next
+// decode or chunk overlaps the encoding.
+#include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
 #include "sinks/atomic_output.h"
+#include "sinks/bounded_queue.h"
 #include "sinks/png_io.h"
 #include "sinks/sink_common.h"
 
@@ -18,37 +27,90 @@ constexpr int kMaxPngSide = 1 << 20;
 class PngDirSink : public FrameSink {
  public:
   PngDirSink(const std::string& dir, const FrameSinkOptions& options)
-      : dir_(dir), temp_(dir, options.overwrite) {}
+      : dir_(dir), temp_(dir, options.overwrite), workers_(worker_count()), queue_(2 * workers_) {}
+
+  ~PngDirSink() override { stop(); }
 
   void begin(int width, int height, int frame_count) override {
     sinks::check_begin(width, height, frame_count, kMaxPngSide);
     width_ = width;
     height_ = height;
+    for (size_t i = 0; i < workers_; ++i) threads_.emplace_back([this] { write_frames(); });
   }
 
   void add(const Frame& frame) override {
     sinks::check_frame(frame, width_, height_, count_);
-    char name[32];
-    std::snprintf(name, sizeof name, "frame_%04ld.png", count_);
-    sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), frame);
+    rethrow_worker_error();
+    if (!queue_.push({count_, std::make_shared<Frame>(frame)})) rethrow_worker_error();
     ++count_;
   }
 
   void finish() override {
     if (finished_) return;
+    queue_.close();
+    join();
+    rethrow_worker_error();
     temp_.commit("frame_");
     finished_ = true;
   }
 
-  void abort() override { temp_.discard(); }
+  void abort() override {
+    stop();
+    temp_.discard();
+  }
 
   std::string description() const override {
     return std::to_string(count_) + " PNG frames in " + dir_;
   }
 
  private:
+  using Item = std::pair<long, std::shared_ptr<const Frame>>;
+
+  static size_t worker_count() {
+    return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  }
+
+  void write_frames() {
+    while (auto item = queue_.pop()) {
+      try {
+        char name[32];
+        std::snprintf(name, sizeof name, "frame_%04ld.png", item->first);
+        sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(error_mutex_);
+          if (!error_) error_ = std::current_exception();
+        }
+        queue_.close(true);  // the set is lost: stop taking frames
+        return;
+      }
+    }
+  }
+
+  void rethrow_worker_error() {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void join() {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
+  }
+
+  void stop() {
+    queue_.close(true);
+    join();
+  }
+
   std::string dir_;
   sinks::AtomicDir temp_;
+  size_t workers_;
+  sinks::BoundedQueue<Item> queue_;
+  std::vector<std::thread> threads_;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
   int width_ = 0;
   int height_ = 0;
   long count_ = 0;
