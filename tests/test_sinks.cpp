@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -47,6 +48,43 @@ TEST(PngDirSink, WritesNumberedLosslessFramesAtFinishOnly) {
     EXPECT_EQ(back.rgb, input[i].rgb);
   }
   EXPECT_EQ(test::list_dir(dir.str()), std::vector<std::string>{"frames"});  // no temporary left
+}
+
+TEST(PngDirSink, ManyFramesFromWorkerThreadsKeepTheirNumbers) {
+  // More frames than the writer threads and their queue hold: each file has its own frame.
+  TempDir dir;
+  std::string out = dir / "frames";
+  auto sink = make_png_dir_sink(out, {});
+  std::vector<Frame> input = frames(40);
+  write_frames(*sink, input);
+  sink->finish();
+  ASSERT_EQ(test::list_dir(out).size(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/frame_%04d.png", i);
+    EXPECT_EQ(sinks::read_image_rgb(out + name).rgb, input[i].rgb) << name;
+  }
+}
+
+TEST(PngDirSink, AWriteFailureOnAWorkerThreadFailsTheRunAndLeavesNothing) {
+  TempDir dir;
+  std::string out = dir / "frames";
+  auto sink = make_png_dir_sink(out, {});
+  std::vector<Frame> input = frames(12);
+  sink->begin(input[0].width, input[0].height, 12);
+  sink->add(input[0]);
+  // The hidden temporary folder beside DIR disappears: the writers cannot put frames there.
+  for (const std::string& name : test::list_dir(dir.str())) std::filesystem::remove_all(dir / name);
+  bool thrown = false;
+  try {
+    for (size_t i = 1; i < input.size(); ++i) sink->add(input[i]);
+    sink->finish();
+  } catch (const IoError& e) {
+    thrown = true;
+    EXPECT_NE(std::string(e.what()).find("cannot write"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(thrown) << "a frame that could not be written must fail the run";
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST(PngDirSink, KeepsExistingFramesUnlessOverwriteThenRemovesStaleOnes) {
