@@ -753,8 +753,8 @@ class Comparison:
         if not status.exists():
             log(f"waiting for the sdinterp build ({status})")
         while not status.exists():
-            if self.clock.left() < 150:
-                self.note("the sdinterp build had not finished with 150 s left: timings below may be disturbed "
+            if self.clock.left() < 60:
+                self.note("the sdinterp build had not finished with 60 s left: timings below may be disturbed "
                           "by it, and sdinterp is skipped")
                 self.a.skip_sdinterp = True
                 return
@@ -877,7 +877,7 @@ class Comparison:
         """One tiny untimed run: libtorch and the bundle in the page cache, so that the timed runs do not
         depend on their order."""
         a = self.a
-        if not Path(a.sdinterp).is_file() or self.clock.left() < 90:
+        if not Path(a.sdinterp).is_file() or self.clock.left() < 40:
             return
         env = self._sdinterp_env()
         out = self.work / "runs" / "warmup"

@@ -5,6 +5,8 @@
 namespace sdinterp::cli {
 
 void install_interrupt_handlers();
+// SIGSEGV, SIGBUS, SIGILL, SIGFPE: one "internal error" line, the call stack, exit status 1.
+void install_crash_handlers();
 bool interrupt_requested();
 
 }  // namespace sdinterp::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   cli::add_encode_command(app, status);
   cli::add_info_command(app, status);
   cli::install_interrupt_handlers();
+  cli::install_crash_handlers();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
