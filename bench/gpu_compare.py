@@ -743,6 +743,54 @@ class Comparison:
                 results.append(entry)
         self.stage("golden", cases=results, ok=ok, run_s=round(time.perf_counter() - t0, 1))
         log(f"golden check on {a.device} (tiny-sd float32, {len(results)} runs): {'pass' if ok else 'FAIL'}")
+        if a.cuda:
+            self._golden_diffusers_on_device()
+
+    def _golden_diffusers_on_device(self) -> None:
+        """How far diffusers itself moves from its CPU golden frames on this device: tiny-sd in float32
+        (TF32 off, as sdinterp runs float32) on ex2's two end frames (the walk's two latents, so one
+        pipeline call each), against the golden frames and against sdinterp's frames on this device."""
+        import numpy as np
+        from PIL import Image
+        from golden_cases import CASES, GOLDEN, frame_agreement, golden_frames
+
+        torch, a = self.torch, self.a
+        case = next(c for c in CASES if c["name"] == "ex2_slerp_latent")
+        latents = np.fromfile(GOLDEN / case["latents_file"], dtype="<f4").reshape(case["latents_shape"])
+        golden = golden_frames(case)
+        out = self.work / "runs" / "golden-torchscript-ex2_slerp_latent"
+        ours = sorted(out.glob("frame_*.png"))
+        tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            import tiny_sd
+
+            pipe = tiny_sd.rebuild_pipeline().to(a.device)
+            pipe.set_progress_bar_config(disable=True)
+            rows = []
+            for index, frame in ((0, 0), (1, case["frames"] - 1)):
+                with torch.inference_mode():
+                    img = pipe(prompt=case["prompts"][0], negative_prompt=case["negative_prompts"][0],
+                               height=case["height"], width=case["width"], num_inference_steps=case["steps"],
+                               guidance_scale=case["guidance_scale"], output_type="np",
+                               latents=torch.from_numpy(latents[index:index + 1].copy()).to(a.device)).images[0]
+                img8 = np.round(255 * np.clip(img, 0, 1)).astype(np.uint8)
+                row = {"frame": frame, "max_abs_vs_golden": float(np.abs(img - golden[frame]).max()),
+                       "vs_golden": frame_agreement(img8, golden[frame])}
+                if frame < len(ours):
+                    mine = np.asarray(Image.open(ours[frame]).convert("RGB")).astype(np.int16)
+                    diff = np.abs(mine - img8.astype(np.int16))
+                    row["sdinterp_vs_diffusers_here"] = {"max_diff": int(diff.max()),
+                                                         "equal": float((diff == 0).mean())}
+                rows.append(row)
+            self.stage("golden", diffusers_on_device=rows)
+            log(f"diffusers float32 on {a.device} vs its CPU golden frames (ex2 ends): {rows}")
+        except Exception as e:  # a measurement for the record, not a stage the rest depends on
+            self.stage("golden", diffusers_on_device=f"failed: {type(e).__name__}: {e}")
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+            gc.collect()
+            torch.cuda.empty_cache()
 
     def _wait_build(self) -> None:
         a = self.a

@@ -623,9 +623,17 @@ def export(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ExportError("--device cuda: no CUDA device is visible to torch here; export on the machine "
                           "(or kind of machine) the bundle will run on")
+    if args.device == "cuda" and args.dtype == "float32":
+        # sdinterp runs float32 bundles without TF32 (full float32, as on the CPU); trace, compile and
+        # verify the same way (PyTorch lets cuDNN convolutions use TF32 by default).
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     if args.aoti and args.device == "cpu":
         log("note: on the CPU the AOTInductor UNet only saves TorchScript's warm-up (measured); --aoti is meant "
             "for CUDA")
+    elif args.aoti:
+        log("note: sdinterp uses a CUDA compiled UNet only with --unet-engine aoti: in the first GPU run, "
+            "sdinterp crashed with one (README, \"Compiled UNet\")")
     if args.device == "cpu" and args.dtype == "float16":
         log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
     import diffusers

@@ -160,6 +160,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
   const UnetEngine engine = parse_unet_engine(config.unet_engine);
   const int factor = bundle.manifest().vae.scale_factor;
   try {
+    bundle.prepare_engine(engine);
     bundle.check_engine(engine, result.height / factor, result.width / factor);
     auto phase = Clock::now();
     TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
@@ -208,9 +209,17 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
                                           });
       result.seconds_sampling += seconds_since(phase);
       phase = Clock::now();
-      // Decoding in chunks of at most 4 frames bounds the VAE's memory whatever the UNet batch.
-      for (int64_t d = 0; d < count; d += 4) {
-        torch::Tensor image = bundle.decode(latents.slice(0, d, std::min<int64_t>(count, d + 4)));
+      // Decoding in chunks of kDecodeChunk frames bounds the VAE's memory whatever the UNet batch.
+      // A short last chunk is padded to the same size (its extra frames are dropped): TorchScript
+      // specialises and compiles its graph for each new input shape (measured on an H200: a tail
+      // chunk of another size cost about 0.5 s in every job).
+      for (int64_t d = 0; d < count; d += kDecodeChunk) {
+        const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
+        torch::Tensor part = latents.slice(0, d, d + n);
+        if (n < kDecodeChunk && count > kDecodeChunk) {
+          part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
+        }
+        torch::Tensor image = bundle.decode(part).slice(0, 0, n);
         for (const Frame& frame : to_frames(image)) {
           for (FrameSink* sink : sinks) sink->add(frame);
           ++event.frames_done;

@@ -43,7 +43,11 @@ class Bundle {
   // `engine` picks the module (above); counted in unet_calls().
   torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
                               UnetEngine engine = UnetEngine::kAuto);
-  // The AOTInductor package: loaded (true), or why not ("" when the bundle has none).
+  // Loads the AOTInductor package when `engine` may use it (kCompiled; kAuto on the CPU), once;
+  // a package that cannot be used leaves its reason in compiled_unet_problem().
+  void prepare_engine(UnetEngine engine);
+  // The AOTInductor package: loaded (true), or why not ("" when the bundle has none or it was not
+  // asked for).
   bool has_compiled_unet() const;
   const std::string& compiled_unet_problem() const { return compiled_problem_; }
   // Throws ModelError when `engine` is kCompiled and the package is missing, not loaded, or does
@@ -71,6 +75,7 @@ class Bundle {
   torch::ScalarType dtype_ = torch::kFloat32;
   std::unique_ptr<Modules> modules_;
   std::string compiled_problem_;
+  bool compiled_attempted_ = false;
   UnetCalls calls_;
 };
 

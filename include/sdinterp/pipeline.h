@@ -72,6 +72,8 @@ int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided);
 int even_batch(int batch, int64_t total_frames);
 
 constexpr int kCpuDefaultBatch = 4;
+// Frames per VAE decode call.
+constexpr int64_t kDecodeChunk = 4;
 
 // MemAvailable from the text of /proc/meminfo, in bytes; -1 if absent.
 int64_t mem_available_bytes(const std::string& meminfo);

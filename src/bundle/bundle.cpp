@@ -230,12 +230,19 @@ Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
-  if (!man.unet.compiled.file.empty()) {
-    bundle.modules_->compiled_unet =
-        load_compiled_unet(root / man.unet.compiled.file, man.unet.compiled, bundle.modules_->unet, device,
-                           bundle.compiled_problem_);
-  }
   return bundle;
+}
+
+void Bundle::prepare_engine(UnetEngine engine) {
+  const auto& compiled = manifest_.unet.compiled;
+  if (engine == UnetEngine::kTorchScript || compiled_attempted_ || compiled.file.empty()) return;
+  // On CUDA the package is loaded only when asked for: the one GPU run so far crashed loading or
+  // running a CUDA package from C++ (README, "Compiled UNet"), and a crash cannot fall back.
+  if (engine == UnetEngine::kAuto && device_.is_cuda()) return;
+  compiled_attempted_ = true;
+  c10::InferenceMode guard;
+  modules_->compiled_unet = load_compiled_unet(fs::path(dir_) / compiled.file, compiled, modules_->unet, device_,
+                                               compiled_problem_);
 }
 
 torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {

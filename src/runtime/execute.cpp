@@ -147,6 +147,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   const nlohmann::json& hashes = cache.hashes(c.bundle_dir, c.device);
   const Manifest& m = bundle.manifest();
   c.validate(m);
+  bundle.prepare_engine(parse_unet_engine(c.unet_engine));
   if (c.unet_engine == "auto" && !bundle.compiled_unet_problem().empty() && cache.first_warning(c.bundle_dir, c.device)) {
     std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
   }
