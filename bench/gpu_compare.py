@@ -556,7 +556,7 @@ class Comparison:
             pipe.to(dtype=dtype)
             self._diffusers_batch(pipe, latents, dtype, "b", f"(b) diffusers {a.dtype}, all frames in one call",
                                   slicing=False)
-            if not a.skip_vae_slicing and a.cuda:
+            if not a.skip_vae_slicing and (a.cuda or a.smoke):  # smoke: the code path, on the CPU too
                 self._diffusers_batch(pipe, latents, dtype, "b2",
                                       f"(b2) diffusers {a.dtype}, one call, VAE slicing", slicing=True)
         if not a.skip_sdinterp and export_ok:
@@ -848,7 +848,7 @@ class Comparison:
             self.stage(key, method=method, note="skipped: out of time")
             return
         if slicing:
-            pipe.enable_vae_slicing()
+            pipe.vae.enable_slicing()  # diffusers 0.42 has it on the VAE only
         log(f"{method}: warm-up (2 steps at the same batch)")
         try:
             with torch.inference_mode():
@@ -871,7 +871,7 @@ class Comparison:
             self.note(f"{method}: out of device memory")
         finally:
             if slicing:
-                pipe.disable_vae_slicing()
+                pipe.vae.disable_slicing()
             gc.collect()
             if a.cuda:
                 torch.cuda.empty_cache()
