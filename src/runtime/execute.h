@@ -2,6 +2,7 @@
 // progress, metadata next to outputs.
 #pragma once
 
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,13 +21,14 @@ class BundleCache {
   Bundle& get(const std::string& dir, const std::string& device);
   // True the first time it is asked for a loaded bundle (to warn about it once per session).
   bool first_warning(const std::string& dir, const std::string& device);
-  const nlohmann::json& hashes(const std::string& dir, const std::string& device);
+  // The bundle's file hashes (bundle_hashes), computed in the background from the load on.
+  std::shared_future<nlohmann::json> hashes(const std::string& dir, const std::string& device);
   int loads() const { return loads_; }
 
  private:
   struct Entry {
     std::unique_ptr<Bundle> bundle;
-    nlohmann::json hashes;
+    std::shared_future<nlohmann::json> hashes;  // computed beside the load and the first run
     bool warned = false;
   };
   Entry& entry(const std::string& dir, const std::string& device);
