@@ -14,6 +14,7 @@
 #include "sdinterp/frame_sink.h"
 #include "sink_test_util.h"
 #include "sinks/png_io.h"
+#include "sinks/sink_common.h"
 
 namespace sdinterp {
 namespace {
@@ -133,6 +134,63 @@ TEST(PngDirSink, BoomerangCopiesTheReturnFrames) {
   sink->finish();
   ASSERT_EQ(test::list_dir(dir / "f").size(), 4u);  // 0 1 2 1
   EXPECT_EQ(sinks::read_image_rgb(dir / "f/frame_0003.png").rgb, input[1].rgb);
+}
+
+// Records what reaches it; throws on the frame numbered `fail_at`.
+class RecordingSink : public FrameSink {
+ public:
+  explicit RecordingSink(long fail_at = -1) : fail_at_(fail_at) {}
+  void begin(int, int, int) override { log.push_back("begin"); }
+  void add(const Frame& frame) override {
+    if (static_cast<long>(frames.size()) == fail_at_) throw IoError("disk full");
+    frames.push_back(frame.rgb);
+  }
+  void finish() override { log.push_back("finish"); }
+  void abort() override { log.push_back("abort"); }
+  std::string description() const override { return "recording"; }
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<std::string> log;
+
+ private:
+  long fail_at_;
+};
+
+TEST(BackgroundSink, PassesEveryFrameInOrderThenFinishes) {
+  auto recording = std::make_unique<RecordingSink>();
+  RecordingSink* inner = recording.get();
+  auto sink = sinks::make_background_sink(std::move(recording));
+  std::vector<Frame> input = frames(20);
+  write_frames(*sink, input);
+  sink->finish();
+  ASSERT_EQ(inner->frames.size(), 20u);
+  for (size_t i = 0; i < input.size(); ++i) EXPECT_EQ(inner->frames[i], input[i].rgb) << i;
+  EXPECT_EQ(inner->log, (std::vector<std::string>{"begin", "finish"}));
+}
+
+TEST(BackgroundSink, AnEncoderErrorReachesTheCallerAndNothingIsFinished) {
+  auto recording = std::make_unique<RecordingSink>(2);
+  RecordingSink* inner = recording.get();
+  auto sink = sinks::make_background_sink(std::move(recording));
+  std::vector<Frame> input = frames(12);
+  bool thrown = false;
+  try {
+    write_frames(*sink, input);
+    sink->finish();
+  } catch (const IoError& e) {
+    thrown = true;
+    EXPECT_STREQ(e.what(), "disk full");
+  }
+  EXPECT_TRUE(thrown);
+  sink->abort();
+  EXPECT_EQ(inner->frames.size(), 2u);
+  EXPECT_EQ(inner->log, (std::vector<std::string>{"begin", "abort"}));
+}
+
+TEST(BackgroundSink, AFrameOfAnotherSizeIsRefusedAtOnce) {
+  auto sink = sinks::make_background_sink(std::make_unique<RecordingSink>());
+  sink->begin(24, 16, 2);
+  EXPECT_THROW(sink->add(test::smooth_frame(16, 16, 0)), ConfigError);
+  sink->abort();
 }
 
 TEST(FileSink, UnknownExtensionListsTheSupportedOnes) {

@@ -25,9 +25,9 @@ std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSi
   if (ext == ".gif") {
     sink = sinks::make_gif_sink(path, options);
   } else if (ext == ".webp") {
-    sink = sinks::make_codec_sink("webp", path, options);
+    sink = sinks::make_background_sink(sinks::make_codec_sink("webp", path, options));
   } else if (ext == ".mp4") {
-    sink = sinks::make_codec_sink("mp4", path, options);
+    sink = sinks::make_background_sink(sinks::make_codec_sink("mp4", path, options));
   } else {
     throw ConfigError("cannot tell the output format of '" + path + "' from its extension; use " +
                       supported_file_extensions() + ", or a folder for PNG frames");

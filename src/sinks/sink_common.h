@@ -1,4 +1,4 @@
-// Pieces every sink shares: frame checks, frame timing, the boomerang wrapper.
+// Pieces every sink shares: frame checks, frame timing, the boomerang and background wrappers.
 #pragma once
 
 #include <cstdint>
@@ -27,5 +27,9 @@ int64_t frame_start(int64_t index, double fps, int64_t units_per_second);
 // kept in an unlinked temporary file beside `output` (disk, not memory) until finish().
 std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner,
                                                const std::string& output);
+
+// Runs `inner`'s add() calls, in order, on a thread of its own (a queue of 4 frames between):
+// add() returns at once; the first error of the encoder is thrown by the next add() or finish().
+std::unique_ptr<FrameSink> make_background_sink(std::unique_ptr<FrameSink> inner);
 
 }  // namespace sdinterp::sinks
