@@ -3,7 +3,6 @@
 // GPU's next decode or chunk overlaps the encoding.
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "sinks/bounded_queue.h"
@@ -27,15 +26,15 @@ class BackgroundSink : public FrameSink {
 
   void add(const Frame& frame) override {
     check_frame(frame, width_, height_, count_);  // a bad frame is the caller's error, reported at once
-    rethrow_worker_error();
-    if (!queue_.push(std::make_shared<const Frame>(frame))) rethrow_worker_error();
+    error_.rethrow();
+    if (!queue_.push(std::make_shared<const Frame>(frame))) error_.rethrow();
     ++count_;
   }
 
   void finish() override {
     queue_.close();
     join();
-    rethrow_worker_error();
+    error_.rethrow();
     inner_->finish();
   }
 
@@ -52,19 +51,11 @@ class BackgroundSink : public FrameSink {
       try {
         inner_->add(**frame);
       } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(error_mutex_);
-          error_ = std::current_exception();
-        }
+        error_.keep(std::current_exception());
         queue_.close(true);  // the output is lost: stop taking frames
         return;
       }
     }
-  }
-
-  void rethrow_worker_error() {
-    std::lock_guard<std::mutex> lock(error_mutex_);
-    if (error_) std::rethrow_exception(error_);
   }
 
   void join() {
@@ -79,8 +70,7 @@ class BackgroundSink : public FrameSink {
   std::unique_ptr<FrameSink> inner_;
   BoundedQueue<std::shared_ptr<const Frame>> queue_;
   std::thread worker_;
-  std::mutex error_mutex_;
-  std::exception_ptr error_;
+  WorkerError error_;
   int width_ = 0;
   int height_ = 0;
   long count_ = 0;

@@ -1,10 +1,11 @@
-// A small blocking queue between pipeline threads. Bounded, so a fast producer waits for a
-// slow consumer instead of piling frames up in memory.
+// A small blocking queue between pipeline threads (bounded, so a fast producer waits for a slow
+// consumer instead of piling frames up in memory), and the first error of a sink's workers.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
 
@@ -52,6 +53,23 @@ class BoundedQueue {
   std::condition_variable not_full_;
   std::deque<T> items_;
   bool closed_ = false;
+};
+
+// The first error of a sink's worker threads, kept for the thread that feeds the sink.
+class WorkerError {
+ public:
+  void keep(std::exception_ptr error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = std::move(error);
+  }
+  void rethrow() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr error_;
 };
 
 }  // namespace sdinterp::sinks

@@ -7,7 +7,6 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -40,8 +39,8 @@ class PngDirSink : public FrameSink {
 
   void add(const Frame& frame) override {
     sinks::check_frame(frame, width_, height_, count_);
-    rethrow_worker_error();
-    if (!queue_.push({count_, std::make_shared<Frame>(frame)})) rethrow_worker_error();
+    error_.rethrow();
+    if (!queue_.push({count_, std::make_shared<Frame>(frame)})) error_.rethrow();
     ++count_;
   }
 
@@ -49,7 +48,7 @@ class PngDirSink : public FrameSink {
     if (finished_) return;
     queue_.close();
     join();
-    rethrow_worker_error();
+    error_.rethrow();
     temp_.commit("frame_");
     finished_ = true;
   }
@@ -77,19 +76,11 @@ class PngDirSink : public FrameSink {
         std::snprintf(name, sizeof name, "frame_%04ld.png", item->first);
         sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
       } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(error_mutex_);
-          if (!error_) error_ = std::current_exception();
-        }
+        error_.keep(std::current_exception());
         queue_.close(true);  // the set is lost: stop taking frames
         return;
       }
     }
-  }
-
-  void rethrow_worker_error() {
-    std::lock_guard<std::mutex> lock(error_mutex_);
-    if (error_) std::rethrow_exception(error_);
   }
 
   void join() {
@@ -109,8 +100,7 @@ class PngDirSink : public FrameSink {
   size_t workers_;
   sinks::BoundedQueue<Item> queue_;
   std::vector<std::thread> threads_;
-  std::mutex error_mutex_;
-  std::exception_ptr error_;
+  sinks::WorkerError error_;
   int width_ = 0;
   int height_ = 0;
   long count_ = 0;
