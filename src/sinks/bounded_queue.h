@@ -63,8 +63,12 @@ class WorkerError {
     if (!error_) error_ = std::move(error);
   }
   void rethrow() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (error_) std::rethrow_exception(error_);
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error = error_;
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -70,8 +69,8 @@ class GifSink : public FrameSink {
 
   void add(const Frame& frame) override {
     check_frame(frame, width_, height_, count_);
-    rethrow_worker_error();
-    if (!frames_.push(frame)) rethrow_worker_error();
+    error_.rethrow();
+    if (!frames_.push(frame)) error_.rethrow();
     ++count_;
   }
 
@@ -80,7 +79,7 @@ class GifSink : public FrameSink {
     if (gif_ == nullptr) throw IoError("GIF " + path_ + " was finished before it was begun");
     frames_.close();
     join();
-    rethrow_worker_error();
+    error_.rethrow();
     int error = 0;
     GifFileType* gif = gif_;
     gif_ = nullptr;
@@ -120,10 +119,7 @@ class GifSink : public FrameSink {
     try {
       stage();
     } catch (...) {
-      {
-        std::lock_guard<std::mutex> lock(error_mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
+      error_.keep(std::current_exception());
       stop_all();
     }
   }
@@ -136,15 +132,6 @@ class GifSink : public FrameSink {
     std::lock_guard<std::mutex> lock(done_mutex_);
     stopping_ = true;
     band_done_.notify_all();
-  }
-
-  void rethrow_worker_error() {
-    std::exception_ptr error;
-    {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      error = error_;
-    }
-    if (error) std::rethrow_exception(error);
   }
 
   void join() {
@@ -265,8 +252,7 @@ class GifSink : public FrameSink {
   std::thread palette_thread_;
   std::vector<std::thread> band_threads_;
   std::thread writer_thread_;
-  std::mutex error_mutex_;
-  std::exception_ptr error_;
+  WorkerError error_;
   GifFileType* gif_ = nullptr;
   int width_ = 0;
   int height_ = 0;
