@@ -26,6 +26,8 @@ class Bundle {
   // bundle was traced for), "cpu", "cuda" or "cuda:N". Throws ModelError for a missing or
   // corrupt file, or a bundle traced for another device than asked (with how to re-export).
   static Bundle load(const std::string& dir, const std::string& device = "auto");
+  // The same with DIR/model.json already read (load_manifest(dir)).
+  static Bundle load(const std::string& dir, Manifest manifest, const std::string& device);
   Bundle(Bundle&&) noexcept;
   Bundle& operator=(Bundle&&) noexcept;
   ~Bundle();

@@ -206,7 +206,10 @@ Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
 Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
-  Manifest m = load_manifest(dir);
+  return load(dir, load_manifest(dir), device_name);
+}
+
+Bundle Bundle::load(const std::string& dir, Manifest m, const std::string& device_name) {
   if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {
     throw ModelError("bundle " + dir + " uses scaled_dot_product_attention, which this LibTorch " + TORCH_VERSION +
                      " lacks; " + reexport_hint(m, m.device, m.dtype) + " --compat");

@@ -120,10 +120,10 @@ BundleCache::Entry& BundleCache::entry(const std::string& dir, const std::string
     Entry e;
     // The file hashes go into the run metadata only at the end: they are computed on a thread of
     // their own while the bundle loads and the walk runs (FNV-1a reads about 1 GiB/s, and an SD-1.5
-    // bundle is 2.1 GB in float16). A manifest that does not load fails here as in Bundle::load.
+    // bundle is 2.1 GB in float16).
     Manifest manifest = load_manifest(dir);
     e.hashes = std::async(std::launch::async, [dir, manifest] { return bundle_hashes(dir, manifest); }).share();
-    e.bundle = std::make_unique<Bundle>(Bundle::load(dir, device));
+    e.bundle = std::make_unique<Bundle>(Bundle::load(dir, std::move(manifest), device));
     ++loads_;
     it = entries_.emplace(key, std::move(e)).first;
   }
