@@ -26,6 +26,14 @@ and a latent size other than the traced ones, next to the eager module; past a t
 the dtype the export fails (exit status 1) and OUT_DIR is not written. OUT_DIR is written whole or
 not at all: the bundle is built in a temporary folder beside it and renamed at the end.
 
+The UNet is traced at a latent size that is not a multiple of its down factor, so that its
+upsamplers take the sizes of the skip connections: the bundle renders every size diffusers does
+(each side a multiple of 8), and model.json records it (unet.latent_multiple 1). The TorchScript
+archives are written without their debug records (which name this machine's source files) and
+model.json names local paths by their last component only: a bundle carries no trace of the
+folders of the machine that made it, and the same model exported twice gives the same module
+files (model.json differs in its export time, unless SOURCE_DATE_EPOCH is set, and its timings).
+
 Only the download of a hub model needs the network (once; the hub cache keeps it). The bundle and
 the sdinterp binary never do.
 """
@@ -39,6 +47,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -126,6 +135,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # Hashing and provenance
 
 
+def portable_arg(arg: str) -> str:
+    """An argument as the bundle records it: a path (absolute, or naming something that exists) by
+    its last component only, so that no bundle carries the folders of the machine that made it."""
+    if os.path.isabs(arg) or os.path.exists(arg):
+        return Path(arg).name
+    return arg
+
+
+def export_time() -> datetime.datetime:
+    """Now, or SOURCE_DATE_EPOCH (the reproducible-builds convention) when it is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def recorded_command(argv: list[str]) -> str:
+    return shlex.join(["export_bundle.py", *(portable_arg(a) for a in argv)])
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -172,7 +201,7 @@ def describe_source(model: str, kind: str, folder: Path | None, variant: str | N
         # A hub cache snapshot is .../snapshots/<commit>/
         if folder.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", folder.name):
             revision = folder.name
-    return {"model": model, "kind": kind, "revision": revision, "variant": variant,
+    return {"model": portable_arg(model), "kind": kind, "revision": revision, "variant": variant,
             "weights_sha256": combined, "weight_files": files}
 
 
@@ -363,6 +392,31 @@ def compare(name: str, eager, traced, dtype: str, inputs_desc: str) -> dict:
             "scale": scale, "relative_error": rel, "tolerance": tol, "finite": finite, "ok": finite and rel <= tol}
 
 
+def save_without_debug_records(module, path: Path) -> None:
+    """torch.jit.save, less the archive's debug records (code/*.debug_pkl: source ranges that name the
+    exporting machine's files, diffusers', torch's and this script's, by absolute path). The module
+    loads and computes the same without them; the records kept are copied in the order torch wrote
+    them, with torch's own archive writer (64-byte aligned tensor data, fixed timestamps), so the
+    same model exported twice gives the same bytes."""
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix=".with-debug-", dir=path.parent) as tmp:
+        full = Path(tmp) / path.name  # the same file name: torch names the archive's root folder after it
+        torch.jit.save(module, str(full))
+        reader = torch._C.PyTorchFileReader(str(full))
+        writer = torch._C.PyTorchFileWriter(str(path))
+        written_by_writer = {"version", ".data/version", ".data/serialization_id", "byteorder"}
+        version = next(v for v in ("version", ".data/version") if reader.has_record(v))
+        writer.set_min_version(int(reader.get_record(version).decode().strip()))
+        for name in reader.get_all_records():
+            if name.endswith(".debug_pkl") or name in written_by_writer:
+                continue
+            data = reader.get_record(name)
+            writer.write_record(name, data, len(data))
+        writer.write_end_of_file()
+        del writer, reader
+
+
 def trace_save_verify(name: str, module, trace_inputs: tuple, verify_inputs: tuple, path: Path, dtype: str,
                       describe) -> tuple[dict, list[str]]:
     """Traces module at trace_inputs, saves it, loads the file back and compares it with the eager
@@ -373,7 +427,7 @@ def trace_save_verify(name: str, module, trace_inputs: tuple, verify_inputs: tup
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(module, trace_inputs, check_trace=False)
-        torch.jit.save(traced, str(path))
+        save_without_debug_records(traced, path)
     del traced
     gc.collect()
     notes = sorted({f"{Path(w.filename).name}:{w.lineno}: {str(w.message).split('.')[0]}" for w in caught
@@ -588,7 +642,7 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
             raise VerificationError(f"unet.pt2 disagrees with the eager UNet (relative error {worst:.3g})")
         manifest["unet"]["compiled"] = record
         manifest["export"]["verification"]["modules"]["unet_aoti"] = report
-        manifest["export"]["add_aoti_command"] = " ".join(["export_bundle.py", *sys.argv[1:]])
+        manifest["export"]["add_aoti_command"] = recorded_command(args.argv)
         (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         umask = os.umask(0)
         os.umask(umask)
@@ -690,7 +744,7 @@ def export(args: argparse.Namespace) -> int:
         manifest = {
             "format": "sdinterp-bundle",
             "format_version": FORMAT_VERSION,
-            "description": args.description or f"{args.model} exported by scripts/export_bundle.py "
+            "description": args.description or f"{portable_arg(args.model)} exported by scripts/export_bundle.py "
                                                f"for {args.device}/{args.dtype}",
             "device": args.device,
             "dtype": args.dtype,
@@ -699,7 +753,7 @@ def export(args: argparse.Namespace) -> int:
             "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
             "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
                      "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim),
-                     **({"compiled": compiled} if compiled else {})},
+                     "latent_multiple": 1, **({"compiled": compiled} if compiled else {})},
             "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
                     "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
                     "scaling_factor": float(vae_cfg.scaling_factor)},
@@ -707,8 +761,8 @@ def export(args: argparse.Namespace) -> int:
             "source": source,
             "export": {
                 "tool": "scripts/export_bundle.py",
-                "command": " ".join(["export_bundle.py", *sys.argv[1:]]),
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": recorded_command(args.argv),
+                "created": export_time().isoformat(timespec="seconds"),
                 "torch": torch.__version__, "diffusers": diffusers.__version__,
                 "transformers": transformers.__version__, "compat": bool(args.compat),
                 "verification": verification,
@@ -733,7 +787,9 @@ def export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.argv = list(argv)
     try:
         return export(args)
     except VerificationError as e:

@@ -99,10 +99,20 @@ std::vector<std::string> RunConfig::problems() const {
 std::vector<std::string> RunConfig::problems_with(const Manifest& manifest) const {
   std::vector<std::string> out;
   const int factor = manifest.vae.scale_factor;
+  // The UNet's own limit, for bundles traced before the exporter took every size.
+  const int step = factor * std::max(1, manifest.unet.latent_multiple);
   for (const auto& [value, name] : {std::pair<int, const char*>{height, "--height"}, {width, "--width"}}) {
-    if (value != 0 && (value % factor != 0 || value < factor)) {
+    if (value == 0) continue;
+    if (value % factor != 0 || value < factor) {
       out.push_back(std::string(name) + " " + std::to_string(value) + " is not a multiple of " + std::to_string(factor) +
                     " (the bundle's VAE scale factor); try " + std::to_string(std::max(factor, value / factor * factor)));
+    } else if (value % step != 0) {
+      const int below = value / step * step;
+      out.push_back(std::string(name) + " " + std::to_string(value) + ": this bundle's UNet takes sizes in steps of " +
+                    std::to_string(step) + " px (it was traced for them); try " +
+                    (below > 0 ? std::to_string(below) + " or " : std::string()) + std::to_string(below + step) +
+                    ", or re-export the bundle with scripts/export_bundle.py, whose bundles take every multiple of " +
+                    std::to_string(factor));
     }
   }
   return out;

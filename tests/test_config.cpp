@@ -88,6 +88,23 @@ TEST(Config, SizeMustBeAMultipleOfTheVaeFactor) {
   c.height = 64;
   c.width = 96;
   EXPECT_TRUE(c.problems_with(m).empty());
+  c.height = 40;
+  c.width = 56;
+  EXPECT_TRUE(c.problems_with(m).empty()) << "the exported tiny-sd takes every multiple of 8";
+}
+
+TEST(Config, SizeMustFitAUnetTracedForMultiples) {
+  Manifest m = load_manifest(test::tiny_sd());
+  m.unet.latent_multiple = 8;  // a UNet traced at multiples of SD 1.5's down factor: 64 px steps
+  RunConfig c = valid();
+  c.height = 64;
+  c.width = 64 * 3;
+  EXPECT_TRUE(c.problems_with(m).empty());
+  c.width = 56;
+  EXPECT_TRUE(mentions(c.problems_with(m), "--width 56: this bundle's UNet takes sizes in steps of 64 px")) << c.problems_with(m)[0];
+  EXPECT_TRUE(mentions(c.problems_with(m), "try 64, or re-export"));
+  c.width = 200;
+  EXPECT_TRUE(mentions(c.problems_with(m), "try 192 or 256"));
 }
 
 TEST(Config, ModeAndInterpNames) {

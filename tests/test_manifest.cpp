@@ -7,7 +7,9 @@
 namespace sdinterp {
 namespace {
 
-std::string tiny_manifest_text() { return test::read_text(test::tiny_sd() + "/model.json"); }
+// tiny-sd's manifest in the format version 1 of the golden data (as models/tiny-sd had it before it
+// was re-exported by scripts/export_bundle.py): the base the field tests edit.
+std::string tiny_manifest_text() { return test::read_text(test::golden("model_v1.json")); }
 
 // Expects parse_manifest to throw ModelError whose message contains `needle`.
 void expect_error(const std::string& text, const std::string& needle) {
@@ -27,8 +29,8 @@ std::string replace(std::string text, const std::string& from, const std::string
   return text;
 }
 
-TEST(Manifest, LoadsTinySd) {
-  Manifest m = load_manifest(test::tiny_sd());
+TEST(Manifest, ReadsVersion1) {
+  Manifest m = parse_manifest(tiny_manifest_text(), "model.json");
   EXPECT_EQ(m.format_version, 1);
   EXPECT_EQ(m.device, "cpu");
   EXPECT_EQ(m.dtype, "float32");
@@ -49,6 +51,26 @@ TEST(Manifest, LoadsTinySd) {
   EXPECT_EQ(m.attention, "classic");
   EXPECT_EQ(m.source.model, "");
   EXPECT_EQ(m.export_command("cpu", "float32"), "scripts/export_bundle.py MODEL OUT_DIR --device cpu --dtype float32");
+  // Nor the UNet's size limit: 0 until the bundle derives it from the traced module.
+  EXPECT_EQ(m.unet.latent_multiple, 0);
+  EXPECT_EQ(parse_manifest(replace(tiny_manifest_text(), "\"cross_attention_dim\": 32", "\"cross_attention_dim\": 32, \"latent_multiple\": 2"),
+                           "model.json")
+                .unet.latent_multiple,
+            2);
+}
+
+TEST(Manifest, LoadsTinySd) {
+  // models/tiny-sd is scripts/export_bundle.py's output (models/README.md says how it is made).
+  Manifest m = load_manifest(test::tiny_sd());
+  EXPECT_EQ(m.format_version, 2);
+  EXPECT_EQ((std::pair{m.device, m.dtype}), (std::pair<std::string, std::string>{"cpu", "float32"}));
+  EXPECT_EQ(m.attention, "classic");
+  EXPECT_EQ(m.source.kind, "folder");
+  EXPECT_EQ(m.source.model, "tiny-sd-diffusers");
+  EXPECT_EQ(m.unet.latent_multiple, 1);
+  EXPECT_EQ(m.native_size(), 64);
+  EXPECT_EQ(m.export_command("cuda", "float16"),
+            "scripts/export_bundle.py tiny-sd-diffusers OUT_DIR --device cuda --dtype float16 --compat");
 }
 
 // tiny-sd's manifest as scripts/export_bundle.py writes version 2: attention and source added.

@@ -67,6 +67,29 @@ TEST(CliErrors, SizeNotAMultipleOfEight) {
   expect_error(quick("--height 60 -o a.gif"), kExitUsage, "--height 60 is not a multiple of 8", dir);
 }
 
+TEST(CliErrors, SizeTheTracedUnetCannotTake) {
+  // A version 1 bundle (tiny-sd as the golden data had it) records no size limit: sdinterp derives
+  // it from the UNet's upsamplers (2: images in steps of 16 px) and names the sizes that run.
+  test::TempDir bundle, dir;
+  fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
+  fs::copy_file(test::golden("model_v1.json"), bundle / "model.json", fs::copy_options::overwrite_existing);
+  const std::string run = sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x --seed 3 --frames 2 --steps 1 ";
+  expect_error(run + "--width 56 -o a.gif", kExitUsage,
+               "--width 56: this bundle's UNet takes sizes in steps of 16 px (it was traced for them); try 48 or 64, or "
+               "re-export the bundle with scripts/export_bundle.py",
+               dir);
+  EXPECT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + run + "--width 48 --height 80 -o a.gif").status, 0);
+}
+
+TEST(CliSizes, EveryMultipleOfEightRenders) {
+  // models/tiny-sd is traced to take every size (its golden comparison is tests/python/test_sizes_and_paths.py).
+  test::TempDir dir;
+  for (const char* size : {"--width 56 --height 40", "--width 8 --height 8", "--width 72 --height 24"}) {
+    auto r = test::run_command("cd " + quote(dir.str()) + " && " + quick(std::string(size) + " --overwrite -o a.gif"));
+    EXPECT_EQ(r.status, 0) << size << "\n" << r.output;
+  }
+}
+
 TEST(CliErrors, TooFewFrames) {
   test::TempDir dir;
   expect_error(sdinterp() + " generate --bundle " + tiny() + " --prompt x --frames 1 -o a.gif", kExitUsage,

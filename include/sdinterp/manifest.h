@@ -40,6 +40,10 @@ struct Manifest {
     int in_channels = 4;
     int sample_size = 64;
     int cross_attention_dim = 0;
+    // The TorchScript UNet takes latents whose sides are multiples of this (1: every size).
+    // export_bundle.py traces at a size that gives 1 and records it; a version 1 bundle records
+    // nothing (0 here) and Bundle::load derives it from the module's upsamplers.
+    int latent_multiple = 1;
     // An AOTInductor package of the same UNet (export_bundle.py --aoti), optional: it holds the
     // compiled kernels only and runs with unet.pt's weights. It takes UNet batches of batch_min..
     // batch_max and latents whose height and width are multiples of latent_multiple up to

@@ -11,6 +11,7 @@
 #include <torch/script.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "sdinterp/compiled_package.h"
@@ -93,6 +94,19 @@ torch::jit::Module load_module(const fs::path& path, const torch::Device& device
     throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " +
                      first_line(e.what_without_backtrace()));
   }
+}
+
+// A version 1 bundle's UNet was traced at latent sides that are multiples of its down factor:
+// diffusers then upsamples by a fixed factor of 2, which the trace baked in, so it only takes sides
+// that are multiples of 2^(number of upsamplers) (diffusers' up_blocks.N.upsamplers).
+int traced_latent_multiple(const torch::jit::Module& unet) {
+  int upsamplers = 0;
+  for (const auto& item : unet.named_modules()) {
+    const std::string& name = item.name;
+    const std::string leaf = name.substr(name.rfind('.') + 1);
+    if (leaf == "upsamplers" && name.find("up_blocks.") != std::string::npos) ++upsamplers;
+  }
+  return 1 << std::min(upsamplers, 6);
 }
 
 // Checks that a loaded module's weights are on the expected device and of the expected dtype.
@@ -237,6 +251,7 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const std::string& devic
   c10::InferenceMode guard;
   bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
   bundle.modules_->unet = load_module(root / man.unet.file, device);
+  if (man.unet.latent_multiple == 0) bundle.manifest_.unet.latent_multiple = traced_latent_multiple(bundle.modules_->unet);
   bundle.modules_->vae_decoder = load_module(root / man.vae.decoder, device);
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);

@@ -141,6 +141,8 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   m.unet.in_channels = static_cast<int>(unet.integer("in_channels", 1, 64));
   m.unet.sample_size = static_cast<int>(unet.integer("sample_size", 1, 1 << 12));
   m.unet.cross_attention_dim = static_cast<int>(unet.integer("cross_attention_dim", 1, 1 << 16));
+  // Every version 2 bundle's UNet was traced to take every size, recorded or not.
+  m.unet.latent_multiple = static_cast<int>(unet.integer_or("latent_multiple", 1, 1 << 12, v2 ? 1 : 0));
   if (unet.has("compiled")) {
     FieldReader c = unet.object("compiled");
     c.one_of("kind", {"aoti"});

@@ -45,10 +45,10 @@ def sdinterp() -> str:
     return path
 
 
-def run_exporter_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_exporter_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """scripts/export_bundle.py as a user runs it, in a fresh interpreter."""
     proc = subprocess.run([sys.executable, str(EXPORTER), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, timeout=600)
     if check and proc.returncode != 0:
         pytest.fail(f"export_bundle.py {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc
@@ -74,26 +74,33 @@ class Model:
 
     def reference(self, prompt: str, negative: str, seed: int, height: int, width: int, latent_index: int = 0,
                   latent_count: int = 1) -> np.ndarray:
-        """diffusers' image [H, W, 3] in [0, 1]: StableDiffusionPipeline with the notebook's LMS
-        scheduler, latents drawn as sdinterp draws them (torch.manual_seed, torch.randn on the CPU)."""
-        import torch
-        from diffusers import LMSDiscreteScheduler, StableDiffusionPipeline
-
         key = (prompt, negative, seed, height, width, latent_index, latent_count)
         if key not in self._refs:
-            scheduler = LMSDiscreteScheduler(**random_pipelines.SCHEDULE,
-                                             prediction_type=self.pipe.scheduler.config.prediction_type)
-            pipe = StableDiffusionPipeline(vae=self.pipe.vae, text_encoder=self.pipe.text_encoder,
-                                           tokenizer=self.pipe.tokenizer, unet=self.pipe.unet, scheduler=scheduler,
-                                           safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-            pipe.set_progress_bar_config(disable=True)
-            torch.manual_seed(seed)
-            latents = torch.randn(latent_count, 4, height // 8, width // 8)[latent_index:latent_index + 1]
-            with torch.no_grad():
-                out = pipe(prompt=prompt, negative_prompt=negative, num_inference_steps=STEPS, guidance_scale=GUIDANCE,
-                           height=height, width=width, latents=latents, output_type="np").images
-            self._refs[key] = out[0]
+            self._refs[key] = reference_image(self.pipe, prompt, negative, seed, height, width, latent_index,
+                                              latent_count)
         return self._refs[key]
+
+
+def reference_image(pipe, prompt: str, negative: str, seed: int, height: int, width: int, latent_index: int = 0,
+                    latent_count: int = 1) -> np.ndarray:
+    """diffusers' image [H, W, 3] in [0, 1]: StableDiffusionPipeline with the modules of `pipe` and the
+    notebook's LMS scheduler, latents drawn as sdinterp draws them (torch.manual_seed, torch.randn on
+    the CPU)."""
+    import torch
+    from diffusers import LMSDiscreteScheduler, StableDiffusionPipeline
+
+    scheduler = LMSDiscreteScheduler(**random_pipelines.SCHEDULE,
+                                     prediction_type=pipe.scheduler.config.prediction_type)
+    pipe = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                   unet=pipe.unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(seed)
+    latents = torch.randn(latent_count, 4, height // 8, width // 8)[latent_index:latent_index + 1]
+    with torch.no_grad():
+        out = pipe(prompt=prompt, negative_prompt=negative, num_inference_steps=STEPS, guidance_scale=GUIDANCE,
+                   height=height, width=width, latents=latents, output_type="np").images
+    return out[0]
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +111,11 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sd1(workdir) -> Model:
     return Model("sd1-tiny", workdir)
+
+
+@pytest.fixture(scope="session")
+def sd1_deep(workdir) -> Model:
+    return Model("sd1-deep", workdir)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/python/random_pipelines.py KIND OUT_DIR [--single-file FILE]
 
-KIND is sd1-tiny, sd2-tiny (CI-sized) or sd15 (the real Stable Diffusion 1.5 configs, about 860M UNet
+KIND is sd1-tiny, sd1-deep, sd2-tiny (CI-sized) or sd15 (the real Stable Diffusion 1.5 configs, about 860M UNet
 parameters, for the export's memory and time measurement). OUT_DIR receives the pipeline in
 diffusers layout (save_pretrained); --single-file also writes its weights as one .safetensors file
 in the original Stable Diffusion (LDM) layout.
@@ -33,6 +33,22 @@ CONFIGS = {
                   down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
                   cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32),
+        vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+                 block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                 up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),
+        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                  max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
+                  bos_token_id=0, eos_token_id=2, pad_token_id=1),
+        pad_token="<|endoftext|>", prediction_type="epsilon", scheduler="pndm"),
+    # SD 1.x's four levels (down factor 8, as SD 1.5: images in steps of 64 px without the
+    # upsampling to the skip connections' sizes) at tiny widths. 4 channels per norm group: with 1,
+    # the 2x1 bottleneck of a 9-latent side normalises 2 values, which amplifies rounding (batch-
+    # size-dependent kernels) past any tolerance; SD 1.5 has 10 to 40.
+    "sd1-deep": dict(
+        unet=dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 32, 32, 32),
+                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                  up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                  cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8),
         vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
                  block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
                  up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),

@@ -13,12 +13,14 @@ def test_manifest_records_the_model(sd1):
     assert m["tokenizer"] == {"kind": "clip-bpe", "vocab": "tokenizer/vocab.json", "merges": "tokenizer/merges.txt",
                                    "max_length": 77, "bos_id": 49406, "eos_id": 49407, "pad_id": 49407}
     assert m["text_encoder"]["hidden_size"] == 32
-    assert m["unet"] == {"file": "unet.pt", "in_channels": 4, "sample_size": 8, "cross_attention_dim": 32}
+    assert m["unet"] == {"file": "unet.pt", "in_channels": 4, "sample_size": 8, "cross_attention_dim": 32,
+                         "latent_multiple": 1}
     assert (m["vae"]["scale_factor"], m["vae"]["scaling_factor"], m["vae"]["latent_channels"]) == (8, 0.18215, 4)
     assert m["noise_schedule"] == {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                                    "beta_schedule": "scaled_linear", "prediction_type": "epsilon"}
     src = m["source"]
-    assert (src["model"], src["kind"], src["revision"]) == (str(sd1.folder), "folder", None)
+    # A local folder is recorded by its name: a bundle names no folder of the machine that made it.
+    assert (src["model"], src["kind"], src["revision"]) == (sd1.folder.name, "folder", None)
     files = src["weight_files"]
     assert set(files) == {"unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
                           "text_encoder/model.safetensors"}

@@ -8,7 +8,10 @@ VAE with 4 levels of 32 channels; CLIP text encoder with hidden size 32 and 2 la
 below rebuild those modules; their weights are read back from the .pt files, and each rebuilt
 module is checked against its .pt file before anything is made of it.
 
-    python3 tests/python/tiny_sd.py OUT_DIR      # the pipeline in diffusers layout (save_pretrained)
+    python3 tests/python/tiny_sd.py OUT_DIR                  # the pipeline in diffusers layout (save_pretrained)
+    python3 tests/python/tiny_sd.py --bundle OUT_DIR [--overwrite]
+                                    # the bundle made anew as models/tiny-sd was made: the pipeline
+                                    # through scripts/export_bundle.py --compat, byte for byte
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SD = REPO / "models" / "tiny-sd"
+DESCRIPTION = ("tiny random-weight model with the Stable Diffusion 1.x architecture (diffusers UNet2DConditionModel, "
+               "AutoencoderKL, transformers CLIPTextModel), for tests and smoke runs only: it draws noise, not pictures")
+# model.json's export time (SOURCE_DATE_EPOCH): 2026-12-01, when tiny-sd was re-exported.
+EXPORT_EPOCH = "1796083200"
+LICENCE = "tokenizer/LICENSE-OpenAI-CLIP"
 UNET_CONFIG = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 64),
                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -125,6 +136,21 @@ def make_aoti_bundle(out: Path, exporter) -> dict:
     return record
 
 
+def export_bundle(out: Path, overwrite: bool = False) -> None:
+    """The bundle models/tiny-sd is: the rebuilt pipeline (classic attention, as the golden bundle was
+    traced) exported by scripts/export_bundle.py in a fresh interpreter, plus the tokenizer's licence.
+    The folder is named tiny-sd-diffusers, which model.json records as the source."""
+    licence = (TINY_SD / LICENCE).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "tiny-sd-diffusers"
+        rebuild_pipeline().save_pretrained(folder)
+        cmd = [sys.executable, str(REPO / "scripts" / "export_bundle.py"), str(folder), str(out), "--compat",
+               "--description", DESCRIPTION, *(["--overwrite"] if overwrite else [])]
+        env = {**os.environ, "SOURCE_DATE_EPOCH": EXPORT_EPOCH, "HF_HUB_OFFLINE": "1"}
+        subprocess.run(cmd, check=True, env=env)
+    (out / LICENCE).write_bytes(licence)
+
+
 def copy_without_package(src: Path, out: Path) -> None:
     """The same bundle with its unet.pt2 missing (model.json still names it)."""
     shutil.copytree(src, out, symlinks=True)
@@ -132,8 +158,10 @@ def copy_without_package(src: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 2:
-        sys.exit(__doc__.strip().splitlines()[-1].strip())
-    rebuild_pipeline().save_pretrained(sys.argv[1])
+    args = sys.argv[1:]
+    if args[:1] == ["--bundle"] and len(args) in (2, 3) and args[2:] in ([], ["--overwrite"]):
+        export_bundle(Path(args[1]), overwrite=len(args) == 3)
+    elif len(args) == 1 and not args[0].startswith("-"):
+        rebuild_pipeline().save_pretrained(args[0])
+    else:
+        sys.exit("usage: tiny_sd.py OUT_DIR | tiny_sd.py --bundle OUT_DIR [--overwrite]")
