@@ -1,9 +1,11 @@
 #include "sdinterp/config.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
+#include "sdinterp/number_text.h"
 
 namespace sdinterp {
 namespace {
@@ -45,7 +47,47 @@ void throw_if_any(const std::vector<std::string>& problems) {
   throw ConfigError(line);
 }
 
+const std::vector<NumericOption> kNumericOptions = {
+    {"frames", true, 2, 100000, false, ""},
+    {"steps", true, 1, 1000, false, ""},
+    {"guidance", false, 0, 100, false, "1 or less: no guidance"},
+    {"height", true, 0, 16384, false, "0: the bundle's native size"},
+    {"width", true, 0, 16384, false, "0: the bundle's native size"},
+    {"step-size", false, -1000, 1000, false, ""},
+    {"batch", true, 0, 100000, false, "0: automatic"},
+    {"max-vram", false, 0, 1e6, false, "GiB; 0: no cap"},
+    // The widest any format takes (WebP's millisecond durations); GIF and MP4 take less.
+    {"fps", false, 0, 1000, true, ""},
+    {"loop", true, 0, 65536, false, "0: forever"},
+    {"quality", false, 0, 100, false, ""},
+    {"crf", true, 0, 51, false, "lower is better"},
+};
+
 }  // namespace
+
+const std::vector<NumericOption>& numeric_options() { return kNumericOptions; }
+
+const NumericOption& numeric_option(std::string_view key) {
+  for (const auto& o : kNumericOptions) {
+    if (o.key == key) return o;
+  }
+  throw std::logic_error("no numeric option \"" + std::string(key) + "\"");
+}
+
+std::string range_text(const NumericOption& o) {
+  std::string text = std::string(o.integer ? "a whole number " : "a number ") +
+                     (o.above_min ? "above " + number_text(o.min) + ", up to " + number_text(o.max)
+                                  : "from " + number_text(o.min) + " to " + number_text(o.max));
+  if (!o.note.empty()) text += " (" + std::string(o.note) + ")";
+  return text;
+}
+
+std::string range_problem(std::string_view key, double value) {
+  const NumericOption& o = numeric_option(key);
+  const bool low = o.above_min ? !(value > o.min) : !(value >= o.min);
+  if (!low && value <= o.max && (!o.integer || value == std::floor(value))) return "";
+  return "--" + std::string(key) + " takes " + range_text(o) + ", not " + number_text(value);
+}
 
 std::string walk_mode_name(WalkMode mode) { return name_of(kModes, mode); }
 WalkMode parse_walk_mode(const std::string& name) { return parse_named(kModes, name, "--mode"); }
@@ -74,24 +116,18 @@ std::vector<std::string> RunConfig::problems() const {
       out.push_back("--mode " + mode_name + " takes at most 1 --negative (got " + std::to_string(negatives.size()) + ")");
     }
   }
-  if (frames < 2) out.push_back("--frames must be at least 2 (got " + std::to_string(frames) + ")");
-  if (frames > 100000) out.push_back("--frames must be at most 100000");
-  if (steps < 1 || steps > 1000) out.push_back("--steps must be between 1 and 1000 (got " + std::to_string(steps) + ")");
-  if (!std::isfinite(guidance) || guidance < 0 || guidance > 100) out.push_back("--guidance must be between 0 and 100");
-  if (height < 0 || width < 0) out.push_back("--height and --width must be positive");
-  if (!std::isfinite(step_size)) out.push_back("--step-size must be a finite number");
-  if (batch < 0) out.push_back("--batch must be positive (or 0 for automatic)");
-  if (!(max_vram_gb >= 0) || max_vram_gb > 1e6) out.push_back("--max-vram must be a positive number of GiB (or 0 for no cap)");
-  if (!(fps > 0 && fps <= 100)) out.push_back("--fps must be above 0 and at most 100");
-  if (loop < 0 || loop > 65535) out.push_back("--loop must be between 0 (forever) and 65535");
+  for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, double>>{
+           {"frames", frames}, {"steps", steps}, {"guidance", guidance}, {"height", height}, {"width", width},
+           {"step-size", step_size}, {"batch", batch}, {"max-vram", max_vram_gb}, {"fps", fps}, {"loop", loop},
+           {"quality", quality}, {"crf", crf}}) {
+    if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
+  }
   if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {
     out.push_back("unknown --unet-engine \"" + unet_engine + "\"; choose one of: auto, torchscript, aoti");
   }
   if (dither != "diffusion" && dither != "ordered" && dither != "none") {
     out.push_back("unknown --dither \"" + dither + "\"; choose one of: diffusion, ordered, none");
   }
-  if (!(quality >= 0 && quality <= 100)) out.push_back("--quality must be between 0 and 100");
-  if (crf < 0 || crf > 51) out.push_back("--crf must be between 0 and 51");
   if (png_dir.empty() && output.empty()) out.push_back("nothing to write: give -o FILE.gif and/or --png-dir DIR");
   return out;
 }

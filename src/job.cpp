@@ -1,14 +1,23 @@
 #include "sdinterp/job.h"
 
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 
 namespace sdinterp {
 namespace {
 
 using nlohmann::json;
 
+// `source` names the job file and line; "" for the command line, where the flag names itself.
+std::string prefix(const std::string& source) { return source.empty() ? "" : source + ": "; }
+
 [[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
-  throw ConfigError(source + ": \"" + key + "\" " + what);
+  throw ConfigError(prefix(source) + "\"" + key + "\" " + what);
 }
 
 std::string get_string(const json& v, const std::string& source, const std::string& key) {
@@ -27,17 +36,32 @@ std::vector<std::string> get_strings(const json& v, const std::string& source, c
   return out;
 }
 
+// A number of a job file outside what its option takes, or of the wrong kind: the words of
+// range_problem, whichever reader met it.
+[[noreturn]] void fail_range(const std::string& source, const std::string& key, const std::string& value) {
+  throw ConfigError(prefix(source) + "--" + key + " takes " + range_text(numeric_option(key)) + ", not " + value);
+}
+
 int get_int(const json& v, const std::string& source, const std::string& key) {
-  if (!v.is_number_integer()) fail(source, key, "must be an integer");
+  if (!v.is_number()) fail_range(source, key, v.dump());
+  if (!v.is_number_integer()) {
+    const double d = v.get<double>();
+    if (d != std::floor(d) || std::fabs(d) > INT32_MAX) fail_range(source, key, number_text(d));
+    return static_cast<int>(d);  // 3.0: a whole number written with a point
+  }
   if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : (v.get<int64_t>() > INT32_MAX || v.get<int64_t>() < INT32_MIN)) {
-    fail(source, key, "is out of range");
+    fail_range(source, key, v.dump());
   }
   return v.get<int>();
 }
 
 double get_number(const json& v, const std::string& source, const std::string& key) {
-  if (!v.is_number()) fail(source, key, "must be a number");
+  if (!v.is_number()) fail_range(source, key, v.dump());
   return v.get<double>();
+}
+
+[[noreturn]] void fail_seed(const std::string& source, const std::string& value) {
+  throw ConfigError(prefix(source) + "--seed takes a whole number from 0 to " + kMaxSeedText + ", not " + value);
 }
 
 bool get_bool(const json& v, const std::string& source, const std::string& key) {
@@ -63,7 +87,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
       try {
         c.mode = parse_walk_mode(get_string(v, source, key));
       } catch (const ConfigError& e) {
-        throw ConfigError(source + ": " + e.what());
+        throw ConfigError(prefix(source) + e.what());
       }
     } else if (key == "prompt") c.prompts = get_strings(v, source, key);
     else if (key == "negative") c.negatives = get_strings(v, source, key);
@@ -71,9 +95,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
       if (v.is_null()) {
         c.seed.reset();
       } else {
-        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-          fail(source, key, "must be a non-negative integer");
-        }
+        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) fail_seed(source, v.dump());
         c.seed = v.get<uint64_t>();
       }
     } else if (key == "frames") c.frames = get_int(v, source, key);
@@ -86,7 +108,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
       try {
         c.interp = parse_interp(get_string(v, source, key));
       } catch (const ConfigError& e) {
-        throw ConfigError(source + ": " + e.what());
+        throw ConfigError(prefix(source) + e.what());
       }
     } else if (key == "scheduler") c.scheduler = get_string(v, source, key);
     else if (key == "batch") c.batch = get_int(v, source, key);
@@ -105,6 +127,38 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
     else throw ConfigError(source + ": unknown key \"" + key + "\" (job keys are the generate flags' names, e.g. \"step-size\")");
   }
+}
+
+json flag_value(const std::string& key, const std::string& text) {
+  const std::string source;  // the flag names itself
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  // The text as the message shows it: a number as it is, anything else quoted.
+  char* number_end = nullptr;
+  (void)std::strtod(begin, &number_end);
+  const std::string shown = !text.empty() && number_end == end ? text : "\"" + text + "\"";
+  if (key == "seed") {
+    uint64_t seed = 0;
+    auto [ptr, ec] = std::from_chars(begin, end, seed);
+    if (text.empty() || ec != std::errc() || ptr != end) fail_seed(source, shown);
+    return seed;
+  }
+  const NumericOption& option = numeric_option(key);
+  if (option.integer) {
+    int64_t value = 0;
+    auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (text.empty() || ec != std::errc() || ptr != end || value > INT32_MAX || value < INT32_MIN) {
+      fail_range(source, key, shown);
+    }
+    return value;
+  }
+  char* stop = nullptr;
+  errno = 0;
+  const double value = std::strtod(begin, &stop);
+  if (text.empty() || stop != end || errno == ERANGE || !std::isfinite(value) || std::isspace(static_cast<unsigned char>(text[0]))) {
+    fail_range(source, key, shown);
+  }
+  return value;
 }
 
 json parse_job_object(std::string_view text, const std::string& source) {

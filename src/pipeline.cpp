@@ -239,12 +239,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     throw OutOfMemoryError("out of " + bundle.device().str() + " memory at --batch " + std::to_string(result.batch) +
                            " (" + std::to_string(result.width) + "x" + std::to_string(result.height) +
                            "); try a smaller --batch, a --max-vram cap, or a smaller --height/--width");
-  } catch (const c10::Error& e) {
-    for (FrameSink* sink : sinks) sink->abort();
-    std::string what = e.what_without_backtrace();
-    what = what.substr(0, what.find('\n'));
-    throw ModelError("the model failed while running: " + what + " (is the bundle complete and made for this sdinterp?)");
-  } catch (...) {
+  } catch (...) {  // LibTorch's own errors are put in words once, at the runtime's boundary
     for (FrameSink* sink : sinks) sink->abort();
     throw;
   }

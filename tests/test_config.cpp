@@ -36,7 +36,7 @@ TEST(Config, DefaultsAreTheNotebooks) {
 TEST(Config, EachProblemNamesItsOption) {
   RunConfig c = valid();
   c.frames = 1;
-  EXPECT_TRUE(mentions(c.problems(), "--frames must be at least 2"));
+  EXPECT_TRUE(mentions(c.problems(), "--frames takes a whole number from 2 to 100000, not 1"));
   c = valid();
   c.prompts = {"a", "b"};
   EXPECT_TRUE(mentions(c.problems(), "needs exactly 1 --prompt (got 2)"));

@@ -93,7 +93,7 @@ TEST(CliSizes, EveryMultipleOfEightRenders) {
 TEST(CliErrors, TooFewFrames) {
   test::TempDir dir;
   expect_error(sdinterp() + " generate --bundle " + tiny() + " --prompt x --frames 1 -o a.gif", kExitUsage,
-               "--frames must be at least 2", dir);
+               "--frames takes a whole number from 2 to 100000, not 1", dir);
 }
 
 TEST(CliErrors, WrongNumberOfPrompts) {
@@ -206,7 +206,7 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   }
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl");
   EXPECT_EQ(r.status, kExitBatchFailures) << r.output;
-  EXPECT_NE(r.output.find("jobs.jsonl:2: --frames must be at least 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("jobs.jsonl:2: --frames takes a whole number from 2 to 100000, not 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("batch: 2 done, 0 skipped, 1 failed, model loaded 1 time(s)"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "a.gif") && fs::exists(dir / "c.gif"));
   EXPECT_FALSE(fs::exists(dir / "b.gif"));

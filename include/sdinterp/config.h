@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sdinterp {
@@ -18,6 +19,27 @@ WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the v
 std::string interp_name(InterpKind kind);
 InterpKind parse_interp(const std::string& name);  // ConfigError listing the valid names
 
+// The accepted values of each numeric option, one row each (src/config.cpp): RunConfig::problems(),
+// the readers of flags and job files, `encode` and the README take their limits and words from
+// here. A format may refuse part of a range (a GIF plays at most 50 fps): the sinks say so.
+struct NumericOption {
+  std::string_view key;  // the job key; the flag is "--" + key
+  bool integer;
+  double min, max;
+  bool above_min;         // min itself is excluded (fps)
+  std::string_view note;  // what a special value means ("0: automatic"), or ""
+};
+const std::vector<NumericOption>& numeric_options();
+// The row of `key`; std::logic_error for a key without one.
+const NumericOption& numeric_option(std::string_view key);
+// "" when `value` is accepted, else "--KEY takes RANGE, not VALUE".
+std::string range_problem(std::string_view key, double value);
+// How the range reads in messages and help: "a whole number from 2 to 100000", "a number above 0,
+// up to 1000", with the note in brackets.
+std::string range_text(const NumericOption& option);
+// The largest seed: seeds are any unsigned 64-bit number, as torch.manual_seed takes them.
+constexpr const char* kMaxSeedText = "18446744073709551615";
+
 struct RunConfig {
   std::string bundle_dir;
   WalkMode mode = WalkMode::kSlerpLatent;
@@ -27,7 +49,7 @@ struct RunConfig {
   int frames = 30;                     // multi-prompt: frames per pair of prompts
   int steps = 15;
   double guidance = 8.0;
-  int height = 0;  // 0: the bundle's native size
+  int height = 0;  // 0: the bundle's native size (documented; metadata records the size used)
   int width = 0;
   double step_size = 0.001;  // prompt-walk: added to the embeddings per frame
   InterpKind interp = InterpKind::kSlerp;

@@ -17,8 +17,13 @@ namespace sdinterp {
 const std::vector<std::string>& job_keys();
 
 // Applies the keys of a JSON object onto `config` (keys absent keep their value). Throws
-// ConfigError naming `source` and the key for an unknown key or a mistyped value.
+// ConfigError naming `source` ("" for the command line) and the key for an unknown key or a
+// mistyped value.
 void apply_job(const nlohmann::json& job, RunConfig& config, const std::string& source);
+// A numeric flag's text (a key of numeric_options(), or "seed") as the job value it stands for,
+// read strictly: "12", "0.5", "1e3"; ConfigError naming the option and what it takes otherwise
+// ("--steps takes a whole number from 1 to 1000, not \"ten\"").
+nlohmann::json flag_value(const std::string& key, const std::string& text);
 // Parses job text that must be one JSON object. Throws ConfigError naming `source`.
 nlohmann::json parse_job_object(std::string_view text, const std::string& source);
 // Parses job text (one JSON object) onto defaults.

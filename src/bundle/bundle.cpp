@@ -46,10 +46,10 @@ torch::Device resolve_device(const std::string& asked, const Manifest& m, const 
   try {
     device = torch::Device(wanted);
   } catch (const c10::Error&) {
-    throw ConfigError("unknown --device \"" + asked + "\"; use auto, cpu, cuda or cuda:N");
+    throw ConfigError("unknown --device \"" + asked + "\"; choose one of: auto, cpu, cuda, cuda:N");
   }
   if (!device.is_cpu() && !device.is_cuda()) {
-    throw ConfigError("unsupported --device \"" + asked + "\"; use auto, cpu, cuda or cuda:N");
+    throw ConfigError("unsupported --device \"" + asked + "\"; choose one of: auto, cpu, cuda, cuda:N");
   }
   const std::string kind = device.is_cuda() ? "cuda" : "cpu";
   if (kind != m.device) {

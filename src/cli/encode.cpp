@@ -1,13 +1,18 @@
 // `sdinterp encode`: re-encodes PNG frames already on disk (from --png-dir, or anywhere) into
 // a GIF, WebP or MP4 with other settings. No model is loaded.
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/interrupt.h"
+#include "sdinterp/config.h"
+#include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
+#include "sdinterp/job.h"
+#include "sdinterp/number_text.h"
 #include "sinks/encode_frames.h"
 
 namespace sdinterp::cli {
@@ -17,11 +22,29 @@ struct EncodeOptions {
   std::vector<std::string> frames;
   std::string output;
   std::string dither = "diffusion";
+  // --fps, --loop, --quality, --crf as given: read and range-checked as generate's are.
+  std::map<std::string, std::string> numbers;
+  std::map<std::string, CLI::Option*> number_options;
   FrameSinkOptions sink;
 };
 
+double checked_number(const std::string& key, const std::string& text) {
+  const double value = flag_value(key, text).get<double>();
+  if (std::string problem = range_problem(key, value); !problem.empty()) throw ConfigError(problem);
+  return value;
+}
+
 int run_encode(EncodeOptions& o) {
-  o.sink.dither = parse_dither(o.dither);
+  FrameSinkOptions& s = o.sink;
+  for (const auto& [key, text] : o.numbers) {
+    if (o.number_options.at(key)->count() == 0) continue;
+    const double value = checked_number(key, text);
+    if (key == "fps") s.fps = value;
+    else if (key == "loop") s.loop = static_cast<int>(value);
+    else if (key == "quality") s.quality = static_cast<float>(value);
+    else if (key == "crf") s.crf = static_cast<int>(value);
+  }
+  s.dither = parse_dither(o.dither);
   const std::string written = sinks::encode_frames(o.frames, o.output, o.sink, interrupt_requested);
   std::cout << "wrote " << written << std::endl;
   return 0;
@@ -41,9 +64,13 @@ void add_encode_command(CLI::App& app, int& status) {
                   "Output: " + supported_file_extensions() +
                       " by extension, or a folder ending in / for PNG frames")
       ->required();
-  sub->add_option("--fps", s.fps, "Frames per second")->capture_default_str();
-  sub->add_option("--loop", s.loop, "GIF/WebP: times the animation plays, 0 = forever")
-      ->capture_default_str();
+  auto number = [&](const std::string& key, double fallback, const std::string& help) {
+    opts->number_options[key] =
+        sub->add_option("--" + key, opts->numbers[key], help + ": " + range_text(numeric_option(key)))
+            ->default_str(number_text(fallback));
+  };
+  number("fps", s.fps, "Frames per second (GIF: up to 50, MP4: up to 240)");
+  number("loop", s.loop, "GIF/WebP: times the animation plays (WebP: up to 65535)");
   sub->add_flag("--boomerang", s.boomerang,
                 "Play forward then back (the end frames are not repeated)");
   sub->add_option("--dither", opts->dither,
@@ -51,9 +78,8 @@ void add_encode_command(CLI::App& app, int& status) {
                   "no crawl) or none (flat areas band, least noise)")
       ->capture_default_str();
   sub->add_flag("--lossless", s.lossless, "WebP: lossless frames");
-  sub->add_option("--quality", s.quality, "WebP: lossy quality 0..100")->capture_default_str();
-  sub->add_option("--crf", s.crf, "MP4: H.264 constant rate factor 0..51, lower is better")
-      ->capture_default_str();
+  number("quality", s.quality, "WebP: lossy quality");
+  number("crf", s.crf, "MP4: H.264 constant rate factor");
   sub->add_flag("--overwrite", s.overwrite, "Replace an existing output");
   sub->callback([opts, &status] { status = run_encode(*opts); });
 }

@@ -13,8 +13,9 @@ void add_generate_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([flags, ui, &status] {
+    check_ui(*ui);
     RunConfig config;
-    apply_job(flags->given(), config, "command line");
+    apply_job(flags->given(), config, "");  // "": flags name themselves
     std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
     status = 0;
   });

@@ -25,10 +25,12 @@ class JobFlags {
  private:
   RunConfig values_;
   std::string mode_, interp_;
-  uint64_t seed_ = 0;
+  std::map<std::string, std::string> numbers_;  // numeric flags (and --seed) as given, read by flag_value
   std::map<std::string, CLI::Option*> options_;
 };
 
 void add_ui_flags(CLI::App* sub, UiOptions& ui);
+// ConfigError for a --progress that is none of its names.
+void check_ui(const UiOptions& ui);
 
 }  // namespace sdinterp::cli

@@ -5,6 +5,19 @@
 #include "cli/interrupt.h"
 #include "sdinterp/errors.h"
 
+namespace {
+
+// CLI11's words for a flag given more often than it takes ("--seed: At Most 1 required but
+// received 2") in the project's; other parse errors read well as they are.
+std::string usage_error_text(const std::string& what) {
+  const std::string marker = ": At Most 1 required but received ";
+  const auto at = what.find(marker);
+  if (at == std::string::npos) return what;
+  return what.substr(0, at) + " given " + what.substr(at + marker.size()) + " times; give it once";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace sdinterp;
   CLI::App app{"sdinterp: Stable Diffusion latent-space walks as animations"};
@@ -31,7 +44,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string sub;
     for (const CLI::App* s : app.get_subcommands()) sub = " " + s->get_name();
-    std::cerr << "sdinterp: error: " << e.what() << " (see sdinterp" << sub << " --help)\n";
+    std::cerr << "sdinterp: error: " << usage_error_text(e.what()) << " (see sdinterp" << sub << " --help)\n";
     return kExitUsage;
   } catch (const Error& e) {
     std::cerr << "sdinterp: error: " << e.what() << "\n";

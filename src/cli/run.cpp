@@ -38,9 +38,10 @@ void add_run_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([path, flags, ui, &status] {
+    check_ui(*ui);
     RunConfig config;
     apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
-    apply_job(flags->given(), config, "command line");
+    apply_job(flags->given(), config, "");  // "": flags name themselves
     std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
     status = 0;
   });
@@ -56,6 +57,7 @@ void add_batch_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([o, flags, ui, &status] {
+    check_ui(*ui);
     std::istringstream lines(read_job_file(o->path));
     const nlohmann::json overrides = flags->given();
     std::unique_ptr<RuntimeSession> session;
@@ -69,7 +71,7 @@ void add_batch_command(CLI::App& app, int& status) {
         nlohmann::json job = parse_job_object(line, source);
         RunConfig config;
         apply_job(job, config, source);
-        apply_job(overrides, config, "command line");
+        apply_job(overrides, config, "");  // "": flags name themselves
         if (config.output.empty() && config.png_dir.empty()) {
           throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
         }

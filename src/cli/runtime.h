@@ -20,6 +20,7 @@ namespace sdinterp::cli {
 struct UiOptions {
   bool quiet = false;
   std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
+  bool verbose = false;           // LibTorch's whole message when the model fails (SDINTERP_VERBOSE=1 too)
 };
 
 // Jobs run in one session share loaded bundles (a batch loads its model once).

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "sdinterp/number_text.h"
 #include "sdinterp/errors.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
@@ -136,7 +137,7 @@ std::unique_ptr<FrameSink> make_webp_sink(const std::string& path, const FrameSi
                       std::to_string(options.loop));
   }
   if (!(options.quality >= 0.f && options.quality <= 100.f)) {
-    throw ConfigError("--quality must be between 0 and 100, got " + std::to_string(options.quality));
+    throw ConfigError("--quality takes a number from 0 to 100, not " + number_text(options.quality));
   }
   return std::make_unique<WebpSink>(path, options);
 }

@@ -7,8 +7,11 @@
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <system_error>
 
 #include "cli/runtime.h"
 #include "runtime/execute.h"
@@ -17,13 +20,52 @@
 namespace sdinterp::cli {
 namespace {
 
+// What LibTorch said, in one line. An error inside a TorchScript module comes as "The following
+// operation failed in the TorchScript interpreter.", the traceback of the traced graph, then the
+// error itself ("RuntimeError: Sizes of tensors must match ..."): that last part is the line.
+std::string libtorch_summary(const std::string& what) {
+  std::istringstream lines(what);
+  std::string line, first, error;
+  while (std::getline(lines, line)) {
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (first.empty()) first = line;
+    const auto colon = line.find(": ");
+    const std::string head = line.substr(0, colon);
+    const bool names_an_error = colon != std::string::npos && head.find_first_of(" \t") == std::string::npos &&
+                                (head.size() > 5 && (head.compare(head.size() - 5, 5, "Error") == 0 ||
+                                                     head.find("Exception") != std::string::npos));
+    if (error.empty() && names_an_error) error = line;
+  }
+  return error.empty() ? first : error;
+}
+
+bool verbose_from_environment() {
+  const char* value = std::getenv("SDINTERP_VERBOSE");
+  return value != nullptr && *value != '\0' && std::string(value) != "0";
+}
+
+// LibTorch's exceptions leave as sdinterp errors: `what_failed`, LibTorch's line and `hint`, exit
+// status `code`. With --verbose (or SDINTERP_VERBOSE=1) LibTorch's whole message, TorchScript traceback
+// included, goes to stderr first.
 template <typename F>
-auto translating_libtorch_errors(F f) {
+auto translating_libtorch_errors(const char* what_failed, const char* hint, ExitCode code, bool verbose, F f) {
+  auto translated = [&](const std::string& what) {
+    verbose = verbose || verbose_from_environment();
+    if (verbose) std::cerr << what << (what.empty() || what.back() != '\n' ? "\n" : "");
+    std::string advice = hint;
+    if (!verbose) advice += std::string(advice.empty() ? "" : "; ") + "--verbose or SDINTERP_VERBOSE=1 prints LibTorch's whole message";
+    return Error(code, std::string(what_failed) + ": " + libtorch_summary(what) + (advice.empty() ? "" : " (" + advice + ")"));
+  };
   try {
     return f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::system_error&) {
+    throw;  // file system errors are not LibTorch's
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw Error(kExitInternal, "LibTorch: " + what.substr(0, what.find('\n')));
+    throw translated(e.what_without_backtrace());
+  } catch (const std::runtime_error& e) {
+    throw translated(e.what());  // the TorchScript interpreter's errors (and torch::jit::JITException)
   }
 }
 
@@ -32,6 +74,8 @@ class Session : public RuntimeSession {
   explicit Session(const RuntimeHost& host) : host_(host) {}
   std::string execute_job(const RunConfig& config, const UiOptions& ui) override {
     return translating_libtorch_errors(
+        "the model failed while running", "is the bundle complete and made for this sdinterp? a size or batch it was not traced for?",
+        kExitModel, ui.verbose,
         [&] { return result_line(cli::execute_job(cache_, config, ui, host_.interrupted)); });
   }
   int bundle_loads() const override { return cache_.loads(); }
@@ -67,7 +111,7 @@ class TorchRuntime : public Runtime {
   explicit TorchRuntime(const RuntimeHost& host) : host_(host) {}
   std::unique_ptr<RuntimeSession> new_session() override { return std::make_unique<Session>(host_); }
   nlohmann::json devices() override {
-    return translating_libtorch_errors([] {
+    return translating_libtorch_errors("LibTorch failed", "", kExitInternal, false, [] {
       auto env = [](const char* name) {
         const char* value = std::getenv(name);
         return value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);

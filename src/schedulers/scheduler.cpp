@@ -34,7 +34,7 @@ SchedulerKind parse_scheduler_kind(std::string_view name) {
     if (!valid.empty()) valid += ", ";
     valid += entry.second;
   }
-  throw ConfigError("unknown scheduler \"" + std::string(name) + "\" (valid: " + valid + ")");
+  throw ConfigError("unknown --scheduler \"" + std::string(name) + "\"; choose one of: " + valid);
 }
 
 std::string scheduler_name(SchedulerKind kind) {

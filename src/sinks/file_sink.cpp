@@ -16,7 +16,7 @@ Dither parse_dither(const std::string& name) {
   if (name == "none") return Dither::kNone;
   if (name == "ordered") return Dither::kOrdered;
   if (name == "diffusion") return Dither::kDiffusion;
-  throw ConfigError("unknown --dither '" + name + "'; use none, ordered or diffusion");
+  throw ConfigError("unknown --dither \"" + name + "\"; choose one of: diffusion, ordered, none");
 }
 
 std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSinkOptions& options) {

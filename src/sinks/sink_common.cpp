@@ -1,5 +1,7 @@
 #include "sinks/sink_common.h"
 
+#include "sdinterp/number_text.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,10 +40,10 @@ void check_begin(int width, int height, int frame_count, int max_side) {
 
 void check_fps(double fps, double max_fps, const std::string& why) {
   if (!std::isfinite(fps) || fps <= 0.0) {
-    throw ConfigError("--fps must be a positive number, got " + std::to_string(fps));
+    throw ConfigError("--fps takes a number above 0, not " + number_text(fps));
   }
   if (fps > max_fps) {
-    throw ConfigError("--fps " + std::to_string(fps) + " is too high: " + why);
+    throw ConfigError("--fps " + number_text(fps) + " is too high: " + why);
   }
 }
 

@@ -95,10 +95,16 @@ def machine_paths(*more: Path) -> list[bytes]:
     return sorted({str(p.resolve()).encode() for p in places if len(str(p.resolve())) > 1})
 
 
-def test_committed_bundle_names_no_path_of_the_machine(tmp_path):
+def test_no_committed_archive_names_a_path_of_the_machine(tmp_path):
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "*.pt", "*.pt2", "*/model.json"], cwd=tiny_sd.REPO, capture_output=True,
+                             text=True, check=True).stdout.split()
+    files = [tiny_sd.REPO / f for f in tracked] if tracked else [*tiny_sd.TINY_SD.glob("*.pt"), tiny_sd.TINY_SD / "model.json"]
+    assert tiny_sd.TINY_SD / "unet.pt" in files
     paths = machine_paths(tmp_path)
-    problems = [p for pt in sorted(tiny_sd.TINY_SD.glob("*.pt")) for p in archive_problems(pt, paths)]
-    problems += manifest_problems(tiny_sd.TINY_SD / "model.json", paths)
+    problems = [p for f in files if f.suffix != ".json" for p in archive_problems(f, paths)]
+    problems += [p for f in files if f.suffix == ".json" for p in manifest_problems(f, paths)]
     assert not problems, "\n".join(problems[:20])
 
 
@@ -129,3 +135,45 @@ def archive_problems_with_path(folder: Path, paths: list[bytes]) -> list[str]:
     with zipfile.ZipFile(pt, "w") as archive:
         archive.writestr("m/code/__torch__.py", f"# written at {folder}/module.py\n")
     return archive_problems(pt, paths)
+
+
+def test_a_failure_inside_torchscript_is_one_line(sdinterp, tmp_path):
+    # A UNet traced at a multiple of its down factor (as version 1 bundles were) behind a manifest
+    # that claims every size: LibTorch fails inside the TorchScript graph at 56x40. The user gets
+    # one line with LibTorch's error, exit status 3, nothing written; the traceback on request.
+    import os
+    import subprocess
+
+    import torch
+
+    from conftest import load_exporter
+
+    bundle, out = tmp_path / "traced-at-a-multiple", tmp_path / "out"
+    bundle.mkdir()
+    out.mkdir()
+    for item in tiny_sd.TINY_SD.iterdir():
+        if item.name != "unet.pt":
+            os.symlink(item, bundle / item.name)
+    exporter = load_exporter()
+    unet = exporter.make_wrappers()[1](tiny_sd.rebuild_unet()).eval()
+    g = torch.Generator().manual_seed(1)
+    inputs = (torch.randn(2, 4, 8, 8, generator=g), torch.tensor([999.0, 1.0]), torch.randn(2, 77, 32, generator=g))
+    with torch.no_grad():
+        exporter.save_without_debug_records(torch.jit.trace(unet, inputs, check_trace=False), bundle / "unet.pt")
+    cmd = [sdinterp, "generate", "--bundle", str(bundle), "--prompt", "x", "--seed", "1", "--frames", "2", "--steps", "1",
+           "--width", "56", "--height", "40", "-o", str(out / "a.gif")]
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 3, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sdinterp: error: the model failed while running"), lines[0]
+    assert "RuntimeError: Sizes of tensors must match" in lines[0] and "--verbose" in lines[0], lines[0]
+    assert not list(out.iterdir())
+
+    for extra, env in ((["--verbose"], {}), ([], {"SDINTERP_VERBOSE": "1"})):
+        proc = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert proc.returncode == 3
+        assert "Traceback of TorchScript" in proc.stderr, proc.stderr
+        assert proc.stderr.splitlines()[-1].startswith("sdinterp: error: the model failed while running")
+        assert not list(out.iterdir())
