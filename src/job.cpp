@@ -20,18 +20,39 @@ std::string prefix(const std::string& source) { return source.empty() ? "" : sou
   throw ConfigError(prefix(source) + "\"" + key + "\" " + what);
 }
 
+// A text of a job: a JSON string, or {"bytes": HEX} for one that is not UTF-8 (text_json).
+bool get_text(const json& v, std::string& out) {
+  if (v.is_string()) {
+    out = v.get<std::string>();
+    return true;
+  }
+  if (!v.is_object() || v.size() != 1 || !v.contains("bytes") || !v["bytes"].is_string()) return false;
+  const std::string& hex = v["bytes"].get_ref<const std::string&>();
+  if (hex.size() % 2 != 0) return false;
+  out.clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, value, 16);
+    if (ec != std::errc() || ptr != hex.data() + i + 2) return false;
+    out.push_back(static_cast<char>(value));
+  }
+  return true;
+}
+
 std::string get_string(const json& v, const std::string& source, const std::string& key) {
-  if (!v.is_string()) fail(source, key, "must be a string");
-  return v.get<std::string>();
+  std::string out;
+  if (!get_text(v, out)) fail(source, key, "must be a string (or {\"bytes\": HEX})");
+  return out;
 }
 
 std::vector<std::string> get_strings(const json& v, const std::string& source, const std::string& key) {
-  if (v.is_string()) return {v.get<std::string>()};
+  std::string one;
+  if (get_text(v, one)) return {one};
   if (!v.is_array()) fail(source, key, "must be a string or an array of strings");
   std::vector<std::string> out;
   for (const auto& item : v) {
-    if (!item.is_string()) fail(source, key, "must be a string or an array of strings");
-    out.push_back(item.get<std::string>());
+    if (!get_text(item, one)) fail(source, key, "must be a string or an array of strings");
+    out.push_back(one);
   }
   return out;
 }
@@ -174,12 +195,47 @@ RunConfig parse_job(std::string_view text, const std::string& source) {
   return c;
 }
 
+bool is_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 0 : (b >= 0xC2 && b <= 0xDF) ? 1 : (b >= 0xE0 && b <= 0xEF) ? 2 : (b >= 0xF0 && b <= 0xF4) ? 3 : 99;
+    if (n == 99 || i + n >= s.size()) return false;  // not a lead byte, or cut short
+    const auto c1 = n >= 1 ? static_cast<unsigned char>(s[i + 1]) : 0x80;
+    // The second byte's range excludes overlong forms and UTF-16 surrogates.
+    const unsigned lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
+    const unsigned hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
+    if (n >= 1 && (c1 < lo || c1 > hi)) return false;
+    for (size_t k = 2; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+json text_json(const std::string& text) {
+  if (is_utf8(text)) return text;
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : text) {
+    hex.push_back(digits[c >> 4]);
+    hex.push_back(digits[c & 15]);
+  }
+  return json{{"bytes", hex}};
+}
+
 json job_to_json(const RunConfig& c) {
+  auto texts = [](const std::vector<std::string>& items) {
+    json out = json::array();
+    for (const auto& t : items) out.push_back(text_json(t));
+    return out;
+  };
   json j = json::object();
-  j["bundle"] = c.bundle_dir;
+  j["bundle"] = text_json(c.bundle_dir);
   j["mode"] = walk_mode_name(c.mode);
-  j["prompt"] = c.prompts;
-  j["negative"] = c.negatives;
+  j["prompt"] = texts(c.prompts);
+  j["negative"] = texts(c.negatives);
   j["seed"] = c.seed ? json(*c.seed) : json(nullptr);
   j["frames"] = c.frames;
   j["steps"] = c.steps;
@@ -188,17 +244,17 @@ json job_to_json(const RunConfig& c) {
   j["width"] = c.width;
   j["step-size"] = c.step_size;
   j["interp"] = interp_name(c.interp);
-  j["scheduler"] = c.scheduler;
+  j["scheduler"] = text_json(c.scheduler);
   j["batch"] = c.batch;
   j["max-vram"] = c.max_vram_gb;
-  j["device"] = c.device;
-  j["unet-engine"] = c.unet_engine;
-  j["output"] = c.output;
-  j["png-dir"] = c.png_dir;
+  j["device"] = text_json(c.device);
+  j["unet-engine"] = text_json(c.unet_engine);
+  j["output"] = text_json(c.output);
+  j["png-dir"] = text_json(c.png_dir);
   j["fps"] = c.fps;
   j["loop"] = c.loop;
   j["boomerang"] = c.boomerang;
-  j["dither"] = c.dither;
+  j["dither"] = text_json(c.dither);
   j["lossless"] = c.lossless;
   j["quality"] = c.quality;
   j["crf"] = c.crf;

@@ -29,6 +29,13 @@ nlohmann::json parse_job_object(std::string_view text, const std::string& source
 // Parses job text (one JSON object) onto defaults.
 RunConfig parse_job(std::string_view text, const std::string& source);
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or cut sequences).
+bool is_utf8(std::string_view text);
+// A text (prompt, path, ...) as a job records it: a JSON string when it is UTF-8, else
+// {"bytes": "<hex of every byte>"}, which apply_job reads back to the same bytes (JSON strings
+// are UTF-8; a prompt or a file name may be any bytes).
+nlohmann::json text_json(const std::string& text);
+
 // Every parameter of `config`, defaults included, with the CLI's names.
 nlohmann::json job_to_json(const RunConfig& config);
 

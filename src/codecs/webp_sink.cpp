@@ -83,17 +83,12 @@ class WebpSink : public FrameSink {
       abort();
       throw IoError("cannot assemble " + path_ + ": " + why);
     }
-    size_t done = 0;
-    while (done < data.size) {
-      ssize_t n = ::write(file_.fd(), data.bytes + done, data.size - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        std::string why = std::strerror(errno);
-        WebPDataClear(&data);
-        abort();
-        throw IoError("cannot write " + path_ + ": " + why + " (check free disk space)");
-      }
-      done += static_cast<size_t>(n);
+    try {
+      write_all(file_.fd(), data.bytes, data.size, path_);
+    } catch (...) {
+      WebPDataClear(&data);
+      abort();
+      throw;
     }
     WebPDataClear(&data);
     WebPAnimEncoderDelete(encoder_);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 #include <iostream>
 #include <future>
@@ -18,6 +19,7 @@
 #include "sdinterp/job.h"
 #include "sdinterp/schedulers.h"
 #include "sinks/atomic_output.h"
+#include "sinks/sink_common.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -97,17 +99,107 @@ std::string now_iso8601() {
   return buf;
 }
 
+namespace fs = std::filesystem;
+
+// The paths name the same file or folder (both may not exist yet).
+bool same_place(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+}
+
+// Every clash of a job's outputs that can be known before rendering: two outputs on one path, a
+// frames folder that already holds frames, existing files without --overwrite (checked again,
+// atomically, when they are published).
+void check_outputs(const RunConfig& c, const std::string& meta) {
+  if (!c.output.empty() && !c.png_dir.empty() && same_place(c.output, c.png_dir)) {
+    throw ConfigError("-o " + c.output + " and --png-dir " + c.png_dir + " name the same path; give them different names");
+  }
+  for (const std::string& out : {c.output, c.png_dir}) {
+    if (!out.empty() && same_place(out, meta)) {
+      throw ConfigError(out + " is also where the run's metadata goes (" + meta + "); give another name");
+    }
+  }
+  sinks::check_can_write(meta, c.overwrite);
+  if (!c.output.empty()) sinks::check_can_write(c.output, c.overwrite);
+  std::error_code ec;
+  if (!c.png_dir.empty() && !c.overwrite && fs::is_directory(c.png_dir, ec)) {
+    for (const auto& entry : fs::directory_iterator(c.png_dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("frame_", 0) == 0) {
+        throw IoError("--png-dir " + c.png_dir + " already holds frames (" + (fs::path(c.png_dir) / name).string() +
+                      "); pass --overwrite to replace them, or give another folder");
+      }
+    }
+  }
+}
+
+// A job's outputs appear together or not at all: each sink publishes its output in finish(), and
+// what was published (by this job: not a file another process put there) is removed again if
+// anything fails before the metadata is in place.
+class PublishedOutputs {
+ public:
+  ~PublishedOutputs() {
+    if (!done_) roll_back();
+  }
+  // Wraps `sink`, which writes the file or frames folder `path`, to know when it has published.
+  std::unique_ptr<FrameSink> track(std::unique_ptr<FrameSink> sink, const std::string& path, bool frames_folder) {
+    std::error_code ec;
+    places_.push_back(std::make_unique<Place>(Place{path, frames_folder, fs::exists(path, ec)}));
+    return std::make_unique<Tracked>(std::move(sink), *places_.back());
+  }
+  void done() { done_ = true; }
+
+ private:
+  struct Place {
+    std::string path;
+    bool frames_folder;
+    bool existed;
+    bool published = false;
+    size_t frames = 0;
+  };
+  class Tracked : public FrameSink {
+   public:
+    Tracked(std::unique_ptr<FrameSink> inner, Place& place) : inner_(std::move(inner)), place_(place) {}
+    void begin(int width, int height, int frame_count) override { inner_->begin(width, height, frame_count); }
+    void add(const Frame& frame) override {
+      inner_->add(frame);
+      ++place_.frames;
+    }
+    void finish() override {
+      inner_->finish();
+      place_.published = true;
+    }
+    void abort() override { inner_->abort(); }
+    std::string description() const override { return inner_->description(); }
+
+   private:
+    std::unique_ptr<FrameSink> inner_;
+    Place& place_;
+  };
+  void roll_back() {
+    std::error_code ec;
+    for (const auto& p : places_) {
+      if (!p->published) continue;
+      if (!p->frames_folder || !p->existed) {
+        fs::remove_all(p->path, ec);
+        continue;
+      }
+      // Frames moved into a folder that was there: ours are frame_0000 ... (twice as many at most,
+      // played forward and back); without --overwrite none of these names existed before.
+      for (size_t i = 0; i < 2 * p->frames; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "frame_%04zu.png", i);
+        fs::remove(fs::path(p->path) / name, ec);
+      }
+    }
+  }
+  std::vector<std::unique_ptr<Place>> places_;
+  bool done_ = false;
+};
+
 void write_text_atomically(const std::string& path, const std::string& text, bool overwrite) {
   sinks::AtomicFile file(path, overwrite);
-  const char* data = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(file.fd(), data, left);
-    if (n < 0) throw IoError(path + ": write failed");
-    data += n;
-    left -= static_cast<size_t>(n);
-  }
-  file.close_fd();
+  sinks::write_all(file.fd(), text.data(), text.size(), path);
   file.commit();
 }
 
@@ -144,9 +236,24 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   c.validate();
   const bool drawn_seed = !c.seed;
   if (drawn_seed) c.seed = random_seed();
-  // Refuse to clobber before any work: the outputs and the metadata.
+  // Refuse to clobber before any work (the model load included): the outputs and the metadata.
   const std::string meta = metadata_path(c);
-  sinks::check_can_write(meta, c.overwrite);
+  check_outputs(c, meta);
+  PublishedOutputs published;
+  FrameSinkOptions sink_options;
+  sink_options.fps = c.fps;
+  sink_options.loop = c.loop;
+  sink_options.overwrite = c.overwrite;
+  sink_options.boomerang = c.boomerang;
+  sink_options.dither = parse_dither(c.dither);
+  sink_options.lossless = c.lossless;
+  sink_options.quality = static_cast<float>(c.quality);
+  sink_options.crf = c.crf;
+  std::vector<std::unique_ptr<FrameSink>> owned;
+  if (!c.output.empty()) owned.push_back(published.track(make_file_sink(c.output, sink_options), c.output, false));
+  if (!c.png_dir.empty()) owned.push_back(published.track(make_png_dir_sink(c.png_dir, sink_options), c.png_dir, true));
+  std::vector<FrameSink*> sinks;
+  for (auto& s : owned) sinks.push_back(s.get());
 
   Bundle& bundle = cache.get(c.bundle_dir, c.device);
   const std::shared_future<nlohmann::json> hashes = cache.hashes(c.bundle_dir, c.device);  // waited for at the end
@@ -160,21 +267,6 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (c.height == 0) c.height = m.native_size();
   if (c.width == 0) c.width = m.native_size();
   c.device = bundle.device().str();
-
-  FrameSinkOptions sink_options;
-  sink_options.fps = c.fps;
-  sink_options.loop = c.loop;
-  sink_options.overwrite = c.overwrite;
-  sink_options.boomerang = c.boomerang;
-  sink_options.dither = parse_dither(c.dither);
-  sink_options.lossless = c.lossless;
-  sink_options.quality = static_cast<float>(c.quality);
-  sink_options.crf = c.crf;
-  std::vector<std::unique_ptr<FrameSink>> owned;
-  if (!c.output.empty()) owned.push_back(make_file_sink(c.output, sink_options));
-  if (!c.png_dir.empty()) owned.push_back(make_png_dir_sink(c.png_dir, sink_options));
-  std::vector<FrameSink*> sinks;
-  for (auto& s : owned) sinks.push_back(s.get());
 
   if (drawn_seed && !ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
   ProgressReporter progress(ui);
@@ -198,9 +290,12 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
       {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
                      {"total", r.seconds_total}}},
-      {"bundle", {{"path", c.bundle_dir}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
+      {"bundle", {{"path", text_json(c.bundle_dir)}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
   };
-  write_text_atomically(meta, metadata.dump(2) + "\n", c.overwrite);
+  if (hooks.interrupted()) throw InterruptedError();
+  // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
+  write_text_atomically(meta, metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", c.overwrite);
+  published.done();
   for (auto& s : owned) outcome.outputs += (outcome.outputs.empty() ? "" : ", ") + s->description();
   return outcome;
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "sdinterp/errors.h"
+#include "sinks/sink_common.h"
 
 // stb is third-party code: its own warnings are not ours to fix.
 #pragma GCC diagnostic push
@@ -47,10 +48,18 @@ Frame read_image_rgb(const std::string& path) {
 }
 
 void write_png(const std::string& path, const Frame& frame) {
-  if (stbi_write_png(path.c_str(), frame.width, frame.height, 3, frame.rgb.data(),
-                     frame.width * 3) == 0) {
-    throw IoError("cannot write " + path + " (check free space and permissions)");
+  // Encoded in memory and written by write_file: stb's own file writer does not check fwrite, so a
+  // full disk left truncated or empty frames behind a success.
+  int size = 0;
+  unsigned char* png = stbi_write_png_to_mem(frame.rgb.data(), frame.width * 3, frame.width, frame.height, 3, &size);
+  if (png == nullptr) throw IoError("cannot encode " + path + " as PNG (out of memory?)");
+  try {
+    write_file(path, png, static_cast<size_t>(size));
+  } catch (...) {
+    STBIW_FREE(png);
+    throw;
   }
+  STBIW_FREE(png);
 }
 
 }  // namespace sdinterp::sinks

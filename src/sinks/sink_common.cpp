@@ -38,6 +38,32 @@ void check_begin(int width, int height, int frame_count, int max_side) {
   if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
 }
 
+void write_all(int fd, const void* data, size_t size, const std::string& path) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw IoError("cannot write " + path + ": " + std::strerror(n < 0 ? errno : ENOSPC) + " (check free disk space)");
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void write_file(const std::string& path, const void* data, size_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw IoError("cannot write " + path + ": " + std::strerror(errno));
+  try {
+    write_all(fd, data, size, path);
+    if (::fsync(fd) != 0) throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+}
+
 void check_fps(double fps, double max_fps, const std::string& why) {
   if (!std::isfinite(fps) || fps <= 0.0) {
     throw ConfigError("--fps takes a number above 0, not " + number_text(fps));
