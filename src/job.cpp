@@ -184,7 +184,10 @@ json flag_value(const std::string& key, const std::string& text) {
 
 json parse_job_object(std::string_view text, const std::string& source) {
   json job = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (job.is_discarded()) throw ConfigError(source + ": not valid JSON");
+  if (job.is_discarded()) {
+    throw ConfigError(source + ": not valid JSON" +
+                      (is_utf8(text) ? "" : " (it is not UTF-8: write a text of other bytes as {\"bytes\": HEX})"));
+  }
   if (!job.is_object()) throw ConfigError(source + ": a job must be a JSON object");
   return job;
 }

@@ -159,11 +159,17 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
   result.height = resolved_size(config.height, bundle.manifest());
   const UnetEngine engine = parse_unet_engine(config.unet_engine);
   const int factor = bundle.manifest().vae.scale_factor;
+  // Checked between model calls (the sampler's step hook), decoded chunks and outputs: a signal
+  // stops every phase within about one of these.
+  auto stop_if_interrupted = [&hooks] {
+    if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+  };
   try {
     bundle.prepare_engine(engine);
     bundle.check_engine(engine, result.height / factor, result.width / factor);
     auto phase = Clock::now();
     TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
+    stop_if_interrupted();
     if (hooks.warning) {
       auto warn = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& texts, const char* what) {
         for (size_t i = 0; i < toks.size() && i < texts.size(); ++i) {
@@ -220,6 +226,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
           part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
         }
         torch::Tensor image = bundle.decode(part).slice(0, 0, n);
+        stop_if_interrupted();
         for (const Frame& frame : to_frames(image)) {
           for (FrameSink* sink : sinks) sink->add(frame);
           ++event.frames_done;
@@ -231,7 +238,10 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     }
     result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;
     result.unet_calls_torchscript = bundle.unet_calls().torchscript - calls_before.torchscript;
-    for (FrameSink* sink : sinks) sink->finish();
+    for (FrameSink* sink : sinks) {
+      stop_if_interrupted();
+      sink->finish();
+    }
     event.kind = ProgressEvent::Kind::kDone;
     if (hooks.progress) hooks.progress(event);
   } catch (const c10::OutOfMemoryError&) {

@@ -8,21 +8,26 @@
 #include <cstring>
 
 #include "sdinterp/errors.h"
+#include "sinks/atomic_output.h"
 
 namespace sdinterp::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void on_signal(int signal_number) {
-  g_interrupted.store(true);
-  // The next signal of this kind takes the default action: a stuck run can still be killed.
-  std::signal(signal_number, SIG_DFL);
-}
-
 void write_text(const char* text) {
   ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
   (void)ignored;
+}
+
+// The first SIGINT or SIGTERM asks the run to stop (it checks between model calls, decoded frames
+// and outputs); the second ends the process at once, with the documented status, after removing
+// the temporaries of unfinished outputs. Only async-signal-safe calls here.
+extern "C" void on_signal(int) {
+  if (!g_interrupted.exchange(true)) return;
+  write_text("sdinterp: interrupted again: stopping now\n");
+  sinks::remove_listed_temporaries();
+  ::_exit(kExitInterrupted);
 }
 
 // A crash (a bug in sdinterp or a library under it) ends with one line naming the signal and the
@@ -60,8 +65,11 @@ void install_crash_handlers() {
 }
 
 void install_interrupt_handlers() {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &action, nullptr);
 }
 
 bool interrupt_requested() { return g_interrupted.load(); }

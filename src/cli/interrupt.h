@@ -1,5 +1,6 @@
-// Ctrl-C and SIGTERM: the first one asks the run to stop after the current denoising step
-// (temporaries are removed on the way out); a second one ends the process at once.
+// Ctrl-C and SIGTERM: the first one asks the run to stop at the next check (after a denoising
+// step, a decoded chunk of frames, an output; temporaries are removed on the way out, exit
+// status 130); a second one ends the process at once, still removing the temporaries it lists.
 #pragma once
 
 namespace sdinterp::cli {

@@ -90,6 +90,10 @@ void add_batch_command(CLI::App& app, int& status) {
       } catch (const Error& e) {
         ++failed;
         std::cerr << "sdinterp: error: job " << source << ": " << e.what() << "\n";
+      } catch (const std::exception& e) {
+        // Whatever one job meets, the others still run: only a signal stops a batch.
+        ++failed;
+        std::cerr << "sdinterp: internal error: job " << source << ": " << e.what() << "\n";
       }
       if (interrupt_requested()) throw InterruptedError();
     }

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sdinterp/config.h"
+#include "sinks/atomic_output.h"
 
 namespace sdinterp::cli {
 
@@ -46,6 +47,9 @@ class Runtime {
 // What the executable lends the runtime.
 struct RuntimeHost {
   bool (*interrupted)();  // true once Ctrl-C or SIGTERM asked the run to stop
+  // The executable's list of temporaries, which its second-signal handler removes: the runtime's
+  // outputs list theirs there too.
+  const sinks::TemporaryList* temporaries;
 };
 
 // GOMP_SPINCOUNT given to LibTorch's OpenMP threads when the user sets neither it nor
@@ -59,7 +63,7 @@ Runtime& runtime();
 // The library's one exported entry point: extern "C" Runtime* sdinterp_runtime_create(
 // const RuntimeHost*, int interface_version), null when the versions differ.
 constexpr const char* kRuntimeEntryPoint = "sdinterp_runtime_create";
-constexpr int kRuntimeInterfaceVersion = 1;
+constexpr int kRuntimeInterfaceVersion = 2;
 using RuntimeEntryPoint = Runtime* (*)(const RuntimeHost*, int);
 
 }  // namespace sdinterp::cli

@@ -36,7 +36,7 @@ Runtime& runtime() {
     throw Error(kExitInternal, "cannot load the model runtime: " + module.error +
                                    " (rebuild with scripts/build.sh)");
   }
-  static const RuntimeHost host{&host_interrupted};
+  static const RuntimeHost host{&host_interrupted, &sinks::own_temporary_list()};
   instance = reinterpret_cast<RuntimeEntryPoint>(module.address)(&host, kRuntimeInterfaceVersion);
   if (instance == nullptr) {
     throw Error(kExitInternal, module.path + " is from another build of sdinterp: rebuild with scripts/build.sh");

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sdinterp/frame_sink.h"
+#include "sinks/atomic_output.h"
 
 namespace sdinterp::sinks {
 
@@ -18,6 +19,8 @@ std::unique_ptr<FrameSink> make_mp4_sink(const std::string& path, const FrameSin
 }  // namespace sdinterp::sinks
 
 // The module's one exported entry point (looked up by make_codec_sink): a new sink of `kind`
-// ("webp" or "mp4"), or null for another kind; throws sdinterp errors as the sinks do.
+// ("webp" or "mp4"), or null for another kind; throws sdinterp errors as the sinks do. Its
+// temporaries are listed in `temporaries` (the process's list; see sinks/atomic_output.h).
 extern "C" sdinterp::FrameSink* sdinterp_codecs_make_sink(const char* kind, const std::string& path,
-                                                          const sdinterp::FrameSinkOptions& options);
+                                                          const sdinterp::FrameSinkOptions& options,
+                                                          const sdinterp::sinks::TemporaryList* temporaries);

@@ -239,6 +239,12 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   // Refuse to clobber before any work (the model load included): the outputs and the metadata.
   const std::string meta = metadata_path(c);
   check_outputs(c, meta);
+  // What an earlier run killed outright (SIGKILL, a power cut) left beside these outputs.
+  for (const std::string& out : {c.output, c.png_dir, meta}) {
+    if (!out.empty() && sinks::remove_stale_temporaries(out) > 0 && !ui.quiet) {
+      std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
+    }
+  }
   PublishedOutputs published;
   FrameSinkOptions sink_options;
   sink_options.fps = c.fps;
@@ -256,6 +262,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   for (auto& s : owned) sinks.push_back(s.get());
 
   Bundle& bundle = cache.get(c.bundle_dir, c.device);
+  if (interrupted != nullptr && interrupted()) throw InterruptedError();
   const std::shared_future<nlohmann::json> hashes = cache.hashes(c.bundle_dir, c.device);  // waited for at the end
   const Manifest& m = bundle.manifest();
   c.validate(m);

@@ -135,6 +135,7 @@ class TorchRuntime : public Runtime {
 extern "C" __attribute__((visibility("default"))) sdinterp::cli::Runtime* sdinterp_runtime_create(
     const sdinterp::cli::RuntimeHost* host, int interface_version) {
   if (host == nullptr || interface_version != sdinterp::cli::kRuntimeInterfaceVersion) return nullptr;
+  if (host->temporaries != nullptr) sdinterp::sinks::use_temporary_list(*host->temporaries);
   static sdinterp::cli::TorchRuntime runtime(*host);
   return &runtime;
 }

@@ -1,12 +1,18 @@
 #include "sinks/atomic_output.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -40,7 +46,113 @@ void ensure_parent(const fs::path& path) {
   }
 }
 
+// The list of temporaries: fixed slots, filled and read without locks or allocation so that a
+// signal handler can read it. state: 0 free, 1 being written, 2 listed.
+struct Slot {
+  std::atomic<int> state{0};
+  bool folder = false;
+  char path[PATH_MAX];
+};
+std::array<Slot, 64> g_slots;
+
+int add_to_own_list(const char* path, bool folder) {
+  if (std::strlen(path) >= PATH_MAX) return -1;
+  for (size_t i = 0; i < g_slots.size(); ++i) {
+    int expected = 0;
+    if (!g_slots[i].state.compare_exchange_strong(expected, 1)) continue;
+    std::strcpy(g_slots[i].path, path);
+    g_slots[i].folder = folder;
+    g_slots[i].state.store(2);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void remove_from_own_list(int slot) {
+  if (slot >= 0 && slot < static_cast<int>(g_slots.size())) g_slots[static_cast<size_t>(slot)].state.store(0);
+}
+
+const TemporaryList kOwnList{&add_to_own_list, &remove_from_own_list};
+TemporaryList g_list = kOwnList;
+
+// A folder's files, removed with system calls only (no allocation): for the signal handler.
+void remove_folder_now(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    alignas(8) char buf[4096];
+    for (;;) {
+      long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+      if (n <= 0) break;
+      for (long at = 0; at < n;) {
+        auto* entry = reinterpret_cast<struct dirent64*>(buf + at);
+        const char* name = entry->d_name;
+        if (!(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))) ::unlinkat(fd, name, 0);
+        at += entry->d_reclen;
+      }
+    }
+    ::close(fd);
+  }
+  ::rmdir(path);
+}
+
+int list_temporary(const std::string& path, bool folder) { return g_list.add(path.c_str(), folder); }
+void unlist_temporary(int& slot) {
+  if (slot >= 0) g_list.remove(slot);
+  slot = -1;
+}
+
+// A lock on a temporary, held while it is written: remove_stale_temporaries leaves locked ones alone.
+int lock_temporary(const std::string& path, bool folder) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (folder ? O_DIRECTORY : 0));
+  if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+void unlock_temporary(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
 }  // namespace
+
+const TemporaryList& own_temporary_list() { return kOwnList; }
+const TemporaryList& current_temporary_list() { return g_list; }
+void use_temporary_list(const TemporaryList& list) { g_list = list; }
+
+void remove_listed_temporaries() {
+  for (Slot& slot : g_slots) {
+    if (slot.state.load() != 2) continue;
+    if (slot.folder) {
+      remove_folder_now(slot.path);
+    } else {
+      ::unlink(slot.path);
+    }
+  }
+}
+
+int remove_stale_temporaries(const std::string& path) {
+  const fs::path target = without_trailing_separator(path);
+  const std::string prefix = "." + target.filename().string() + ".tmp-";
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::error_code ec;
+  int removed = 0;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    // mkstemp and mkdtemp add six characters.
+    if (name.size() != prefix.size() + 6 || name.rfind(prefix, 0) != 0) continue;
+    const bool folder = entry.is_directory(ec);
+    int lock = lock_temporary(entry.path().string(), folder);
+    if (lock < 0) continue;  // a live run is writing it
+    std::error_code removal;
+    fs::remove_all(entry.path(), removal);
+    unlock_temporary(lock);
+    if (!removal) ++removed;
+  }
+  return removed;
+}
 
 void check_can_write(const std::string& path, bool overwrite) {
   std::error_code ec;
@@ -71,6 +183,8 @@ AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), o
                   " (check that the folder is writable)");
   }
   temp_path_ = name.data();
+  lock_fd_ = lock_temporary(temp_path_, false);
+  listed_ = list_temporary(temp_path_, false);
 }
 
 AtomicFile::~AtomicFile() { discard(); }
@@ -114,6 +228,8 @@ void AtomicFile::commit() {
       ::unlink(temp_path_.c_str());
     }
   }
+  unlist_temporary(listed_);
+  unlock_temporary(lock_fd_);
   if (rc != 0) {
     int saved = errno;
     discard();
@@ -129,6 +245,8 @@ void AtomicFile::discard() {
   if (done_) return;
   close_fd();
   if (!temp_path_.empty()) ::unlink(temp_path_.c_str());
+  unlist_temporary(listed_);
+  unlock_temporary(lock_fd_);
   done_ = true;
 }
 
@@ -153,6 +271,8 @@ AtomicDir::AtomicDir(const std::string& dir, bool overwrite) : overwrite_(overwr
   mode_t mask = umask(0);
   umask(mask);
   ::chmod(temp_dir_.c_str(), 0777 & ~mask);
+  lock_fd_ = lock_temporary(temp_dir_, true);
+  listed_ = list_temporary(temp_dir_, true);
 }
 
 AtomicDir::~AtomicDir() { discard(); }
@@ -171,6 +291,8 @@ void AtomicDir::commit(const std::string& stale_prefix) {
       discard();
       throw IoError("cannot move the frames to " + dir_ + ": " + std::strerror(saved));
     }
+    unlist_temporary(listed_);
+    unlock_temporary(lock_fd_);
     done_ = true;
     return;
   }
@@ -202,6 +324,8 @@ void AtomicDir::commit(const std::string& stale_prefix) {
     }
   }
   fs::remove_all(temp_dir_, ec);
+  unlist_temporary(listed_);
+  unlock_temporary(lock_fd_);
   done_ = true;
 }
 
@@ -209,6 +333,8 @@ void AtomicDir::discard() {
   if (done_) return;
   std::error_code ec;
   fs::remove_all(temp_dir_, ec);
+  unlist_temporary(listed_);
+  unlock_temporary(lock_fd_);
   done_ = true;
 }
 

@@ -7,6 +7,28 @@
 
 namespace sdinterp::sinks {
 
+// The temporaries of unfinished outputs are listed, so that a second Ctrl-C or SIGTERM, which ends
+// the process at once, still removes them from its signal handler. Each copy of this library
+// (the executable's, the runtime module's) lists them in the list given here: the process's one,
+// the executable's. A full list (64) only means that one temporary is not listed.
+struct TemporaryList {
+  int (*add)(const char* path, bool folder);  // a slot, or -1
+  void (*remove)(int slot);
+};
+// This copy's own list, for the executable to hand to the runtime module.
+const TemporaryList& own_temporary_list();
+// The list this copy uses (its own unless use_temporary_list gave another), to hand on to the
+// codec module.
+const TemporaryList& current_temporary_list();
+void use_temporary_list(const TemporaryList& list);
+// Removes every listed temporary (a file, or a folder and the files in it). Async-signal-safe.
+void remove_listed_temporaries();
+
+// Removes the hidden temporaries (".NAME.tmp-XXXXXX") that an earlier run writing `path` left
+// behind (killed by SIGKILL, a power cut): those no live process holds (a lock on each says so).
+// Returns how many were removed.
+int remove_stale_temporaries(const std::string& path);
+
 // Throws IoError (telling to pass --overwrite) if `path` exists and overwriting is not allowed.
 void check_can_write(const std::string& path, bool overwrite);
 
@@ -35,6 +57,8 @@ class AtomicFile {
   std::string temp_path_;
   bool overwrite_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // holds a lock on the temporary while this object lives (see remove_stale_temporaries)
+  int listed_ = -1;
   bool done_ = false;
 };
 
@@ -57,6 +81,8 @@ class AtomicDir {
   std::string dir_;
   std::string temp_dir_;
   bool overwrite_;
+  int lock_fd_ = -1;
+  int listed_ = -1;
   bool done_ = false;
 };
 
