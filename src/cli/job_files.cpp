@@ -16,9 +16,16 @@ std::string metadata_path(const RunConfig& c) {
   return dir + ".json";
 }
 
+std::string publish_marker_path(const std::string& meta) {
+  const std::filesystem::path m(meta);
+  return (m.parent_path() / ("." + m.filename().string() + ".publishing")).string();
+}
+
 bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  // A run of the job was killed while publishing: not done, whatever is visible.
+  if (fs::exists(publish_marker_path(metadata_path(config)), ec)) return false;
   if (!config.output.empty() && !fs::exists(config.output, ec)) return false;
   if (!config.png_dir.empty() && !fs::exists(fs::path(config.png_dir) / "frame_0000.png", ec)) return false;
   const std::string meta = metadata_path(config);

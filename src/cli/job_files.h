@@ -13,6 +13,10 @@ namespace sdinterp::cli {
 // Where a job's metadata goes: OUTPUT.json beside -o OUTPUT, else DIR.json beside --png-dir DIR.
 std::string metadata_path(const RunConfig& config);
 
+// ".META.publishing" beside the metadata META: present while a run publishes the job's outputs
+// (and after a run killed meanwhile), listing them (src/runtime/execute.cpp).
+std::string publish_marker_path(const std::string& meta);
+
 // True when `config`'s outputs and metadata exist and the metadata records the same job (every
 // key the job line sets explicitly, `explicit_keys`, has the same value).
 bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <ctime>
 #include <iostream>
 #include <future>
@@ -133,21 +134,59 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
   }
 }
 
-// A job's outputs appear together or not at all: each sink publishes its output in finish(), and
-// what was published (by this job: not a file another process put there) is removed again if
-// anything fails before the metadata is in place.
+// Frames a job moved into a folder that was there before: frame_0000 ... (twice as many at most,
+// played forward and back); without --overwrite none of these names existed before.
+void remove_frames(const std::string& dir, size_t frames) {
+  std::error_code ec;
+  for (size_t i = 0; i < 2 * frames; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "frame_%04zu.png", i);
+    fs::remove(fs::path(dir) / name, ec);
+  }
+}
+
+// A job's outputs appear together or not at all. Rendering writes every output to a hidden
+// temporary; publishing then renames them into place: first a marker listing them, then the
+// metadata, then each output, then the marker goes. A failure on the way removes what was
+// published; a process killed outright (SIGKILL) leaves the marker, and the next run of the job
+// (recover_interrupted_publish) removes what it lists. So every visible output has its metadata
+// beside it, and the metadata without all its outputs exists only while the marker says why.
 class PublishedOutputs {
  public:
   ~PublishedOutputs() {
     if (!done_) roll_back();
   }
-  // Wraps `sink`, which writes the file or frames folder `path`, to know when it has published.
+  // Wraps `sink`, which writes the file or frames folder `path`: its finish() (called by the walk)
+  // is held back until publish().
   std::unique_ptr<FrameSink> track(std::unique_ptr<FrameSink> sink, const std::string& path, bool frames_folder) {
     std::error_code ec;
     places_.push_back(std::make_unique<Place>(Place{path, frames_folder, fs::exists(path, ec)}));
     return std::make_unique<Tracked>(std::move(sink), *places_.back());
   }
-  void done() { done_ = true; }
+  // Publishes the metadata (already written to its temporary) and then every output.
+  void publish(const std::string& meta, sinks::AtomicFile& metadata) {
+    marker_ = publish_marker_path(meta);
+    nlohmann::json list = {{"metadata", text_json(meta)}, {"files", nlohmann::json::array()},
+                           {"frames", nlohmann::json::array()}};
+    for (const auto& p : places_) {
+      if (p->frames_folder) {
+        list["frames"].push_back({{"dir", text_json(p->path)}, {"existed", p->existed}, {"frames", p->frames}});
+      } else {
+        list["files"].push_back(text_json(p->path));
+      }
+    }
+    const std::string text = list.dump();
+    sinks::write_file(marker_, text.data(), text.size());
+    metadata.commit();
+    meta_ = meta;
+    for (const auto& p : places_) {
+      p->sink->finish();
+      p->published = true;
+    }
+    done_ = true;
+    std::error_code ec;
+    fs::remove(marker_, ec);
+  }
 
  private:
   struct Place {
@@ -156,19 +195,19 @@ class PublishedOutputs {
     bool existed;
     bool published = false;
     size_t frames = 0;
+    FrameSink* sink = nullptr;
   };
   class Tracked : public FrameSink {
    public:
-    Tracked(std::unique_ptr<FrameSink> inner, Place& place) : inner_(std::move(inner)), place_(place) {}
+    Tracked(std::unique_ptr<FrameSink> inner, Place& place) : inner_(std::move(inner)), place_(place) {
+      place_.sink = inner_.get();
+    }
     void begin(int width, int height, int frame_count) override { inner_->begin(width, height, frame_count); }
     void add(const Frame& frame) override {
       inner_->add(frame);
       ++place_.frames;
     }
-    void finish() override {
-      inner_->finish();
-      place_.published = true;
-    }
+    void finish() override {}  // publish() does it
     void abort() override { inner_->abort(); }
     std::string description() const override { return inner_->description(); }
 
@@ -180,28 +219,48 @@ class PublishedOutputs {
     std::error_code ec;
     for (const auto& p : places_) {
       if (!p->published) continue;
-      if (!p->frames_folder || !p->existed) {
+      if (p->frames_folder && p->existed) {
+        remove_frames(p->path, p->frames);
+      } else {
         fs::remove_all(p->path, ec);
-        continue;
-      }
-      // Frames moved into a folder that was there: ours are frame_0000 ... (twice as many at most,
-      // played forward and back); without --overwrite none of these names existed before.
-      for (size_t i = 0; i < 2 * p->frames; ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "frame_%04zu.png", i);
-        fs::remove(fs::path(p->path) / name, ec);
       }
     }
+    if (!meta_.empty()) fs::remove(meta_, ec);
+    if (!marker_.empty()) fs::remove(marker_, ec);
   }
   std::vector<std::unique_ptr<Place>> places_;
+  std::string marker_, meta_;
   bool done_ = false;
 };
 
-void write_text_atomically(const std::string& path, const std::string& text, bool overwrite) {
-  sinks::AtomicFile file(path, overwrite);
-  sinks::write_all(file.fd(), text.data(), text.size(), path);
-  file.commit();
+// A job whose publishing was cut short by SIGKILL or a power cut left its marker: what it lists
+// (the metadata and the outputs published before the cut) is removed, so the job runs anew.
+bool recover_interrupted_publish(const std::string& meta) {
+  const std::string marker = publish_marker_path(meta);
+  std::error_code ec;
+  if (!fs::exists(marker, ec)) return false;
+  std::ifstream in(marker, std::ios::binary);
+  const nlohmann::json list = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  auto text = [](const nlohmann::json& v) {
+    RunConfig c;
+    apply_job({{"output", v}}, c, "");
+    return c.output;
+  };
+  if (list.is_object()) {
+    for (const auto& f : list.value("files", nlohmann::json::array())) fs::remove(text(f), ec);
+    for (const auto& d : list.value("frames", nlohmann::json::array())) {
+      if (d.value("existed", true)) {
+        remove_frames(text(d["dir"]), d.value("frames", size_t{0}));
+      } else {
+        fs::remove_all(text(d["dir"]), ec);
+      }
+    }
+  }
+  fs::remove(meta, ec);
+  fs::remove(marker, ec);
+  return true;
 }
+
 
 }  // namespace
 
@@ -238,6 +297,9 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (drawn_seed) c.seed = random_seed();
   // Refuse to clobber before any work (the model load included): the outputs and the metadata.
   const std::string meta = metadata_path(c);
+  if (recover_interrupted_publish(meta) && !ui.quiet) {
+    std::cerr << "sdinterp: removed the outputs of a run of this job that was killed while publishing them\n";
+  }
   check_outputs(c, meta);
   // What an earlier run killed outright (SIGKILL, a power cut) left beside these outputs.
   for (const std::string& out : {c.output, c.png_dir, meta}) {
@@ -301,8 +363,11 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
-  write_text_atomically(meta, metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", c.overwrite);
-  published.done();
+  const std::string meta_text = metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  sinks::AtomicFile meta_file(meta, c.overwrite);
+  sinks::write_all(meta_file.fd(), meta_text.data(), meta_text.size(), meta);
+  if (hooks.interrupted()) throw InterruptedError();
+  published.publish(meta, meta_file);
   for (auto& s : owned) outcome.outputs += (outcome.outputs.empty() ? "" : ", ") + s->description();
   return outcome;
 }
