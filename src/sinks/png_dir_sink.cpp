@@ -74,7 +74,15 @@ class PngDirSink : public FrameSink {
       try {
         char name[32];
         std::snprintf(name, sizeof name, "frame_%04ld.png", item->first);
-        sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
+        try {
+          sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
+        } catch (const IoError& e) {
+          // Named as the user knows it, not by its hidden temporary folder.
+          std::string what = e.what();
+          const std::string temp = temp_.temp_dir();
+          if (auto at = what.find(temp); at != std::string::npos) what.replace(at, temp.size(), dir_);
+          throw IoError(what);
+        }
       } catch (...) {
         error_.keep(std::current_exception());
         queue_.close(true);  // the set is lost: stop taking frames
