@@ -26,6 +26,14 @@ TOKENIZER_DIR = REPO / "models" / "tiny-sd" / "tokenizer"
 # The notebook's scheduler settings; each model's own scheduler carries its prediction type.
 SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
+# The VAE and CLIP text encoder of the SD 1.x-shaped miniatures.
+SD1_TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+                    block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                    up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64)
+SD1_TINY_TEXT = dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                     num_hidden_layers=2, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
+                     bos_token_id=0, eos_token_id=2, pad_token_id=1)
+
 CONFIGS = {
     # SD 1.x architecture in miniature: cross-attention in all but the last level, epsilon.
     "sd1-tiny": dict(
@@ -33,12 +41,7 @@ CONFIGS = {
                   down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
                   cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32),
-        vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-                 block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                 up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),
-        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                  max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
-                  bos_token_id=0, eos_token_id=2, pad_token_id=1),
+        vae=SD1_TINY_VAE, text=SD1_TINY_TEXT,
         pad_token="<|endoftext|>", prediction_type="epsilon", scheduler="pndm"),
     # SD 1.x's four levels (down factor 8, as SD 1.5: images in steps of 64 px without the
     # upsampling to the skip connections' sizes) at tiny widths. 4 channels per norm group: with 1,
@@ -49,12 +52,7 @@ CONFIGS = {
                   down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
                   up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
                   cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8),
-        vae=dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-                 block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                 up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=64),
-        text=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                  max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32,
-                  bos_token_id=0, eos_token_id=2, pad_token_id=1),
+        vae=SD1_TINY_VAE, text=SD1_TINY_TEXT,
         pad_token="<|endoftext|>", prediction_type="epsilon", scheduler="pndm"),
     # SD 2.x architecture in miniature: per-level head counts, linear projections, upcast attention,
     # a GELU text encoder (OpenCLIP converted), pad id 0, v_prediction, a larger native size.
