@@ -67,6 +67,7 @@ void add_encode_command(CLI::App& app, int& status) {
   auto number = [&](const std::string& key, double fallback, const std::string& help) {
     opts->number_options[key] =
         sub->add_option("--" + key, opts->numbers[key], help + ": " + range_text(numeric_option(key)))
+            ->type_name(numeric_option(key).integer ? "INT" : "NUMBER")
             ->default_str(number_text(fallback));
   };
   number("fps", s.fps, "Frames per second (GIF: up to 50, MP4: up to 240)");

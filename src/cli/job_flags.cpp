@@ -15,7 +15,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   // one reader, one set of messages (with the range of numeric_options()) for both.
   const nlohmann::json defaults = job_to_json(c);
   auto number = [&](const std::string& key, const std::string& help) {
-    CLI::Option* option = sub->add_option("--" + key, numbers_[key], help);
+    CLI::Option* option =
+        sub->add_option("--" + key, numbers_[key], help)->type_name(numeric_option(key).integer ? "INT" : "NUMBER");
     if (defaults.at(key).is_number()) option->default_str(number_text(defaults.at(key).get<double>()));
     o[key] = option;
   };
@@ -27,7 +28,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   o["prompt"] = sub->add_option("--prompt", c.prompts, "Prompt text (repeat for multi-prompt)");
   o["negative"] = sub->add_option("--negative", c.negatives, "Negative prompt: once for all prompts, or once per prompt (default \"\")");
   o["seed"] = sub->add_option("--seed", numbers_["seed"],
-                              std::string("Seed of the latents, 0 to ") + kMaxSeedText + " (default: drawn at random and printed)");
+                              std::string("Seed of the latents, 0 to ") + kMaxSeedText + " (default: drawn at random and printed)")
+                ->type_name("INT");
   number("frames", ranged("frames", "Frames (multi-prompt: frames per pair of prompts)"));
   number("steps", ranged("steps", "Denoising steps"));
   number("guidance", ranged("guidance", "Classifier-free guidance scale"));
