@@ -23,12 +23,6 @@ std::string quick(const std::string& extra) {
   return sdinterp() + " generate --bundle " + tiny() + " --prompt 'a cat' --seed 3 --frames 3 --steps 2 " + extra;
 }
 
-size_t entries(const std::string& dir) {
-  size_t n = 0;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) ++n;
-  return n;
-}
-
 // One line "sdinterp: error: ..." with `needle`, status `code`, and nothing written in `dir`.
 void expect_error(const std::string& command, int code, const std::string& needle, const test::TempDir& dir) {
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + command);
@@ -36,7 +30,7 @@ void expect_error(const std::string& command, int code, const std::string& needl
   EXPECT_EQ(r.output.rfind("sdinterp: error: ", 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
   EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
-  EXPECT_EQ(entries(dir.str()), 0u) << "partial output left by: " << command;
+  EXPECT_EQ(test::entries(dir.str()), 0u) << "partial output left by: " << command;
 }
 
 TEST(CliErrors, MissingBundle) {
@@ -266,7 +260,7 @@ TEST(Cli, InterruptStopsAndLeavesNothing) {
   EXPECT_NE(test::read_text(dir / "err").find("sdinterp: error: interrupted"), std::string::npos);
   fs::remove(dir / "log");
   fs::remove(dir / "err");
-  EXPECT_EQ(entries(dir.str()), 0u) << "temporaries left behind";
+  EXPECT_EQ(test::entries(dir.str()), 0u) << "temporaries left behind";
 }
 
 TEST(Cli, TokenizePrintsJsonLines) {

@@ -19,12 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::quote;
 
-size_t entries(const std::string& dir) {
-  size_t n = 0;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) ++n;
-  return n;
-}
-
 // The expected line ends with what the option takes and the value refused.
 void expect_refused(const std::string& command, const std::string& expected, const test::TempDir& dir,
                     size_t files_before = 0) {
@@ -34,7 +28,7 @@ void expect_refused(const std::string& command, const std::string& expected, con
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
   EXPECT_NE(r.output.find(expected), std::string::npos) << "expected: " << expected << "\ngot: " << r.output;
   EXPECT_EQ(r.output.find("CLI11"), std::string::npos) << r.output;
-  EXPECT_EQ(entries(dir.str()), files_before) << "output left by: " << command;
+  EXPECT_EQ(test::entries(dir.str()), files_before) << "output left by: " << command;
 }
 
 std::string message(const NumericOption& o, const std::string& value) {

@@ -51,6 +51,16 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Files and folders under `dir`, at any depth.
+inline size_t entries(const std::string& dir) {
+  size_t n = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir); it != std::filesystem::recursive_directory_iterator();
+       ++it) {
+    ++n;
+  }
+  return n;
+}
+
 struct CommandResult {
   int status = -1;
   std::string output;  // stdout and stderr together
