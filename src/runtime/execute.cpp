@@ -1,5 +1,7 @@
 #include "runtime/execute.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -177,6 +179,9 @@ class PublishedOutputs {
     }
     const std::string text = list.dump();
     sinks::write_file(marker_, text.data(), text.size());
+    // Held while publishing: a run of the same job elsewhere leaves a live marker alone.
+    marker_lock_ = ::open(marker_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (marker_lock_ >= 0) ::flock(marker_lock_, LOCK_EX | LOCK_NB);
     metadata.commit();
     meta_ = meta;
     for (const auto& p : places_) {
@@ -186,6 +191,7 @@ class PublishedOutputs {
     done_ = true;
     std::error_code ec;
     fs::remove(marker_, ec);
+    unlock_marker();
   }
 
  private:
@@ -215,6 +221,10 @@ class PublishedOutputs {
     std::unique_ptr<FrameSink> inner_;
     Place& place_;
   };
+  void unlock_marker() {
+    if (marker_lock_ >= 0) ::close(marker_lock_);
+    marker_lock_ = -1;
+  }
   void roll_back() {
     std::error_code ec;
     for (const auto& p : places_) {
@@ -227,9 +237,11 @@ class PublishedOutputs {
     }
     if (!meta_.empty()) fs::remove(meta_, ec);
     if (!marker_.empty()) fs::remove(marker_, ec);
+    unlock_marker();
   }
   std::vector<std::unique_ptr<Place>> places_;
   std::string marker_, meta_;
+  int marker_lock_ = -1;
   bool done_ = false;
 };
 
@@ -239,6 +251,11 @@ bool recover_interrupted_publish(const std::string& meta) {
   const std::string marker = publish_marker_path(meta);
   std::error_code ec;
   if (!fs::exists(marker, ec)) return false;
+  const int lock = ::open(marker.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {  // a live run is publishing
+    if (lock >= 0) ::close(lock);
+    return false;
+  }
   std::ifstream in(marker, std::ios::binary);
   const nlohmann::json list = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   auto text = [](const nlohmann::json& v) {
@@ -258,9 +275,9 @@ bool recover_interrupted_publish(const std::string& meta) {
   }
   fs::remove(meta, ec);
   fs::remove(marker, ec);
+  ::close(lock);
   return true;
 }
-
 
 }  // namespace
 
