@@ -7,6 +7,7 @@
 
 #include "sdinterp/errors.h"
 #include "sdinterp/number_text.h"
+#include "tokenizer/unicode.h"
 
 namespace sdinterp {
 namespace {
@@ -199,20 +200,11 @@ RunConfig parse_job(std::string_view text, const std::string& source) {
 }
 
 bool is_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    size_t n = b < 0x80 ? 0 : (b >= 0xC2 && b <= 0xDF) ? 1 : (b >= 0xE0 && b <= 0xEF) ? 2 : (b >= 0xF0 && b <= 0xF4) ? 3 : 99;
-    if (n == 99 || i + n >= s.size()) return false;  // not a lead byte, or cut short
-    const auto c1 = n >= 1 ? static_cast<unsigned char>(s[i + 1]) : 0x80;
-    // The second byte's range excludes overlong forms and UTF-16 surrogates.
-    const unsigned lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
-    const unsigned hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
-    if (n >= 1 && (c1 < lo || c1 > hi)) return false;
-    for (size_t k = 2; k <= n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n + 1;
+  // The tokenizer's decoder, which knows every ill-formed sequence (overlong forms, surrogates, ...).
+  for (size_t i = 0; i < s.size();) {
+    const unicode::DecodeStep step = unicode::decode_step(s, i);
+    if (!step.valid) return false;
+    i += step.length;
   }
   return true;
 }
