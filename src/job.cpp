@@ -10,19 +10,8 @@
 #include "tokenizer/unicode.h"
 
 namespace sdinterp {
-namespace {
 
-using nlohmann::json;
-
-// `source` names the job file and line; "" for the command line, where the flag names itself.
-std::string prefix(const std::string& source) { return source.empty() ? "" : source + ": "; }
-
-[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
-  throw ConfigError(prefix(source) + "\"" + key + "\" " + what);
-}
-
-// A text of a job: a JSON string, or {"bytes": HEX} for one that is not UTF-8 (text_json).
-bool get_text(const json& v, std::string& out) {
+bool text_from_json(const nlohmann::json& v, std::string& out) {
   if (v.is_string()) {
     out = v.get<std::string>();
     return true;
@@ -40,19 +29,30 @@ bool get_text(const json& v, std::string& out) {
   return true;
 }
 
+namespace {
+
+using nlohmann::json;
+
+// `source` names the job file and line; "" for the command line, where the flag names itself.
+std::string prefix(const std::string& source) { return source.empty() ? "" : source + ": "; }
+
+[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& what) {
+  throw ConfigError(prefix(source) + "\"" + key + "\" " + what);
+}
+
 std::string get_string(const json& v, const std::string& source, const std::string& key) {
   std::string out;
-  if (!get_text(v, out)) fail(source, key, "must be a string (or {\"bytes\": HEX})");
+  if (!text_from_json(v, out)) fail(source, key, "must be a string (or {\"bytes\": HEX})");
   return out;
 }
 
 std::vector<std::string> get_strings(const json& v, const std::string& source, const std::string& key) {
   std::string one;
-  if (get_text(v, one)) return {one};
+  if (text_from_json(v, one)) return {one};
   if (!v.is_array()) fail(source, key, "must be a string or an array of strings");
   std::vector<std::string> out;
   for (const auto& item : v) {
-    if (!get_text(item, one)) fail(source, key, "must be a string or an array of strings");
+    if (!text_from_json(item, one)) fail(source, key, "must be a string or an array of strings");
     out.push_back(one);
   }
   return out;

@@ -35,6 +35,8 @@ bool is_utf8(std::string_view text);
 // {"bytes": "<hex of every byte>"}, which apply_job reads back to the same bytes (JSON strings
 // are UTF-8; a prompt or a file name may be any bytes).
 nlohmann::json text_json(const std::string& text);
+// The bytes of a text_json value (a string or {"bytes": HEX}); false for anything else.
+bool text_from_json(const nlohmann::json& value, std::string& text);
 
 // Every parameter of `config`, defaults included, with the CLI's names.
 nlohmann::json job_to_json(const RunConfig& config);

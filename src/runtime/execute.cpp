@@ -259,9 +259,8 @@ bool recover_interrupted_publish(const std::string& meta) {
   std::ifstream in(marker, std::ios::binary);
   const nlohmann::json list = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   auto text = [](const nlohmann::json& v) {
-    RunConfig c;
-    apply_job({{"output", v}}, c, "");
-    return c.output;
+    std::string path;
+    return text_from_json(v, path) ? path : std::string();
   };
   if (list.is_object()) {
     for (const auto& f : list.value("files", nlohmann::json::array())) fs::remove(text(f), ec);
