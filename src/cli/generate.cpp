@@ -2,7 +2,9 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/events.h"
 #include "cli/job_flags.h"
+#include "cli/report.h"
 #include "sdinterp/job.h"
 
 namespace sdinterp::cli {
@@ -13,10 +15,14 @@ void add_generate_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([flags, ui, &status] {
-    check_ui(*ui);
-    RunConfig config;
-    apply_job(flags->given(), config, "");  // "": flags name themselves
-    std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
+    ui->job = job_ref("command line", 0, "", "");
+    reporting_failures(*ui, [&] {
+      check_ui(*ui);
+      RunConfig config;
+      apply_job(flags->given(), config, "");  // "": flags name themselves
+      ui->job = job_ref("command line", 0, config.output, config.png_dir);
+      run_and_report(*runtime().new_session(), config, *ui);
+    });
     status = 0;
   });
 }

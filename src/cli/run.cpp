@@ -8,6 +8,8 @@
 #include "cli/job_files.h"
 #include "cli/interrupt.h"
 #include "cli/job_flags.h"
+#include "cli/events.h"
+#include "cli/report.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
 
@@ -25,7 +27,6 @@ std::string read_job_file(const std::string& path) {
 struct BatchOptions {
   std::string path;
   bool skip_existing = false;
-  bool keep_going = true;
 };
 
 }  // namespace
@@ -38,11 +39,15 @@ void add_run_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([path, flags, ui, &status] {
-    check_ui(*ui);
-    RunConfig config;
-    apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
-    apply_job(flags->given(), config, "");  // "": flags name themselves
-    std::cout << runtime().new_session()->execute_job(config, *ui) << std::endl;
+    ui->job = job_ref(*path, 0, "", "");
+    reporting_failures(*ui, [&] {
+      check_ui(*ui);
+      RunConfig config;
+      apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
+      apply_job(flags->given(), config, "");  // "": flags name themselves
+      ui->job = job_ref(*path, 0, config.output, config.png_dir);
+      run_and_report(*runtime().new_session(), config, *ui);
+    });
     status = 0;
   });
 }
@@ -57,48 +62,82 @@ void add_batch_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([o, flags, ui, &status] {
-    check_ui(*ui);
-    std::istringstream lines(read_job_file(o->path));
-    const nlohmann::json overrides = flags->given();
+    ui->job = job_ref(o->path, 0, "", "");
+    int done = 0, skipped = 0, failed = 0;
     std::unique_ptr<RuntimeSession> session;
-    int done = 0, skipped = 0, failed = 0, line_number = 0;
-    std::string line;
-    while (std::getline(lines, line)) {
-      ++line_number;
-      if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#') continue;
-      const std::string source = o->path + ":" + std::to_string(line_number);
-      try {
-        nlohmann::json job = parse_job_object(line, source);
-        RunConfig config;
-        apply_job(job, config, source);
-        apply_job(overrides, config, "");  // "": flags name themselves
-        if (config.output.empty() && config.png_dir.empty()) {
-          throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
-        }
-        nlohmann::json explicit_keys = job;
-        explicit_keys.update(overrides);
-        if (o->skip_existing && job_already_done(config, explicit_keys)) {
-          ++skipped;
-          if (!ui->quiet) std::cout << "skipped " << source << ": already done" << std::endl;
-          continue;
-        }
-        if (!session) session = runtime().new_session();
-        std::cout << session->execute_job(config, *ui) << std::endl;
-        ++done;
-      } catch (const InterruptedError&) {
-        throw;
-      } catch (const Error& e) {
-        ++failed;
-        std::cerr << "sdinterp: error: job " << source << ": " << e.what() << "\n";
-      } catch (const std::exception& e) {
-        // Whatever one job meets, the others still run: only a signal stops a batch.
-        ++failed;
-        std::cerr << "sdinterp: internal error: job " << source << ": " << e.what() << "\n";
+    auto summary = [&](bool interrupted) {
+      const int loads = session ? session->bundle_loads() : 0;
+      if (ui->progress == "json") {
+        emit_event("summary", nullptr,
+                   {{"done", done}, {"skipped", skipped}, {"failed", failed}, {"model_loads", loads},
+                    {"interrupted", interrupted},
+                    {"exit_code", interrupted ? kExitInterrupted : failed > 0 ? kExitBatchFailures : kExitOk}});
+      } else {
+        std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
+                  << loads << " time(s)" << (interrupted ? ", interrupted" : "") << std::endl;
       }
-      if (interrupt_requested()) throw InterruptedError();
+    };
+    std::istringstream lines;
+    nlohmann::json overrides;
+    reporting_failures(*ui, [&] {
+      check_ui(*ui);
+      lines.str(read_job_file(o->path));
+      overrides = flags->given();
+    });
+    {
+      int line_number = 0;
+      std::string line;
+      while (std::getline(lines, line)) {
+        ++line_number;
+        if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#') continue;
+        const std::string source = o->path + ":" + std::to_string(line_number);
+        UiOptions job_ui = *ui;
+        job_ui.job = job_ref(o->path, line_number, "", "");
+        try {
+          nlohmann::json job = parse_job_object(line, source);
+          RunConfig config;
+          apply_job(job, config, source);
+          apply_job(overrides, config, "");  // "": flags name themselves
+          job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
+          if (config.output.empty() && config.png_dir.empty()) {
+            throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
+          }
+          nlohmann::json explicit_keys = job;
+          explicit_keys.update(overrides);
+          if (o->skip_existing && job_already_done(config, explicit_keys)) {
+            ++skipped;
+            if (ui->progress == "json") {
+              emit_event("skipped", job_ui.job, {{"reason", "already done"}});
+            } else if (!ui->quiet) {
+              std::cout << "skipped " << source << ": already done" << std::endl;
+            }
+            continue;
+          }
+          if (!session) session = runtime().new_session();
+          run_and_report(*session, config, job_ui);
+          ++done;
+        } catch (const InterruptedError& e) {
+          report_failure(job_ui, e);
+          summary(true);
+          throw;
+        } catch (const Error& e) {
+          // Whatever one job meets, the others still run: only a signal stops a batch.
+          ++failed;
+          report_failure(job_ui, e);
+          std::cerr << "sdinterp: error: " << job_message(source, e.what()) << "\n";
+        } catch (const std::exception& e) {
+          ++failed;
+          report_failure(job_ui, e);
+          std::cerr << "sdinterp: internal error: " << job_message(source, e.what()) << "\n";
+        }
+        if (interrupt_requested()) {
+          report_failure(job_ui, InterruptedError());
+          summary(true);
+          throw InterruptedError();
+        }
+      }
     }
-    std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
-              << (session ? session->bundle_loads() : 0) << " time(s)" << std::endl;
+    summary(false);
     status = failed > 0 ? kExitBatchFailures : kExitOk;
   });
 }

@@ -22,6 +22,8 @@ struct UiOptions {
   bool quiet = false;
   std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
   bool verbose = false;           // LibTorch's whole message when the model fails (SDINTERP_VERBOSE=1 too)
+  bool strict = false;            // refuse a job whose recorded bundle hashes differ from the bundle's
+  nlohmann::json job;             // names the job in --progress json events (job_ref in cli/events.h)
 };
 
 // Jobs run in one session share loaded bundles (a batch loads its model once).
@@ -29,8 +31,10 @@ class RuntimeSession {
  public:
   virtual ~RuntimeSession() = default;
   // Validates, loads the bundle (once per folder and device in this session), runs, and
-  // writes the outputs and metadata whole or not at all. Returns the line to print.
-  virtual std::string execute_job(const RunConfig& config, const UiOptions& ui) = 0;
+  // writes the outputs and metadata whole or not at all. Returns what was written:
+  // {"outputs": [{"path", "description"}], "metadata": path, "frames", "width", "height", "seed",
+  //  "seconds"}.
+  virtual nlohmann::json execute_job(const RunConfig& config, const UiOptions& ui) = 0;
   // Bundles loaded so far.
   virtual int bundle_loads() const = 0;
 };
@@ -63,7 +67,7 @@ Runtime& runtime();
 // The library's one exported entry point: extern "C" Runtime* sdinterp_runtime_create(
 // const RuntimeHost*, int interface_version), null when the versions differ.
 constexpr const char* kRuntimeEntryPoint = "sdinterp_runtime_create";
-constexpr int kRuntimeInterfaceVersion = 2;
+constexpr int kRuntimeInterfaceVersion = 3;
 using RuntimeEntryPoint = Runtime* (*)(const RuntimeHost*, int);
 
 }  // namespace sdinterp::cli

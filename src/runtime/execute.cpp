@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <sstream>
 #include <utility>
 
+#include "cli/events.h"
 #include "cli/job_files.h"
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/errors.h"
@@ -45,54 +48,130 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-// Progress on a terminal (a bar on stderr) or for scripts (JSON lines on stdout).
+// The terminal's width in columns (stderr's), read at every redraw so that a resized window is
+// followed; 80 when it cannot be read.
+int terminal_columns() {
+  struct winsize size {};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;
+}
+
+// The bar's line for a terminal `columns` wide.
+std::string progress_bar_line(int columns, double fraction, const ProgressEvent& e, double eta, bool writing) {
+  // The widest form that fits in columns - 1 (a line as wide as the terminal wraps on some).
+  const std::string frames = std::to_string(e.frames_done) + "/" + std::to_string(e.frames_total);
+  const std::string eta_text = writing && eta < 0 ? "writing" : "ETA " + format_duration(eta);
+  const std::vector<std::string> tails = {
+      " frames " + frames + "  UNet calls " + std::to_string(e.calls_done) + "/" + std::to_string(e.calls_total) + "  " +
+          eta_text,
+      " frames " + frames + "  " + eta_text, " " + frames + " " + eta_text, " " + eta_text, ""};
+  const int room = std::max(columns - 1, 1);
+  for (const std::string& tail : tails) {
+    const int bar = room - static_cast<int>(tail.size()) - 2;
+    if (bar < 10 && !tail.empty()) continue;
+    if (bar < 1) return std::string(static_cast<size_t>(std::min(room, 1)), '.');
+    const int filled = std::clamp(static_cast<int>(fraction * bar), 0, bar);
+    return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(bar - filled), '.') + "]" +
+           tail;
+  }
+  return "";
+}
+
+// Progress on a terminal (a bar on stderr, redrawn in place to the terminal's width) or for
+// scripts (JSON events on stdout, cli/events.h). The ETA counts the UNet calls and the decoding
+// left, at the rates measured so far in this job, plus the outputs' encoding at the rate measured
+// on an earlier job of the session (null while none has been measured and only encoding is left).
 class ProgressReporter {
  public:
-  explicit ProgressReporter(const UiOptions& ui) {
+  // `encode_estimate_s`: the outputs' encoding time predicted from an earlier job, < 0 if unknown.
+  ProgressReporter(const UiOptions& ui, double encode_estimate_s) : job_(ui.job), encode_estimate_s_(encode_estimate_s) {
     if (ui.progress == "json") {
       mode_ = Mode::kJson;
     } else if (ui.progress == "bar" || (ui.progress == "auto" && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
       mode_ = Mode::kBar;
     }
   }
-  ~ProgressReporter() {
-    if (mode_ == Mode::kBar && drawn_) std::cerr << "\n";
-  }
+  ~ProgressReporter() { end_bar(); }
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
 
+  // A walk's event; its kDone means the frames are rendered and the outputs are being encoded.
   void operator()(const ProgressEvent& e) {
-    if (mode_ == Mode::kNone) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = elapsed > 0 ? e.calls_done / elapsed : 0;
-    const double eta = rate > 0 ? (e.calls_total - e.calls_done) / rate : -1;
-    if (mode_ == Mode::kJson) {
-      static const char* kinds[] = {"start", "step", "frame", "done"};
-      nlohmann::json line = {{"event", kinds[static_cast<int>(e.kind)]},
-                             {"frames_done", e.frames_done},
-                             {"frames_total", e.frames_total},
-                             {"steps_done", e.calls_done},
-                             {"steps_total", e.calls_total},
-                             {"elapsed_s", elapsed},
-                             {"eta_s", eta < 0 ? nlohmann::json(nullptr) : nlohmann::json(eta)}};
-      std::cout << line.dump() << std::endl;
-      return;
-    }
-    const int width = 30;
-    const double fraction = e.calls_total > 0 ? static_cast<double>(e.calls_done) / e.calls_total : 0;
-    const int filled = static_cast<int>(fraction * width);
-    char rate_text[32];
-    std::snprintf(rate_text, sizeof(rate_text), "%.2f", rate);
-    std::cerr << "\r[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(width - filled), '.')
-              << "] frames " << e.frames_done << "/" << e.frames_total << "  steps " << e.calls_done << "/" << e.calls_total
-              << "  " << rate_text << " steps/s  ETA " << format_duration(eta) << "   " << std::flush;
-    drawn_ = true;
+    const auto now = Clock::now();
+    const double dt = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    if (e.kind == ProgressEvent::Kind::kStep) sampling_s_ += dt;
+    if (e.kind == ProgressEvent::Kind::kFrame) decode_s_ += dt;
+    if (e.kind == ProgressEvent::Kind::kDone) encode_start_ = now;
+    last_event_ = e;
+    report(e.kind == ProgressEvent::Kind::kDone ? "encode" : kNames[static_cast<int>(e.kind)]);
   }
+  // The outputs are published: the job is done.
+  void done() {
+    last_event_.kind = ProgressEvent::Kind::kDone;
+    finished_ = true;
+    report("done");
+    end_bar();
+  }
+  // Seconds the outputs took to encode and publish (from the walk's end to done()).
+  double encode_seconds() const { return std::chrono::duration<double>(Clock::now() - encode_start_).count(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr const char* kNames[] = {"start", "step", "frame", "encode"};
+
+  // Seconds left, < 0 when unknown.
+  double eta() const {
+    const ProgressEvent& e = last_event_;
+    if (finished_) return 0;
+    const bool writing = e.kind == ProgressEvent::Kind::kDone;
+    if (writing) {
+      if (encode_estimate_s_ < 0) return -1;
+      return std::max(0.0, encode_estimate_s_ - encode_seconds());
+    }
+    if (e.calls_done == 0) return -1;
+    const double per_call = sampling_s_ / static_cast<double>(e.calls_done);
+    // Before a frame is decoded, a frame's decode is taken to cost half a UNet call.
+    const double per_frame = e.frames_done > 0 ? decode_s_ / static_cast<double>(e.frames_done) : per_call / 2;
+    return static_cast<double>(e.calls_total - e.calls_done) * per_call +
+           static_cast<double>(e.frames_total - e.frames_done) * per_frame + std::max(encode_estimate_s_, 0.0);
+  }
+
+  void report(const char* name) {
+    if (mode_ == Mode::kNone) return;
+    const ProgressEvent& e = last_event_;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double left = eta();
+    if (mode_ == Mode::kJson) {
+      emit_event(name, job_,
+                 {{"frames_done", e.frames_done},
+                  {"frames_total", e.frames_total},
+                  {"unet_calls_done", e.calls_done},
+                  {"unet_calls_total", e.calls_total},
+                  {"elapsed_s", elapsed},
+                  {"eta_s", left < 0 ? nlohmann::json(nullptr) : nlohmann::json(left)}});
+      return;
+    }
+    const bool writing = e.kind == ProgressEvent::Kind::kDone && !finished_;
+    double fraction = left >= 0 && elapsed + left > 0 ? elapsed / (elapsed + left) : 0;
+    if (left < 0 && e.calls_total > 0) fraction = static_cast<double>(e.calls_done) / static_cast<double>(e.calls_total);
+    if (writing) fraction = std::min(fraction, 0.99);
+    if (finished_) fraction = 1;
+    std::cerr << "\r" << progress_bar_line(terminal_columns(), fraction, e, left, writing) << "\x1b[K" << std::flush;
+    drawn_ = true;
+  }
+  void end_bar() {
+    if (mode_ == Mode::kBar && drawn_) std::cerr << "\n" << std::flush;
+    drawn_ = false;
+  }
+
   enum class Mode { kNone, kBar, kJson } mode_ = Mode::kNone;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  bool drawn_ = false;
+  nlohmann::json job_;
+  double encode_estimate_s_;
+  Clock::time_point start_ = Clock::now(), last_ = start_, encode_start_ = start_;
+  double sampling_s_ = 0, decode_s_ = 0;
+  ProgressEvent last_event_;
+  bool drawn_ = false, finished_ = false;
 };
 
 std::string now_iso8601() {
@@ -354,7 +433,11 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   c.device = bundle.device().str();
 
   if (drawn_seed && !ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
-  ProgressReporter progress(ui);
+  std::string output_kinds = fs::path(c.output).extension().string() + (c.png_dir.empty() ? "" : " png");
+  const auto rate = cache.encode_seconds_per_pixel.find(output_kinds);
+  ProgressReporter progress(ui, rate == cache.encode_seconds_per_pixel.end()
+                                    ? -1.0
+                                    : rate->second * static_cast<double>(c.width) * c.height * c.total_frames());
   RunHooks hooks;
   hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };
   hooks.warning = [](const std::string& w) { std::cerr << "sdinterp: warning: " << w << "\n"; };
@@ -384,16 +467,27 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   sinks::write_all(meta_file.fd(), meta_text.data(), meta_text.size(), meta);
   if (hooks.interrupted()) throw InterruptedError();
   published.publish(meta, meta_file);
-  for (auto& s : owned) outcome.outputs += (outcome.outputs.empty() ? "" : ", ") + s->description();
+  const double pixels = static_cast<double>(r.frames) * r.width * r.height;
+  if (pixels > 0) cache.encode_seconds_per_pixel[output_kinds] = progress.encode_seconds() / pixels;
+  progress.done();
+  for (const std::string& path : {c.output, c.png_dir}) {
+    if (path.empty()) continue;
+    outcome.outputs.push_back({path, owned[outcome.outputs.size()]->description()});
+  }
+  outcome.metadata = meta;
   return outcome;
 }
 
-std::string result_line(const JobOutcome& o) {
-  std::ostringstream line;
-  line.precision(3);
-  line << "wrote " << o.outputs << ": " << o.result.frames << " frames " << o.result.width << "x" << o.result.height
-       << ", seed " << o.result.seed << ", " << o.result.seconds_total << " s";
-  return line.str();
+nlohmann::json result_json(const JobOutcome& o) {
+  nlohmann::json outputs = nlohmann::json::array();
+  for (const auto& out : o.outputs) outputs.push_back({{"path", text_json(out.path)}, {"description", text_json(out.description)}});
+  return {{"outputs", outputs},
+          {"metadata", text_json(o.metadata)},
+          {"frames", o.result.frames},
+          {"width", o.result.width},
+          {"height", o.result.height},
+          {"seed", o.result.seed},
+          {"seconds", o.result.seconds_total}};
 }
 
 }  // namespace sdinterp::cli

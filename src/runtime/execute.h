@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,9 @@ class BundleCache {
   // The bundle's file hashes (bundle_hashes), computed in the background from the load on.
   std::shared_future<nlohmann::json> hashes(const std::string& dir, const std::string& device);
   int loads() const { return loads_; }
+  // Seconds an output set (keyed by its kinds, e.g. ".gif png") took to encode per frame pixel,
+  // measured on the last job of the session that wrote it: the ETA of the next one counts it.
+  std::map<std::string, double> encode_seconds_per_pixel;
 
  private:
   struct Entry {
@@ -38,14 +42,18 @@ class BundleCache {
 
 struct JobOutcome {
   RunResult result;
-  std::string outputs;  // description of what was written
+  struct Output {
+    std::string path, description;
+  };
+  std::vector<Output> outputs;
+  std::string metadata;  // its path
 };
 
 // Validates, loads (through the cache), runs and writes outputs + metadata; whole or nothing.
 // `interrupted` is polled after every model call.
 JobOutcome execute_job(BundleCache& cache, RunConfig config, const UiOptions& ui, bool (*interrupted)());
 
-// The one line printed for a finished job.
-std::string result_line(const JobOutcome& outcome);
+// What a finished job wrote, as RuntimeSession::execute_job returns it.
+nlohmann::json result_json(const JobOutcome& outcome);
 
 }  // namespace sdinterp::cli

@@ -72,11 +72,11 @@ auto translating_libtorch_errors(const char* what_failed, const char* hint, Exit
 class Session : public RuntimeSession {
  public:
   explicit Session(const RuntimeHost& host) : host_(host) {}
-  std::string execute_job(const RunConfig& config, const UiOptions& ui) override {
+  nlohmann::json execute_job(const RunConfig& config, const UiOptions& ui) override {
     return translating_libtorch_errors(
         "the model failed while running", "is the bundle complete and made for this sdinterp? a size or batch it was not traced for?",
         kExitModel, ui.verbose,
-        [&] { return result_line(cli::execute_job(cache_, config, ui, host_.interrupted)); });
+        [&] { return result_json(cli::execute_job(cache_, config, ui, host_.interrupted)); });
   }
   int bundle_loads() const override { return cache_.loads(); }
 
