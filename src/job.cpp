@@ -1,6 +1,8 @@
 #include "sdinterp/job.h"
 
 #include <cerrno>
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -91,6 +93,38 @@ bool get_bool(const json& v, const std::string& source, const std::string& key) 
   return v.get<bool>();
 }
 
+// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean \"guidance\"?)" for a key a few edits from a job key; the general advice otherwise.
+std::string key_suggestion(const std::string& key) {
+  std::string lower = key;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::replace(lower.begin(), lower.end(), '_', '-');
+  const std::string* best = nullptr;
+  size_t best_distance = 0;
+  for (const std::string& known : job_keys()) {
+    const size_t distance = edit_distance(lower, known);
+    if (best == nullptr || distance < best_distance) {
+      best = &known;
+      best_distance = distance;
+    }
+  }
+  if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3)) return " (did you mean \"" + *best + "\"?)";
+  return " (job keys are the generate flags' names, e.g. \"step-size\"; keys starting with _ are comments)";
+}
+
 }  // namespace
 
 const std::vector<std::string>& job_keys() {
@@ -101,9 +135,10 @@ const std::vector<std::string>& job_keys() {
 }
 
 void apply_job(const json& job, RunConfig& c, const std::string& source) {
-  if (!job.is_object()) throw ConfigError(source + ": a job must be a JSON object");
+  if (!job.is_object()) throw ConfigError(prefix(source) + "a job must be a JSON object");
   for (const auto& [key, v] : job.items()) {
     if (key == "sdinterp") continue;  // metadata written by sdinterp: information only
+    if (!key.empty() && key[0] == '_') continue;  // a comment: "_note": "..."
     if (key == "bundle") c.bundle_dir = get_string(v, source, key);
     else if (key == "mode") {
       try {
@@ -147,7 +182,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "quality") c.quality = get_number(v, source, key);
     else if (key == "crf") c.crf = get_int(v, source, key);
     else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
-    else throw ConfigError(source + ": unknown key \"" + key + "\" (job keys are the generate flags' names, e.g. \"step-size\")");
+    else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key));
   }
 }
 
@@ -183,19 +218,45 @@ json flag_value(const std::string& key, const std::string& text) {
   return value;
 }
 
-json parse_job_object(std::string_view text, const std::string& source) {
-  json job = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (job.is_discarded()) {
-    throw ConfigError(source + ": not valid JSON" +
-                      (is_utf8(text) ? "" : " (it is not UTF-8: write a text of other bytes as {\"bytes\": HEX})"));
+json parse_job_object(std::string_view text, const std::string& source, int first_line) {
+  const std::string where = source + (first_line > 0 ? ":" + std::to_string(first_line) : "");
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    throw ConfigError(where + ": empty; a job is one JSON object, e.g. {\"bundle\": \"models/tiny-sd\", \"prompt\": \"a fox\"}");
   }
-  if (!job.is_object()) throw ConfigError(source + ": a job must be a JSON object");
+  if (!is_utf8(text)) {
+    throw ConfigError(where + ": not UTF-8 (JSON is UTF-8: write a text of other bytes as {\"bytes\": HEX})");
+  }
+  json job;
+  try {
+    job = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // Where it went wrong, as file:line:column (the byte before e.byte is the one refused).
+    const size_t at = std::min(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    int line = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < at; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        line_start = i + 1;
+      }
+    }
+    const size_t column = at - line_start + 1;
+    // nlohmann's words after its own position ("syntax error while parsing object - unexpected
+    // '}'; expected string literal").
+    std::string detail = e.what();
+    if (const auto colon = detail.find(": ", detail.find("parse error")); colon != std::string::npos) {
+      detail = detail.substr(colon + 2);
+    }
+    throw ConfigError(source + ":" + std::to_string((first_line > 0 ? first_line : 1) + line - 1) + ":" +
+                      std::to_string(column) + ": not valid JSON: " + detail);
+  }
+  if (!job.is_object()) throw ConfigError(where + ": a job must be a JSON object, not " + job.type_name());
   return job;
 }
 
 RunConfig parse_job(std::string_view text, const std::string& source) {
   RunConfig c;
-  apply_job(parse_job_object(text, source), c, source);
+  apply_job(parse_job_object(text, source, 0), c, source);
   return c;
 }
 

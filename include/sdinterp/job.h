@@ -13,7 +13,8 @@
 
 namespace sdinterp {
 
-// The job keys, in the order metadata writes them.
+// The job keys (the generate flags' names): apply_job takes these (and "sdinterp", and keys
+// starting with _, which are comments), and suggests the nearest for any other.
 const std::vector<std::string>& job_keys();
 
 // Applies the keys of a JSON object onto `config` (keys absent keep their value). Throws
@@ -24,8 +25,10 @@ void apply_job(const nlohmann::json& job, RunConfig& config, const std::string& 
 // read strictly: "12", "0.5", "1e3"; ConfigError naming the option and what it takes otherwise
 // ("--steps takes a whole number from 1 to 1000, not \"ten\"").
 nlohmann::json flag_value(const std::string& key, const std::string& text);
-// Parses job text that must be one JSON object. Throws ConfigError naming `source`.
-nlohmann::json parse_job_object(std::string_view text, const std::string& source);
+// Parses job text that must be one JSON object (comments // and /* */ allowed). Throws ConfigError
+// naming `source` and, for a syntax error, the line and column ("jobs.jsonl:3:14: not valid JSON:
+// ..."); `first_line` is the text's line in the file (batch lines), 0 for a whole file.
+nlohmann::json parse_job_object(std::string_view text, const std::string& source, int first_line = 0);
 // Parses job text (one JSON object) onto defaults.
 RunConfig parse_job(std::string_view text, const std::string& source);
 

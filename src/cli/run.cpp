@@ -94,7 +94,7 @@ void add_batch_command(CLI::App& app, int& status) {
         UiOptions job_ui = *ui;
         job_ui.job = job_ref(o->path, line_number, "", "");
         try {
-          nlohmann::json job = parse_job_object(line, source);
+          nlohmann::json job = parse_job_object(line, o->path, line_number);
           RunConfig config;
           apply_job(job, config, source);
           apply_job(overrides, config, "");  // "": flags name themselves
