@@ -60,7 +60,7 @@ const std::vector<NumericOption> kNumericOptions = {
     {"fps", false, 0, 1000, true, ""},
     {"loop", true, 0, 65536, false, "0: forever"},
     {"quality", false, 0, 100, false, ""},
-    {"crf", true, 0, 51, false, "lower is better"},
+    {"crf", true, 0, 51, false, "lower is better; 0: lossless, High 4:4:4 profile, which many browsers cannot play"},
 };
 
 }  // namespace

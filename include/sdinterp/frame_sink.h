@@ -60,6 +60,18 @@ std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSi
 
 // The file extensions make_file_sink accepts, for help texts: ".gif, .webp, .mp4".
 std::string supported_file_extensions();
+// Whether make_file_sink knows the path's extension; its words for another one (callers add their
+// own folder form).
+bool known_file_extension(const std::string& path);
+std::string unknown_format_message(const std::string& path);
+
+// The format options that only some outputs read, and a warning for each of `given_keys` (job
+// keys the user set) that no output of a run reads: `output_file` (.gif, .webp, .mp4; "" for
+// none) and `png_dir` ("" for none). E.g. "--crf applies to .mp4 only; a.gif ignores it".
+std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys, const std::string& output_file,
+                                                const std::string& png_dir);
+// The keys ignored_format_options knows (its table's options).
+std::vector<std::string> format_option_keys();
 
 // Parses a --dither value ("none", "ordered", "diffusion"). Throws ConfigError.
 Dither parse_dither(const std::string& name);

@@ -25,6 +25,8 @@ struct EncodeOptions {
   // --fps, --loop, --quality, --crf as given: read and range-checked as generate's are.
   std::map<std::string, std::string> numbers;
   std::map<std::string, CLI::Option*> number_options;
+  CLI::Option* dither_option = nullptr;
+  CLI::Option* lossless_option = nullptr;
   FrameSinkOptions sink;
 };
 
@@ -45,6 +47,16 @@ int run_encode(EncodeOptions& o) {
     else if (key == "crf") s.crf = static_cast<int>(value);
   }
   s.dither = parse_dither(o.dither);
+  std::vector<std::string> given;
+  for (const auto& [key, option] : o.number_options) {
+    if (option->count() > 0) given.push_back(key);
+  }
+  if (o.dither_option->count() > 0) given.push_back("dither");
+  if (o.lossless_option->count() > 0) given.push_back("lossless");
+  const bool folder = !o.output.empty() && o.output.back() == '/';
+  for (const std::string& warning : ignored_format_options(given, folder ? "" : o.output, folder ? o.output : "")) {
+    std::cerr << "sdinterp: warning: " << warning << "\n";
+  }
   const std::string written = sinks::encode_frames(o.frames, o.output, o.sink, interrupt_requested);
   std::cout << "wrote " << written << std::endl;
   return 0;
@@ -57,9 +69,9 @@ void add_encode_command(CLI::App& app, int& status) {
   FrameSinkOptions& s = opts->sink;
   CLI::App* sub = app.add_subcommand(
       "encode", "Encode PNG frames into an animation (.gif, .webp, .mp4) without the model");
-  sub->add_option("frames", opts->frames, "PNG frames in display order (all the same size)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  // A frame that cannot be read is an input problem (exit 4, as any unreadable input), found
+  // when the frames are read rather than as a flag error.
+  sub->add_option("frames", opts->frames, "PNG frames in display order (all the same size)")->required();
   sub->add_option("-o,--output", opts->output,
                   "Output: " + supported_file_extensions() +
                       " by extension, or a folder ending in / for PNG frames")
@@ -74,11 +86,11 @@ void add_encode_command(CLI::App& app, int& status) {
   number("loop", s.loop, "GIF/WebP: times the animation plays (WebP: up to 65535)");
   sub->add_flag("--boomerang", s.boomerang,
                 "Play forward then back (the end frames are not repeated)");
-  sub->add_option("--dither", opts->dither,
+  opts->dither_option = sub->add_option("--dither", opts->dither,
                   "GIF: diffusion (error diffusion, the best quality), ordered (a fixed pattern, "
                   "no crawl) or none (flat areas band, least noise)")
       ->capture_default_str();
-  sub->add_flag("--lossless", s.lossless, "WebP: lossless frames");
+  opts->lossless_option = sub->add_flag("--lossless", s.lossless, "WebP: lossless frames");
   number("quality", s.quality, "WebP: lossy quality");
   number("crf", s.crf, "MP4: H.264 constant rate factor");
   sub->add_flag("--overwrite", s.overwrite, "Replace an existing output");

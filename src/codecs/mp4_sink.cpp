@@ -74,8 +74,9 @@ class Mp4Sink : public FrameSink {
     if (format_->oformat->flags & AVFMT_GLOBALHEADER) codec_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     av_opt_set(codec_->priv_data, "crf", std::to_string(options_.crf).c_str(), 0);
     av_opt_set(codec_->priv_data, "preset", "medium", 0);
-    // Browsers play the High profile; 4:4:4 or 10-bit profiles they may not.
-    av_opt_set(codec_->priv_data, "profile", "high", 0);
+    // Browsers play the High profile; 4:4:4 or 10-bit profiles they may not. H.264 is lossless
+    // only in High 4:4:4 Predictive: --crf 0 takes it (the colour conversion to 4:2:0 stays lossy).
+    av_opt_set(codec_->priv_data, "profile", options_.crf == 0 ? "high444" : "high", 0);
     check(avcodec_open2(codec_, codec, nullptr), "cannot open the H.264 encoder for");
     check(avcodec_parameters_from_context(stream_->codecpar, codec_), "cannot set up");
     stream_->time_base = codec_->time_base;

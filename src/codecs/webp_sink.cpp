@@ -83,6 +83,7 @@ class WebpSink : public FrameSink {
       abort();
       throw IoError("cannot assemble " + path_ + ": " + why);
     }
+    stored_frames_ = stored_frames(data);
     try {
       write_all(file_.fd(), data.bytes, data.size, path_);
     } catch (...) {
@@ -108,7 +109,7 @@ class WebpSink : public FrameSink {
   std::string description() const override {
     return std::string("WebP ") + path_ + " (" + std::to_string(count_) + " frames, " +
            std::to_string(width_) + "x" + std::to_string(height_) +
-           (options_.lossless ? ", lossless)" : ", lossy)");
+           (options_.lossless ? ", lossless" : ", lossy") + stored_note() + ")";
   }
 
  private:
@@ -120,7 +121,25 @@ class WebpSink : public FrameSink {
   int width_ = 0;
   int height_ = 0;
   long count_ = 0;
+  long stored_frames_ = -1;  // frames in the file, known after finish()
   bool finished_ = false;
+
+  // libwebp merges identical neighbouring frames into one longer frame, and stores a sequence of
+  // identical frames as a still image: what the file holds, said in the result line.
+  static long stored_frames(const WebPData& data) {
+    WebPMux* mux = WebPMuxCreate(&data, 0);
+    if (mux == nullptr) return -1;
+    int frames = 0;
+    const bool ok = WebPMuxNumChunks(mux, WEBP_CHUNK_ANMF, &frames) == WEBP_MUX_OK;
+    WebPMuxDelete(mux);
+    if (!ok) return -1;
+    return frames == 0 ? 1 : frames;  // no ANMF chunk: a still image
+  }
+  std::string stored_note() const {
+    if (stored_frames_ < 0 || stored_frames_ == count_) return "";
+    if (stored_frames_ == 1) return "; the frames are identical: stored as one still image";
+    return "; stored as " + std::to_string(stored_frames_) + " frames: identical neighbours merged, same timing";
+  }
 };
 
 }  // namespace

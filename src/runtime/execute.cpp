@@ -402,6 +402,20 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
     }
   }
+  if (!c.output.empty() && !known_file_extension(c.output)) {
+    throw ConfigError(unknown_format_message(c.output) + " (for PNG frames use --png-dir " + c.output + ")");
+  }
+  {
+    // Options set for a format that no output of the job has: said once a session.
+    const nlohmann::json set = job_to_json(c), defaults = job_to_json(RunConfig());
+    std::vector<std::string> given;
+    for (const std::string& key : format_option_keys()) {
+      if (set.at(key) != defaults.at(key)) given.push_back(key);
+    }
+    for (const std::string& warning : ignored_format_options(given, c.output, c.png_dir)) {
+      if (cache.warned.insert(warning).second) std::cerr << "sdinterp: warning: " << warning << "\n";
+    }
+  }
   PublishedOutputs published;
   FrameSinkOptions sink_options;
   sink_options.fps = c.fps;

@@ -4,6 +4,7 @@
 
 #include <future>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ class BundleCache {
   // Seconds an output set (keyed by its kinds, e.g. ".gif png") took to encode per frame pixel,
   // measured on the last job of the session that wrote it: the ETA of the next one counts it.
   std::map<std::string, double> encode_seconds_per_pixel;
+  // Warnings given in this session (each is given once).
+  std::set<std::string> warned;
 
  private:
   struct Entry {

@@ -1,4 +1,5 @@
 // make_file_sink: the output's extension picks the format.
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -10,7 +11,66 @@
 
 namespace sdinterp {
 
-std::string supported_file_extensions() { return ".gif, .webp, .mp4"; }
+namespace {
+const std::vector<std::string>& file_extensions() {
+  static const std::vector<std::string> extensions = {".gif", ".webp", ".mp4"};
+  return extensions;
+}
+}  // namespace
+
+std::string supported_file_extensions() {
+  std::string text;
+  for (const std::string& ext : file_extensions()) text += (text.empty() ? "" : ", ") + ext;
+  return text;
+}
+
+bool known_file_extension(const std::string& path) {
+  const std::string ext = sinks::lower_extension(path);
+  return std::find(file_extensions().begin(), file_extensions().end(), ext) != file_extensions().end();
+}
+
+std::string unknown_format_message(const std::string& path) {
+  return "cannot tell the output format of '" + path + "' from its extension; use " + supported_file_extensions();
+}
+
+namespace {
+
+// The options that only some outputs read (every output reads --boomerang and --overwrite).
+struct FormatOption {
+  const char* key;
+  std::vector<std::string> extensions;  // the file outputs that read it; a frames folder reads none
+};
+const std::vector<FormatOption>& format_options() {
+  static const std::vector<FormatOption> table = {
+      {"fps", {".gif", ".webp", ".mp4"}}, {"loop", {".gif", ".webp"}}, {"dither", {".gif"}},
+      {"lossless", {".webp"}},            {"quality", {".webp"}},      {"crf", {".mp4"}},
+  };
+  return table;
+}
+
+}  // namespace
+
+std::vector<std::string> format_option_keys() {
+  std::vector<std::string> keys;
+  for (const FormatOption& option : format_options()) keys.push_back(option.key);
+  return keys;
+}
+
+std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys, const std::string& output_file,
+                                                const std::string& png_dir) {
+  const std::string ext = output_file.empty() ? "" : sinks::lower_extension(output_file);
+  std::vector<std::string> warnings;
+  for (const FormatOption& option : format_options()) {
+    if (std::find(given_keys.begin(), given_keys.end(), option.key) == given_keys.end()) continue;
+    if (std::find(option.extensions.begin(), option.extensions.end(), ext) != option.extensions.end()) continue;
+    std::string formats;
+    for (const std::string& e : option.extensions) formats += (formats.empty() ? "" : ", ") + e;
+    const std::string ignoring = !output_file.empty() ? output_file : "the PNG frames in " + png_dir;
+    warnings.push_back("--" + std::string(option.key) + " applies to " + formats +
+                       (option.extensions.size() == 1 ? " only" : "") + "; " + ignoring + " ignores it");
+  }
+  return warnings;
+}
 
 Dither parse_dither(const std::string& name) {
   if (name == "none") return Dither::kNone;
@@ -29,8 +89,7 @@ std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSi
   } else if (ext == ".mp4") {
     sink = sinks::make_background_sink(sinks::make_codec_sink("mp4", path, options));
   } else {
-    throw ConfigError("cannot tell the output format of '" + path + "' from its extension; use " +
-                      supported_file_extensions() + ", or a folder for PNG frames");
+    throw ConfigError(unknown_format_message(path));
   }
   if (options.boomerang) sink = sinks::make_boomerang_sink(std::move(sink), path);
   return sink;
