@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "sdinterp/errors.h"
 #include "sdinterp/number_text.h"
@@ -279,6 +280,56 @@ json text_json(const std::string& text) {
     hex.push_back(digits[c & 15]);
   }
   return json{{"bytes", hex}};
+}
+
+const std::vector<std::string>& job_path_keys() {
+  static const std::vector<std::string> keys = {"bundle", "output", "png-dir"};
+  return keys;
+}
+
+namespace {
+
+std::string* path_field(RunConfig& c, const std::string& key) {
+  if (key == "bundle") return &c.bundle_dir;
+  if (key == "output") return &c.output;
+  if (key == "png-dir") return &c.png_dir;
+  return nullptr;
+}
+
+std::filesystem::path metadata_folder(const std::string& metadata_path) {
+  return std::filesystem::absolute(metadata_path).lexically_normal().parent_path();
+}
+
+}  // namespace
+
+bool is_run_metadata(const json& job) { return job.is_object() && job.contains("sdinterp"); }
+
+void resolve_metadata_paths(RunConfig& c, const std::string& metadata_path) {
+  namespace fs = std::filesystem;
+  const fs::path folder = metadata_folder(metadata_path);
+  const fs::path cwd = fs::current_path();
+  for (const std::string& key : job_path_keys()) {
+    std::string& value = *path_field(c, key);
+    if (value.empty() || fs::path(value).is_absolute()) continue;
+    const fs::path resolved = (folder / value).lexically_normal();
+    // Shown from the working directory when it lies below it, else absolute.
+    const fs::path relative = resolved.lexically_relative(cwd);
+    value = !relative.empty() && *relative.begin() != ".." ? relative.string() : resolved.string();
+  }
+}
+
+void relativize_metadata_paths(json& job, const RunConfig& c, const std::string& metadata_path) {
+  namespace fs = std::filesystem;
+  const fs::path folder = metadata_folder(metadata_path);
+  RunConfig copy = c;
+  for (const std::string& key : job_path_keys()) {
+    const std::string& value = *path_field(copy, key);
+    if (value.empty() || fs::path(value).is_absolute()) continue;
+    const fs::path relative = fs::absolute(value).lexically_normal().lexically_relative(folder);
+    if (relative.empty()) continue;  // another root: as given
+    // A folder keeps its trailing slash off; "." for the metadata's own folder.
+    job[key] = text_json(relative.string());
+  }
 }
 
 json job_to_json(const RunConfig& c) {

@@ -41,6 +41,17 @@ nlohmann::json text_json(const std::string& text);
 // The bytes of a text_json value (a string or {"bytes": HEX}); false for anything else.
 bool text_from_json(const nlohmann::json& value, std::string& text);
 
+// The job keys that are paths: "bundle", "output", "png-dir".
+const std::vector<std::string>& job_path_keys();
+// Run metadata (a job with an "sdinterp" object) records its paths relative to its own folder
+// (a path given absolute stays absolute), so that `sdinterp run DIR/a.gif.json` repeats the run
+// from any working directory. These turn the paths of a job read from the metadata file
+// `metadata_path` into paths from the working directory, and back for writing.
+void resolve_metadata_paths(RunConfig& config, const std::string& metadata_path);
+void relativize_metadata_paths(nlohmann::json& job, const RunConfig& config, const std::string& metadata_path);
+// Whether `job` is run metadata (it carries the "sdinterp" object).
+bool is_run_metadata(const nlohmann::json& job);
+
 // Every parameter of `config`, defaults included, with the CLI's names.
 nlohmann::json job_to_json(const RunConfig& config);
 

@@ -1,5 +1,6 @@
 #include "cli/job_files.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -36,13 +37,23 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
   RunConfig recorded;
   try {
     recorded = parse_job(text.str(), meta);
+    resolve_metadata_paths(recorded, meta);
   } catch (const ConfigError&) {
     return false;  // unreadable metadata: the job is not known to be done
   }
   const nlohmann::json wanted = job_to_json(config), got = job_to_json(recorded);
+  const auto& path_keys = job_path_keys();
   for (const auto& [key, value] : explicit_keys.items()) {
-    if (key == "overwrite") continue;
-    if (wanted.at(key) != got.at(key)) return false;
+    if (key == "overwrite" || key[0] == '_' || key == "sdinterp") continue;
+    if (std::find(path_keys.begin(), path_keys.end(), key) != path_keys.end()) {
+      std::string a, b;
+      text_from_json(wanted.at(key), a);
+      text_from_json(got.at(key), b);
+      std::error_code canonical_ec;
+      if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec)) return false;
+      continue;
+    }
+    if (!wanted.contains(key) || wanted.at(key) != got.at(key)) return false;
   }
   return true;
 }

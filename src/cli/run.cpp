@@ -38,12 +38,19 @@ void add_run_command(CLI::App& app, int& status) {
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle_and_prompt=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
+  sub->add_flag("--strict", ui->strict,
+                "Run metadata: refuse to run when the bundle's files differ from the ones it records (default: warn)");
   sub->callback([path, flags, ui, &status] {
     ui->job = job_ref(*path, 0, "", "");
     reporting_failures(*ui, [&] {
       check_ui(*ui);
       RunConfig config;
-      apply_job(parse_job_object(read_job_file(*path), *path), config, *path);
+      const nlohmann::json job = parse_job_object(read_job_file(*path), *path);
+      apply_job(job, config, *path);
+      if (is_run_metadata(job)) {
+        resolve_metadata_paths(config, *path);
+        ui->expected_hashes = job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
+      }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);
       run_and_report(*runtime().new_session(), config, *ui);

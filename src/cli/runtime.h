@@ -22,8 +22,11 @@ struct UiOptions {
   bool quiet = false;
   std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
   bool verbose = false;           // LibTorch's whole message when the model fails (SDINTERP_VERBOSE=1 too)
-  bool strict = false;            // refuse a job whose recorded bundle hashes differ from the bundle's
   nlohmann::json job;             // names the job in --progress json events (job_ref in cli/events.h)
+  // The bundle's file hashes as run metadata recorded them (bundle_hashes), null for other jobs:
+  // a bundle whose files differ gets a warning, or with `strict` an error before any work.
+  nlohmann::json expected_hashes;
+  bool strict = false;
 };
 
 // Jobs run in one session share loaded bundles (a batch loads its model once).

@@ -15,6 +15,7 @@
 #include <iostream>
 #include <future>
 #include <random>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -357,6 +358,26 @@ bool recover_interrupted_publish(const std::string& meta) {
   return true;
 }
 
+// The files whose hashes differ between what run metadata recorded and the bundle now ("" when
+// they agree; "unet.pt, model.json").
+std::string differing_files(const nlohmann::json& recorded, const nlohmann::json& current) {
+  if (!recorded.is_object() || !recorded.contains("files")) return "";
+  if (recorded.value("algorithm", "") != current.value("algorithm", "")) return "every file (another hash algorithm)";
+  std::set<std::string> names;
+  const nlohmann::json& a = recorded["files"];
+  const nlohmann::json& b = current["files"];
+  if (!a.is_object()) return "every file";
+  for (const auto& [name, hash] : a.items()) {
+    if (!b.contains(name) || b[name] != hash) names.insert(name);
+  }
+  for (const auto& [name, hash] : b.items()) {
+    if (!a.contains(name)) names.insert(name);
+  }
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+  return list;
+}
+
 }  // namespace
 
 BundleCache::Entry& BundleCache::entry(const std::string& dir, const std::string& device) {
@@ -435,6 +456,14 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   Bundle& bundle = cache.get(c.bundle_dir, c.device);
   if (interrupted != nullptr && interrupted()) throw InterruptedError();
   const std::shared_future<nlohmann::json> hashes = cache.hashes(c.bundle_dir, c.device);  // waited for at the end
+  const std::string bundle_changed_words =
+      "the bundle's files differ from the ones the run metadata records (";
+  if (ui.strict && !ui.expected_hashes.is_null()) {
+    const std::string differ = differing_files(ui.expected_hashes, hashes.get());
+    if (!differ.empty()) {
+      throw ModelError(bundle_changed_words + differ + "); the frames would not repeat the recorded run (--strict)");
+    }
+  }
   const Manifest& m = bundle.manifest();
   c.validate(m);
   bundle.prepare_engine(parse_unet_engine(c.unet_engine));
@@ -460,7 +489,15 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   outcome.result = run_walk(bundle, c, sinks, hooks);
   c.batch = outcome.result.batch;
 
+  if (!ui.strict && !ui.expected_hashes.is_null()) {
+    const std::string differ = differing_files(ui.expected_hashes, hashes.get());
+    if (!differ.empty()) {
+      std::cerr << "sdinterp: warning: " << bundle_changed_words << differ
+                << "); the frames may differ from the recorded run (--strict refuses such a run)\n";
+    }
+  }
   nlohmann::json metadata = job_to_json(c);
+  relativize_metadata_paths(metadata, c, meta);
   const RunResult& r = outcome.result;
   metadata["sdinterp"] = {
       {"version", SDINTERP_VERSION},
@@ -472,7 +509,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
       {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
                      {"total", r.seconds_total}}},
-      {"bundle", {{"path", text_json(c.bundle_dir)}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
+      {"bundle", {{"path", metadata["bundle"]}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
