@@ -95,8 +95,8 @@ std::string interp_name(InterpKind kind) { return name_of(kInterps, kind); }
 InterpKind parse_interp(const std::string& name) { return parse_named(kInterps, name, "--interp"); }
 
 int RunConfig::total_frames() const {
-  if (mode == WalkMode::kMultiPrompt) return frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1);
-  return frames;
+  const int walk = mode == WalkMode::kMultiPrompt ? frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1) : frames;
+  return seamless_loop && walk > 1 ? walk - 1 : walk;
 }
 
 std::vector<std::string> RunConfig::problems() const {
@@ -121,6 +121,16 @@ std::vector<std::string> RunConfig::problems() const {
            {"step-size", step_size}, {"batch", batch}, {"max-vram", max_vram_gb}, {"fps", fps}, {"loop", loop},
            {"quality", quality}, {"crf", crf}}) {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
+  }
+  if (seamless_loop) {
+    const bool ends_coincide =
+        mode == WalkMode::kCircular ||
+        (mode == WalkMode::kMultiPrompt && n >= 3 && prompts.front() == prompts.back() &&
+         (negatives.size() <= 1 || negatives.front() == negatives.back()));
+    if (!ends_coincide) {
+      out.push_back("--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
+                    "coincide in --mode circular, and in multi-prompt when the last --prompt repeats the first)");
+    }
   }
   if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {
     out.push_back("unknown --unet-engine \"" + unet_engine + "\"; choose one of: auto, torchscript, aoti");

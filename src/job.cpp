@@ -131,7 +131,7 @@ std::string key_suggestion(const std::string& key) {
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "dither", "lossless", "quality", "crf", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -178,6 +178,7 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "fps") c.fps = get_number(v, source, key);
     else if (key == "loop") c.loop = get_int(v, source, key);
     else if (key == "boomerang") c.boomerang = get_bool(v, source, key);
+    else if (key == "seamless-loop") c.seamless_loop = get_bool(v, source, key);
     else if (key == "dither") c.dither = get_string(v, source, key);
     else if (key == "lossless") c.lossless = get_bool(v, source, key);
     else if (key == "quality") c.quality = get_number(v, source, key);
@@ -361,6 +362,7 @@ json job_to_json(const RunConfig& c) {
   j["fps"] = c.fps;
   j["loop"] = c.loop;
   j["boomerang"] = c.boomerang;
+  j["seamless-loop"] = c.seamless_loop;
   j["dither"] = text_json(c.dither);
   j["lossless"] = c.lossless;
   j["quality"] = c.quality;

@@ -63,6 +63,9 @@ struct RunConfig {
   double fps = 10.0;
   int loop = 0;               // times the animation plays, 0 = forever
   bool boomerang = false;     // play forward then back
+  // Leave out the last frame, which repeats the first (circular; multi-prompt ending on its first
+  // prompt): a looping animation then shows no frame twice. One frame fewer is written.
+  bool seamless_loop = false;
   std::string dither = "diffusion";  // GIF: diffusion, ordered, none
   bool lossless = false;      // WebP
   double quality = 90;        // WebP lossy quality, 0..100
@@ -77,7 +80,8 @@ struct RunConfig {
   void validate() const;
   void validate(const Manifest& manifest) const;
 
-  // Total frames the run produces (multi-prompt: frames * (prompts - 1)).
+  // Total frames the run produces (multi-prompt: frames * (prompts - 1); one fewer with
+  // seamless_loop).
   int total_frames() const;
 };
 

@@ -51,6 +51,9 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   number("fps", ranged("fps", "Frames per second of the animation (GIF: up to 50, MP4: up to 240)"));
   number("loop", ranged("loop", "Times the animation plays (WebP: up to 65535)"));
   o["boomerang"] = sub->add_flag("--boomerang", c.boomerang, "Play forward then back (end frames not repeated)");
+  o["seamless-loop"] = sub->add_flag("--seamless-loop", c.seamless_loop,
+                                     "Leave out the last frame, which repeats the first (circular; multi-prompt "
+                                     "ending on its first prompt), so a loop shows no frame twice");
   o["dither"] = sub->add_option("--dither", c.dither, "GIF: diffusion, ordered or none")->capture_default_str();
   o["lossless"] = sub->add_flag("--lossless", c.lossless, "WebP: lossless frames");
   number("quality", ranged("quality", "WebP: lossy quality"));
@@ -72,6 +75,7 @@ nlohmann::json JobFlags::given() const {
     if (key == "mode") j[key] = mode_;
     else if (key == "interp") j[key] = interp_;
     else if (key == "overwrite") j[key] = values_.overwrite;
+    else if (key == "seamless-loop") j[key] = values_.seamless_loop;
     else if (auto text = numbers_.find(key); text != numbers_.end()) j[key] = flag_value(key, text->second);
     else j[key] = all.at(key);
   }

@@ -96,6 +96,8 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       break;
     }
   }
+  // The last frame repeats the first: left out for a seamless loop.
+  if (config.seamless_loop && frames_.size() > 1) frames_.pop_back();
 }
 
 FrameChunk InterpolationPlan::chunk(int64_t first, int64_t count) const {
