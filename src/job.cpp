@@ -123,6 +123,9 @@ std::string key_suggestion(const std::string& key) {
     }
   }
   if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3)) return " (did you mean \"" + *best + "\"?)";
+  for (const std::string& known : job_keys()) {  // a key cut short: "seamless", "unet"
+    if (lower.size() >= 3 && known.rfind(lower, 0) == 0) return " (did you mean \"" + known + "\"?)";
+  }
   return " (job keys are the generate flags' names, e.g. \"step-size\"; keys starting with _ are comments)";
 }
 

@@ -209,7 +209,7 @@ def test_a_job_file_that_is_not_utf8_says_how_to_write_bytes(sdinterp, tmp_path)
     (tmp_path / "jobs.jsonl").write_bytes(b'{"bundle": "' + BUNDLE.encode() + b'", "prompt": "caf\xe9", "output": "a.gif"}\n')
     proc = sdinterp_run(sdinterp, tmp_path, "batch", "jobs.jsonl")
     assert proc.returncode == 6
-    assert b'jobs.jsonl:1: not valid JSON (it is not UTF-8: write a text of other bytes as {"bytes": HEX})' in proc.stderr
+    assert b'jobs.jsonl:1: not UTF-8 (JSON is UTF-8: write a text of other bytes as {"bytes": HEX})' in proc.stderr
 
 
 # -------------------------------------------------------------------------------------------------
