@@ -161,6 +161,13 @@ def test_interrupted_generate_and_batch_end_with_an_interrupted_event(sdinterp, 
     assert events[-1]["job"]["output"] == "a.gif"
     assert not (tmp_path / "a.gif").exists()
 
+    (tmp_path / "job.json").write_text(json.dumps(job(output="r.gif", frames=40, steps=50, batch=1)))
+    rc, out = interrupt_after_first_step(sdinterp, tmp_path, "run", "job.json", "--progress", "json")
+    assert rc == 130
+    events = events_of(out)
+    assert events[-1]["event"] == "interrupted" and events[-1]["job"]["source"] == "job.json"
+    assert not (tmp_path / "r.gif").exists()
+
     (tmp_path / "jobs.jsonl").write_text(json.dumps(job(output="b.gif", frames=40, steps=50, batch=1)) + "\n")
     rc, out = interrupt_after_first_step(sdinterp, tmp_path, "batch", "jobs.jsonl", "--progress", "json")
     assert rc == 130
@@ -405,4 +412,11 @@ def test_small_points(sdinterp, tmp_path):
     proc = run(sdinterp, tmp_path, "generate", "--bundle", BUNDLE, "--prompt", "a", "--seed", 5, "--frames", 3,
                "--steps", 1, "-o", "a.gif", "--progress", "none")
     line = proc.stdout.strip()
+    assert "seed 5" in line
     assert re.fullmatch(r"wrote GIF a\.gif \(3 frames, 64x64\), seed 5, [0-9.e+-]+ s", line), line
+    # Numbers as they were written, not as printf's %f would put them.
+    proc = run(sdinterp, tmp_path, "generate", "--bundle", BUNDLE, "--prompt", "a", "-o", "b.gif", "--fps", 60)
+    assert proc.returncode == 2 and "--fps 60 is too high" in proc.stderr and "60.0" not in proc.stderr
+    (tmp_path / "j.json").write_text(json.dumps(job(output="c.gif", fps=60.5)))
+    proc = run(sdinterp, tmp_path, "run", "j.json")
+    assert proc.returncode == 2 and "--fps 60.5 is too high" in proc.stderr, proc.stderr
