@@ -15,6 +15,12 @@ const std::pair<WalkMode, const char*> kModes[] = {
     {WalkMode::kSlerpLatent, "slerp-latent"},
     {WalkMode::kMultiPrompt, "multi-prompt"},
     {WalkMode::kCircular, "circular"},
+    {WalkMode::kTimeline, "timeline"},
+};
+
+const std::pair<Ease, const char*> kEases[] = {
+    {Ease::kLinear, "linear"}, {Ease::kSine, "sine"}, {Ease::kCubic, "cubic"},
+    {Ease::kIn, "in"},         {Ease::kOut, "out"},   {Ease::kHold, "hold"},
 };
 
 const std::pair<InterpKind, const char*> kInterps[] = {
@@ -93,9 +99,44 @@ std::string walk_mode_name(WalkMode mode) { return name_of(kModes, mode); }
 WalkMode parse_walk_mode(const std::string& name) { return parse_named(kModes, name, "--mode"); }
 std::string interp_name(InterpKind kind) { return name_of(kInterps, kind); }
 InterpKind parse_interp(const std::string& name) { return parse_named(kInterps, name, "--interp"); }
+std::string ease_name(Ease ease) { return name_of(kEases, ease); }
+Ease parse_ease(const std::string& name, const std::string& option) { return parse_named(kEases, name, option.c_str()); }
+
+double ease_value(Ease ease, double u) {
+  switch (ease) {
+    case Ease::kLinear: return u;
+    case Ease::kSine: return (1 - std::cos(M_PI * u)) / 2;
+    case Ease::kCubic: return 3 * u * u - 2 * u * u * u;
+    case Ease::kIn: return 1 - std::cos(M_PI * u / 2);
+    case Ease::kOut: return std::sin(M_PI * u / 2);
+    case Ease::kHold: return 0;
+  }
+  return u;
+}
+
+std::vector<RunConfig::ResolvedKeyframe> RunConfig::resolved_keyframes() const {
+  std::vector<ResolvedKeyframe> out;
+  const std::string job_negative = negatives.empty() ? "" : negatives.front();
+  for (const Keyframe& k : keyframes) {
+    ResolvedKeyframe r{k.frame, k.prompt, k.negative.value_or(job_negative),
+                       k.seed ? *k.seed : (out.empty() ? seed.value_or(0) : out.back().seed), k.ease.value_or(ease), 0};
+    int sources = 0;
+    r.source = -1;
+    for (const ResolvedKeyframe& before : out) {
+      sources = std::max(sources, before.source + 1);
+      if (r.source < 0 && before.seed == r.seed && before.prompt == r.prompt && before.negative == r.negative) {
+        r.source = before.source;
+      }
+    }
+    if (r.source < 0) r.source = sources;
+    out.push_back(r);
+  }
+  return out;
+}
 
 int RunConfig::total_frames() const {
-  const int walk = mode == WalkMode::kMultiPrompt ? frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1) : frames;
+  int walk = mode == WalkMode::kMultiPrompt ? frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1) : frames;
+  if (mode == WalkMode::kTimeline) walk = cycle || keyframes.empty() ? frames : keyframes.back().frame + 1;
   return seamless_loop && walk > 1 ? walk - 1 : walk;
 }
 
@@ -104,13 +145,38 @@ std::vector<std::string> RunConfig::problems() const {
   if (bundle_dir.empty()) out.push_back("--bundle is required (a folder with model.json, e.g. models/tiny-sd)");
   const int n = static_cast<int>(prompts.size());
   const std::string mode_name = walk_mode_name(mode);
+  if (mode == WalkMode::kTimeline) {
+    if (n > 0) out.push_back("--mode timeline takes its prompts from the keyframes, not --prompt");
+    if (negatives.size() > 1) out.push_back("--mode timeline takes at most 1 --negative (the keyframes' default)");
+    if (keyframes.size() < 2) {
+      out.push_back("--mode timeline needs at least 2 keyframes (got " + std::to_string(keyframes.size()) +
+                    "), e.g. --keyframe \"0:a red fox\" --keyframe \"24:a white owl\"");
+    }
+    for (size_t i = 0; i < keyframes.size(); ++i) {
+      const Keyframe& k = keyframes[i];
+      const std::string which = "keyframe " + std::to_string(i + 1);
+      if (i == 0 && k.frame != 0) out.push_back(which + " is at frame " + std::to_string(k.frame) + "; the first keyframe is at frame 0");
+      if (i > 0 && k.frame <= keyframes[i - 1].frame) {
+        out.push_back(which + " is at frame " + std::to_string(k.frame) + ", not after keyframe " + std::to_string(i) +
+                      " (frame " + std::to_string(keyframes[i - 1].frame) + "); frames must increase");
+      }
+      if (k.frame < 0 || k.frame > 100000) out.push_back(which + ": frame takes a whole number from 0 to 100000, not " + std::to_string(k.frame));
+    }
+    if (cycle && !keyframes.empty() && frames <= keyframes.back().frame) {
+      out.push_back("--cycle: --frames (the period, " + std::to_string(frames) + ") must exceed the last keyframe's frame (" +
+                    std::to_string(keyframes.back().frame) + ")");
+    }
+  } else {
+    if (!keyframes.empty()) out.push_back("keyframes are for --mode timeline (this is --mode " + mode_name + ")");
+    if (cycle) out.push_back("--cycle is for --mode timeline (this is --mode " + mode_name + ")");
+  }
   if (mode == WalkMode::kMultiPrompt) {
     if (n < 2) out.push_back("--mode multi-prompt needs at least 2 --prompt (got " + std::to_string(n) + ")");
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != n) {
       out.push_back("--negative given " + std::to_string(negatives.size()) + " times; give it once (for all prompts) or once per --prompt (" +
                     std::to_string(n) + ")");
     }
-  } else {
+  } else if (mode != WalkMode::kTimeline) {
     if (n != 1) out.push_back("--mode " + mode_name + " needs exactly 1 --prompt (got " + std::to_string(n) + ")");
     if (negatives.size() > 1) {
       out.push_back("--mode " + mode_name + " takes at most 1 --negative (got " + std::to_string(negatives.size()) + ")");
@@ -129,7 +195,8 @@ std::vector<std::string> RunConfig::problems() const {
          (negatives.size() <= 1 || negatives.front() == negatives.back()));
     if (!ends_coincide) {
       out.push_back("--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
-                    "coincide in --mode circular, and in multi-prompt when the last --prompt repeats the first)");
+                    "coincide in --mode circular, and in multi-prompt when the last --prompt repeats the first; a "
+                    "timeline loops with --cycle)");
     }
   }
   if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {

@@ -94,6 +94,52 @@ bool get_bool(const json& v, const std::string& source, const std::string& key) 
   return v.get<bool>();
 }
 
+// The keys of one keyframe object.
+const std::vector<std::string>& keyframe_keys() {
+  static const std::vector<std::string> keys = {"frame", "prompt", "negative", "seed", "ease"};
+  return keys;
+}
+
+std::string key_suggestion(const std::string& key, const std::vector<std::string>& known_keys);
+
+Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
+  const std::string which = "keyframe " + std::to_string(index + 1);
+  if (!v.is_object()) throw ConfigError(prefix(source) + which + " must be an object, e.g. {\"frame\": 0, \"prompt\": \"a red fox\"}");
+  Keyframe k;
+  bool has_frame = false, has_prompt = false;
+  for (const auto& [key, value] : v.items()) {
+    if (!key.empty() && key[0] == '_') continue;
+    const std::string name = which + " \"" + key + "\"";
+    if (key == "frame") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > 100000) {
+        throw ConfigError(prefix(source) + name + " takes a whole number from 0 to 100000, not " + value.dump());
+      }
+      k.frame = value.get<int>();
+      has_frame = true;
+    } else if (key == "prompt") {
+      if (!text_from_json(value, k.prompt)) throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
+      has_prompt = true;
+    } else if (key == "negative") {
+      std::string text;
+      if (!text_from_json(value, text)) throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
+      k.negative = text;
+    } else if (key == "seed") {
+      if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+        throw ConfigError(prefix(source) + name + " takes a whole number from 0 to " + kMaxSeedText + ", not " + value.dump());
+      }
+      k.seed = value.get<uint64_t>();
+    } else if (key == "ease") {
+      if (!value.is_string()) throw ConfigError(prefix(source) + name + " must be a string");
+      k.ease = parse_ease(value.get<std::string>(), which + " ease");
+    } else {
+      throw ConfigError(prefix(source) + which + ": unknown key \"" + key + "\"" + key_suggestion(key, keyframe_keys()));
+    }
+  }
+  if (!has_frame) throw ConfigError(prefix(source) + which + " has no \"frame\" (its index in the walk)");
+  if (!has_prompt) throw ConfigError(prefix(source) + which + " has no \"prompt\"");
+  return k;
+}
+
 // Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
@@ -108,14 +154,15 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return d[a.size()][b.size()];
 }
 
-// " (did you mean \"guidance\"?)" for a key a few edits from a job key; the general advice otherwise.
-std::string key_suggestion(const std::string& key) {
+// " (did you mean \"guidance\"?)" for a key a few edits from one of `known_keys` (the job keys by
+// default); the general advice otherwise.
+std::string key_suggestion(const std::string& key, const std::vector<std::string>& known_keys) {
   std::string lower = key;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   std::replace(lower.begin(), lower.end(), '_', '-');
   const std::string* best = nullptr;
   size_t best_distance = 0;
-  for (const std::string& known : job_keys()) {
+  for (const std::string& known : known_keys) {
     const size_t distance = edit_distance(lower, known);
     if (best == nullptr || distance < best_distance) {
       best = &known;
@@ -123,8 +170,13 @@ std::string key_suggestion(const std::string& key) {
     }
   }
   if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3)) return " (did you mean \"" + *best + "\"?)";
-  for (const std::string& known : job_keys()) {  // a key cut short: "seamless", "unet"
+  for (const std::string& known : known_keys) {  // a key cut short: "seamless", "unet"
     if (lower.size() >= 3 && known.rfind(lower, 0) == 0) return " (did you mean \"" + known + "\"?)";
+  }
+  if (&known_keys != &job_keys()) {
+    std::string list;
+    for (const std::string& k : known_keys) list += (list.empty() ? "" : ", ") + k;
+    return " (its keys: " + list + ")";
   }
   return " (job keys are the generate flags' names, e.g. \"step-size\"; keys starting with _ are comments)";
 }
@@ -134,7 +186,7 @@ std::string key_suggestion(const std::string& key) {
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "dither", "lossless", "quality", "crf", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -187,8 +239,65 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "quality") c.quality = get_number(v, source, key);
     else if (key == "crf") c.crf = get_int(v, source, key);
     else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
-    else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key));
+    else if (key == "keyframes") {
+      if (!v.is_array()) throw ConfigError(prefix(source) + "\"keyframes\" must be an array of keyframe objects");
+      c.keyframes.clear();
+      for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
+    } else if (key == "cycle") c.cycle = get_bool(v, source, key);
+    else if (key == "ease") {
+      try {
+        c.ease = parse_ease(get_string(v, source, key));
+      } catch (const ConfigError& e) {
+        throw ConfigError(prefix(source) + e.what());
+      }
+    }
+    else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
   }
+}
+
+json keyframe_flag_value(const std::string& text) {
+  const std::string shown = "--keyframe \"" + text + "\"";
+  if (!text.empty() && text[0] == '{') return parse_job_object(text, shown);
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) {
+    throw ConfigError(shown + ": write FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT (e.g. \"12,ease=sine:a white owl\") or a JSON object");
+  }
+  json k = json::object();
+  k["prompt"] = text_json(text.substr(colon + 1));
+  std::string head = text.substr(0, colon);
+  size_t start = 0;
+  for (int field = 0; start <= head.size(); ++field) {
+    const size_t comma = head.find(',', start);
+    const std::string part = head.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? head.size() + 1 : comma + 1;
+    if (field == 0) {
+      int64_t frame = -1;
+      auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), frame);
+      if (part.empty() || ec != std::errc() || ptr != part.data() + part.size() || frame < 0 || frame > 100000) {
+        throw ConfigError(shown + ": the frame takes a whole number from 0 to 100000, not \"" + part + "\"");
+      }
+      k["frame"] = frame;
+      continue;
+    }
+    const size_t eq = part.find('=');
+    const std::string name = part.substr(0, eq), value = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (eq == std::string::npos || (name != "seed" && name != "ease" && name != "negative")) {
+      throw ConfigError(shown + ": unknown \"" + part + "\"; after the frame come seed=N, ease=NAME, negative=TEXT");
+    }
+    if (name == "seed") {
+      uint64_t seed = 0;
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), seed);
+      if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) {
+        throw ConfigError(shown + ": seed takes a whole number from 0 to " + kMaxSeedText + ", not \"" + value + "\"");
+      }
+      k["seed"] = seed;
+    } else if (name == "ease") {
+      k["ease"] = value;
+    } else {
+      k["negative"] = text_json(value);
+    }
+  }
+  return k;
 }
 
 json flag_value(const std::string& key, const std::string& text) {
@@ -366,6 +475,17 @@ json job_to_json(const RunConfig& c) {
   j["loop"] = c.loop;
   j["boomerang"] = c.boomerang;
   j["seamless-loop"] = c.seamless_loop;
+  json keyframes = json::array();
+  for (const Keyframe& k : c.keyframes) {
+    json one = {{"frame", k.frame}, {"prompt", text_json(k.prompt)}};
+    if (k.negative) one["negative"] = text_json(*k.negative);
+    if (k.seed) one["seed"] = *k.seed;
+    if (k.ease) one["ease"] = ease_name(*k.ease);
+    keyframes.push_back(one);
+  }
+  j["keyframes"] = keyframes;
+  j["cycle"] = c.cycle;
+  j["ease"] = ease_name(c.ease);
   j["dither"] = text_json(c.dither);
   j["lossless"] = c.lossless;
   j["quality"] = c.quality;

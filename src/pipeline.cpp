@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "sdinterp/errors.h"
@@ -140,11 +141,32 @@ int64_t mem_available_bytes(const std::string& meminfo) {
   return kib * 1024;
 }
 
+WalkTexts walk_texts(const RunConfig& config) {
+  if (config.mode != WalkMode::kTimeline) return {config.prompts, config.negatives};
+  WalkTexts texts;
+  for (const auto& k : config.resolved_keyframes()) {
+    if (k.source != static_cast<int>(texts.prompts.size())) continue;  // shares an earlier keyframe's
+    texts.prompts.push_back(k.prompt);
+    texts.negatives.push_back(k.negative);
+  }
+  return texts;
+}
+
 InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text) {
   const Manifest& m = bundle.manifest();
   const int64_t factor = m.vae.scale_factor;
   const int64_t h = resolved_size(config.height, m) / factor, w = resolved_size(config.width, m) / factor;
-  torch::Tensor latents = draw_latents(*config.seed, latent_source_shape(config.mode, m.unet.in_channels, h, w));
+  torch::Tensor latents;
+  if (config.mode == WalkMode::kTimeline) {
+    // One latent per keyframe source, each drawn from its own seed as prompt-walk draws it.
+    std::vector<torch::Tensor> drawn;
+    for (const auto& k : config.resolved_keyframes()) {
+      if (k.source == static_cast<int>(drawn.size())) drawn.push_back(draw_latents(k.seed, {1, m.unet.in_channels, h, w}));
+    }
+    latents = torch::cat(drawn);
+  } else {
+    latents = draw_latents(*config.seed, latent_source_shape(config.mode, m.unet.in_channels, h, w));
+  }
   return InterpolationPlan(config, latents.to(bundle.device()), text.positive, text.negative);
 }
 
@@ -168,11 +190,12 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     bundle.prepare_engine(engine);
     bundle.check_engine(engine, result.height / factor, result.width / factor);
     auto phase = Clock::now();
-    TextConditioning text = encode_prompts(bundle, config.prompts, config.negatives);
+    const WalkTexts texts = walk_texts(config);
+    TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
     stop_if_interrupted();
     if (hooks.warning) {
-      auto warn = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& texts, const char* what) {
-        for (size_t i = 0; i < toks.size() && i < texts.size(); ++i) {
+      auto warn = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& given, const char* what) {
+        for (size_t i = 0; i < toks.size() && i < given.size(); ++i) {
           if (toks[i].truncated > 0) {
             hooks.warning(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
                           std::to_string(bundle.manifest().tokenizer.max_length) + " tokens): " +
@@ -181,20 +204,31 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
           }
         }
       };
-      warn(text.positive_tokens, config.prompts, "--prompt");
-      warn(text.negative_tokens, config.negatives, "--negative");
+      const bool timeline = config.mode == WalkMode::kTimeline;
+      warn(text.positive_tokens, texts.prompts, timeline ? "the prompt of keyframe source" : "--prompt");
+      warn(text.negative_tokens, texts.negatives, timeline ? "the negative of keyframe source" : "--negative");
     }
     result.seconds_text = seconds_since(phase);
 
     InterpolationPlan plan = make_plan(bundle, config, text);
     const int64_t total = plan.size();
     result.frames = total;
-    result.batch = choose_batch(config, bundle, total);
+    // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once:
+    // `rendered` lists the frames computed, and each frame is written as its first equal one.
+    const std::vector<int64_t> same_as = plan.first_equal_frames();
+    std::vector<int64_t> rendered;
+    std::vector<bool> reused(static_cast<size_t>(total), false);
+    for (int64_t i = 0; i < total; ++i) {
+      if (same_as[static_cast<size_t>(i)] == i) rendered.push_back(i);
+      else reused[static_cast<size_t>(same_as[static_cast<size_t>(i)])] = true;
+    }
+    const int64_t unique = static_cast<int64_t>(rendered.size());
+    result.batch = choose_batch(config, bundle, unique);
     SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance, engine};
     const Bundle::UnetCalls calls_before = bundle.unet_calls();
     Sampler sampler(bundle, settings);
     const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
-    const int64_t chunks = (total + result.batch - 1) / result.batch;
+    const int64_t chunks = (unique + result.batch - 1) / result.batch;
 
     ProgressEvent event;
     event.frames_total = total;
@@ -202,9 +236,21 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     if (hooks.progress) hooks.progress(event);
     for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
 
-    for (int64_t first = 0; first < total; first += result.batch) {
-      const int64_t count = std::min<int64_t>(result.batch, total - first);
-      FrameChunk chunk = plan.chunk(first, count);
+    std::map<int64_t, Frame> kept;  // rendered frames that later frames repeat
+    int64_t next_written = 0;
+    auto write_through = [&](int64_t last, const Frame* current) {
+      for (; next_written <= last; ++next_written) {
+        const int64_t source = same_as[static_cast<size_t>(next_written)];
+        const Frame& frame = source == next_written ? *current : kept.at(source);
+        for (FrameSink* sink : sinks) sink->add(frame);
+        ++event.frames_done;
+        event.kind = ProgressEvent::Kind::kFrame;
+        if (hooks.progress) hooks.progress(event);
+      }
+    };
+    for (int64_t first = 0; first < unique; first += result.batch) {
+      const int64_t count = std::min<int64_t>(result.batch, unique - first);
+      FrameChunk chunk = plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
       phase = Clock::now();
       torch::Tensor latents = sampler.run(chunk.latents, chunk.positive, chunk.negative,
                                           [&](size_t, size_t, const torch::Tensor&) {
@@ -227,15 +273,16 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
         }
         torch::Tensor image = bundle.decode(part).slice(0, 0, n);
         stop_if_interrupted();
+        int64_t k = first + d;
         for (const Frame& frame : to_frames(image)) {
-          for (FrameSink* sink : sinks) sink->add(frame);
-          ++event.frames_done;
-          event.kind = ProgressEvent::Kind::kFrame;
-          if (hooks.progress) hooks.progress(event);
+          const int64_t index = rendered[static_cast<size_t>(k++)];
+          if (reused[static_cast<size_t>(index)]) kept[index] = frame;
+          write_through(index, &frame);  // this frame, and the repeats before it
         }
       }
       result.seconds_decode += seconds_since(phase);
     }
+    write_through(total - 1, nullptr);  // repeats after the last rendered frame
     result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;
     result.unet_calls_torchscript = bundle.unet_calls().torchscript - calls_before.torchscript;
     for (FrameSink* sink : sinks) {

@@ -11,13 +11,29 @@ namespace sdinterp {
 
 struct Manifest;
 
-enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular };
+enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular, kTimeline };
 enum class InterpKind { kSlerp, kLerp };
+// How a timeline segment moves from its keyframe to the next: t = ease(u), u in [0, 1).
+enum class Ease { kLinear, kSine, kCubic, kIn, kOut, kHold };
 
 std::string walk_mode_name(WalkMode mode);
 WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the valid names
 std::string interp_name(InterpKind kind);
 InterpKind parse_interp(const std::string& name);  // ConfigError listing the valid names
+std::string ease_name(Ease ease);
+Ease parse_ease(const std::string& name, const std::string& option = "--ease");  // ConfigError listing the valid names
+// linear u; sine (1 - cos(pi u)) / 2; cubic 3u^2 - 2u^3; in 1 - cos(pi u / 2); out sin(pi u / 2); hold 0.
+double ease_value(Ease ease, double u);
+
+// One keyframe of a timeline (--mode timeline), as the job gives it: what is left out is taken
+// from the job (negative), the previous keyframe (seed) or the job's ease.
+struct Keyframe {
+  int frame = 0;  // absolute index: the first is 0, then strictly increasing
+  std::string prompt;
+  std::optional<std::string> negative;
+  std::optional<uint64_t> seed;
+  std::optional<Ease> ease;  // of the segment that starts here
+};
 
 // The accepted values of each numeric option, one row each (src/config.cpp): RunConfig::problems(),
 // the readers of flags and job files, `encode` and the README take their limits and words from
@@ -66,6 +82,11 @@ struct RunConfig {
   // Leave out the last frame, which repeats the first (circular; multi-prompt ending on its first
   // prompt): a looping animation then shows no frame twice. One frame fewer is written.
   bool seamless_loop = false;
+  // --mode timeline: the keyframes; `cycle` closes the walk back to the first keyframe at index
+  // `frames` (the period); `ease` is the keyframes' default.
+  std::vector<Keyframe> keyframes;
+  bool cycle = false;
+  Ease ease = Ease::kLinear;
   std::string dither = "diffusion";  // GIF: diffusion, ordered, none
   bool lossless = false;      // WebP
   double quality = 90;        // WebP lossy quality, 0..100
@@ -79,6 +100,18 @@ struct RunConfig {
   // Throws ConfigError with all problems on one line.
   void validate() const;
   void validate(const Manifest& manifest) const;
+
+  // A timeline's keyframes with every default filled in (the seed must be set): their seed,
+  // negative and ease, and `source`: keyframes with the same seed, prompt and negative share one
+  // latent and conditioning, numbered 0, 1, ... in order of first appearance.
+  struct ResolvedKeyframe {
+    int frame;
+    std::string prompt, negative;
+    uint64_t seed;
+    Ease ease;
+    int source;
+  };
+  std::vector<ResolvedKeyframe> resolved_keyframes() const;
 
   // Total frames the run produces (multi-prompt: frames * (prompts - 1); one fewer with
   // seamless_loop).

@@ -55,6 +55,11 @@ class InterpolationPlan {
   const torch::Tensor& latent_sources() const { return latents_; }
   // Materialises frames [first, first + count) on the sources' device.
   FrameChunk chunk(int64_t first, int64_t count) const;
+  // Materialises the frames of `indices`, in that order.
+  FrameChunk chunk(const std::vector<int64_t>& indices) const;
+  // For each frame, the first frame with the same recipe (itself if none): frames equal by
+  // construction (a timeline's holds and repeated keyframes) are computed once.
+  std::vector<int64_t> first_equal_frames() const;
 
  private:
   torch::Tensor latents_;
@@ -64,7 +69,8 @@ class InterpolationPlan {
 };
 
 // Shape of the latents a mode draws from the seed: [2, C, h, w] for slerp-latent and circular
-// (the notebook draws circular's as [2, 1, C, h, w]: the same numbers), [1, C, h, w] otherwise.
+// (the notebook draws circular's as [2, 1, C, h, w]: the same numbers), [1, C, h, w] otherwise
+// (a timeline draws [1, C, h, w] from each keyframe's seed).
 std::vector<int64_t> latent_source_shape(WalkMode mode, int64_t channels, int64_t h, int64_t w);
 
 }  // namespace sdinterp

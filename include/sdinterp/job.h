@@ -25,6 +25,9 @@ void apply_job(const nlohmann::json& job, RunConfig& config, const std::string& 
 // read strictly: "12", "0.5", "1e3"; ConfigError naming the option and what it takes otherwise
 // ("--steps takes a whole number from 1 to 1000, not \"ten\"").
 nlohmann::json flag_value(const std::string& key, const std::string& text);
+// A --keyframe flag's text as the keyframe object it stands for: "FRAME[,seed=N][,ease=NAME]
+// [,negative=TEXT]:PROMPT" (the prompt is everything after the first colon), or a JSON object.
+nlohmann::json keyframe_flag_value(const std::string& text);
 // Parses job text that must be one JSON object (comments // and /* */ allowed). Throws ConfigError
 // naming `source` and, for a syntax error, the line and column ("jobs.jsonl:3:14: not valid JSON:
 // ..."); `first_line` is the text's line in the file (batch lines), 0 for a whole file.

@@ -27,6 +27,13 @@ struct TextConditioning {
 TextConditioning encode_prompts(Bundle& bundle, const std::vector<std::string>& prompts,
                                 const std::vector<std::string>& negatives);
 
+// The texts a walk encodes: its prompts and negatives (a timeline: one of each per keyframe
+// source, RunConfig::resolved_keyframes).
+struct WalkTexts {
+  std::vector<std::string> prompts, negatives;
+};
+WalkTexts walk_texts(const RunConfig& config);
+
 // image [B, 3, H, W] in [-1, 1] -> 8-bit RGB frames, round(255 * clamp(x / 2 + 0.5, 0, 1)).
 std::vector<Frame> to_frames(const torch::Tensor& image);
 

@@ -10,6 +10,7 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   RunConfig& c = values_;
   mode_ = walk_mode_name(c.mode);
   interp_ = interp_name(c.interp);
+  ease_ = ease_name(c.ease);
   auto& o = options_;
   // Numeric flags are taken as text and read by flag_value, as a job file's numbers are read:
   // one reader, one set of messages (with the range of numeric_options()) for both.
@@ -24,7 +25,7 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
     return what + ": " + range_text(numeric_option(key));
   };
   o["bundle"] = sub->add_option("--bundle", c.bundle_dir, "Model bundle folder (with model.json), e.g. models/tiny-sd");
-  o["mode"] = sub->add_option("--mode", mode_, "Walk: prompt-walk, slerp-latent, multi-prompt or circular")->capture_default_str();
+  o["mode"] = sub->add_option("--mode", mode_, "Walk: prompt-walk, slerp-latent, multi-prompt, circular or timeline")->capture_default_str();
   o["prompt"] = sub->add_option("--prompt", c.prompts, "Prompt text (repeat for multi-prompt)");
   o["negative"] = sub->add_option("--negative", c.negatives, "Negative prompt: once for all prompts, or once per prompt (default \"\")");
   o["seed"] = sub->add_option("--seed", numbers_["seed"],
@@ -40,6 +41,15 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   o["scheduler"] = sub->add_option("--scheduler", c.scheduler,
                                    "lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, dpmpp_2m_karras")
                        ->capture_default_str();
+  o["keyframes"] = sub->add_option("--keyframe", keyframes_,
+                                   "timeline: a keyframe, FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT "
+                                   "(e.g. \"12,ease=sine:a white owl\") or a JSON object; repeat in order")
+                       ->type_name("KEYFRAME");
+  o["cycle"] = sub->add_flag("--cycle", c.cycle,
+                             "timeline: close the walk back to the first keyframe at index --frames (the period), "
+                             "a loop without a seam");
+  o["ease"] = sub->add_option("--ease", ease_, "timeline: the keyframes' default ease: linear, sine, cubic, in, out or hold")
+                  ->capture_default_str();
   number("batch", ranged("batch", "Frames per UNet call"));
   number("max-vram", ranged("max-vram", "CUDA: device memory the automatic --batch may use"));
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
@@ -59,10 +69,9 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   number("quality", ranged("quality", "WebP: lossy quality"));
   number("crf", ranged("crf", "MP4: H.264 constant rate factor"));
   o["overwrite"] = sub->add_flag("--overwrite", c.overwrite, "Replace existing outputs");
-  if (required) {
-    o["bundle"]->required();
-    o["prompt"]->required();
-  }
+  // The prompts a mode needs (none for a timeline, whose keyframes carry them) are checked with
+  // the rest of the job (RunConfig::problems).
+  if (required) o["bundle"]->required();
 }
 
 nlohmann::json JobFlags::given() const {
@@ -76,6 +85,12 @@ nlohmann::json JobFlags::given() const {
     else if (key == "interp") j[key] = interp_;
     else if (key == "overwrite") j[key] = values_.overwrite;
     else if (key == "seamless-loop") j[key] = values_.seamless_loop;
+    else if (key == "cycle") j[key] = values_.cycle;
+    else if (key == "ease") j[key] = ease_;
+    else if (key == "keyframes") {
+      j[key] = nlohmann::json::array();
+      for (const std::string& text : keyframes_) j[key].push_back(keyframe_flag_value(text));
+    }
     else if (auto text = numbers_.find(key); text != numbers_.end()) j[key] = flag_value(key, text->second);
     else j[key] = all.at(key);
   }

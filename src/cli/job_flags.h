@@ -17,14 +17,15 @@ namespace sdinterp::cli {
 
 class JobFlags {
  public:
-  // Registers every job flag on `sub`; `required_bundle_and_prompt` for generate.
-  JobFlags(CLI::App* sub, bool required_bundle_and_prompt);
+  // Registers every job flag on `sub`; `required_bundle` for generate.
+  JobFlags(CLI::App* sub, bool required_bundle);
   // The flags the user gave, as a job object.
   nlohmann::json given() const;
 
  private:
   RunConfig values_;
-  std::string mode_, interp_;
+  std::string mode_, interp_, ease_;
+  std::vector<std::string> keyframes_;  // --keyframe texts, read by keyframe_flag_value
   std::map<std::string, std::string> numbers_;  // numeric flags (and --seed) as given, read by flag_value
   std::map<std::string, CLI::Option*> options_;
 };

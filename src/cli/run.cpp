@@ -35,7 +35,7 @@ void add_run_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("run", "Render one job described in a JSON file (flags given here override it)");
   auto path = std::make_shared<std::string>();
   sub->add_option("job", *path, "Job file (JSON object with the generate flags' names; run metadata works too)")->required();
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle_and_prompt=*/false);
+  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->add_flag("--strict", ui->strict,
@@ -65,7 +65,7 @@ void add_batch_command(CLI::App& app, int& status) {
   sub->add_option("jobs", o->path, "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
       ->required();
   sub->add_flag("--skip-existing", o->skip_existing, "Skip jobs whose output and matching metadata already exist");
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle_and_prompt=*/false);
+  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([o, flags, ui, &status] {

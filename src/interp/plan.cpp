@@ -1,4 +1,6 @@
+#include <array>
 #include <cmath>
+#include <map>
 
 #include "sdinterp/errors.h"
 #include "sdinterp/interpolation.h"
@@ -85,6 +87,29 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
         }
       }
       break;
+    case WalkMode::kTimeline: {
+      // Segment i runs from keyframe i (at frame a) to keyframe i + 1 (at b), the last one back to
+      // keyframe 0 at index `frames` with cycle; frame f has t = ease((f - a) / (b - a)).
+      const auto keys = config.resolved_keyframes();
+      auto mix = [&](const torch::Tensor& sources, int64_t x, int64_t y, double weight) {
+        return weight == 0.0 || x == y ? constant(x) : pair_mix(config.interp, sources, x, y, weight);
+      };
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const bool closing = i + 1 == keys.size();
+        const int64_t x = keys[i].source;
+        if (closing && !config.cycle) {
+          frames_.push_back({constant(x), constant(x), constant(x)});  // the last keyframe
+          break;
+        }
+        const int64_t y = keys[closing ? 0 : i + 1].source;
+        const int a = keys[i].frame, b = closing ? config.frames : keys[i + 1].frame;
+        for (int f = a; f < b; ++f) {
+          const double w = ease_value(keys[i].ease, static_cast<double>(f - a) / (b - a));
+          frames_.push_back({mix(latents_, x, y, w), mix(positive_, x, y, w), mix(negative_, x, y, w)});
+        }
+      }
+      break;
+    }
     case WalkMode::kCircular: {
       // The notebook computes the angles in float32: a = linspace(0, 2, n) * pi, then cos and sin.
       torch::Tensor angle = torch::linspace(0, 2, n, torch::kFloat32) * static_cast<float>(M_PI);
@@ -102,8 +127,32 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
 
 FrameChunk InterpolationPlan::chunk(int64_t first, int64_t count) const {
   if (first < 0 || count < 1 || first + count > size()) throw std::out_of_range("InterpolationPlan::chunk");
+  std::vector<int64_t> indices;
+  for (int64_t i = first; i < first + count; ++i) indices.push_back(i);
+  return chunk(indices);
+}
+
+std::vector<int64_t> InterpolationPlan::first_equal_frames() const {
+  using Key = std::array<double, 15>;
+  auto key = [](const FrameRecipe& f) {
+    Key k{};
+    size_t n = 0;
+    for (const Mix* m : {&f.latent, &f.positive, &f.negative}) {
+      for (double v : {static_cast<double>(m->a), static_cast<double>(m->b), m->w_a, m->w_b, m->offset}) k[n++] = v;
+    }
+    return k;
+  };
+  std::map<Key, int64_t> first;
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < size(); ++i) out.push_back(first.emplace(key(frames_[static_cast<size_t>(i)]), i).first->second);
+  return out;
+}
+
+FrameChunk InterpolationPlan::chunk(const std::vector<int64_t>& indices) const {
+  if (indices.empty()) throw std::out_of_range("InterpolationPlan::chunk");
   std::vector<torch::Tensor> latents, positive, negative;
-  for (int64_t i = first; i < first + count; ++i) {
+  for (int64_t i : indices) {
+    if (i < 0 || i >= size()) throw std::out_of_range("InterpolationPlan::chunk");
     const FrameRecipe& f = frames_[static_cast<size_t>(i)];
     latents.push_back(apply(latents_, f.latent));
     positive.push_back(apply(positive_, f.positive));
