@@ -14,5 +14,6 @@ void add_encode_command(CLI::App& app, int& status);
 void add_run_command(CLI::App& app, int& status);
 void add_batch_command(CLI::App& app, int& status);
 void add_info_command(CLI::App& app, int& status);
+void add_report_command(CLI::App& app, int& status);
 
 }  // namespace sdinterp::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::add_batch_command(app, status);
   cli::add_encode_command(app, status);
   cli::add_info_command(app, status);
+  cli::add_report_command(app, status);
   cli::install_interrupt_handlers();
   cli::install_crash_handlers();
   try {

@@ -25,6 +25,7 @@
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
 #include "sdinterp/schedulers.h"
+#include "sdinterp/smoothness.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 
@@ -455,6 +456,18 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (!c.png_dir.empty()) owned.push_back(published.track(make_png_dir_sink(c.png_dir, sink_options), c.png_dir, true));
   std::vector<FrameSink*> sinks;
   for (auto& s : owned) sinks.push_back(s.get());
+  // The smoothness report, on the frames as written (a closed loop's last frame leads to its first).
+  class MeterSink : public FrameSink {
+   public:
+    explicit MeterSink(bool cycle) : meter(cycle) {}
+    void begin(int, int, int) override {}
+    void add(const Frame& frame) override { meter.add(frame); }
+    void finish() override {}
+    void abort() override {}
+    std::string description() const override { return ""; }
+    SmoothnessMeter meter;
+  } smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
+  sinks.push_back(&smoothness);
 
   Bundle& bundle = cache.get(c.bundle_dir, c.device);
   if (interrupted != nullptr && interrupted()) throw InterruptedError();
@@ -516,6 +529,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
                      {"total", r.seconds_total}}},
       {"bundle", {{"path", metadata["bundle"]}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
+      {"smoothness", smoothness.meter.report()},
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
