@@ -18,6 +18,8 @@ const std::pair<WalkMode, const char*> kModes[] = {
     {WalkMode::kTimeline, "timeline"},
 };
 
+const std::pair<Pace, const char*> kPaces[] = {{Pace::kUniform, "uniform"}, {Pace::kEven, "even"}};
+
 const std::pair<Ease, const char*> kEases[] = {
     {Ease::kLinear, "linear"}, {Ease::kSine, "sine"}, {Ease::kCubic, "cubic"},
     {Ease::kIn, "in"},         {Ease::kOut, "out"},   {Ease::kHold, "hold"},
@@ -66,6 +68,7 @@ const std::vector<NumericOption> kNumericOptions = {
     {"fps", false, 0, 1000, true, ""},
     {"loop", true, 0, 65536, false, "0: forever"},
     {"quality", false, 0, 100, false, ""},
+    {"pace-passes", true, 1, 10, false, "--pace even: passes measured before the final one, each as long as the walk"},
     {"crf", true, 0, 51, false, "lower is better; 0: lossless, High 4:4:4 profile, which many browsers cannot play"},
 };
 
@@ -100,6 +103,8 @@ WalkMode parse_walk_mode(const std::string& name) { return parse_named(kModes, n
 std::string interp_name(InterpKind kind) { return name_of(kInterps, kind); }
 InterpKind parse_interp(const std::string& name) { return parse_named(kInterps, name, "--interp"); }
 std::string ease_name(Ease ease) { return name_of(kEases, ease); }
+std::string pace_name(Pace pace) { return name_of(kPaces, pace); }
+Pace parse_pace(const std::string& name) { return parse_named(kPaces, name, "--pace"); }
 Ease parse_ease(const std::string& name, const std::string& option) { return parse_named(kEases, name, option.c_str()); }
 
 double ease_value(Ease ease, double u) {
@@ -185,7 +190,7 @@ std::vector<std::string> RunConfig::problems() const {
   for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, double>>{
            {"frames", frames}, {"steps", steps}, {"guidance", guidance}, {"height", height}, {"width", width},
            {"step-size", step_size}, {"batch", batch}, {"max-vram", max_vram_gb}, {"fps", fps}, {"loop", loop},
-           {"quality", quality}, {"crf", crf}}) {
+           {"quality", quality}, {"crf", crf}, {"pace-passes", pace_passes}}) {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
   }
   if (seamless_loop) {

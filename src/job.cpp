@@ -186,7 +186,7 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "dither", "lossless", "quality", "crf", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "pace", "pace-passes", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -244,6 +244,13 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
       c.keyframes.clear();
       for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
     } else if (key == "cycle") c.cycle = get_bool(v, source, key);
+    else if (key == "pace") {
+      try {
+        c.pace = parse_pace(get_string(v, source, key));
+      } catch (const ConfigError& e) {
+        throw ConfigError(prefix(source) + e.what());
+      }
+    } else if (key == "pace-passes") c.pace_passes = get_int(v, source, key);
     else if (key == "ease") {
       try {
         c.ease = parse_ease(get_string(v, source, key));
@@ -486,6 +493,8 @@ json job_to_json(const RunConfig& c) {
   j["keyframes"] = keyframes;
   j["cycle"] = c.cycle;
   j["ease"] = ease_name(c.ease);
+  j["pace"] = pace_name(c.pace);
+  j["pace-passes"] = c.pace_passes;
   j["dither"] = text_json(c.dither);
   j["lossless"] = c.lossless;
   j["quality"] = c.quality;

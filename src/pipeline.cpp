@@ -9,7 +9,9 @@
 #include <sstream>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/pacing.h"
 #include "sdinterp/sampler.h"
+#include "sdinterp/smoothness.h"
 
 namespace sdinterp {
 namespace {
@@ -20,6 +22,47 @@ double seconds_since(Clock::time_point start) {
 }
 
 int resolved_size(int asked, const Manifest& m) { return asked > 0 ? asked : m.native_size(); }
+
+// --pace even's measuring pass: keeps each frame, scaled down to at most 128 px a side (box
+// averages), and measures the distance between two of them as the smoothness report does.
+class PaceMeter : public FrameSink {
+ public:
+  explicit PaceMeter(int64_t frames) : frames_(static_cast<size_t>(frames)) {}
+  void begin(int, int, int) override {}
+  void add(const Frame& frame) override { frames_.at(next_++) = scaled(frame); }
+  void finish() override {}
+  void abort() override {}
+  std::string description() const override { return ""; }
+  double distance(int64_t a, int64_t b) const {
+    return frame_distance(frames_.at(static_cast<size_t>(a)), frames_.at(static_cast<size_t>(b)));
+  }
+
+ private:
+  static Frame scaled(const Frame& f) {
+    const int factor = std::max(1, (std::max(f.width, f.height) + 127) / 128);
+    if (factor == 1) return f;
+    Frame out;
+    out.width = f.width / factor;
+    out.height = f.height / factor;
+    out.rgb.resize(static_cast<size_t>(out.width) * out.height * 3);
+    for (int y = 0; y < out.height; ++y) {
+      for (int x = 0; x < out.width; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          int sum = 0;
+          for (int dy = 0; dy < factor; ++dy) {
+            for (int dx = 0; dx < factor; ++dx) {
+              sum += f.rgb[(static_cast<size_t>(y * factor + dy) * f.width + static_cast<size_t>(x * factor + dx)) * 3 + c];
+            }
+          }
+          out.rgb[(static_cast<size_t>(y) * out.width + x) * 3 + c] = static_cast<uint8_t>((sum + factor * factor / 2) / (factor * factor));
+        }
+      }
+    }
+    return out;
+  }
+  std::vector<Frame> frames_;
+  size_t next_ = 0;
+};
 
 }  // namespace
 
@@ -152,7 +195,8 @@ WalkTexts walk_texts(const RunConfig& config) {
   return texts;
 }
 
-InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text) {
+InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                            const std::vector<double>& t_override) {
   const Manifest& m = bundle.manifest();
   const int64_t factor = m.vae.scale_factor;
   const int64_t h = resolved_size(config.height, m) / factor, w = resolved_size(config.width, m) / factor;
@@ -167,7 +211,7 @@ InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextC
   } else {
     latents = draw_latents(*config.seed, latent_source_shape(config.mode, m.unet.in_channels, h, w));
   }
-  return InterpolationPlan(config, latents.to(bundle.device()), text.positive, text.negative);
+  return InterpolationPlan(config, latents.to(bundle.device()), text.positive, text.negative, t_override);
 }
 
 RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
@@ -229,60 +273,89 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     Sampler sampler(bundle, settings);
     const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
     const int64_t chunks = (unique + result.batch - 1) / result.batch;
+    // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
+    const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;
 
     ProgressEvent event;
-    event.frames_total = total;
-    event.calls_total = calls_per_chunk * chunks;
+    event.frames_total = total * passes;
+    event.calls_total = calls_per_chunk * chunks * passes;
     if (hooks.progress) hooks.progress(event);
-    for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
 
-    std::map<int64_t, Frame> kept;  // rendered frames that later frames repeat
-    int64_t next_written = 0;
-    auto write_through = [&](int64_t last, const Frame* current) {
-      for (; next_written <= last; ++next_written) {
-        const int64_t source = same_as[static_cast<size_t>(next_written)];
-        const Frame& frame = source == next_written ? *current : kept.at(source);
-        for (FrameSink* sink : sinks) sink->add(frame);
-        ++event.frames_done;
-        event.kind = ProgressEvent::Kind::kFrame;
-        if (hooks.progress) hooks.progress(event);
+    // One pass over the walk of `pass_plan` into `targets`.
+    auto render = [&](const InterpolationPlan& pass_plan, const std::vector<FrameSink*>& targets) {
+      std::map<int64_t, Frame> kept;  // rendered frames that later frames repeat
+      int64_t next_written = 0;
+      auto write_through = [&](int64_t last, const Frame* current) {
+        for (; next_written <= last; ++next_written) {
+          const int64_t source = same_as[static_cast<size_t>(next_written)];
+          const Frame& frame = source == next_written ? *current : kept.at(source);
+          for (FrameSink* sink : targets) sink->add(frame);
+          ++event.frames_done;
+          event.kind = ProgressEvent::Kind::kFrame;
+          if (hooks.progress) hooks.progress(event);
+        }
+      };
+      for (int64_t first = 0; first < unique; first += result.batch) {
+        const int64_t count = std::min<int64_t>(result.batch, unique - first);
+        FrameChunk chunk = pass_plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
+        phase = Clock::now();
+        torch::Tensor latents = sampler.run(chunk.latents, chunk.positive, chunk.negative,
+                                            [&](size_t, size_t, const torch::Tensor&) {
+                                              ++event.calls_done;
+                                              if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+                                              event.kind = ProgressEvent::Kind::kStep;
+                                              if (hooks.progress) hooks.progress(event);
+                                            });
+        result.seconds_sampling += seconds_since(phase);
+        phase = Clock::now();
+        // Decoding in chunks of kDecodeChunk frames bounds the VAE's memory whatever the UNet batch.
+        // A short last chunk is padded to the same size (its extra frames are dropped): TorchScript
+        // specialises and compiles its graph for each new input shape (measured on an H200: a tail
+        // chunk of another size cost about 0.5 s in every job).
+        for (int64_t d = 0; d < count; d += kDecodeChunk) {
+          const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
+          torch::Tensor part = latents.slice(0, d, d + n);
+          if (n < kDecodeChunk && count > kDecodeChunk) {
+            part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
+          }
+          torch::Tensor image = bundle.decode(part).slice(0, 0, n);
+          stop_if_interrupted();
+          int64_t k = first + d;
+          for (const Frame& frame : to_frames(image)) {
+            const int64_t index = rendered[static_cast<size_t>(k++)];
+            if (reused[static_cast<size_t>(index)]) kept[index] = frame;
+            write_through(index, &frame);  // this frame, and the repeats before it
+          }
+        }
+        result.seconds_decode += seconds_since(phase);
       }
+      write_through(total - 1, nullptr);  // repeats after the last rendered frame
     };
-    for (int64_t first = 0; first < unique; first += result.batch) {
-      const int64_t count = std::min<int64_t>(result.batch, unique - first);
-      FrameChunk chunk = plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
-      phase = Clock::now();
-      torch::Tensor latents = sampler.run(chunk.latents, chunk.positive, chunk.negative,
-                                          [&](size_t, size_t, const torch::Tensor&) {
-                                            ++event.calls_done;
-                                            if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
-                                            event.kind = ProgressEvent::Kind::kStep;
-                                            if (hooks.progress) hooks.progress(event);
-                                          });
-      result.seconds_sampling += seconds_since(phase);
-      phase = Clock::now();
-      // Decoding in chunks of kDecodeChunk frames bounds the VAE's memory whatever the UNet batch.
-      // A short last chunk is padded to the same size (its extra frames are dropped): TorchScript
-      // specialises and compiles its graph for each new input shape (measured on an H200: a tail
-      // chunk of another size cost about 0.5 s in every job).
-      for (int64_t d = 0; d < count; d += kDecodeChunk) {
-        const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
-        torch::Tensor part = latents.slice(0, d, d + n);
-        if (n < kDecodeChunk && count > kDecodeChunk) {
-          part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
-        }
-        torch::Tensor image = bundle.decode(part).slice(0, 0, n);
-        stop_if_interrupted();
-        int64_t k = first + d;
-        for (const Frame& frame : to_frames(image)) {
-          const int64_t index = rendered[static_cast<size_t>(k++)];
-          if (reused[static_cast<size_t>(index)]) kept[index] = frame;
-          write_through(index, &frame);  // this frame, and the repeats before it
+
+    std::vector<double> t_override;
+    if (passes > 1) {
+      const auto pace_start = Clock::now();
+      const int64_t calls_at_start = event.calls_done;
+      // The segments' weights as rendered, re-placed after each measuring pass.
+      std::vector<PaceSegment> segments = plan.segments();
+      for (int pass = 0; pass + 1 < passes; ++pass) {
+        PaceMeter meter(total);
+        const InterpolationPlan pass_plan = pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override);
+        render(pass_plan, {&meter});
+        t_override.assign(static_cast<size_t>(total), std::nan(""));
+        for (PaceSegment& seg : segments) {
+          std::vector<double> d;
+          for (size_t k = 0; k + 1 < seg.frames.size(); ++k) d.push_back(meter.distance(seg.frames[k], seg.frames[k + 1]));
+          seg.t = even_weights(seg.t, d);
+          for (size_t k = 1; k + 1 < seg.frames.size(); ++k) t_override[static_cast<size_t>(seg.frames[k])] = seg.t[k];
         }
       }
-      result.seconds_decode += seconds_since(phase);
+      result.pace_extra_unet_calls = event.calls_done - calls_at_start;
+      result.seconds_pacing = seconds_since(pace_start);
     }
-    write_through(total - 1, nullptr);  // repeats after the last rendered frame
+    const InterpolationPlan final_plan = passes > 1 ? make_plan(bundle, config, text, t_override) : std::move(plan);
+    for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
+    render(final_plan, sinks);
     result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;
     result.unet_calls_torchscript = bundle.unet_calls().torchscript - calls_before.torchscript;
     for (FrameSink* sink : sinks) {

@@ -15,11 +15,16 @@ enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular, kTimel
 enum class InterpKind { kSlerp, kLerp };
 // How a timeline segment moves from its keyframe to the next: t = ease(u), u in [0, 1).
 enum class Ease { kLinear, kSine, kCubic, kIn, kOut, kHold };
+// Where a walk's frames sit: uniform (evenly spaced weights, the notebook's) or even (weights
+// re-placed so that consecutive frames are equally far apart, measured on a rendered pass).
+enum class Pace { kUniform, kEven };
 
 std::string walk_mode_name(WalkMode mode);
 WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the valid names
 std::string interp_name(InterpKind kind);
 InterpKind parse_interp(const std::string& name);  // ConfigError listing the valid names
+std::string pace_name(Pace pace);
+Pace parse_pace(const std::string& name);  // ConfigError listing the valid names
 std::string ease_name(Ease ease);
 Ease parse_ease(const std::string& name, const std::string& option = "--ease");  // ConfigError listing the valid names
 // linear u; sine (1 - cos(pi u)) / 2; cubic 3u^2 - 2u^3; in 1 - cos(pi u / 2); out sin(pi u / 2); hold 0.
@@ -87,6 +92,8 @@ struct RunConfig {
   std::vector<Keyframe> keyframes;
   bool cycle = false;
   Ease ease = Ease::kLinear;
+  Pace pace = Pace::kUniform;
+  int pace_passes = 1;  // --pace even: measuring passes before the final one
   std::string dither = "diffusion";  // GIF: diffusion, ordered, none
   bool lossless = false;      // WebP
   double quality = 90;        // WebP lossy quality, 0..100

@@ -43,15 +43,27 @@ struct FrameChunk {
   torch::Tensor negative;  // [n, L, hidden]
 };
 
+// Frames that move from one fixed point to another (a walk, a pair of prompts, a timeline
+// segment): `frames` in order, their interpolation weights `t` from 0 (the first) to 1 (the
+// last, which may be a frame of the next segment, or frame 0 for a loop). --pace even re-places
+// the weights between the ends.
+struct PaceSegment {
+  std::vector<int64_t> frames;
+  std::vector<double> t;
+};
+
 class InterpolationPlan {
  public:
   // latent_sources [K, C, h, w]; positive_sources [P, L, hidden]; negative_sources [Q, L, hidden]
-  // (Q is 1 or P). Builds the recipe of every frame of `config`'s mode.
+  // (Q is 1 or P). Builds the recipe of every frame of `config`'s mode. `t_override` (one per
+  // frame, NaN: keep) re-places frames' weights (--pace even); the others are as without it.
   InterpolationPlan(const RunConfig& config, torch::Tensor latent_sources, torch::Tensor positive_sources,
-                    torch::Tensor negative_sources);
+                    torch::Tensor negative_sources, const std::vector<double>& t_override = {});
 
   int64_t size() const { return static_cast<int64_t>(frames_.size()); }
   const std::vector<FrameRecipe>& frames() const { return frames_; }
+  // The walk's segments, with the frames' weights as built.
+  const std::vector<PaceSegment>& segments() const { return segments_; }
   const torch::Tensor& latent_sources() const { return latents_; }
   // Materialises frames [first, first + count) on the sources' device.
   FrameChunk chunk(int64_t first, int64_t count) const;
@@ -66,6 +78,7 @@ class InterpolationPlan {
   torch::Tensor positive_;
   torch::Tensor negative_;
   std::vector<FrameRecipe> frames_;
+  std::vector<PaceSegment> segments_;
 };
 
 // Shape of the latents a mode draws from the seed: [2, C, h, w] for slerp-latent and circular

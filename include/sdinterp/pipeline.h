@@ -61,6 +61,9 @@ struct RunResult {
   // UNet calls made by the AOTInductor package and by the TorchScript module.
   int64_t unet_calls_compiled = 0, unet_calls_torchscript = 0;
   double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
+  // --pace even: the UNet calls and seconds of the measuring passes (included in the above).
+  int64_t pace_extra_unet_calls = 0;
+  double seconds_pacing = 0;
 };
 
 // Frames per UNet call: the config's --batch; else, on CUDA, as many as the free device memory
@@ -102,6 +105,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
                    const RunHooks& hooks = {});
 
 // The plan alone (latents from the seed, conditioning), for tests and tools.
-InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text);
+InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                            const std::vector<double>& t_override = {});
 
 }  // namespace sdinterp

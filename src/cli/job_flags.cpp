@@ -11,6 +11,7 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   mode_ = walk_mode_name(c.mode);
   interp_ = interp_name(c.interp);
   ease_ = ease_name(c.ease);
+  pace_ = pace_name(c.pace);
   auto& o = options_;
   // Numeric flags are taken as text and read by flag_value, as a job file's numbers are read:
   // one reader, one set of messages (with the range of numeric_options()) for both.
@@ -50,6 +51,11 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
                              "a loop without a seam");
   o["ease"] = sub->add_option("--ease", ease_, "timeline: the keyframes' default ease: linear, sine, cubic, in, out or hold")
                   ->capture_default_str();
+  o["pace"] = sub->add_option("--pace", pace_,
+                              "uniform (evenly spaced weights, the notebook's) or even (frames equally far apart: "
+                              "measured on a rendered pass, then re-placed; about twice the time)")
+                  ->capture_default_str();
+  number("pace-passes", ranged("pace-passes", "--pace even: measuring passes"));
   number("batch", ranged("batch", "Frames per UNet call"));
   number("max-vram", ranged("max-vram", "CUDA: device memory the automatic --batch may use"));
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
@@ -87,6 +93,7 @@ nlohmann::json JobFlags::given() const {
     else if (key == "seamless-loop") j[key] = values_.seamless_loop;
     else if (key == "cycle") j[key] = values_.cycle;
     else if (key == "ease") j[key] = ease_;
+    else if (key == "pace") j[key] = pace_;
     else if (key == "keyframes") {
       j[key] = nlohmann::json::array();
       for (const std::string& text : keyframes_) j[key].push_back(keyframe_flag_value(text));

@@ -61,38 +61,62 @@ torch::Tensor apply(const torch::Tensor& sources, const Mix& mix) {
 }  // namespace
 
 InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor latent_sources,
-                                     torch::Tensor positive_sources, torch::Tensor negative_sources)
+                                     torch::Tensor positive_sources, torch::Tensor negative_sources,
+                                     const std::vector<double>& t_override)
     : latents_(std::move(latent_sources)), positive_(std::move(positive_sources)), negative_(std::move(negative_sources)) {
   const int n = config.frames;
   const auto t = linspace(0.0, 1.0, n);
   const bool negative_per_prompt = negative_.size(0) == positive_.size(0) && positive_.size(0) > 1;
+  // The weight of frame `index` (of the frames_ about to be pushed): `fallback` unless re-placed.
+  auto weight = [&](double fallback) {
+    const size_t index = frames_.size();
+    return index < t_override.size() && !std::isnan(t_override[index]) ? t_override[index] : fallback;
+  };
+  auto paced = [&](size_t index) { return index < t_override.size() && !std::isnan(t_override[index]); };
+  // One segment of frames from `first` on, with their weights; its end (t = 1) is `end`.
+  auto segment = [&](int64_t first, const std::vector<double>& ts, int64_t end) {
+    PaceSegment seg;
+    for (size_t k = 0; k < ts.size(); ++k) {
+      seg.frames.push_back(first + static_cast<int64_t>(k));
+      seg.t.push_back(ts[k]);
+    }
+    if (seg.frames.back() != end) {
+      seg.frames.push_back(end);
+      seg.t.push_back(1.0);
+    }
+    segments_.push_back(std::move(seg));
+  };
   switch (config.mode) {
     case WalkMode::kPromptWalk:
       for (int i = 0; i < n; ++i) {
-        const double offset = config.step_size * i;
+        // Re-placed: the offset at weight t of the walk's whole offset, step-size * (frames - 1).
+        const double offset = paced(frames_.size()) ? config.step_size * (n - 1) * weight(0) : config.step_size * i;
         frames_.push_back({constant(0), constant(0, offset), constant(0, offset)});
       }
+      segment(0, t, n - 1);
       break;
     case WalkMode::kSlerpLatent:
       for (int i = 0; i < n; ++i) {
-        frames_.push_back({pair_mix(config.interp, latents_, 0, 1, t[static_cast<size_t>(i)]), constant(0), constant(0)});
+        frames_.push_back({pair_mix(config.interp, latents_, 0, 1, weight(t[static_cast<size_t>(i)])), constant(0), constant(0)});
       }
+      segment(0, t, n - 1);
       break;
     case WalkMode::kMultiPrompt:
       for (int64_t p = 0; p + 1 < positive_.size(0); ++p) {
         for (int i = 0; i < n; ++i) {
-          const double ti = t[static_cast<size_t>(i)];
+          const double ti = weight(t[static_cast<size_t>(i)]);
           Mix negative = negative_per_prompt ? pair_mix(config.interp, negative_, p, p + 1, ti) : constant(0);
           frames_.push_back({constant(0), pair_mix(config.interp, positive_, p, p + 1, ti), negative});
         }
+        segment(p * n, t, p * n + n - 1);
       }
       break;
     case WalkMode::kTimeline: {
       // Segment i runs from keyframe i (at frame a) to keyframe i + 1 (at b), the last one back to
       // keyframe 0 at index `frames` with cycle; frame f has t = ease((f - a) / (b - a)).
       const auto keys = config.resolved_keyframes();
-      auto mix = [&](const torch::Tensor& sources, int64_t x, int64_t y, double weight) {
-        return weight == 0.0 || x == y ? constant(x) : pair_mix(config.interp, sources, x, y, weight);
+      auto mix = [&](const torch::Tensor& sources, int64_t x, int64_t y, double w) {
+        return w == 0.0 || x == y ? constant(x) : pair_mix(config.interp, sources, x, y, w);
       };
       for (size_t i = 0; i < keys.size(); ++i) {
         const bool closing = i + 1 == keys.size();
@@ -103,10 +127,14 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
         }
         const int64_t y = keys[closing ? 0 : i + 1].source;
         const int a = keys[i].frame, b = closing ? config.frames : keys[i + 1].frame;
+        std::vector<double> ts;
         for (int f = a; f < b; ++f) {
-          const double w = ease_value(keys[i].ease, static_cast<double>(f - a) / (b - a));
+          ts.push_back(ease_value(keys[i].ease, static_cast<double>(f - a) / (b - a)));
+          const double w = weight(ts.back());
           frames_.push_back({mix(latents_, x, y, w), mix(positive_, x, y, w), mix(negative_, x, y, w)});
         }
+        // A hold does not move: nothing to pace.
+        if (keys[i].ease != Ease::kHold && x != y) segment(a, ts, closing ? 0 : b);
       }
       break;
     }
@@ -115,14 +143,26 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       torch::Tensor angle = torch::linspace(0, 2, n, torch::kFloat32) * static_cast<float>(M_PI);
       torch::Tensor c = torch::cos(angle), s = torch::sin(angle);
       for (int i = 0; i < n; ++i) {
-        Mix latent{0, 1, c[i].item<float>(), s[i].item<float>(), 0.0};
-        frames_.push_back({latent, constant(0), constant(0)});
+        float cos_a = c[i].item<float>(), sin_a = s[i].item<float>();
+        if (paced(frames_.size())) {
+          const float a = static_cast<float>(2 * weight(0)) * static_cast<float>(M_PI);
+          cos_a = std::cos(a);
+          sin_a = std::sin(a);
+        }
+        frames_.push_back({Mix{0, 1, cos_a, sin_a, 0.0}, constant(0), constant(0)});
       }
+      segment(0, t, n - 1);
       break;
     }
   }
-  // The last frame repeats the first: left out for a seamless loop.
-  if (config.seamless_loop && frames_.size() > 1) frames_.pop_back();
+  // The last frame repeats the first: left out for a seamless loop (the walk's end is then frame 0).
+  if (config.seamless_loop && frames_.size() > 1) {
+    frames_.pop_back();
+    const int64_t gone = size();
+    for (PaceSegment& seg : segments_) {
+      if (seg.frames.back() == gone) seg.frames.back() = 0;
+    }
+  }
 }
 
 FrameChunk InterpolationPlan::chunk(int64_t first, int64_t count) const {

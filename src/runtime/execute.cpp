@@ -530,6 +530,10 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
                      {"total", r.seconds_total}}},
       {"bundle", {{"path", metadata["bundle"]}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
       {"smoothness", smoothness.meter.report()},
+      {"pace", {{"pace", pace_name(c.pace)},
+                {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
+                {"extra_unet_calls", r.pace_extra_unet_calls},
+                {"seconds", r.seconds_pacing}}},
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
