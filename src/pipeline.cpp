@@ -351,6 +351,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
         }
       }
       result.pace_extra_unet_calls = event.calls_done - calls_at_start;
+      result.pace_weights = t_override;
       result.seconds_pacing = seconds_since(pace_start);
     }
     const InterpolationPlan final_plan = passes > 1 ? make_plan(bundle, config, text, t_override) : std::move(plan);

@@ -3,6 +3,7 @@
 #include "sdinterp/config.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
+#include "sdinterp/pacing.h"
 #include "test_support.h"
 
 namespace sdinterp {
@@ -125,6 +126,62 @@ TEST(Config, MultiPromptTotalFrames) {
   c.prompts = {"a", "b", "c"};
   c.frames = 4;
   EXPECT_EQ(c.total_frames(), 8);
+}
+
+TEST(Pacing, EvenDistancesKeepTheirWeights) {
+  const std::vector<double> t = {0, 0.25, 0.5, 0.75, 1};
+  const std::vector<double> out = even_weights(t, {2, 2, 2, 2});
+  for (size_t i = 0; i < t.size(); ++i) EXPECT_NEAR(out[i], t[i], 1e-12);
+}
+
+TEST(Pacing, InvertsTheCumulativeDistance) {
+  // Cumulative distance 0, 3, 4, 5, 6 at t 0, 1/4, 1/2, 3/4, 1: equal steps of 1.5 land at
+  // t = 1/8 (1.5 of the first 3), 1/4 (3) and 1/2 + 1/4 * 0.5 = 5/8 (4.5).
+  const std::vector<double> out = even_weights({0, 0.25, 0.5, 0.75, 1}, {3, 1, 1, 1});
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_DOUBLE_EQ(out[0], 0);
+  EXPECT_NEAR(out[1], 0.125, 1e-12);
+  EXPECT_NEAR(out[2], 0.25, 1e-12);
+  EXPECT_NEAR(out[3], 0.625, 1e-12);
+  EXPECT_DOUBLE_EQ(out[4], 1);
+}
+
+TEST(Pacing, LeavesWhatDoesNotMoveAlone) {
+  const std::vector<double> t = {0, 0.5, 1};
+  EXPECT_EQ(even_weights(t, {0, 0}), t);
+  EXPECT_EQ(even_weights({0, 0, 1}, {0, 1}), (std::vector<double>{0, 0, 1}));  // not increasing
+  EXPECT_THROW(even_weights(t, {1}), std::invalid_argument);
+}
+
+TEST(Config, TimelineKeyframesResolveTheirDefaults) {
+  RunConfig c = valid();
+  c.mode = WalkMode::kTimeline;
+  c.prompts.clear();
+  c.seed = 7;
+  c.negatives = {"blurry"};
+  c.ease = Ease::kSine;
+  Keyframe a{0, "fox", std::nullopt, std::nullopt, std::nullopt};
+  Keyframe b{4, "owl", std::string("dark"), uint64_t{5}, Ease::kHold};
+  Keyframe d{9, "fox", std::nullopt, uint64_t{7}, std::nullopt};
+  c.keyframes = {a, b, d};
+  EXPECT_TRUE(c.problems().empty()) << c.problems().front();
+  const auto r = c.resolved_keyframes();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].seed, 7u);
+  EXPECT_EQ(r[0].negative, "blurry");
+  EXPECT_EQ(r[0].ease, Ease::kSine);
+  EXPECT_EQ(r[1].seed, 5u);
+  EXPECT_EQ(r[1].negative, "dark");
+  EXPECT_EQ(r[1].ease, Ease::kHold);
+  // The same seed, prompt and negative as keyframe 1: one source.
+  EXPECT_EQ(r[2].source, r[0].source);
+  EXPECT_EQ(r[1].source, 1);
+  EXPECT_EQ(c.total_frames(), 10);
+  c.cycle = true;
+  c.frames = 12;
+  EXPECT_EQ(c.total_frames(), 12);
+  EXPECT_DOUBLE_EQ(ease_value(Ease::kCubic, 0.25), 3 * 0.0625 - 2 * 0.015625);
+  EXPECT_DOUBLE_EQ(ease_value(Ease::kHold, 0.7), 0);
 }
 
 }  // namespace

@@ -64,6 +64,8 @@ struct RunResult {
   // --pace even: the UNet calls and seconds of the measuring passes (included in the above).
   int64_t pace_extra_unet_calls = 0;
   double seconds_pacing = 0;
+  // The re-placed weight of each frame (NaN: as uniform, an end or a keyframe); empty if uniform.
+  std::vector<double> pace_weights;
 };
 
 // Frames per UNet call: the config's --batch; else, on CUDA, as many as the free device memory

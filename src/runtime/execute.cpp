@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -359,6 +360,13 @@ bool recover_interrupted_publish(const std::string& meta) {
   return true;
 }
 
+// --pace even's weights as metadata records them: one per frame, null where not re-placed.
+nlohmann::json pace_weights_json(const std::vector<double>& weights) {
+  nlohmann::json out = nlohmann::json::array();
+  for (double w : weights) out.push_back(std::isnan(w) ? nlohmann::json(nullptr) : nlohmann::json(w));
+  return out;
+}
+
 // The files whose hashes differ between what run metadata recorded and the bundle now ("" when
 // they agree; "unet.pt, model.json").
 std::string differing_files(const nlohmann::json& recorded, const nlohmann::json& current) {
@@ -533,7 +541,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"pace", {{"pace", pace_name(c.pace)},
                 {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
                 {"extra_unet_calls", r.pace_extra_unet_calls},
-                {"seconds", r.seconds_pacing}}},
+                {"seconds", r.seconds_pacing},
+                {"weights", pace_weights_json(r.pace_weights)}}},
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
