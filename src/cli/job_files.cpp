@@ -17,6 +17,11 @@ std::string metadata_path(const RunConfig& c) {
   return dir + ".json";
 }
 
+std::string error_record_path(const RunConfig& c) {
+  std::string meta = metadata_path(c);
+  return meta.substr(0, meta.size() - 5) + ".error.json";
+}
+
 std::string publish_marker_path(const std::string& meta) {
   const std::filesystem::path m(meta);
   return (m.parent_path() / ("." + m.filename().string() + ".publishing")).string();

@@ -17,6 +17,10 @@ std::string metadata_path(const RunConfig& config);
 // (and after a run killed meanwhile), listing them (src/runtime/execute.cpp).
 std::string publish_marker_path(const std::string& meta);
 
+// Where a failed batch job leaves its error record: OUTPUT.error.json (DIR.error.json), a small
+// JSON object {"source", "message", "exit_code", "time"}; removed when the job later succeeds.
+std::string error_record_path(const RunConfig& config);
+
 // True when `config`'s outputs and metadata exist and the metadata records the same job (every
 // key the job line sets explicitly, `explicit_keys`, has the same value).
 bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys);

@@ -1,6 +1,11 @@
 // `sdinterp run JOB.json` (one job, flags override the file) and `sdinterp batch JOBS.jsonl`
 // (many jobs, one model load, failures reported and skipped).
+#include <ctime>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <vector>
 #include <iostream>
 #include <sstream>
 
@@ -12,6 +17,9 @@
 #include "cli/report.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
+#include "sdinterp/shard.h"
+#include "sinks/atomic_output.h"
+#include "sinks/sink_common.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -27,6 +35,10 @@ std::string read_job_file(const std::string& path) {
 struct BatchOptions {
   std::string path;
   bool skip_existing = false;
+  std::string shard;    // "I/N"
+  int shard_count = 0;  // Kubernetes: the number of shards
+  bool status = false;
+  bool json = false;
 };
 
 }  // namespace
@@ -59,17 +71,153 @@ void add_run_command(CLI::App& app, int& status) {
   });
 }
 
+namespace {
+
+// A job line of a batch file: its 1-based line number, its text, and its index among job lines.
+struct JobLine {
+  int line;
+  int index;
+  std::string text;
+};
+
+std::vector<JobLine> job_lines(const std::string& text) {
+  std::istringstream lines(text);
+  std::vector<JobLine> out;
+  std::string line;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    out.push_back({number, static_cast<int>(out.size()), line});
+  }
+  return out;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// A failed job's error record, written whole beside where its output would be (best effort: a
+// record that cannot be written must not hide the error itself).
+void write_error_record(const RunConfig& config, const std::string& source, const Error* error, const std::string& what) {
+  try {
+    const nlohmann::json record = {{"source", text_json(source)},
+                                   {"message", text_json(what)},
+                                   {"exit_code", error != nullptr ? error->code() : kExitInternal},
+                                   {"time", now_utc()}};
+    const std::string text = record.dump(1) + "\n";
+    sinks::AtomicFile file(error_record_path(config), /*overwrite=*/true);
+    sinks::write_all(file.fd(), text.data(), text.size(), file.path());
+    file.commit();
+  } catch (const std::exception&) {
+  }
+}
+
+void remove_error_record(const RunConfig& config) {
+  std::error_code ec;
+  std::filesystem::remove(error_record_path(config), ec);
+}
+
+Shard shard_of(const BatchOptions& o) {
+  return choose_shard(o.shard, o.shard_count, [](const char* name) -> const char* { return std::getenv(name); });
+}
+
+// `batch --status`: each job of the shard done, missing, failed (an error record) or invalid.
+int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
+  const Shard shard = shard_of(o);
+  nlohmann::json jobs = nlohmann::json::array();
+  std::map<std::string, int> totals = {{"done", 0}, {"missing", 0}, {"failed", 0}, {"invalid", 0}};
+  for (const JobLine& l : job_lines(read_job_file(o.path))) {
+    if (!shard.runs(l.index)) continue;
+    const std::string source = o.path + ":" + std::to_string(l.line);
+    nlohmann::json entry = {{"line", l.line}, {"output", nullptr}, {"png_dir", nullptr}};
+    std::string state, message;
+    try {
+      const nlohmann::json job = parse_job_object(l.text, o.path, l.line);
+      RunConfig config;
+      apply_job(job, config, source);
+      apply_job(overrides, config, "");
+      if (config.output.empty() && config.png_dir.empty()) throw ConfigError(source + ": the job names no output");
+      config.validate();
+      if (!config.output.empty()) entry["output"] = text_json(config.output);
+      if (!config.png_dir.empty()) entry["png_dir"] = text_json(config.png_dir);
+      nlohmann::json explicit_keys = job;
+      explicit_keys.update(overrides);
+      std::ifstream record(error_record_path(config));
+      if (job_already_done(config, explicit_keys)) {
+        state = "done";
+      } else if (record) {
+        state = "failed";
+        const nlohmann::json r = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
+        if (r.is_object() && r.contains("message")) text_from_json(r["message"], message);
+      } else {
+        state = "missing";
+      }
+    } catch (const Error& e) {
+      state = "invalid";
+      message = e.what();
+    }
+    ++totals[state];
+    entry["state"] = state;
+    if (!message.empty()) entry["message"] = text_json(message);
+    jobs.push_back(entry);
+    if (!o.json) {
+      std::string where;
+      text_from_json(entry["output"].is_null() ? entry["png_dir"] : entry["output"], where);
+      std::cout << state << std::string(8 - state.size(), ' ') << source << (where.empty() ? "" : "  " + where)
+                << (message.empty() ? "" : ": " + message) << "\n";
+    }
+  }
+  const int total = static_cast<int>(jobs.size());
+  const int code = totals["done"] == total ? kExitOk : kExitBatchFailures;
+  if (o.json) {
+    std::cout << nlohmann::json{{"jobs", jobs}, {"done", totals["done"]}, {"missing", totals["missing"]},
+                                {"failed", totals["failed"]}, {"invalid", totals["invalid"]}, {"total", total},
+                                {"shard", {{"index", shard.index}, {"count", shard.count}}}, {"exit_code", code}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::cout << "status: " << totals["done"] << " done, " << totals["missing"] << " missing, " << totals["failed"]
+              << " failed, " << totals["invalid"] << " invalid, of " << total << " jobs"
+              << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) + ")" : "")
+              << std::endl;
+  }
+  return code;
+}
+
+}  // namespace
+
 void add_batch_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("batch", "Render many jobs, one JSON object per line; the model is loaded once");
   auto o = std::make_shared<BatchOptions>();
   sub->add_option("jobs", o->path, "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
       ->required();
   sub->add_flag("--skip-existing", o->skip_existing, "Skip jobs whose output and matching metadata already exist");
+  sub->add_option("--shard", o->shard,
+                  "Run the jobs whose index among the job lines is I modulo N (this worker of N); by default from a "
+                  "Slurm array or Kubernetes indexed job's environment")
+      ->type_name("I/N");
+  sub->add_option("--shard-count", o->shard_count,
+                  std::string("Kubernetes indexed jobs: the number of shards (the Job's completions; or set ") +
+                      kShardCountVariable + ")")
+      ->type_name("N");
+  sub->add_flag("--status", o->status,
+                "Run nothing: say which jobs are done, missing or failed (exit 0 when all are done, 6 otherwise)");
+  sub->add_flag("--json", o->json, "--status: one JSON object");
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([o, flags, ui, &status] {
     ui->job = job_ref(o->path, 0, "", "");
+    if (o->status) {
+      status = batch_status(*o, flags->given());
+      return;
+    }
+    if (o->json) throw ConfigError("--json is for --status (the progress of a run is --progress json)");
     int done = 0, skipped = 0, failed = 0;
     std::unique_ptr<RuntimeSession> session;
     auto summary = [&](bool interrupted) {
@@ -84,64 +232,74 @@ void add_batch_command(CLI::App& app, int& status) {
                   << loads << " time(s)" << (interrupted ? ", interrupted" : "") << std::endl;
       }
     };
-    std::istringstream lines;
+    std::vector<JobLine> lines;
     nlohmann::json overrides;
+    Shard shard;
     reporting_failures(*ui, [&] {
       check_ui(*ui);
-      lines.str(read_job_file(o->path));
+      shard = shard_of(*o);
+      lines = job_lines(read_job_file(o->path));
       overrides = flags->given();
     });
-    {
-      int line_number = 0;
-      std::string line;
-      while (std::getline(lines, line)) {
-        ++line_number;
-        if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#') continue;
-        const std::string source = o->path + ":" + std::to_string(line_number);
-        UiOptions job_ui = *ui;
-        job_ui.job = job_ref(o->path, line_number, "", "");
-        try {
-          nlohmann::json job = parse_job_object(line, o->path, line_number);
-          RunConfig config;
-          apply_job(job, config, source);
-          apply_job(overrides, config, "");  // "": flags name themselves
-          job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
-          if (config.output.empty() && config.png_dir.empty()) {
-            throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
-          }
-          nlohmann::json explicit_keys = job;
-          explicit_keys.update(overrides);
-          if (o->skip_existing && job_already_done(config, explicit_keys)) {
-            ++skipped;
-            if (ui->progress == "json") {
-              emit_event("skipped", job_ui.job, {{"reason", "already done"}});
-            } else if (!ui->quiet) {
-              std::cout << "skipped " << source << ": already done" << std::endl;
-            }
-            continue;
-          }
-          if (!session) session = runtime().new_session();
-          run_and_report(*session, config, job_ui);
-          ++done;
-        } catch (const InterruptedError& e) {
-          report_failure(job_ui, e);
-          summary(true);
-          throw;
-        } catch (const Error& e) {
-          // Whatever one job meets, the others still run: only a signal stops a batch.
-          ++failed;
-          report_failure(job_ui, e);
-          std::cerr << "sdinterp: error: " << job_message(source, e.what()) << "\n";
-        } catch (const std::exception& e) {
-          ++failed;
-          report_failure(job_ui, e);
-          std::cerr << "sdinterp: internal error: " << job_message(source, e.what()) << "\n";
+    if (shard.count > 1 && !ui->quiet && ui->progress != "json") {
+      int mine = 0;
+      for (const JobLine& l : lines) mine += shard.runs(l.index) ? 1 : 0;
+      std::cerr << "sdinterp: shard " << shard.index << "/" << shard.count << " (" << shard.origin << "): " << mine
+                << " of " << lines.size() << " jobs\n";
+    }
+    for (const JobLine& l : lines) {
+      if (!shard.runs(l.index)) continue;
+      const int line_number = l.line;
+      const std::string source = o->path + ":" + std::to_string(line_number);
+      UiOptions job_ui = *ui;
+      job_ui.job = job_ref(o->path, line_number, "", "");
+      RunConfig config;
+      bool named_outputs = false;
+      try {
+        nlohmann::json job = parse_job_object(l.text, o->path, line_number);
+        apply_job(job, config, source);
+        apply_job(overrides, config, "");  // "": flags name themselves
+        job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
+        if (config.output.empty() && config.png_dir.empty()) {
+          throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
         }
-        if (interrupt_requested()) {
-          report_failure(job_ui, InterruptedError());
-          summary(true);
-          throw InterruptedError();
+        named_outputs = true;
+        nlohmann::json explicit_keys = job;
+        explicit_keys.update(overrides);
+        if (o->skip_existing && job_already_done(config, explicit_keys)) {
+          ++skipped;
+          remove_error_record(config);
+          if (ui->progress == "json") {
+            emit_event("skipped", job_ui.job, {{"reason", "already done"}});
+          } else if (!ui->quiet) {
+            std::cout << "skipped " << source << ": already done" << std::endl;
+          }
+          continue;
         }
+        if (!session) session = runtime().new_session();
+        run_and_report(*session, config, job_ui);
+        remove_error_record(config);
+        ++done;
+      } catch (const InterruptedError& e) {
+        report_failure(job_ui, e);
+        summary(true);
+        throw;
+      } catch (const Error& e) {
+        // Whatever one job meets, the others still run: only a signal stops a batch.
+        ++failed;
+        report_failure(job_ui, e);
+        if (named_outputs) write_error_record(config, source, &e, e.what());
+        std::cerr << "sdinterp: error: " << job_message(source, e.what()) << "\n";
+      } catch (const std::exception& e) {
+        ++failed;
+        report_failure(job_ui, e);
+        if (named_outputs) write_error_record(config, source, nullptr, e.what());
+        std::cerr << "sdinterp: internal error: " << job_message(source, e.what()) << "\n";
+      }
+      if (interrupt_requested()) {
+        report_failure(job_ui, InterruptedError());
+        summary(true);
+        throw InterruptedError();
       }
     }
     summary(false);
