@@ -89,6 +89,17 @@ double get_number(const json& v, const std::string& source, const std::string& k
   throw ConfigError(prefix(source) + "--seed takes a whole number from 0 to " + kMaxSeedText + ", not " + value);
 }
 
+// A name (mode, interp, pace, ease) read by `parse`, its error prefixed with the job's source.
+template <typename Parse>
+auto get_named(const json& v, const std::string& source, const std::string& key, Parse parse) {
+  const std::string name = get_string(v, source, key);
+  try {
+    return parse(name);
+  } catch (const ConfigError& e) {
+    throw ConfigError(prefix(source) + e.what());
+  }
+}
+
 bool get_bool(const json& v, const std::string& source, const std::string& key) {
   if (!v.is_boolean()) fail(source, key, "must be true or false");
   return v.get<bool>();
@@ -196,13 +207,8 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     if (key == "sdinterp") continue;  // metadata written by sdinterp: information only
     if (!key.empty() && key[0] == '_') continue;  // a comment: "_note": "..."
     if (key == "bundle") c.bundle_dir = get_string(v, source, key);
-    else if (key == "mode") {
-      try {
-        c.mode = parse_walk_mode(get_string(v, source, key));
-      } catch (const ConfigError& e) {
-        throw ConfigError(prefix(source) + e.what());
-      }
-    } else if (key == "prompt") c.prompts = get_strings(v, source, key);
+    else if (key == "mode") c.mode = get_named(v, source, key, parse_walk_mode);
+    else if (key == "prompt") c.prompts = get_strings(v, source, key);
     else if (key == "negative") c.negatives = get_strings(v, source, key);
     else if (key == "seed") {
       if (v.is_null()) {
@@ -217,13 +223,8 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     else if (key == "height") c.height = get_int(v, source, key);
     else if (key == "width") c.width = get_int(v, source, key);
     else if (key == "step-size") c.step_size = get_number(v, source, key);
-    else if (key == "interp") {
-      try {
-        c.interp = parse_interp(get_string(v, source, key));
-      } catch (const ConfigError& e) {
-        throw ConfigError(prefix(source) + e.what());
-      }
-    } else if (key == "scheduler") c.scheduler = get_string(v, source, key);
+    else if (key == "interp") c.interp = get_named(v, source, key, parse_interp);
+    else if (key == "scheduler") c.scheduler = get_string(v, source, key);
     else if (key == "batch") c.batch = get_int(v, source, key);
     else if (key == "max-vram") c.max_vram_gb = get_number(v, source, key);
     else if (key == "device") c.device = get_string(v, source, key);
@@ -244,20 +245,9 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
       c.keyframes.clear();
       for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
     } else if (key == "cycle") c.cycle = get_bool(v, source, key);
-    else if (key == "pace") {
-      try {
-        c.pace = parse_pace(get_string(v, source, key));
-      } catch (const ConfigError& e) {
-        throw ConfigError(prefix(source) + e.what());
-      }
-    } else if (key == "pace-passes") c.pace_passes = get_int(v, source, key);
-    else if (key == "ease") {
-      try {
-        c.ease = parse_ease(get_string(v, source, key));
-      } catch (const ConfigError& e) {
-        throw ConfigError(prefix(source) + e.what());
-      }
-    }
+    else if (key == "pace") c.pace = get_named(v, source, key, parse_pace);
+    else if (key == "pace-passes") c.pace_passes = get_int(v, source, key);
+    else if (key == "ease") c.ease = get_named(v, source, key, [](const std::string& name) { return parse_ease(name); });
     else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
   }
 }

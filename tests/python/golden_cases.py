@@ -52,3 +52,16 @@ def frame_agreement(ours: np.ndarray, reference: np.ndarray) -> dict:
     if not (ref.std() > 8 and saturated < 0.5):
         result.update(ok=False, problem=f"degenerate reference (std {ref.std():.1f}, {saturated:.0%} saturated)")
     return result
+
+
+def notebook_slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
+    """The notebook's slerp over whole tensors (torch), lerp for nearly parallel inputs."""
+    import math
+
+    a, b = v0.double().flatten(), v1.double().flatten()
+    dot = float((a * b).sum() / (a.norm() * b.norm()))
+    if abs(dot) > dot_threshold:
+        return (1 - t) * v0 + t * v1
+    theta_0 = math.acos(dot)
+    theta_t = theta_0 * t
+    return (math.sin(theta_0 - theta_t) / math.sin(theta_0)) * v0 + (math.sin(theta_t) / math.sin(theta_0)) * v1

@@ -7,7 +7,6 @@ renders at those weights (tiny-sd rebuilt in diffusers, the notebook's slerp).""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from PIL import Image
 
 import tiny_sd
 from conftest import GUIDANCE, STEPS, assert_frame_matches
+from golden_cases import notebook_slerp as slerp
 
 BUNDLE = str(tiny_sd.TINY_SD)
 
@@ -94,15 +94,6 @@ def test_more_passes_cost_more_and_multi_prompt_is_paced_per_pair(sdinterp, tmp_
     proc = subprocess.run([sdinterp, "generate", "--bundle", BUNDLE, "--prompt", "a", "--pace-passes", "0", "-o",
                            "x.gif"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--pace-passes takes a whole number from 1 to 10" in proc.stderr
-
-
-def slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
-    a, b = v0.double().flatten(), v1.double().flatten()
-    dot = float((a * b).sum() / (a.norm() * b.norm()))
-    if abs(dot) > dot_threshold:
-        return (1 - t) * v0 + t * v1
-    theta_0 = math.acos(dot)
-    return (math.sin(theta_0 - theta_0 * t) / math.sin(theta_0)) * v0 + (math.sin(theta_0 * t) / math.sin(theta_0)) * v1
 
 
 def test_paced_frames_are_the_walk_at_their_weights(sdinterp, tmp_path):

@@ -20,6 +20,7 @@ from PIL import Image
 
 import tiny_sd
 from conftest import GUIDANCE, STEPS, assert_frame_matches
+from golden_cases import notebook_slerp as slerp
 
 BUNDLE = str(tiny_sd.TINY_SD)
 SIZE = 64
@@ -37,17 +38,6 @@ EASES = {
 @pytest.fixture(scope="module")
 def pipe():
     return tiny_sd.rebuild_pipeline()
-
-
-def slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
-    """The notebook's slerp over whole tensors (lerp for nearly parallel inputs)."""
-    a, b = v0.double().flatten(), v1.double().flatten()
-    dot = float((a * b).sum() / (a.norm() * b.norm()))
-    if abs(dot) > dot_threshold:
-        return (1 - t) * v0 + t * v1
-    theta_0 = math.acos(dot)
-    theta_t = theta_0 * t
-    return (math.sin(theta_0 - theta_t) / math.sin(theta_0)) * v0 + (math.sin(theta_t) / math.sin(theta_0)) * v1
 
 
 def resolve(keyframes: list[dict], seed: int, negative: str = "", ease: str = "linear") -> list[dict]:
