@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import tiny_sd
+from golden_cases import CASES, case_args, sampling_args
 
 BUNDLE = str(tiny_sd.TINY_SD)
 
@@ -88,3 +89,19 @@ def test_the_report_refuses_what_it_cannot_measure(sdinterp, tmp_path):
     other["distances"] = [x + 1 for x in other["distances"]]
     with pytest.raises(AssertionError):
         assert_same_report(json.loads((tmp_path / "f.json").read_text())["sdinterp"]["smoothness"], other)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_the_report_of_each_golden_case(sdinterp, tmp_path, case):
+    """The notebook's four examples (the golden cases' walks): the metadata's report equals the
+    independent one from the PNG frames written, and `sdinterp report` on them."""
+    cmd = [sdinterp, "generate", "--bundle", BUNDLE, *case_args(case), *sampling_args(case), "--png-dir", "f", "-q",
+           "--progress", "none"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads((tmp_path / "f.json").read_text())["sdinterp"]["smoothness"]
+    assert len(ours["distances"]) == case["frames_shape"][0] - 1
+    assert_same_report(ours, independent_report(tmp_path / "f"))
+    proc = report(sdinterp, tmp_path, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == ours
+
