@@ -90,8 +90,6 @@ nlohmann::json JobFlags::given() const {
     if (key == "mode") j[key] = mode_;
     else if (key == "interp") j[key] = interp_;
     else if (key == "overwrite") j[key] = values_.overwrite;
-    else if (key == "seamless-loop") j[key] = values_.seamless_loop;
-    else if (key == "cycle") j[key] = values_.cycle;
     else if (key == "ease") j[key] = ease_;
     else if (key == "pace") j[key] = pace_;
     else if (key == "keyframes") {

@@ -94,6 +94,27 @@ std::vector<JobLine> job_lines(const std::string& text) {
   return out;
 }
 
+// A batch line as the job it stands for: its settings (the batch's flags applied over the line)
+// and the keys set explicitly (what job_already_done compares). ConfigError naming `source` for a
+// line that is not JSON, has a bad value or names no output.
+struct BatchJob {
+  RunConfig config;
+  nlohmann::json explicit_keys;
+};
+
+BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::string& source,
+                        const nlohmann::json& overrides) {
+  BatchJob b;
+  b.explicit_keys = parse_job_object(l.text, path, l.line);
+  apply_job(b.explicit_keys, b.config, source);
+  apply_job(overrides, b.config, "");  // "": flags name themselves
+  if (b.config.output.empty() && b.config.png_dir.empty()) {
+    throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
+  }
+  b.explicit_keys.update(overrides);
+  return b;
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -137,18 +158,13 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
     nlohmann::json entry = {{"line", l.line}, {"output", nullptr}, {"png_dir", nullptr}};
     std::string state, message;
     try {
-      const nlohmann::json job = parse_job_object(l.text, o.path, l.line);
-      RunConfig config;
-      apply_job(job, config, source);
-      apply_job(overrides, config, "");
-      if (config.output.empty() && config.png_dir.empty()) throw ConfigError(source + ": the job names no output");
+      const BatchJob b = read_batch_job(l, o.path, source, overrides);
+      const RunConfig& config = b.config;
       config.validate();
       if (!config.output.empty()) entry["output"] = text_json(config.output);
       if (!config.png_dir.empty()) entry["png_dir"] = text_json(config.png_dir);
-      nlohmann::json explicit_keys = job;
-      explicit_keys.update(overrides);
       std::ifstream record(error_record_path(config));
-      if (job_already_done(config, explicit_keys)) {
+      if (job_already_done(config, b.explicit_keys)) {
         state = "done";
       } else if (record) {
         state = "failed";
@@ -256,17 +272,11 @@ void add_batch_command(CLI::App& app, int& status) {
       RunConfig config;
       bool named_outputs = false;
       try {
-        nlohmann::json job = parse_job_object(l.text, o->path, line_number);
-        apply_job(job, config, source);
-        apply_job(overrides, config, "");  // "": flags name themselves
+        BatchJob b = read_batch_job(l, o->path, source, overrides);
+        config = std::move(b.config);
         job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
-        if (config.output.empty() && config.png_dir.empty()) {
-          throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
-        }
         named_outputs = true;
-        nlohmann::json explicit_keys = job;
-        explicit_keys.update(overrides);
-        if (o->skip_existing && job_already_done(config, explicit_keys)) {
+        if (o->skip_existing && job_already_done(config, b.explicit_keys)) {
           ++skipped;
           remove_error_record(config);
           if (ui->progress == "json") {
