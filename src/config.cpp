@@ -1,5 +1,6 @@
 #include "sdinterp/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -16,7 +17,12 @@ const std::pair<WalkMode, const char*> kModes[] = {
     {WalkMode::kMultiPrompt, "multi-prompt"},
     {WalkMode::kCircular, "circular"},
     {WalkMode::kTimeline, "timeline"},
+    {WalkMode::kImageMorph, "image-morph"},
 };
+
+const std::pair<Fit, const char*> kFits[] = {{Fit::kCrop, "crop"}, {Fit::kPad, "pad"}, {Fit::kStretch, "stretch"}};
+
+const std::pair<Inversion, const char*> kInversions[] = {{Inversion::kNoise, "noise"}, {Inversion::kDdim, "ddim"}};
 
 const std::pair<Pace, const char*> kPaces[] = {{Pace::kUniform, "uniform"}, {Pace::kEven, "even"}};
 
@@ -68,6 +74,7 @@ const std::vector<NumericOption> kNumericOptions = {
     {"fps", false, 0, 1000, true, ""},
     {"loop", true, 0, 65536, false, "0: forever"},
     {"quality", false, 0, 100, false, ""},
+    {"strength", false, 0, 1, true, "image-morph: the share of the steps run from each image; 1: all"},
     {"pace-passes", true, 1, 10, false, "--pace even: passes measured before the final one, each as long as the walk"},
     {"crf", true, 0, 51, false, "lower is better; 0: lossless, High 4:4:4 profile, which many browsers cannot play"},
 };
@@ -104,6 +111,14 @@ std::string interp_name(InterpKind kind) { return name_of(kInterps, kind); }
 InterpKind parse_interp(const std::string& name) { return parse_named(kInterps, name, "--interp"); }
 std::string ease_name(Ease ease) { return name_of(kEases, ease); }
 std::string pace_name(Pace pace) { return name_of(kPaces, pace); }
+std::string fit_name(Fit fit) { return name_of(kFits, fit); }
+Fit parse_fit(const std::string& name) { return parse_named(kFits, name, "--fit"); }
+std::string inversion_name(Inversion inversion) { return name_of(kInversions, inversion); }
+Inversion parse_inversion(const std::string& name) { return parse_named(kInversions, name, "--inversion"); }
+
+int strength_steps(int steps, double strength) {
+  return std::min(static_cast<int>(static_cast<double>(steps) * strength), steps);
+}
 Pace parse_pace(const std::string& name) { return parse_named(kPaces, name, "--pace"); }
 Ease parse_ease(const std::string& name, const std::string& option) { return parse_named(kEases, name, option.c_str()); }
 
@@ -141,6 +156,7 @@ std::vector<RunConfig::ResolvedKeyframe> RunConfig::resolved_keyframes() const {
 
 int RunConfig::total_frames() const {
   int walk = mode == WalkMode::kMultiPrompt ? frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1) : frames;
+  if (mode == WalkMode::kImageMorph) walk = (frames - 1) * std::max<int>(0, static_cast<int>(images.size()) - 1) + 1;
   if (mode == WalkMode::kTimeline) walk = cycle || keyframes.empty() ? frames : keyframes.back().frame + 1;
   return seamless_loop && walk > 1 ? walk - 1 : walk;
 }
@@ -175,11 +191,36 @@ std::vector<std::string> RunConfig::problems() const {
     if (!keyframes.empty()) out.push_back("keyframes are for --mode timeline (this is --mode " + mode_name + ")");
     if (cycle) out.push_back("--cycle is for --mode timeline (this is --mode " + mode_name + ")");
   }
+  if (mode != WalkMode::kImageMorph && !images.empty()) {
+    out.push_back("--image is for --mode image-morph (this is --mode " + mode_name + ")");
+  }
   if (mode == WalkMode::kMultiPrompt) {
     if (n < 2) out.push_back("--mode multi-prompt needs at least 2 --prompt (got " + std::to_string(n) + ")");
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != n) {
       out.push_back("--negative given " + std::to_string(negatives.size()) + " times; give it once (for all prompts) or once per --prompt (" +
                     std::to_string(n) + ")");
+    }
+  } else if (mode == WalkMode::kImageMorph) {
+    const int k = static_cast<int>(images.size());
+    if (k < 2) {
+      out.push_back("--mode image-morph needs at least 2 --image (got " + std::to_string(k) + "), e.g. --image a.png --image b.jpg");
+    }
+    if (n == 0) {
+      out.push_back("--mode image-morph needs --prompt: once for all images or once per --image (\"\" is allowed)");
+    } else if (n != 1 && n != k) {
+      out.push_back("--prompt given " + std::to_string(n) + " times; give it once (for all images) or once per --image (" +
+                    std::to_string(k) + ")");
+    }
+    if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != k) {
+      out.push_back("--negative given " + std::to_string(negatives.size()) + " times; give it once (for all images) or once per --image (" +
+                    std::to_string(k) + ")");
+    }
+    if (inversion == Inversion::kDdim && scheduler != "ddim") {
+      out.push_back("--inversion ddim samples with DDIM: add --scheduler ddim (this is --scheduler " + scheduler + ")");
+    }
+    if (strength > 0 && strength <= 1 && steps >= 1 && strength_steps(steps, strength) < 1) {
+      out.push_back("--strength " + number_text(strength) + " with " + std::to_string(steps) +
+                    " steps leaves no step to run (strength x steps must be at least 1); raise --strength or --steps");
     }
   } else if (mode != WalkMode::kTimeline) {
     if (n != 1) out.push_back("--mode " + mode_name + " needs exactly 1 --prompt (got " + std::to_string(n) + ")");
@@ -190,18 +231,20 @@ std::vector<std::string> RunConfig::problems() const {
   for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, double>>{
            {"frames", frames}, {"steps", steps}, {"guidance", guidance}, {"height", height}, {"width", width},
            {"step-size", step_size}, {"batch", batch}, {"max-vram", max_vram_gb}, {"fps", fps}, {"loop", loop},
-           {"quality", quality}, {"crf", crf}, {"pace-passes", pace_passes}}) {
+           {"quality", quality}, {"crf", crf}, {"pace-passes", pace_passes}, {"strength", strength}}) {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
   }
   if (seamless_loop) {
     const bool ends_coincide =
         mode == WalkMode::kCircular ||
         (mode == WalkMode::kMultiPrompt && n >= 3 && prompts.front() == prompts.back() &&
-         (negatives.size() <= 1 || negatives.front() == negatives.back()));
+         (negatives.size() <= 1 || negatives.front() == negatives.back())) ||
+        (mode == WalkMode::kImageMorph && images.size() >= 3 && images.front() == images.back() &&
+         (n <= 1 || prompts.front() == prompts.back()) && (negatives.size() <= 1 || negatives.front() == negatives.back()));
     if (!ends_coincide) {
       out.push_back("--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
-                    "coincide in --mode circular, and in multi-prompt when the last --prompt repeats the first; a "
-                    "timeline loops with --cycle)");
+                    "coincide in --mode circular, in multi-prompt when the last --prompt repeats the first, in image-morph "
+                    "when the last --image repeats the first; a timeline loops with --cycle)");
     }
   }
   if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {

@@ -197,7 +197,7 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
       "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "pace", "pace-passes", "dither", "lossless", "quality", "crf", "overwrite"};
+      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "pace", "pace-passes", "image", "fit", "strength", "inversion", "adain", "dither", "lossless", "quality", "crf", "overwrite"};
   return keys;
 }
 
@@ -247,6 +247,11 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
     } else if (key == "cycle") c.cycle = get_bool(v, source, key);
     else if (key == "pace") c.pace = get_named(v, source, key, parse_pace);
     else if (key == "pace-passes") c.pace_passes = get_int(v, source, key);
+    else if (key == "image") c.images = get_strings(v, source, key);
+    else if (key == "fit") c.fit = get_named(v, source, key, parse_fit);
+    else if (key == "strength") c.strength = get_number(v, source, key);
+    else if (key == "inversion") c.inversion = get_named(v, source, key, parse_inversion);
+    else if (key == "adain") c.adain = get_bool(v, source, key);
     else if (key == "ease") c.ease = get_named(v, source, key, [](const std::string& name) { return parse_ease(name); });
     else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
   }
@@ -393,17 +398,21 @@ json text_json(const std::string& text) {
 }
 
 const std::vector<std::string>& job_path_keys() {
-  static const std::vector<std::string> keys = {"bundle", "output", "png-dir"};
+  static const std::vector<std::string> keys = {"bundle", "output", "png-dir", "image"};
   return keys;
 }
 
 namespace {
 
-std::string* path_field(RunConfig& c, const std::string& key) {
-  if (key == "bundle") return &c.bundle_dir;
-  if (key == "output") return &c.output;
-  if (key == "png-dir") return &c.png_dir;
-  return nullptr;
+std::vector<std::string*> path_fields(RunConfig& c, const std::string& key) {
+  if (key == "bundle") return {&c.bundle_dir};
+  if (key == "output") return {&c.output};
+  if (key == "png-dir") return {&c.png_dir};
+  std::vector<std::string*> out;
+  if (key == "image") {
+    for (std::string& image : c.images) out.push_back(&image);
+  }
+  return out;
 }
 
 std::filesystem::path metadata_folder(const std::string& metadata_path) {
@@ -419,12 +428,14 @@ void resolve_metadata_paths(RunConfig& c, const std::string& metadata_path) {
   const fs::path folder = metadata_folder(metadata_path);
   const fs::path cwd = fs::current_path();
   for (const std::string& key : job_path_keys()) {
-    std::string& value = *path_field(c, key);
-    if (value.empty() || fs::path(value).is_absolute()) continue;
-    const fs::path resolved = (folder / value).lexically_normal();
-    // Shown from the working directory when it lies below it, else absolute.
-    const fs::path relative = resolved.lexically_relative(cwd);
-    value = !relative.empty() && *relative.begin() != ".." ? relative.string() : resolved.string();
+    for (std::string* field : path_fields(c, key)) {
+      std::string& value = *field;
+      if (value.empty() || fs::path(value).is_absolute()) continue;
+      const fs::path resolved = (folder / value).lexically_normal();
+      // Shown from the working directory when it lies below it, else absolute.
+      const fs::path relative = resolved.lexically_relative(cwd);
+      value = !relative.empty() && *relative.begin() != ".." ? relative.string() : resolved.string();
+    }
   }
 }
 
@@ -433,12 +444,16 @@ void relativize_metadata_paths(json& job, const RunConfig& c, const std::string&
   const fs::path folder = metadata_folder(metadata_path);
   RunConfig copy = c;
   for (const std::string& key : job_path_keys()) {
-    const std::string& value = *path_field(copy, key);
-    if (value.empty() || fs::path(value).is_absolute()) continue;
-    const fs::path relative = fs::absolute(value).lexically_normal().lexically_relative(folder);
-    if (relative.empty()) continue;  // another root: as given
-    // A folder keeps its trailing slash off; "." for the metadata's own folder.
-    job[key] = text_json(relative.string());
+    const std::vector<std::string*> fields = path_fields(copy, key);
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const std::string& value = *fields[i];
+      if (value.empty() || fs::path(value).is_absolute()) continue;
+      const fs::path relative = fs::absolute(value).lexically_normal().lexically_relative(folder);
+      if (relative.empty()) continue;  // another root: as given
+      // A folder keeps its trailing slash off; "." for the metadata's own folder.
+      json& slot = job[key].is_array() ? job[key][i] : job[key];
+      slot = text_json(relative.string());
+    }
   }
 }
 
@@ -485,6 +500,11 @@ json job_to_json(const RunConfig& c) {
   j["ease"] = ease_name(c.ease);
   j["pace"] = pace_name(c.pace);
   j["pace-passes"] = c.pace_passes;
+  j["image"] = texts(c.images);
+  j["fit"] = fit_name(c.fit);
+  j["strength"] = c.strength;
+  j["inversion"] = inversion_name(c.inversion);
+  j["adain"] = c.adain;
   j["dither"] = text_json(c.dither);
   j["lossless"] = c.lossless;
   j["quality"] = c.quality;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "sdinterp/pacing.h"
 #include "sdinterp/sampler.h"
 #include "sdinterp/smoothness.h"
+#include "sinks/png_io.h"
 
 namespace sdinterp {
 namespace {
@@ -195,13 +197,108 @@ WalkTexts walk_texts(const RunConfig& config) {
   return texts;
 }
 
-InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
-                            const std::vector<double>& t_override) {
+SamplerSettings sampler_settings(const RunConfig& config) {
+  SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance,
+                           parse_unet_engine(config.unet_engine)};
+  if (config.mode == WalkMode::kImageMorph) {
+    settings.first_call = static_cast<size_t>(config.steps - strength_steps(config.steps, config.strength));
+    settings.noised_start = true;
+  }
+  return settings;
+}
+
+int64_t source_latent_calls(const RunConfig& config) {
+  if (config.mode != WalkMode::kImageMorph || config.inversion != Inversion::kDdim) return 0;
+  return static_cast<int64_t>(config.images.size()) * strength_steps(config.steps, config.strength);
+}
+
+namespace {
+
+// An image brought to height x width as --fit says: float [1, 3, height, width] in [-1, 1].
+// Resizing is bilinear with antialiasing (PyTorch's interpolate(antialias=True), as PIL's
+// BILINEAR); an image of the walk's size is used as it is.
+torch::Tensor fitted_image(const Frame& image, int height, int width, Fit fit) {
+  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3}, torch::kUInt8)
+                        .permute({2, 0, 1})
+                        .unsqueeze(0)
+                        .to(torch::kFloat32);
+  auto resized = [&](int64_t h, int64_t w) {
+    if (h == image.height && w == image.width) return x;
+    // What torch.nn.functional.interpolate(x, size, mode="bilinear", antialias=True) calls.
+    return at::_upsample_bilinear2d_aa(x, {h, w}, /*align_corners=*/false);
+  };
+  // The side that decides the scale: the one that covers (crop) or fits (pad) exactly.
+  const double by_width = static_cast<double>(width) / image.width, by_height = static_cast<double>(height) / image.height;
+  const bool width_rules = fit == Fit::kCrop ? by_width >= by_height : by_width <= by_height;
+  const int64_t h = width_rules ? std::max<int64_t>(1, std::llround(image.height * by_width)) : height;
+  const int64_t w = width_rules ? width : std::max<int64_t>(1, std::llround(image.width * by_height));
+  torch::Tensor out;
+  if (fit == Fit::kStretch) {
+    out = resized(height, width);
+  } else if (fit == Fit::kCrop) {
+    out = resized(h, w).slice(2, (h - height) / 2, (h - height) / 2 + height).slice(3, (w - width) / 2, (w - width) / 2 + width);
+  } else {
+    out = torch::full({1, 3, height, width}, 255.0f);
+    out.slice(2, (height - h) / 2, (height - h) / 2 + h).slice(3, (width - w) / 2, (width - w) / 2 + w).copy_(resized(h, w));
+  }
+  return out / 255.0f * 2.0f - 1.0f;
+}
+
+// Writes a float32 tensor as a NumPy .npy file (version 1.0).
+void write_npy(const std::string& path, const torch::Tensor& tensor) {
+  const torch::Tensor t = tensor.to(torch::kCPU, torch::kFloat32).contiguous();
+  std::string shape;
+  for (int64_t d : t.sizes()) shape += std::to_string(d) + ", ";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  const uint16_t length = static_cast<uint16_t>(header.size());
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes.append(reinterpret_cast<const char*>(&length), 2);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<size_t>(t.numel()) * sizeof(float));
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  if (!out) throw IoError("cannot write " + path + " (SDINTERP_DEBUG_START_LATENTS)");
+}
+
+torch::Tensor image_sources(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                            const std::function<void()>& on_call) {
+  const Manifest& m = bundle.manifest();
+  const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
+  std::vector<torch::Tensor> clean;
+  for (const std::string& path : config.images) {
+    clean.push_back(bundle.encode_image(fitted_image(sinks::read_input_image(path), height, width, config.fit)));
+  }
+  const torch::Tensor latents = torch::cat(clean);
+  const Sampler sampler(bundle, sampler_settings(config));
+  if (config.inversion == Inversion::kNoise) {
+    // One noise tensor for every image, drawn as diffusers' img2img draws it from the seed.
+    return sampler.add_noise(latents, draw_latents(*config.seed, {1, latents.size(1), latents.size(2), latents.size(3)}));
+  }
+  // Each image inverted with its own prompt (the one prompt when there is one for all).
+  const int64_t k = latents.size(0);
+  const torch::Tensor context = text.positive.size(0) == k ? text.positive : text.positive.slice(0, 0, 1).expand({k, -1, -1});
+  std::vector<torch::Tensor> inverted;
+  for (int64_t i = 0; i < k; ++i) {
+    inverted.push_back(sampler.invert(latents.slice(0, i, i + 1), context.slice(0, i, i + 1),
+                                      [&](size_t, size_t, const torch::Tensor&) {
+                                        if (on_call) on_call();
+                                      }));
+  }
+  return torch::cat(inverted);
+}
+
+}  // namespace
+
+torch::Tensor source_latents(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                             const std::function<void()>& on_call) {
   const Manifest& m = bundle.manifest();
   const int64_t factor = m.vae.scale_factor;
   const int64_t h = resolved_size(config.height, m) / factor, w = resolved_size(config.width, m) / factor;
   torch::Tensor latents;
-  if (config.mode == WalkMode::kTimeline) {
+  if (config.mode == WalkMode::kImageMorph) {
+    latents = image_sources(bundle, config, text, on_call);
+  } else if (config.mode == WalkMode::kTimeline) {
     // One latent per keyframe source, each drawn from its own seed as prompt-walk draws it.
     std::vector<torch::Tensor> drawn;
     for (const auto& k : config.resolved_keyframes()) {
@@ -211,7 +308,16 @@ InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextC
   } else {
     latents = draw_latents(*config.seed, latent_source_shape(config.mode, m.unet.in_channels, h, w));
   }
-  return InterpolationPlan(config, latents.to(bundle.device()), text.positive, text.negative, t_override);
+  if (const char* path = std::getenv("SDINTERP_DEBUG_START_LATENTS"); path != nullptr && *path != '\0') {
+    write_npy(path, latents);
+  }
+  return latents.to(bundle.device());
+}
+
+InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                            const std::vector<double>& t_override, torch::Tensor sources) {
+  if (!sources.defined()) sources = source_latents(bundle, config, text);
+  return InterpolationPlan(config, std::move(sources), text.positive, text.negative, t_override);
 }
 
 RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
@@ -254,7 +360,15 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     }
     result.seconds_text = seconds_since(phase);
 
-    InterpolationPlan plan = make_plan(bundle, config, text);
+    ProgressEvent event;
+    // image-morph's inversion runs before the plan exists: its calls are counted with the walk's
+    // (reported from the start event on).
+    event.calls_total = source_latent_calls(config);
+    const torch::Tensor sources = source_latents(bundle, config, text, [&] {
+      ++event.calls_done;
+      stop_if_interrupted();
+    });
+    InterpolationPlan plan = make_plan(bundle, config, text, {}, sources);
     const int64_t total = plan.size();
     result.frames = total;
     // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once:
@@ -268,17 +382,16 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     }
     const int64_t unique = static_cast<int64_t>(rendered.size());
     result.batch = choose_batch(config, bundle, unique);
-    SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance, engine};
     const Bundle::UnetCalls calls_before = bundle.unet_calls();
-    Sampler sampler(bundle, settings);
+    Sampler sampler(bundle, sampler_settings(config));
     const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
     const int64_t chunks = (unique + result.batch - 1) / result.batch;
     // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
     const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;
 
-    ProgressEvent event;
+    event.kind = ProgressEvent::Kind::kStart;
     event.frames_total = total * passes;
-    event.calls_total = calls_per_chunk * chunks * passes;
+    event.calls_total += calls_per_chunk * chunks * passes;
     if (hooks.progress) hooks.progress(event);
 
     // One pass over the walk of `pass_plan` into `targets`.
@@ -340,7 +453,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       std::vector<PaceSegment> segments = plan.segments();
       for (int pass = 0; pass + 1 < passes; ++pass) {
         PaceMeter meter(total);
-        const InterpolationPlan pass_plan = pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override);
+        const InterpolationPlan pass_plan = pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
         render(pass_plan, {&meter});
         t_override.assign(static_cast<size_t>(total), std::nan(""));
         for (PaceSegment& seg : segments) {
@@ -354,7 +467,7 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       result.pace_weights = t_override;
       result.seconds_pacing = seconds_since(pace_start);
     }
-    const InterpolationPlan final_plan = passes > 1 ? make_plan(bundle, config, text, t_override) : std::move(plan);
+    const InterpolationPlan final_plan = passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
     for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
     render(final_plan, sinks);
     result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;

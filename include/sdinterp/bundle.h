@@ -62,6 +62,10 @@ class Bundle {
     int64_t torchscript = 0;
   };
   UnetCalls unet_calls() const { return calls_; }
+  // images [B, 3, H, W] in [-1, 1] -> latents [B, C, H/8, W/8]: the VAE encoder's mean times the
+  // scaling factor (deterministic, as diffusers' img2img given latents). The encoder is loaded on
+  // first use; ModelError when the bundle has none.
+  torch::Tensor encode_image(const torch::Tensor& images);
   // latents [B, C, h, w] (unscaled, as the sampler leaves them) -> float32 image [B, 3, H, W] in [-1, 1].
   torch::Tensor decode(const torch::Tensor& latents);
 

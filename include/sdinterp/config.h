@@ -11,13 +11,20 @@ namespace sdinterp {
 
 struct Manifest;
 
-enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular, kTimeline };
+enum class WalkMode { kPromptWalk, kSlerpLatent, kMultiPrompt, kCircular, kTimeline, kImageMorph };
 enum class InterpKind { kSlerp, kLerp };
 // How a timeline segment moves from its keyframe to the next: t = ease(u), u in [0, 1).
 enum class Ease { kLinear, kSine, kCubic, kIn, kOut, kHold };
 // Where a walk's frames sit: uniform (evenly spaced weights, the notebook's) or even (weights
 // re-placed so that consecutive frames are equally far apart, measured on a rendered pass).
 enum class Pace { kUniform, kEven };
+// image-morph: how an image is brought to the walk's size. crop: scaled to cover, centre cropped;
+// pad: scaled to fit inside, centred on white; stretch: scaled to the size, aspect not kept.
+enum class Fit { kCrop, kPad, kStretch };
+// image-morph: how an image's latent reaches the walk's first noise level. noise: the scheduler's
+// add_noise with one noise tensor drawn from the seed (diffusers' img2img); ddim: deterministic
+// DDIM inversion with the UNet (then DDIM sampling).
+enum class Inversion { kNoise, kDdim };
 
 std::string walk_mode_name(WalkMode mode);
 WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the valid names
@@ -25,8 +32,15 @@ std::string interp_name(InterpKind kind);
 InterpKind parse_interp(const std::string& name);  // ConfigError listing the valid names
 std::string pace_name(Pace pace);
 Pace parse_pace(const std::string& name);  // ConfigError listing the valid names
+std::string fit_name(Fit fit);
+Fit parse_fit(const std::string& name);  // ConfigError listing the valid names
+std::string inversion_name(Inversion inversion);
+Inversion parse_inversion(const std::string& name);  // ConfigError listing the valid names
 std::string ease_name(Ease ease);
 Ease parse_ease(const std::string& name, const std::string& option = "--ease");  // ConfigError listing the valid names
+// image-morph: of `steps`, the ones run from an image at `strength`, as diffusers' img2img counts
+// them: int(steps * strength), at most steps.
+int strength_steps(int steps, double strength);
 // linear u; sine (1 - cos(pi u)) / 2; cubic 3u^2 - 2u^3; in 1 - cos(pi u / 2); out sin(pi u / 2); hold 0.
 double ease_value(Ease ease, double u);
 
@@ -94,6 +108,14 @@ struct RunConfig {
   Ease ease = Ease::kLinear;
   Pace pace = Pace::kUniform;
   int pace_passes = 1;  // --pace even: measuring passes before the final one
+  // --mode image-morph: the images (PNG or JPEG, two or more; alpha composited on white), their fit
+  // to the walk's size, the img2img strength (the share of the steps that is run), the inversion,
+  // and AdaIN (between images, each latent channel's mean and standard deviation interpolated).
+  std::vector<std::string> images;
+  Fit fit = Fit::kCrop;
+  double strength = 0.6;
+  Inversion inversion = Inversion::kNoise;
+  bool adain = false;
   std::string dither = "diffusion";  // GIF: diffusion, ordered, none
   bool lossless = false;      // WebP
   double quality = 90;        // WebP lossy quality, 0..100
@@ -120,8 +142,8 @@ struct RunConfig {
   };
   std::vector<ResolvedKeyframe> resolved_keyframes() const;
 
-  // Total frames the run produces (multi-prompt: frames * (prompts - 1); one fewer with
-  // seamless_loop).
+  // Total frames the run produces (multi-prompt: frames * (prompts - 1); image-morph:
+  // (frames - 1) * (images - 1) + 1; one fewer with seamless_loop).
   int total_frames() const;
 };
 

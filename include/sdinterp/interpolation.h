@@ -25,6 +25,9 @@ struct FrameRecipe {
   Mix latent;
   Mix positive;
   Mix negative;
+  // image-morph --adain: the latent renormalised, channel by channel, to the mean and standard
+  // deviation interpolated linearly at this weight between its two sources; -1: not.
+  double adain = -1.0;
 };
 
 // The notebook's slerp weights (DOT_THRESHOLD 0.9995: nearly parallel vectors are lerped).
@@ -80,6 +83,11 @@ class InterpolationPlan {
   std::vector<FrameRecipe> frames_;
   std::vector<PaceSegment> segments_;
 };
+
+// AdaIN (DiffMorpher's): `latent` [C, h, w] renormalised so that each channel has the mean and
+// standard deviation (with Bessel's correction, as torch.std) interpolated at t between `a`'s and
+// `b`'s channels: (x - mean(x)) / std(x) * ((1 - t) std_a + t std_b) + (1 - t) mean_a + t mean_b.
+torch::Tensor adain(const torch::Tensor& latent, const torch::Tensor& a, const torch::Tensor& b, double t);
 
 // Shape of the latents a mode draws from the seed: [2, C, h, w] for slerp-latent and circular
 // (the notebook draws circular's as [2, 1, C, h, w]: the same numbers), [1, C, h, w] otherwise

@@ -12,6 +12,7 @@
 #include "sdinterp/config.h"
 #include "sdinterp/frame_sink.h"
 #include "sdinterp/interpolation.h"
+#include "sdinterp/sampler.h"
 
 namespace sdinterp {
 
@@ -106,8 +107,20 @@ int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t tota
 RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
                    const RunHooks& hooks = {});
 
-// The plan alone (latents from the seed, conditioning), for tests and tools.
+// The sampler's settings for `config` (image-morph: started part way, as img2img at --strength).
+SamplerSettings sampler_settings(const RunConfig& config);
+
+// The latents a walk starts from, one per source: drawn from the seed (a timeline: from each
+// keyframe's), or for image-morph the images' latents noised (--inversion noise) or inverted
+// (ddim) to the level of the sampler's first call. `on_call` follows the inversion's model calls.
+// With SDINTERP_DEBUG_START_LATENTS=FILE.npy set they are also written there (for the tests).
+torch::Tensor source_latents(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+                             const std::function<void()>& on_call = {});
+// Model calls source_latents makes (image-morph with --inversion ddim).
+int64_t source_latent_calls(const RunConfig& config);
+
+// The plan alone (source_latents unless `sources` is given, conditioning), for tests and tools.
 InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
-                            const std::vector<double>& t_override = {});
+                            const std::vector<double>& t_override = {}, torch::Tensor sources = {});
 
 }  // namespace sdinterp

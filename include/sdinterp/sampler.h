@@ -15,6 +15,10 @@ struct SamplerSettings {
   int steps = 15;
   double guidance = 8.0;  // <= 1: no guidance, the negative conditioning is not used (as diffusers)
   UnetEngine engine = UnetEngine::kAuto;
+  // img2img: the run starts at this model call (strength_start_call) from latents already noised
+  // to its level (Scheduler::add_noise), not from unit noise scaled by init_noise_sigma.
+  size_t first_call = 0;
+  bool noised_start = false;
 };
 
 // Called after every model call with the call index (0-based), the number of calls, and the
@@ -30,8 +34,18 @@ class Sampler {
   torch::Tensor run(const torch::Tensor& noise, const torch::Tensor& positive, const torch::Tensor& negative,
                     const StepCallback& on_step = {}) const;
 
-  // Model calls per run (PNDM makes one more than steps).
+  // Model calls per run (PNDM makes one more than steps; an img2img start makes fewer).
   size_t calls_per_run() const;
+
+  // Clean latents [n, C, h, w] noised to the level of the run's first call with `noise` (one
+  // [1, C, h, w] tensor for all, or one each).
+  torch::Tensor add_noise(const torch::Tensor& latents, const torch::Tensor& noise) const;
+
+  // Deterministic DDIM inversion of clean latents [n, C, h, w] to the noise level of the run's
+  // first call (first_call of a DDIM run), the UNet conditioned on `context` [n, L, hidden]
+  // without guidance. `on_step` is called after each of the calls_to_invert() model calls.
+  torch::Tensor invert(const torch::Tensor& latents, const torch::Tensor& context, const StepCallback& on_step = {}) const;
+  size_t calls_to_invert() const;
 
  private:
   Bundle& bundle_;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "sdinterp/compiled_package.h"
 #include "sdinterp/errors.h"
@@ -206,6 +207,7 @@ struct Bundle::Modules {
   torch::jit::Module text_encoder;
   torch::jit::Module unet;
   torch::jit::Module vae_decoder;
+  std::optional<torch::jit::Module> vae_encoder;  // loaded on first use: only image-morph needs it
   std::unique_ptr<PackageLoader> compiled_unet;  // null when the bundle has none or it failed to load
 };
 
@@ -323,6 +325,25 @@ torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep
     ++calls_.torchscript;
   }
   return out.to(torch::kFloat32);
+}
+
+torch::Tensor Bundle::encode_image(const torch::Tensor& images) {
+  c10::InferenceMode guard;
+  if (!modules_->vae_encoder) {
+    if (manifest_.vae.encoder.empty()) {
+      throw ModelError(dir_ + ": this bundle has no VAE encoder (model.json vae.encoder), which image-morph needs; "
+                       "re-export it with scripts/export_bundle.py");
+    }
+    const fs::path file = fs::path(dir_) / manifest_.vae.encoder;
+    modules_->vae_encoder = load_module(file, device_);
+    check_module(*modules_->vae_encoder, file, manifest_, device_, dtype_);
+  }
+  torch::Tensor mean = modules_->vae_encoder->forward({images.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+  if (mean.dim() != 4 || mean.size(1) != manifest_.vae.latent_channels) {
+    throw ModelError(dir_ + ": the VAE encoder returned shape " + c10::str(mean.sizes()) + ", expected [B, " +
+                     std::to_string(manifest_.vae.latent_channels) + ", h, w] (model.json does not match the modules)");
+  }
+  return mean * manifest_.vae.scaling_factor;
 }
 
 torch::Tensor Bundle::decode(const torch::Tensor& latents) {

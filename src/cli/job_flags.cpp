@@ -12,6 +12,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   interp_ = interp_name(c.interp);
   ease_ = ease_name(c.ease);
   pace_ = pace_name(c.pace);
+  fit_ = fit_name(c.fit);
+  inversion_ = inversion_name(c.inversion);
   auto& o = options_;
   // Numeric flags are taken as text and read by flag_value, as a job file's numbers are read:
   // one reader, one set of messages (with the range of numeric_options()) for both.
@@ -26,7 +28,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
     return what + ": " + range_text(numeric_option(key));
   };
   o["bundle"] = sub->add_option("--bundle", c.bundle_dir, "Model bundle folder (with model.json), e.g. models/tiny-sd");
-  o["mode"] = sub->add_option("--mode", mode_, "Walk: prompt-walk, slerp-latent, multi-prompt, circular or timeline")->capture_default_str();
+  o["mode"] = sub->add_option("--mode", mode_, "Walk: prompt-walk, slerp-latent, multi-prompt, circular, timeline or image-morph")
+                  ->capture_default_str();
   o["prompt"] = sub->add_option("--prompt", c.prompts, "Prompt text (repeat for multi-prompt)");
   o["negative"] = sub->add_option("--negative", c.negatives, "Negative prompt: once for all prompts, or once per prompt (default \"\")");
   o["seed"] = sub->add_option("--seed", numbers_["seed"],
@@ -56,6 +59,22 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
                               "measured on a rendered pass, then re-placed; about twice the time)")
                   ->capture_default_str();
   number("pace-passes", ranged("pace-passes", "--pace even: measuring passes"));
+  o["image"] = sub->add_option("--image", c.images,
+                               "image-morph: an image to morph through, PNG or JPEG (alpha composited on white); "
+                               "repeat, two or more in order")
+                   ->type_name("FILE");
+  o["fit"] = sub->add_option("--fit", fit_,
+                             "image-morph: crop (scale to cover, centre crop), pad (scale to fit, centred on white) or "
+                             "stretch")
+                 ->capture_default_str();
+  number("strength", ranged("strength", "image-morph: how far from each image the walk starts (img2img strength)"));
+  o["inversion"] = sub->add_option("--inversion", inversion_,
+                                   "image-morph: noise (the scheduler noises each image, as img2img) or ddim "
+                                   "(deterministic DDIM inversion; with --scheduler ddim)")
+                       ->capture_default_str();
+  o["adain"] = sub->add_flag("--adain", c.adain,
+                             "image-morph: renormalise each in-between latent to the interpolated channel means and "
+                             "standard deviations of its two images (AdaIN)");
   number("batch", ranged("batch", "Frames per UNet call"));
   number("max-vram", ranged("max-vram", "CUDA: device memory the automatic --batch may use"));
   o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
@@ -92,6 +111,8 @@ nlohmann::json JobFlags::given() const {
     else if (key == "overwrite") j[key] = values_.overwrite;
     else if (key == "ease") j[key] = ease_;
     else if (key == "pace") j[key] = pace_;
+    else if (key == "fit") j[key] = fit_;
+    else if (key == "inversion") j[key] = inversion_;
     else if (key == "keyframes") {
       j[key] = nlohmann::json::array();
       for (const std::string& text : keyframes_) j[key].push_back(keyframe_flag_value(text));

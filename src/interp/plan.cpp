@@ -43,6 +43,15 @@ std::vector<int64_t> latent_source_shape(WalkMode mode, int64_t channels, int64_
   return {count, channels, h, w};
 }
 
+torch::Tensor adain(const torch::Tensor& latent, const torch::Tensor& a, const torch::Tensor& b, double t) {
+  const std::vector<int64_t> spatial{-2, -1};
+  auto mean = [&](const torch::Tensor& x) { return x.mean(spatial, true); };
+  auto stdev = [&](const torch::Tensor& x) { return x.std(spatial, /*unbiased=*/true, /*keepdim=*/true); };
+  const torch::Tensor target_mean = mean(a) * (1.0 - t) + mean(b) * t;
+  const torch::Tensor target_std = stdev(a) * (1.0 - t) + stdev(b) * t;
+  return (latent - mean(latent)) / stdev(latent) * target_std + target_mean;
+}
+
 namespace {
 
 Mix pair_mix(InterpKind kind, const torch::Tensor& sources, int64_t a, int64_t b, double t) {
@@ -138,6 +147,25 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       }
       break;
     }
+    case WalkMode::kImageMorph: {
+      // Pairs of images like multi-prompt's pairs of prompts, the frame at each inner image shared
+      // by the pairs it joins: pair p's frames are p (n - 1) ... p (n - 1) + n - 1.
+      const int64_t images = latents_.size(0);
+      const bool prompt_per_image = positive_.size(0) == images;
+      const bool negative_per_image = negative_.size(0) == images;
+      for (int64_t p = 0; p + 1 < images; ++p) {
+        for (int i = p == 0 ? 0 : 1; i < n; ++i) {
+          const double ti = weight(t[static_cast<size_t>(i)]);
+          FrameRecipe f{pair_mix(config.interp, latents_, p, p + 1, ti),
+                        prompt_per_image ? pair_mix(config.interp, positive_, p, p + 1, ti) : constant(0),
+                        negative_per_image ? pair_mix(config.interp, negative_, p, p + 1, ti) : constant(0)};
+          if (config.adain && ti > 0.0 && ti < 1.0) f.adain = ti;
+          frames_.push_back(f);
+        }
+        segment(p * (n - 1), t, p * (n - 1) + n - 1);
+      }
+      break;
+    }
     case WalkMode::kCircular: {
       // The notebook computes the angles in float32: a = linspace(0, 2, n) * pi, then cos and sin.
       torch::Tensor angle = torch::linspace(0, 2, n, torch::kFloat32) * static_cast<float>(M_PI);
@@ -173,13 +201,14 @@ FrameChunk InterpolationPlan::chunk(int64_t first, int64_t count) const {
 }
 
 std::vector<int64_t> InterpolationPlan::first_equal_frames() const {
-  using Key = std::array<double, 15>;
+  using Key = std::array<double, 16>;
   auto key = [](const FrameRecipe& f) {
     Key k{};
     size_t n = 0;
     for (const Mix* m : {&f.latent, &f.positive, &f.negative}) {
       for (double v : {static_cast<double>(m->a), static_cast<double>(m->b), m->w_a, m->w_b, m->offset}) k[n++] = v;
     }
+    k[n] = f.adain;
     return k;
   };
   std::map<Key, int64_t> first;
@@ -194,7 +223,9 @@ FrameChunk InterpolationPlan::chunk(const std::vector<int64_t>& indices) const {
   for (int64_t i : indices) {
     if (i < 0 || i >= size()) throw std::out_of_range("InterpolationPlan::chunk");
     const FrameRecipe& f = frames_[static_cast<size_t>(i)];
-    latents.push_back(apply(latents_, f.latent));
+    torch::Tensor latent = apply(latents_, f.latent);
+    if (f.adain >= 0.0) latent = adain(latent, latents_[f.latent.a], latents_[f.latent.b], f.adain);
+    latents.push_back(latent);
     positive.push_back(apply(positive_, f.positive));
     negative.push_back(apply(negative_, f.negative));
   }

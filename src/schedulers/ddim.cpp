@@ -8,10 +8,10 @@
 namespace sdinterp::detail {
 namespace {
 
-class DdimScheduler final : public UnscaledInputScheduler {
+class DdimScheduler final : public AlphaScheduler {
  public:
   DdimScheduler(const NoiseSchedule& schedule, int steps)
-      : train_(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
+      : AlphaScheduler(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
     for (int64_t t : leading_timesteps(train_.num_train_timesteps, steps, 1)) {
       timesteps_.push_back(static_cast<double>(t));
     }
@@ -43,7 +43,6 @@ class DdimScheduler final : public UnscaledInputScheduler {
   }
 
  private:
-  TrainingSchedule train_;
   int64_t step_ratio_;
 };
 
@@ -54,3 +53,36 @@ std::unique_ptr<Scheduler> make_ddim_scheduler(const NoiseSchedule& schedule, in
 }
 
 }  // namespace sdinterp::detail
+
+namespace sdinterp {
+
+DdimInversion::DdimInversion(const NoiseSchedule& schedule, int steps)
+    : step_ratio_(schedule.num_train_timesteps / steps), prediction_type_(schedule.prediction_type) {
+  const detail::TrainingSchedule train(schedule);
+  alphas_cumprod_ = train.alphas_cumprod;
+  std::vector<int64_t> leading = detail::leading_timesteps(train.num_train_timesteps, steps, 1);
+  for (auto t = leading.rbegin(); t != leading.rend(); ++t) timesteps_.push_back(static_cast<double>(*t));
+}
+
+torch::Tensor DdimInversion::step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) const {
+  const auto t = static_cast<int64_t>(timesteps_.at(i));
+  // From the previous timestep's level (below the first: the first training step's, as
+  // set_alpha_to_one false) up to t's; the timestep is capped at the last training step.
+  const int64_t from = std::min<int64_t>(t - step_ratio_, static_cast<int64_t>(alphas_cumprod_.size()) - 1);
+  const double alpha_from = alphas_cumprod_[static_cast<size_t>(std::max<int64_t>(from, 0))];
+  const double alpha_to = alphas_cumprod_[static_cast<size_t>(t)];
+  const double a = std::sqrt(alpha_from);
+  const double b = std::sqrt(1.0 - alpha_from);
+  detail::Linear x0;
+  detail::Linear noise;
+  if (prediction_type_ == PredictionType::kEpsilon) {
+    x0 = {1.0 / a, -b / a};
+    noise = {0.0, 1.0};
+  } else {
+    x0 = {a, -b};
+    noise = {b, a};
+  }
+  return detail::apply(std::sqrt(alpha_to) * x0 + std::sqrt(1.0 - alpha_to) * noise, sample, model_output);
+}
+
+}  // namespace sdinterp

@@ -37,6 +37,12 @@ class DpmSolverScheduler final : public UnscaledInputScheduler {
     }
   }
 
+  torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override {
+    check_index(i);
+    const double alpha = 1.0 / std::sqrt(sigmas_[i] * sigmas_[i] + 1.0);
+    return detail::apply(Linear{alpha, sigmas_[i] * alpha}, original, noise);
+  }
+
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
     // sigmas_ are "x = x0 + sigma * noise" levels; the solver works with the variance-preserving
@@ -52,7 +58,7 @@ class DpmSolverScheduler final : public UnscaledInputScheduler {
     const double sample_factor = (sigma_next * alpha_t) / (sigma * alpha_s);
     const double phi = alpha_t * (sigma_next / sigma - 1.0);  // alpha_t * (exp(-h) - 1)
     // First order on the first step (no history) and on the last, which lands on sigma 0.
-    const bool first_order = i == 0 || i + 2 == sigmas_.size();
+    const bool first_order = calls_made() == 0 || i + 2 == sigmas_.size();
     torch::Tensor result;
     if (first_order) {
       result = (sample * sample_factor).add_(x0, -phi);

@@ -23,10 +23,14 @@ class LmsScheduler final : public SigmaScheduler {
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
     const torch::Tensor derivative = apply(this->derivative(i), sample, model_output);
+    // The polynomial's order follows the position in the schedule, but only the derivatives of
+    // this run are summed (diffusers zips the coefficients with them: after an img2img start the
+    // first steps use fewer terms than the order).
     const size_t order = std::min(i + 1, kOrder);
+    const size_t terms = std::min(order, history_.size() + 1);
     // Newest derivative first: derivative k was taken at sigmas_[i - k].
     torch::Tensor prev = at::add(sample, derivative, coefficient(i, order, 0));
-    for (size_t k = 1; k < order; ++k) {
+    for (size_t k = 1; k < terms; ++k) {
       prev.add_(history_[history_.size() - k], coefficient(i, order, k));
     }
     history_.push_back(derivative);

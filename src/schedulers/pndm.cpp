@@ -18,10 +18,10 @@ constexpr std::array<std::array<double, 4>, 4> kAdamsBashforth{{
     {55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0},
 }};
 
-class PndmScheduler final : public UnscaledInputScheduler {
+class PndmScheduler final : public AlphaScheduler {
  public:
   PndmScheduler(const NoiseSchedule& schedule, int steps)
-      : train_(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
+      : AlphaScheduler(schedule), step_ratio_(schedule.num_train_timesteps / steps) {
     // Without Runge-Kutta warm-up the second timestep is visited twice: its first call only
     // corrects the first step (see step()), its second call advances.
     const std::vector<int64_t> leading = leading_timesteps(train_.num_train_timesteps, steps, 1);
@@ -35,7 +35,9 @@ class PndmScheduler final : public UnscaledInputScheduler {
     expect_call(i);
     auto t = static_cast<int64_t>(timesteps_[i]);
     torch::Tensor result;
-    if (i == 1) {
+    // diffusers counts the calls made (from an img2img start too), not the position in the list.
+    const size_t made = calls_made();
+    if (made == 1) {
       // Redo the first step from its start with the mean of the outputs at both of its ends
       // (a Heun step); this output is not kept for the multistep history.
       const torch::Tensor mean_output = (model_output + outputs_.back()) * 0.5;
@@ -47,7 +49,7 @@ class PndmScheduler final : public UnscaledInputScheduler {
       torch::Tensor combined = order == 1 ? model_output : model_output * weights[0];
       for (size_t k = 1; k < order; ++k) combined.add_(outputs_[outputs_.size() - k], weights[k]);
       result = prev_sample(sample, t, t - step_ratio_, combined);
-      if (i == 0) first_sample_ = sample;
+      if (made == 0) first_sample_ = sample;
       outputs_.push_back(model_output);
       if (outputs_.size() == kAdamsBashforth.size()) outputs_.pop_front();  // only 3 older ones are used
     }
@@ -71,7 +73,6 @@ class PndmScheduler final : public UnscaledInputScheduler {
     return apply(Linear{std::sqrt(alpha_prod_prev / alpha_prod), 0.0} + noise_factor * noise, sample, output);
   }
 
-  TrainingSchedule train_;
   int64_t step_ratio_;
   std::deque<torch::Tensor> outputs_;  // model outputs kept for the multistep, oldest first
   torch::Tensor first_sample_;         // the sample before the first step, until it is redone

@@ -162,6 +162,23 @@ void SchedulerBase::expect_call(size_t i) const {
   }
 }
 
+void SchedulerBase::start_at(size_t first) {
+  check_index(first);
+  if (next_call_ != first_call_) throw std::logic_error("scheduler: start_at after a step; use a fresh scheduler");
+  first_call_ = next_call_ = first;
+}
+
+torch::Tensor AlphaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {
+  check_index(i);
+  const double alpha_prod = train_.alphas_cumprod[static_cast<size_t>(timesteps_[i])];
+  return apply(Linear{std::sqrt(alpha_prod), std::sqrt(1.0 - alpha_prod)}, original, noise);
+}
+
+torch::Tensor SigmaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {
+  check_index(i);
+  return at::add(original, noise, sigmas_[i]);
+}
+
 SigmaScheduler::SigmaScheduler(const NoiseSchedule& schedule, int steps, bool karras)
     : prediction_type_(schedule.prediction_type) {
   const TrainingSchedule train(schedule);

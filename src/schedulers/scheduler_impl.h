@@ -48,9 +48,14 @@ Linear operator*(double factor, const Linear& term);
 Linear operator+(const Linear& a, const Linear& b);
 torch::Tensor apply(const Linear& term, const torch::Tensor& sample, const torch::Tensor& model_output);
 
-// Enforces the one-run contract of Scheduler: step(i) in order 0, 1, 2, ...
+// Enforces the one-run contract of Scheduler: step(i) in order 0, 1, 2, ... (from start_at's call).
 class SchedulerBase : public Scheduler {
+ public:
+  void start_at(size_t first) override;
+
  protected:
+  // Calls made in this run so far (multistep methods keep no history from before the start).
+  size_t calls_made() const { return next_call_ - first_call_; }
   // Throws std::out_of_range unless call i exists.
   void check_index(size_t i) const;
   // Throws std::logic_error unless call i is the next one of this run.
@@ -59,6 +64,7 @@ class SchedulerBase : public Scheduler {
   void finish_call() { ++next_call_; }
 
  private:
+  size_t first_call_ = 0;
   size_t next_call_ = 0;
 };
 
@@ -73,6 +79,17 @@ class UnscaledInputScheduler : public SchedulerBase {
   }
 };
 
+// The variance-preserving add_noise of DDIM and PNDM: sqrt(alpha_t) x + sqrt(1 - alpha_t) noise at
+// the training timestep of call i.
+class AlphaScheduler : public UnscaledInputScheduler {
+ public:
+  explicit AlphaScheduler(const NoiseSchedule& schedule) : train_(schedule) {}
+  torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override;
+
+ protected:
+  TrainingSchedule train_;
+};
+
 // Schedulers in the "x = x0 + sigma * noise" parametrisation (LMS, Euler): sigmas from
 // diffusers' linspace spacing or Karras levels, float timesteps, input scaled by
 // 1 / sqrt(sigma^2 + 1).
@@ -81,6 +98,7 @@ class SigmaScheduler : public SchedulerBase {
   SigmaScheduler(const NoiseSchedule& schedule, int steps, bool karras);
   double init_noise_sigma() const override { return init_noise_sigma_; }
   torch::Tensor scale_model_input(const torch::Tensor& sample, size_t i) const override;
+  torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override;
 
  protected:
   // d(sample)/d(sigma) at call i, (sample - predicted x0) / sigma, as coefficients.

@@ -1,6 +1,12 @@
 #include "sinks/png_io.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <vector>
 
 #include "sdinterp/errors.h"
 #include "sinks/sink_common.h"
@@ -43,6 +49,61 @@ Frame read_image_rgb(const std::string& path) {
   frame.width = width;
   frame.height = height;
   frame.rgb.assign(pixels, pixels + static_cast<size_t>(width) * height * 3);
+  stbi_image_free(pixels);
+  return frame;
+}
+
+namespace {
+
+bool starts_with(const std::vector<unsigned char>& data, std::initializer_list<unsigned char> magic) {
+  if (data.size() < magic.size()) return false;
+  return std::equal(magic.begin(), magic.end(), data.begin());
+}
+
+// A JPEG's last scan must be followed by its end marker (FF D9): stb decodes a cut file without
+// complaint, filling the missing part with grey. Entropy-coded data cannot hold FF D9 (an FF in it
+// is followed by 00 or a restart marker), so the marker after the last start of scan is the end.
+bool jpeg_complete(const std::vector<unsigned char>& data) {
+  size_t last_scan = 0;
+  for (size_t i = 0; i + 1 < data.size(); ++i) {
+    if (data[i] == 0xFF && data[i + 1] == 0xDA) last_scan = i;
+  }
+  for (size_t i = last_scan; last_scan > 0 && i + 1 < data.size(); ++i) {
+    if (data[i] == 0xFF && data[i + 1] == 0xD9) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Frame read_input_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read image " + path + ": " + std::strerror(errno));
+  const std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw IoError("cannot read image " + path + ": read error");
+  const bool png = starts_with(data, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
+  const bool jpeg = starts_with(data, {0xFF, 0xD8, 0xFF});
+  if (!png && !jpeg) throw IoError("cannot read image " + path + ": not a PNG or JPEG file (give PNG or JPEG images)");
+  if (jpeg && !jpeg_complete(data)) throw IoError("cannot read image " + path + ": the JPEG file is truncated");
+  int width = 0;
+  int height = 0;
+  int channels = 0;
+  unsigned char* pixels = stbi_load_from_memory(data.data(), static_cast<int>(data.size()), &width, &height, &channels, 4);
+  if (pixels == nullptr) {
+    throw IoError("cannot read image " + path + ": " + (png ? "PNG" : "JPEG") + " data is corrupt or truncated (" +
+                  stbi_failure_reason() + ")");
+  }
+  Frame frame;
+  frame.width = width;
+  frame.height = height;
+  const size_t count = static_cast<size_t>(width) * height;
+  frame.rgb.resize(count * 3);
+  for (size_t i = 0; i < count; ++i) {
+    const unsigned alpha = pixels[i * 4 + 3];
+    for (size_t c = 0; c < 3; ++c) {
+      frame.rgb[i * 3 + c] = static_cast<uint8_t>((pixels[i * 4 + c] * alpha + 255 * (255 - alpha) + 127) / 255);
+    }
+  }
   stbi_image_free(pixels);
   return frame;
 }

@@ -14,6 +14,11 @@ void read_image_size(const std::string& path, int& width, int& height);
 // Decodes a PNG (or any stb-readable image) to 8-bit RGB; alpha is dropped. Throws IoError.
 Frame read_image_rgb(const std::string& path);
 
+// An image-morph input: a PNG or JPEG file (by its content) decoded to 8-bit RGB, its alpha (if
+// any) composited on white: c' = (c a + 255 (255 - a) + 127) / 255 in integers. Throws IoError for
+// a file that cannot be read, is not PNG or JPEG, or is truncated.
+Frame read_input_image(const std::string& path);
+
 // Writes a lossless RGB PNG. Throws IoError.
 void write_png(const std::string& path, const Frame& frame);
 
