@@ -120,6 +120,55 @@ TEST(Config, ModeAndInterpNames) {
   }
 }
 
+TEST(Config, ImageMorphProblems) {
+  RunConfig c = valid();
+  c.mode = WalkMode::kImageMorph;
+  EXPECT_TRUE(mentions(c.problems(), "--mode image-morph needs at least 2 --image (got 0)"));
+  c.images = {"a.png", "b.jpg", "c.png"};
+  EXPECT_TRUE(c.problems().empty());
+  c.prompts = {"a", "b"};
+  EXPECT_TRUE(mentions(c.problems(), "--prompt given 2 times; give it once (for all images) or once per --image (3)"));
+  c.prompts = {"a", "", "c"};
+  c.negatives = {"x", "y"};
+  EXPECT_TRUE(mentions(c.problems(), "--negative given 2 times"));
+  c.negatives = {"x", "y", "z"};
+  EXPECT_TRUE(c.problems().empty());
+  c.prompts.clear();
+  EXPECT_TRUE(mentions(c.problems(), "--mode image-morph needs --prompt"));
+  c = valid();
+  c.mode = WalkMode::kImageMorph;
+  c.images = {"a.png", "b.png"};
+  for (double bad : {0.0, -0.5, 1.5}) {
+    c.strength = bad;
+    EXPECT_TRUE(mentions(c.problems(), "--strength takes a number above 0, up to 1")) << bad;
+  }
+  c.strength = 0.05;  // int(15 * 0.05) = 0 steps
+  EXPECT_TRUE(mentions(c.problems(), "leaves no step to run"));
+  c.strength = 1.0 / 15.0;
+  EXPECT_TRUE(c.problems().empty());
+  c.inversion = Inversion::kDdim;
+  EXPECT_TRUE(mentions(c.problems(), "--inversion ddim samples with DDIM: add --scheduler ddim"));
+  c.scheduler = "ddim";
+  EXPECT_TRUE(c.problems().empty());
+  c = valid();
+  c.images = {"a.png", "b.png"};
+  EXPECT_TRUE(mentions(c.problems(), "--image is for --mode image-morph (this is --mode slerp-latent)"));
+}
+
+TEST(Config, ImageMorphFramesShareTheJoints) {
+  RunConfig c = valid();
+  c.mode = WalkMode::kImageMorph;
+  c.images = {"a.png", "b.png", "c.png"};
+  c.frames = 5;
+  EXPECT_EQ(c.total_frames(), 9);  // 5 + 4: the frame at b is not repeated
+  EXPECT_EQ(strength_steps(15, 0.6), 9);
+  EXPECT_EQ(strength_steps(15, 1.0), 15);
+  EXPECT_EQ(strength_steps(10, 0.3), 3);  // int(10 * 0.3) in double is 3 (0.3 * 10 = 3.0000000000000004)
+  EXPECT_EQ(parse_fit("pad"), Fit::kPad);
+  EXPECT_EQ(inversion_name(parse_inversion("ddim")), "ddim");
+  EXPECT_THROW(parse_fit("cover"), ConfigError);
+}
+
 TEST(Config, MultiPromptTotalFrames) {
   RunConfig c = valid();
   c.mode = WalkMode::kMultiPrompt;
