@@ -41,8 +41,7 @@ BENCHMARK_CAPTURE(BM_Run, ddim, SchedulerKind::kDdim)->Arg(15)->Unit(benchmark::
 BENCHMARK_CAPTURE(BM_Run, pndm, SchedulerKind::kPndm)->Arg(15)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Run, dpmpp_2m, SchedulerKind::kDpmpp2m)->Arg(15)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_MakeScheduler, lms_karras, SchedulerKind::kLmsKarras)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MakeScheduler, dpmpp_2m_karras, SchedulerKind::kDpmpp2mKarras)
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MakeScheduler, dpmpp_2m_karras, SchedulerKind::kDpmpp2mKarras)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace sdinterp

@@ -50,8 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(t.ids.front() == special.bos_id, "starts with BOS");
   check(t.tokens.size() >= 2 && t.tokens.size() <= max_length, "tokens covers BOS..EOS");
   check(t.ids[t.tokens.size() - 1] == special.eos_id, "EOS after the kept tokens");
-  for (size_t i = t.tokens.size(); i < max_length; ++i)
-    check(t.ids[i] == special.pad_id, "padding");
+  for (size_t i = t.tokens.size(); i < max_length; ++i) check(t.ids[i] == special.pad_id, "padding");
   for (int64_t id : t.ids) check(id >= 0 && id < 49408, "id inside the vocabulary");
   for (const std::string& token : t.tokens) {
     check(!token.empty() && is_valid_utf8(token), "tokens are non-empty valid UTF-8");
@@ -62,10 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(is_valid_utf8(t.dropped_text), "dropped_text is valid UTF-8");
 
   // Invalid UTF-8 is replaced by U+FFFD before anything else sees the text.
-  const std::string repaired =
-      sdinterp::unicode::encode_utf8(sdinterp::unicode::decode_utf8_lossy(text));
+  const std::string repaired = sdinterp::unicode::encode_utf8(sdinterp::unicode::decode_utf8_lossy(text));
   const sdinterp::Tokenization r = tok.encode(repaired);
-  check(r.ids == t.ids && r.truncated == t.truncated && r.tokens == t.tokens,
-        "bytes tokenize as their repaired text");
+  check(r.ids == t.ids && r.truncated == t.truncated && r.tokens == t.tokens, "bytes tokenize as their repaired text");
   return 0;
 }

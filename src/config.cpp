@@ -12,12 +12,9 @@ namespace sdinterp {
 namespace {
 
 const std::pair<WalkMode, const char*> kModes[] = {
-    {WalkMode::kPromptWalk, "prompt-walk"},
-    {WalkMode::kSlerpLatent, "slerp-latent"},
-    {WalkMode::kMultiPrompt, "multi-prompt"},
-    {WalkMode::kCircular, "circular"},
-    {WalkMode::kTimeline, "timeline"},
-    {WalkMode::kImageMorph, "image-morph"},
+    {WalkMode::kPromptWalk, "prompt-walk"},   {WalkMode::kSlerpLatent, "slerp-latent"},
+    {WalkMode::kMultiPrompt, "multi-prompt"}, {WalkMode::kCircular, "circular"},
+    {WalkMode::kTimeline, "timeline"},        {WalkMode::kImageMorph, "image-morph"},
 };
 
 const std::pair<Fit, const char*> kFits[] = {{Fit::kCrop, "crop"}, {Fit::kPad, "pad"}, {Fit::kStretch, "stretch"}};
@@ -120,16 +117,24 @@ int strength_steps(int steps, double strength) {
   return std::min(static_cast<int>(static_cast<double>(steps) * strength), steps);
 }
 Pace parse_pace(const std::string& name) { return parse_named(kPaces, name, "--pace"); }
-Ease parse_ease(const std::string& name, const std::string& option) { return parse_named(kEases, name, option.c_str()); }
+Ease parse_ease(const std::string& name, const std::string& option) {
+  return parse_named(kEases, name, option.c_str());
+}
 
 double ease_value(Ease ease, double u) {
   switch (ease) {
-    case Ease::kLinear: return u;
-    case Ease::kSine: return (1 - std::cos(M_PI * u)) / 2;
-    case Ease::kCubic: return 3 * u * u - 2 * u * u * u;
-    case Ease::kIn: return 1 - std::cos(M_PI * u / 2);
-    case Ease::kOut: return std::sin(M_PI * u / 2);
-    case Ease::kHold: return 0;
+    case Ease::kLinear:
+      return u;
+    case Ease::kSine:
+      return (1 - std::cos(M_PI * u)) / 2;
+    case Ease::kCubic:
+      return 3 * u * u - 2 * u * u * u;
+    case Ease::kIn:
+      return 1 - std::cos(M_PI * u / 2);
+    case Ease::kOut:
+      return std::sin(M_PI * u / 2);
+    case Ease::kHold:
+      return 0;
   }
   return u;
 }
@@ -138,8 +143,12 @@ std::vector<RunConfig::ResolvedKeyframe> RunConfig::resolved_keyframes() const {
   std::vector<ResolvedKeyframe> out;
   const std::string job_negative = negatives.empty() ? "" : negatives.front();
   for (const Keyframe& k : keyframes) {
-    ResolvedKeyframe r{k.frame, k.prompt, k.negative.value_or(job_negative),
-                       k.seed ? *k.seed : (out.empty() ? seed.value_or(0) : out.back().seed), k.ease.value_or(ease), 0};
+    ResolvedKeyframe r{k.frame,
+                       k.prompt,
+                       k.negative.value_or(job_negative),
+                       k.seed ? *k.seed : (out.empty() ? seed.value_or(0) : out.back().seed),
+                       k.ease.value_or(ease),
+                       0};
     int sources = 0;
     r.source = -1;
     for (const ResolvedKeyframe& before : out) {
@@ -176,16 +185,18 @@ std::vector<std::string> RunConfig::problems() const {
     for (size_t i = 0; i < keyframes.size(); ++i) {
       const Keyframe& k = keyframes[i];
       const std::string which = "keyframe " + std::to_string(i + 1);
-      if (i == 0 && k.frame != 0) out.push_back(which + " is at frame " + std::to_string(k.frame) + "; the first keyframe is at frame 0");
+      if (i == 0 && k.frame != 0)
+        out.push_back(which + " is at frame " + std::to_string(k.frame) + "; the first keyframe is at frame 0");
       if (i > 0 && k.frame <= keyframes[i - 1].frame) {
         out.push_back(which + " is at frame " + std::to_string(k.frame) + ", not after keyframe " + std::to_string(i) +
                       " (frame " + std::to_string(keyframes[i - 1].frame) + "); frames must increase");
       }
-      if (k.frame < 0 || k.frame > 100000) out.push_back(which + ": frame takes a whole number from 0 to 100000, not " + std::to_string(k.frame));
+      if (k.frame < 0 || k.frame > 100000)
+        out.push_back(which + ": frame takes a whole number from 0 to 100000, not " + std::to_string(k.frame));
     }
     if (cycle && !keyframes.empty() && frames <= keyframes.back().frame) {
-      out.push_back("--cycle: --frames (the period, " + std::to_string(frames) + ") must exceed the last keyframe's frame (" +
-                    std::to_string(keyframes.back().frame) + ")");
+      out.push_back("--cycle: --frames (the period, " + std::to_string(frames) +
+                    ") must exceed the last keyframe's frame (" + std::to_string(keyframes.back().frame) + ")");
     }
   } else {
     if (!keyframes.empty()) out.push_back("keyframes are for --mode timeline (this is --mode " + mode_name + ")");
@@ -197,23 +208,24 @@ std::vector<std::string> RunConfig::problems() const {
   if (mode == WalkMode::kMultiPrompt) {
     if (n < 2) out.push_back("--mode multi-prompt needs at least 2 --prompt (got " + std::to_string(n) + ")");
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != n) {
-      out.push_back("--negative given " + std::to_string(negatives.size()) + " times; give it once (for all prompts) or once per --prompt (" +
-                    std::to_string(n) + ")");
+      out.push_back("--negative given " + std::to_string(negatives.size()) +
+                    " times; give it once (for all prompts) or once per --prompt (" + std::to_string(n) + ")");
     }
   } else if (mode == WalkMode::kImageMorph) {
     const int k = static_cast<int>(images.size());
     if (k < 2) {
-      out.push_back("--mode image-morph needs at least 2 --image (got " + std::to_string(k) + "), e.g. --image a.png --image b.jpg");
+      out.push_back("--mode image-morph needs at least 2 --image (got " + std::to_string(k) +
+                    "), e.g. --image a.png --image b.jpg");
     }
     if (n == 0) {
       out.push_back("--mode image-morph needs --prompt: once for all images or once per --image (\"\" is allowed)");
     } else if (n != 1 && n != k) {
-      out.push_back("--prompt given " + std::to_string(n) + " times; give it once (for all images) or once per --image (" +
-                    std::to_string(k) + ")");
+      out.push_back("--prompt given " + std::to_string(n) +
+                    " times; give it once (for all images) or once per --image (" + std::to_string(k) + ")");
     }
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != k) {
-      out.push_back("--negative given " + std::to_string(negatives.size()) + " times; give it once (for all images) or once per --image (" +
-                    std::to_string(k) + ")");
+      out.push_back("--negative given " + std::to_string(negatives.size()) +
+                    " times; give it once (for all images) or once per --image (" + std::to_string(k) + ")");
     }
     if (inversion == Inversion::kDdim && scheduler != "ddim") {
       out.push_back("--inversion ddim samples with DDIM: add --scheduler ddim (this is --scheduler " + scheduler + ")");
@@ -225,26 +237,39 @@ std::vector<std::string> RunConfig::problems() const {
   } else if (mode != WalkMode::kTimeline) {
     if (n != 1) out.push_back("--mode " + mode_name + " needs exactly 1 --prompt (got " + std::to_string(n) + ")");
     if (negatives.size() > 1) {
-      out.push_back("--mode " + mode_name + " takes at most 1 --negative (got " + std::to_string(negatives.size()) + ")");
+      out.push_back("--mode " + mode_name + " takes at most 1 --negative (got " + std::to_string(negatives.size()) +
+                    ")");
     }
   }
-  for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, double>>{
-           {"frames", frames}, {"steps", steps}, {"guidance", guidance}, {"height", height}, {"width", width},
-           {"step-size", step_size}, {"batch", batch}, {"max-vram", max_vram_gb}, {"fps", fps}, {"loop", loop},
-           {"quality", quality}, {"crf", crf}, {"pace-passes", pace_passes}, {"strength", strength}}) {
+  for (const auto& [key, value] :
+       std::initializer_list<std::pair<std::string_view, double>>{{"frames", frames},
+                                                                  {"steps", steps},
+                                                                  {"guidance", guidance},
+                                                                  {"height", height},
+                                                                  {"width", width},
+                                                                  {"step-size", step_size},
+                                                                  {"batch", batch},
+                                                                  {"max-vram", max_vram_gb},
+                                                                  {"fps", fps},
+                                                                  {"loop", loop},
+                                                                  {"quality", quality},
+                                                                  {"crf", crf},
+                                                                  {"pace-passes", pace_passes},
+                                                                  {"strength", strength}}) {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
   }
   if (seamless_loop) {
-    const bool ends_coincide =
-        mode == WalkMode::kCircular ||
-        (mode == WalkMode::kMultiPrompt && n >= 3 && prompts.front() == prompts.back() &&
-         (negatives.size() <= 1 || negatives.front() == negatives.back())) ||
-        (mode == WalkMode::kImageMorph && images.size() >= 3 && images.front() == images.back() &&
-         (n <= 1 || prompts.front() == prompts.back()) && (negatives.size() <= 1 || negatives.front() == negatives.back()));
+    const bool ends_coincide = mode == WalkMode::kCircular ||
+                               (mode == WalkMode::kMultiPrompt && n >= 3 && prompts.front() == prompts.back() &&
+                                (negatives.size() <= 1 || negatives.front() == negatives.back())) ||
+                               (mode == WalkMode::kImageMorph && images.size() >= 3 &&
+                                images.front() == images.back() && (n <= 1 || prompts.front() == prompts.back()) &&
+                                (negatives.size() <= 1 || negatives.front() == negatives.back()));
     if (!ends_coincide) {
-      out.push_back("--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
-                    "coincide in --mode circular, in multi-prompt when the last --prompt repeats the first, in image-morph "
-                    "when the last --image repeats the first; a timeline loops with --cycle)");
+      out.push_back(
+          "--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
+          "coincide in --mode circular, in multi-prompt when the last --prompt repeats the first, in image-morph "
+          "when the last --image repeats the first; a timeline loops with --cycle)");
     }
   }
   if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {
@@ -265,8 +290,9 @@ std::vector<std::string> RunConfig::problems_with(const Manifest& manifest) cons
   for (const auto& [value, name] : {std::pair<int, const char*>{height, "--height"}, {width, "--width"}}) {
     if (value == 0) continue;
     if (value % factor != 0 || value < factor) {
-      out.push_back(std::string(name) + " " + std::to_string(value) + " is not a multiple of " + std::to_string(factor) +
-                    " (the bundle's VAE scale factor); try " + std::to_string(std::max(factor, value / factor * factor)));
+      out.push_back(std::string(name) + " " + std::to_string(value) + " is not a multiple of " +
+                    std::to_string(factor) + " (the bundle's VAE scale factor); try " +
+                    std::to_string(std::max(factor, value / factor * factor)));
     } else if (value % step != 0) {
       const int below = value / step * step;
       out.push_back(std::string(name) + " " + std::to_string(value) + ": this bundle's UNet takes sizes in steps of " +

@@ -1,8 +1,8 @@
 #include "sdinterp/job.h"
 
-#include <cerrno>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -74,7 +74,8 @@ int get_int(const json& v, const std::string& source, const std::string& key) {
     if (d != std::floor(d) || std::fabs(d) > INT32_MAX) fail_range(source, key, number_text(d));
     return static_cast<int>(d);  // 3.0: a whole number written with a point
   }
-  if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : (v.get<int64_t>() > INT32_MAX || v.get<int64_t>() < INT32_MIN)) {
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX
+                             : (v.get<int64_t>() > INT32_MAX || v.get<int64_t>() < INT32_MIN)) {
     fail_range(source, key, v.dump());
   }
   return v.get<int>();
@@ -115,7 +116,8 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 
 Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
   const std::string which = "keyframe " + std::to_string(index + 1);
-  if (!v.is_object()) throw ConfigError(prefix(source) + which + " must be an object, e.g. {\"frame\": 0, \"prompt\": \"a red fox\"}");
+  if (!v.is_object())
+    throw ConfigError(prefix(source) + which + " must be an object, e.g. {\"frame\": 0, \"prompt\": \"a red fox\"}");
   Keyframe k;
   bool has_frame = false, has_prompt = false;
   for (const auto& [key, value] : v.items()) {
@@ -128,22 +130,26 @@ Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
       k.frame = value.get<int>();
       has_frame = true;
     } else if (key == "prompt") {
-      if (!text_from_json(value, k.prompt)) throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
+      if (!text_from_json(value, k.prompt))
+        throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
       has_prompt = true;
     } else if (key == "negative") {
       std::string text;
-      if (!text_from_json(value, text)) throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
+      if (!text_from_json(value, text))
+        throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
       k.negative = text;
     } else if (key == "seed") {
       if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
-        throw ConfigError(prefix(source) + name + " takes a whole number from 0 to " + kMaxSeedText + ", not " + value.dump());
+        throw ConfigError(prefix(source) + name + " takes a whole number from 0 to " + kMaxSeedText + ", not " +
+                          value.dump());
       }
       k.seed = value.get<uint64_t>();
     } else if (key == "ease") {
       if (!value.is_string()) throw ConfigError(prefix(source) + name + " must be a string");
       k.ease = parse_ease(value.get<std::string>(), which + " ease");
     } else {
-      throw ConfigError(prefix(source) + which + ": unknown key \"" + key + "\"" + key_suggestion(key, keyframe_keys()));
+      throw ConfigError(prefix(source) + which + ": unknown key \"" + key + "\"" +
+                        key_suggestion(key, keyframe_keys()));
     }
   }
   if (!has_frame) throw ConfigError(prefix(source) + which + " has no \"frame\" (its index in the walk)");
@@ -159,7 +165,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
       d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.size()][b.size()];
@@ -180,7 +187,8 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
       best_distance = distance;
     }
   }
-  if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3)) return " (did you mean \"" + *best + "\"?)";
+  if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3))
+    return " (did you mean \"" + *best + "\"?)";
   for (const std::string& known : known_keys) {  // a key cut short: "seamless", "unet"
     if (lower.size() >= 3 && known.rfind(lower, 0) == 0) return " (did you mean \"" + known + "\"?)";
   }
@@ -196,20 +204,27 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 
 const std::vector<std::string>& job_keys() {
   static const std::vector<std::string> keys = {
-      "bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-      "step-size", "interp", "scheduler", "batch", "max-vram", "device", "unet-engine", "output", "png-dir", "fps", "loop", "boomerang", "seamless-loop", "keyframes", "cycle", "ease", "pace", "pace-passes", "image", "fit", "strength", "inversion", "adain", "dither", "lossless", "quality", "crf", "overwrite"};
+      "bundle",      "mode",   "prompt",    "negative",    "seed",      "frames",    "steps",         "guidance",
+      "height",      "width",  "step-size", "interp",      "scheduler", "batch",     "max-vram",      "device",
+      "unet-engine", "output", "png-dir",   "fps",         "loop",      "boomerang", "seamless-loop", "keyframes",
+      "cycle",       "ease",   "pace",      "pace-passes", "image",     "fit",       "strength",      "inversion",
+      "adain",       "dither", "lossless",  "quality",     "crf",       "overwrite"};
   return keys;
 }
 
 void apply_job(const json& job, RunConfig& c, const std::string& source) {
   if (!job.is_object()) throw ConfigError(prefix(source) + "a job must be a JSON object");
   for (const auto& [key, v] : job.items()) {
-    if (key == "sdinterp") continue;  // metadata written by sdinterp: information only
+    if (key == "sdinterp") continue;              // metadata written by sdinterp: information only
     if (!key.empty() && key[0] == '_') continue;  // a comment: "_note": "..."
-    if (key == "bundle") c.bundle_dir = get_string(v, source, key);
-    else if (key == "mode") c.mode = get_named(v, source, key, parse_walk_mode);
-    else if (key == "prompt") c.prompts = get_strings(v, source, key);
-    else if (key == "negative") c.negatives = get_strings(v, source, key);
+    if (key == "bundle")
+      c.bundle_dir = get_string(v, source, key);
+    else if (key == "mode")
+      c.mode = get_named(v, source, key, parse_walk_mode);
+    else if (key == "prompt")
+      c.prompts = get_strings(v, source, key);
+    else if (key == "negative")
+      c.negatives = get_strings(v, source, key);
     else if (key == "seed") {
       if (v.is_null()) {
         c.seed.reset();
@@ -217,43 +232,76 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
         if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) fail_seed(source, v.dump());
         c.seed = v.get<uint64_t>();
       }
-    } else if (key == "frames") c.frames = get_int(v, source, key);
-    else if (key == "steps") c.steps = get_int(v, source, key);
-    else if (key == "guidance") c.guidance = get_number(v, source, key);
-    else if (key == "height") c.height = get_int(v, source, key);
-    else if (key == "width") c.width = get_int(v, source, key);
-    else if (key == "step-size") c.step_size = get_number(v, source, key);
-    else if (key == "interp") c.interp = get_named(v, source, key, parse_interp);
-    else if (key == "scheduler") c.scheduler = get_string(v, source, key);
-    else if (key == "batch") c.batch = get_int(v, source, key);
-    else if (key == "max-vram") c.max_vram_gb = get_number(v, source, key);
-    else if (key == "device") c.device = get_string(v, source, key);
-    else if (key == "unet-engine") c.unet_engine = get_string(v, source, key);
-    else if (key == "output") c.output = get_string(v, source, key);
-    else if (key == "png-dir") c.png_dir = get_string(v, source, key);
-    else if (key == "fps") c.fps = get_number(v, source, key);
-    else if (key == "loop") c.loop = get_int(v, source, key);
-    else if (key == "boomerang") c.boomerang = get_bool(v, source, key);
-    else if (key == "seamless-loop") c.seamless_loop = get_bool(v, source, key);
-    else if (key == "dither") c.dither = get_string(v, source, key);
-    else if (key == "lossless") c.lossless = get_bool(v, source, key);
-    else if (key == "quality") c.quality = get_number(v, source, key);
-    else if (key == "crf") c.crf = get_int(v, source, key);
-    else if (key == "overwrite") c.overwrite = get_bool(v, source, key);
+    } else if (key == "frames")
+      c.frames = get_int(v, source, key);
+    else if (key == "steps")
+      c.steps = get_int(v, source, key);
+    else if (key == "guidance")
+      c.guidance = get_number(v, source, key);
+    else if (key == "height")
+      c.height = get_int(v, source, key);
+    else if (key == "width")
+      c.width = get_int(v, source, key);
+    else if (key == "step-size")
+      c.step_size = get_number(v, source, key);
+    else if (key == "interp")
+      c.interp = get_named(v, source, key, parse_interp);
+    else if (key == "scheduler")
+      c.scheduler = get_string(v, source, key);
+    else if (key == "batch")
+      c.batch = get_int(v, source, key);
+    else if (key == "max-vram")
+      c.max_vram_gb = get_number(v, source, key);
+    else if (key == "device")
+      c.device = get_string(v, source, key);
+    else if (key == "unet-engine")
+      c.unet_engine = get_string(v, source, key);
+    else if (key == "output")
+      c.output = get_string(v, source, key);
+    else if (key == "png-dir")
+      c.png_dir = get_string(v, source, key);
+    else if (key == "fps")
+      c.fps = get_number(v, source, key);
+    else if (key == "loop")
+      c.loop = get_int(v, source, key);
+    else if (key == "boomerang")
+      c.boomerang = get_bool(v, source, key);
+    else if (key == "seamless-loop")
+      c.seamless_loop = get_bool(v, source, key);
+    else if (key == "dither")
+      c.dither = get_string(v, source, key);
+    else if (key == "lossless")
+      c.lossless = get_bool(v, source, key);
+    else if (key == "quality")
+      c.quality = get_number(v, source, key);
+    else if (key == "crf")
+      c.crf = get_int(v, source, key);
+    else if (key == "overwrite")
+      c.overwrite = get_bool(v, source, key);
     else if (key == "keyframes") {
       if (!v.is_array()) throw ConfigError(prefix(source) + "\"keyframes\" must be an array of keyframe objects");
       c.keyframes.clear();
       for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
-    } else if (key == "cycle") c.cycle = get_bool(v, source, key);
-    else if (key == "pace") c.pace = get_named(v, source, key, parse_pace);
-    else if (key == "pace-passes") c.pace_passes = get_int(v, source, key);
-    else if (key == "image") c.images = get_strings(v, source, key);
-    else if (key == "fit") c.fit = get_named(v, source, key, parse_fit);
-    else if (key == "strength") c.strength = get_number(v, source, key);
-    else if (key == "inversion") c.inversion = get_named(v, source, key, parse_inversion);
-    else if (key == "adain") c.adain = get_bool(v, source, key);
-    else if (key == "ease") c.ease = get_named(v, source, key, [](const std::string& name) { return parse_ease(name); });
-    else throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
+    } else if (key == "cycle")
+      c.cycle = get_bool(v, source, key);
+    else if (key == "pace")
+      c.pace = get_named(v, source, key, parse_pace);
+    else if (key == "pace-passes")
+      c.pace_passes = get_int(v, source, key);
+    else if (key == "image")
+      c.images = get_strings(v, source, key);
+    else if (key == "fit")
+      c.fit = get_named(v, source, key, parse_fit);
+    else if (key == "strength")
+      c.strength = get_number(v, source, key);
+    else if (key == "inversion")
+      c.inversion = get_named(v, source, key, parse_inversion);
+    else if (key == "adain")
+      c.adain = get_bool(v, source, key);
+    else if (key == "ease")
+      c.ease = get_named(v, source, key, [](const std::string& name) { return parse_ease(name); });
+    else
+      throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
   }
 }
 
@@ -262,7 +310,9 @@ json keyframe_flag_value(const std::string& text) {
   if (!text.empty() && text[0] == '{') return parse_job_object(text, shown);
   const size_t colon = text.find(':');
   if (colon == std::string::npos) {
-    throw ConfigError(shown + ": write FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT (e.g. \"12,ease=sine:a white owl\") or a JSON object");
+    throw ConfigError(shown +
+                      ": write FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT (e.g. \"12,ease=sine:a white owl\") "
+                      "or a JSON object");
   }
   json k = json::object();
   k["prompt"] = text_json(text.substr(colon + 1));
@@ -328,7 +378,8 @@ json flag_value(const std::string& key, const std::string& text) {
   char* stop = nullptr;
   errno = 0;
   const double value = std::strtod(begin, &stop);
-  if (text.empty() || stop != end || errno == ERANGE || !std::isfinite(value) || std::isspace(static_cast<unsigned char>(text[0]))) {
+  if (text.empty() || stop != end || errno == ERANGE || !std::isfinite(value) ||
+      std::isspace(static_cast<unsigned char>(text[0]))) {
     fail_range(source, key, shown);
   }
   return value;
@@ -337,7 +388,8 @@ json flag_value(const std::string& key, const std::string& text) {
 json parse_job_object(std::string_view text, const std::string& source, int first_line) {
   const std::string where = source + (first_line > 0 ? ":" + std::to_string(first_line) : "");
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-    throw ConfigError(where + ": empty; a job is one JSON object, e.g. {\"bundle\": \"models/tiny-sd\", \"prompt\": \"a fox\"}");
+    throw ConfigError(
+        where + ": empty; a job is one JSON object, e.g. {\"bundle\": \"models/tiny-sd\", \"prompt\": \"a fox\"}");
   }
   if (!is_utf8(text)) {
     throw ConfigError(where + ": not UTF-8 (JSON is UTF-8: write a text of other bytes as {\"bytes\": HEX})");

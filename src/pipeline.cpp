@@ -19,9 +19,7 @@ namespace sdinterp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 int resolved_size(int asked, const Manifest& m) { return asked > 0 ? asked : m.native_size(); }
 
@@ -53,10 +51,12 @@ class PaceMeter : public FrameSink {
           int sum = 0;
           for (int dy = 0; dy < factor; ++dy) {
             for (int dx = 0; dx < factor; ++dx) {
-              sum += f.rgb[(static_cast<size_t>(y * factor + dy) * f.width + static_cast<size_t>(x * factor + dx)) * 3 + c];
+              sum += f.rgb[(static_cast<size_t>(y * factor + dy) * f.width + static_cast<size_t>(x * factor + dx)) * 3 +
+                           c];
             }
           }
-          out.rgb[(static_cast<size_t>(y) * out.width + x) * 3 + c] = static_cast<uint8_t>((sum + factor * factor / 2) / (factor * factor));
+          out.rgb[(static_cast<size_t>(y) * out.width + x) * 3 + c] =
+              static_cast<uint8_t>((sum + factor * factor / 2) / (factor * factor));
         }
       }
     }
@@ -148,7 +148,8 @@ int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
     return batch_for_budget(available / 2, per_frame, total_frames);
   }
   size_t free_bytes = 0, total_bytes = 0;
-  if (cudaSetDevice(bundle.device().index()) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+  if (cudaSetDevice(bundle.device().index()) != cudaSuccess ||
+      cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
     return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
   }
   // Keep a fifth of the free memory for the VAE decode (chunks of 4 frames) and the allocator's slack.
@@ -218,17 +219,19 @@ namespace {
 // Resizing is bilinear with antialiasing (PyTorch's interpolate(antialias=True), as PIL's
 // BILINEAR); an image of the walk's size is used as it is.
 torch::Tensor fitted_image(const Frame& image, int height, int width, Fit fit) {
-  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3}, torch::kUInt8)
-                        .permute({2, 0, 1})
-                        .unsqueeze(0)
-                        .to(torch::kFloat32);
+  torch::Tensor x =
+      torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3}, torch::kUInt8)
+          .permute({2, 0, 1})
+          .unsqueeze(0)
+          .to(torch::kFloat32);
   auto resized = [&](int64_t h, int64_t w) {
     if (h == image.height && w == image.width) return x;
     // What torch.nn.functional.interpolate(x, size, mode="bilinear", antialias=True) calls.
     return at::_upsample_bilinear2d_aa(x, {h, w}, /*align_corners=*/false);
   };
   // The side that decides the scale: the one that covers (crop) or fits (pad) exactly.
-  const double by_width = static_cast<double>(width) / image.width, by_height = static_cast<double>(height) / image.height;
+  const double by_width = static_cast<double>(width) / image.width,
+               by_height = static_cast<double>(height) / image.height;
   const bool width_rules = fit == Fit::kCrop ? by_width >= by_height : by_width <= by_height;
   const int64_t h = width_rules ? std::max<int64_t>(1, std::llround(image.height * by_width)) : height;
   const int64_t w = width_rules ? width : std::max<int64_t>(1, std::llround(image.width * by_height));
@@ -236,10 +239,14 @@ torch::Tensor fitted_image(const Frame& image, int height, int width, Fit fit) {
   if (fit == Fit::kStretch) {
     out = resized(height, width);
   } else if (fit == Fit::kCrop) {
-    out = resized(h, w).slice(2, (h - height) / 2, (h - height) / 2 + height).slice(3, (w - width) / 2, (w - width) / 2 + width);
+    out = resized(h, w)
+              .slice(2, (h - height) / 2, (h - height) / 2 + height)
+              .slice(3, (w - width) / 2, (w - width) / 2 + width);
   } else {
     out = torch::full({1, 3, height, width}, 255.0f);
-    out.slice(2, (height - h) / 2, (height - h) / 2 + h).slice(3, (width - w) / 2, (width - w) / 2 + w).copy_(resized(h, w));
+    out.slice(2, (height - h) / 2, (height - h) / 2 + h)
+        .slice(3, (width - w) / 2, (width - w) / 2 + w)
+        .copy_(resized(h, w));
   }
   return out / 255.0f * 2.0f - 1.0f;
 }
@@ -273,11 +280,13 @@ torch::Tensor image_sources(Bundle& bundle, const RunConfig& config, const TextC
   const Sampler sampler(bundle, sampler_settings(config));
   if (config.inversion == Inversion::kNoise) {
     // One noise tensor for every image, drawn as diffusers' img2img draws it from the seed.
-    return sampler.add_noise(latents, draw_latents(*config.seed, {1, latents.size(1), latents.size(2), latents.size(3)}));
+    return sampler.add_noise(latents,
+                             draw_latents(*config.seed, {1, latents.size(1), latents.size(2), latents.size(3)}));
   }
   // Each image inverted with its own prompt (the one prompt when there is one for all).
   const int64_t k = latents.size(0);
-  const torch::Tensor context = text.positive.size(0) == k ? text.positive : text.positive.slice(0, 0, 1).expand({k, -1, -1});
+  const torch::Tensor context =
+      text.positive.size(0) == k ? text.positive : text.positive.slice(0, 0, 1).expand({k, -1, -1});
   std::vector<torch::Tensor> inverted;
   for (int64_t i = 0; i < k; ++i) {
     inverted.push_back(sampler.invert(latents.slice(0, i, i + 1), context.slice(0, i, i + 1),
@@ -302,7 +311,8 @@ torch::Tensor source_latents(Bundle& bundle, const RunConfig& config, const Text
     // One latent per keyframe source, each drawn from its own seed as prompt-walk draws it.
     std::vector<torch::Tensor> drawn;
     for (const auto& k : config.resolved_keyframes()) {
-      if (k.source == static_cast<int>(drawn.size())) drawn.push_back(draw_latents(k.seed, {1, m.unet.in_channels, h, w}));
+      if (k.source == static_cast<int>(drawn.size()))
+        drawn.push_back(draw_latents(k.seed, {1, m.unet.in_channels, h, w}));
     }
     latents = torch::cat(drawn);
   } else {
@@ -348,9 +358,9 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
         for (size_t i = 0; i < toks.size() && i < given.size(); ++i) {
           if (toks[i].truncated > 0) {
             hooks.warning(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
-                          std::to_string(bundle.manifest().tokenizer.max_length) + " tokens): " +
-                          std::to_string(toks[i].truncated) + " tokens cut, dropped text: \"" + toks[i].dropped_text +
-                          "\"");
+                          std::to_string(bundle.manifest().tokenizer.max_length) +
+                          " tokens): " + std::to_string(toks[i].truncated) + " tokens cut, dropped text: \"" +
+                          toks[i].dropped_text + "\"");
           }
         }
       };
@@ -377,8 +387,10 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     std::vector<int64_t> rendered;
     std::vector<bool> reused(static_cast<size_t>(total), false);
     for (int64_t i = 0; i < total; ++i) {
-      if (same_as[static_cast<size_t>(i)] == i) rendered.push_back(i);
-      else reused[static_cast<size_t>(same_as[static_cast<size_t>(i)])] = true;
+      if (same_as[static_cast<size_t>(i)] == i)
+        rendered.push_back(i);
+      else
+        reused[static_cast<size_t>(same_as[static_cast<size_t>(i)])] = true;
     }
     const int64_t unique = static_cast<int64_t>(rendered.size());
     result.batch = choose_batch(config, bundle, unique);
@@ -410,15 +422,16 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       };
       for (int64_t first = 0; first < unique; first += result.batch) {
         const int64_t count = std::min<int64_t>(result.batch, unique - first);
-        FrameChunk chunk = pass_plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
+        FrameChunk chunk =
+            pass_plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
         phase = Clock::now();
-        torch::Tensor latents = sampler.run(chunk.latents, chunk.positive, chunk.negative,
-                                            [&](size_t, size_t, const torch::Tensor&) {
-                                              ++event.calls_done;
-                                              if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
-                                              event.kind = ProgressEvent::Kind::kStep;
-                                              if (hooks.progress) hooks.progress(event);
-                                            });
+        torch::Tensor latents =
+            sampler.run(chunk.latents, chunk.positive, chunk.negative, [&](size_t, size_t, const torch::Tensor&) {
+              ++event.calls_done;
+              if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+              event.kind = ProgressEvent::Kind::kStep;
+              if (hooks.progress) hooks.progress(event);
+            });
         result.seconds_sampling += seconds_since(phase);
         phase = Clock::now();
         // Decoding in chunks of kDecodeChunk frames bounds the VAE's memory whatever the UNet batch.
@@ -453,12 +466,14 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       std::vector<PaceSegment> segments = plan.segments();
       for (int pass = 0; pass + 1 < passes; ++pass) {
         PaceMeter meter(total);
-        const InterpolationPlan pass_plan = pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
+        const InterpolationPlan pass_plan =
+            pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
         render(pass_plan, {&meter});
         t_override.assign(static_cast<size_t>(total), std::nan(""));
         for (PaceSegment& seg : segments) {
           std::vector<double> d;
-          for (size_t k = 0; k + 1 < seg.frames.size(); ++k) d.push_back(meter.distance(seg.frames[k], seg.frames[k + 1]));
+          for (size_t k = 0; k + 1 < seg.frames.size(); ++k)
+            d.push_back(meter.distance(seg.frames[k], seg.frames[k + 1]));
           seg.t = even_weights(seg.t, d);
           for (size_t k = 1; k + 1 < seg.frames.size(); ++k) t_override[static_cast<size_t>(seg.frames[k])] = seg.t[k];
         }
@@ -467,7 +482,8 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       result.pace_weights = t_override;
       result.seconds_pacing = seconds_since(pace_start);
     }
-    const InterpolationPlan final_plan = passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
+    const InterpolationPlan final_plan =
+        passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
     for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
     render(final_plan, sinks);
     result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;

@@ -19,7 +19,8 @@ long long whole(const std::string& text) {
 Shard checked(long long index, long long count, const std::string& origin, const std::string& what) {
   if (count < 1) throw ConfigError(what + ": the shard count must be at least 1");
   if (index < 0 || index >= count) {
-    throw ConfigError(what + ": shard index " + std::to_string(index) + " is not below the count " + std::to_string(count));
+    throw ConfigError(what + ": shard index " + std::to_string(index) + " is not below the count " +
+                      std::to_string(count));
   }
   return Shard{static_cast<int>(index), static_cast<int>(count), origin};
 }
@@ -32,7 +33,8 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
     const long long index = slash == std::string::npos ? -1 : whole(flag.substr(0, slash));
     const long long count = slash == std::string::npos ? -1 : whole(flag.substr(slash + 1));
     if (index < 0 || count < 0) {
-      throw ConfigError("--shard takes I/N, this worker's index from 0 and the number of workers (e.g. 0/4), not \"" + flag + "\"");
+      throw ConfigError("--shard takes I/N, this worker's index from 0 and the number of workers (e.g. 0/4), not \"" +
+                        flag + "\"");
     }
     return checked(index, count, "--shard", "--shard " + flag);
   }
@@ -46,8 +48,9 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
   const std::string k8s = get("JOB_COMPLETION_INDEX"), k8s_count = get(kShardCountVariable);
   const bool slurm = !task.empty() || !task_count.empty() || !task_min.empty() || !task_max.empty();
   if (slurm && !k8s.empty()) {
-    throw ConfigError("both a Slurm array (SLURM_ARRAY_TASK_ID) and a Kubernetes indexed job (JOB_COMPLETION_INDEX) are in "
-                      "the environment; pass --shard I/N to say which shard this is");
+    throw ConfigError(
+        "both a Slurm array (SLURM_ARRAY_TASK_ID) and a Kubernetes indexed job (JOB_COMPLETION_INDEX) are in "
+        "the environment; pass --shard I/N to say which shard this is");
   }
   if (slurm) {
     const std::string what = "the Slurm array's environment (SLURM_ARRAY_TASK_ID=" + task + ")";
@@ -58,10 +61,12 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
     }
     const long long low = task_min.empty() ? 0 : whole(task_min);
     const long long step = task_step.empty() ? 1 : whole(task_step);
-    if (low < 0 || step < 1) throw ConfigError(what + ": SLURM_ARRAY_TASK_MIN/STEP are not whole numbers; pass --shard I/N");
+    if (low < 0 || step < 1)
+      throw ConfigError(what + ": SLURM_ARRAY_TASK_MIN/STEP are not whole numbers; pass --shard I/N");
     if (task_min.empty() && task_count.empty()) {
-      throw ConfigError("SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MIN/MAX: "
-                        "cannot tell how many shards there are; pass --shard I/N");
+      throw ConfigError(
+          "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MIN/MAX: "
+          "cannot tell how many shards there are; pass --shard I/N");
     }
     long long count = task_count.empty() ? -1 : whole(task_count);
     if (count < 0 && !task_max.empty()) {
@@ -83,7 +88,8 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
     long long count = count_flag > 0 ? count_flag : -1;
     if (count < 0 && !k8s_count.empty()) {
       count = whole(k8s_count);
-      if (count < 1) throw ConfigError(std::string(kShardCountVariable) + " is \"" + k8s_count + "\", not a whole number above 0");
+      if (count < 1)
+        throw ConfigError(std::string(kShardCountVariable) + " is \"" + k8s_count + "\", not a whole number above 0");
     }
     if (count < 0) {
       throw ConfigError("JOB_COMPLETION_INDEX is set but not the number of shards: pass --shard-count N or set " +
@@ -91,7 +97,8 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
     }
     return checked(index, count, "Kubernetes indexed job", what);
   }
-  if (count_flag > 0) throw ConfigError("--shard-count is for Kubernetes indexed jobs (JOB_COMPLETION_INDEX), which is not set");
+  if (count_flag > 0)
+    throw ConfigError("--shard-count is for Kubernetes indexed jobs (JOB_COMPLETION_INDEX), which is not set");
   return Shard{};
 }
 

@@ -23,8 +23,7 @@ inline Frame smooth_frame(int width, int height, int index) {
       uint8_t* p = &f.rgb[(static_cast<size_t>(y) * width + x) * 3];
       double u = static_cast<double>(x) / std::max(1, width - 1);
       double v = static_cast<double>(y) / std::max(1, height - 1);
-      double blob = std::exp(-((u - 0.3 - 0.02 * index) * (u - 0.3 - 0.02 * index) +
-                               (v - 0.5) * (v - 0.5)) * 12.0);
+      double blob = std::exp(-((u - 0.3 - 0.02 * index) * (u - 0.3 - 0.02 * index) + (v - 0.5) * (v - 0.5)) * 12.0);
       p[0] = static_cast<uint8_t>(std::lround(255 * u * (1 - blob) + 240 * blob));
       p[1] = static_cast<uint8_t>(std::lround(200 * v * (1 - blob) + 30 * blob));
       p[2] = static_cast<uint8_t>(std::lround(255 * (1 - u) * (0.5 + 0.5 * std::sin(index * 0.3))));
@@ -73,9 +72,8 @@ inline bool have_ffprobe() { return run_command("command -v ffprobe").status == 
 
 // One value from ffprobe, e.g. ffprobe_value(path, "stream=nb_read_frames", true).
 inline std::string ffprobe_value(const std::string& path, const std::string& entry, bool count = false) {
-  CommandResult r = run_command("ffprobe -v error -select_streams v:0 " +
-                                std::string(count ? "-count_frames " : "") + "-show_entries " +
-                                entry + " -of default=nw=1:nk=1 " + quote(path));
+  CommandResult r = run_command("ffprobe -v error -select_streams v:0 " + std::string(count ? "-count_frames " : "") +
+                                "-show_entries " + entry + " -of default=nw=1:nk=1 " + quote(path));
   std::string out = r.output;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out;

@@ -27,9 +27,9 @@ TEST(Batching, ActivationEstimateScalesWithAreaDtypeAndGuidance) {
 
 TEST(Batching, BudgetRule) {
   EXPECT_EQ(batch_for_budget(1000, 100, 30), 10);
-  EXPECT_EQ(batch_for_budget(1000, 100, 4), 4);      // never more than the frames
-  EXPECT_EQ(batch_for_budget(50, 100, 30), 1);       // always at least one frame
-  EXPECT_EQ(batch_for_budget(-5, 100, 30), 1);       // a cap below what is in use still runs
+  EXPECT_EQ(batch_for_budget(1000, 100, 4), 4);  // never more than the frames
+  EXPECT_EQ(batch_for_budget(50, 100, 30), 1);   // always at least one frame
+  EXPECT_EQ(batch_for_budget(-5, 100, 30), 1);   // a cap below what is in use still runs
   EXPECT_EQ(batch_for_budget(1000, 0, 30), 30);
 }
 
@@ -58,7 +58,7 @@ TEST(Batching, CpuBudgetIsHalfOfMemAvailable) {
   const std::string meminfo =
       "MemTotal:       24576000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\nBuffers: 1 kB\n";
   EXPECT_EQ(mem_available_bytes(meminfo), 20000000LL * 1024);
-  EXPECT_EQ(mem_available_bytes("MemTotal: 5 kB\n"), -1);          // old kernels lack the field
+  EXPECT_EQ(mem_available_bytes("MemTotal: 5 kB\n"), -1);  // old kernels lack the field
   EXPECT_EQ(mem_available_bytes("MemAvailable: lots\n"), -1);
   // SD-1.5 at 512x512 in float32 on the CPU needs about 415 MB a frame (two batch elements of
   // 207 MB, measured): half of 20 GB available holds 24 of the notebook's 30 frames, half of 4 GiB 5.

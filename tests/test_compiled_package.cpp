@@ -11,28 +11,32 @@ namespace {
 MachineFacts avx512_cpu() {
   MachineFacts m;
   m.machine = "x86_64";
-  for (const char* f : {"avx2", "fma3", "avx512_f", "avx512_dq", "avx512_vl", "avx512_bw", "avx512_vnni"}) m.cpu[f] = true;
+  for (const char* f : {"avx2", "fma3", "avx512_f", "avx512_dq", "avx512_vl", "avx512_bw", "avx512_vnni"})
+    m.cpu[f] = true;
   m.cpu["amx_tile"] = false;
   return m;
 }
 
 std::map<std::string, std::string> cpu_package(const std::string& isa) {
-  return {{"AOTI_DEVICE_KEY", "cpu"}, {"AOTI_MACHINE", "x86_64"}, {"AOTI_CPU_ISA", isa}, {"AOTI_COMPUTE_CAPABILITY", ""}};
+  return {
+      {"AOTI_DEVICE_KEY", "cpu"}, {"AOTI_MACHINE", "x86_64"}, {"AOTI_CPU_ISA", isa}, {"AOTI_COMPUTE_CAPABILITY", ""}};
 }
 
 TEST(CompiledPackage, CpuPackageRunsWhereItsInstructionsExist) {
   EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX512 AVX512_VNNI"), "cpu", avx512_cpu()), "");
   EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", avx512_cpu()), "");
   EXPECT_EQ(compiled_package_mismatch(cpu_package("INVALID VEC ISA"), "cpu", avx512_cpu()), "");
-  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX512 AVX512_VNNI AMX_TILE"), "cpu", avx512_cpu()),
-            "compiled for CPUs with AVX512 AVX512_VNNI AMX_TILE, this one lacks amx_tile (compile it again on this machine)");
+  EXPECT_EQ(
+      compiled_package_mismatch(cpu_package("AVX512 AVX512_VNNI AMX_TILE"), "cpu", avx512_cpu()),
+      "compiled for CPUs with AVX512 AVX512_VNNI AMX_TILE, this one lacks amx_tile (compile it again on this machine)");
   MachineFacts avx2 = avx512_cpu();
   avx2.cpu.erase("avx512_f");
   EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX512"), "cpu", avx2),
             "compiled for CPUs with AVX512, this one lacks avx512_f (compile it again on this machine)");
   MachineFacts arm;
   arm.machine = "aarch64";
-  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", arm), "compiled for x86_64 machines, this one is aarch64");
+  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cpu", arm),
+            "compiled for x86_64 machines, this one is aarch64");
 }
 
 TEST(CompiledPackage, CpuPackageNeedsItsThreadCount) {
@@ -45,13 +49,17 @@ TEST(CompiledPackage, CpuPackageNeedsItsThreadCount) {
 }
 
 TEST(CompiledPackage, DeviceKindMustMatch) {
-  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cuda", avx512_cpu()), "compiled for cpu, the bundle runs on cuda");
-  EXPECT_EQ(compiled_package_mismatch({}, "cpu", avx512_cpu()), "compiled for an unknown device, the bundle runs on cpu");
+  EXPECT_EQ(compiled_package_mismatch(cpu_package("AVX2"), "cuda", avx512_cpu()),
+            "compiled for cpu, the bundle runs on cuda");
+  EXPECT_EQ(compiled_package_mismatch({}, "cpu", avx512_cpu()),
+            "compiled for an unknown device, the bundle runs on cpu");
 }
 
 TEST(CompiledPackage, CudaPackageNeedsTheSameGpuArchitecture) {
-  const std::map<std::string, std::string> h100 = {
-      {"AOTI_DEVICE_KEY", "cuda"}, {"AOTI_MACHINE", "x86_64"}, {"AOTI_CPU_ISA", "AVX512"}, {"AOTI_COMPUTE_CAPABILITY", "90"}};
+  const std::map<std::string, std::string> h100 = {{"AOTI_DEVICE_KEY", "cuda"},
+                                                   {"AOTI_MACHINE", "x86_64"},
+                                                   {"AOTI_CPU_ISA", "AVX512"},
+                                                   {"AOTI_COMPUTE_CAPABILITY", "90"}};
   MachineFacts here = avx512_cpu();
   here.cuda_compute_capability = 90;
   EXPECT_EQ(compiled_package_mismatch(h100, "cuda", here), "");

@@ -102,7 +102,8 @@ TEST(Config, SizeMustFitAUnetTracedForMultiples) {
   c.width = 64 * 3;
   EXPECT_TRUE(c.problems_with(m).empty());
   c.width = 56;
-  EXPECT_TRUE(mentions(c.problems_with(m), "--width 56: this bundle's UNet takes sizes in steps of 64 px")) << c.problems_with(m)[0];
+  EXPECT_TRUE(mentions(c.problems_with(m), "--width 56: this bundle's UNet takes sizes in steps of 64 px"))
+      << c.problems_with(m)[0];
   EXPECT_TRUE(mentions(c.problems_with(m), "try 64, or re-export"));
   c.width = 200;
   EXPECT_TRUE(mentions(c.problems_with(m), "try 192 or 256"));

@@ -21,9 +21,9 @@ using test::TempDir;
 struct DecodedGif {
   int width = 0;
   int height = 0;
-  std::vector<int> delays;                 // centiseconds
+  std::vector<int> delays;                   // centiseconds
   std::vector<std::vector<uint8_t>> frames;  // composited RGB, as a viewer sees them
-  int loop_block = -1;                     // NETSCAPE2.0 repeat count, -1 if absent
+  int loop_block = -1;                       // NETSCAPE2.0 repeat count, -1 if absent
   bool all_keep_disposal = true;
 };
 
@@ -71,8 +71,7 @@ DecodedGif decode_gif(const std::string& path) {
   return out;
 }
 
-std::vector<Frame> write_gif(const std::string& path, const std::vector<Frame>& frames,
-                             FrameSinkOptions options) {
+std::vector<Frame> write_gif(const std::string& path, const std::vector<Frame>& frames, FrameSinkOptions options) {
   auto sink = make_file_sink(path, options);
   sink->begin(frames[0].width, frames[0].height, static_cast<int>(frames.size()));
   for (const Frame& f : frames) sink->add(f);
@@ -130,8 +129,7 @@ TEST_P(GifDither, CompositedFramesStayCloseToTheSource) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModes, GifDither,
-                         ::testing::Values(Dither::kNone, Dither::kOrdered, Dither::kDiffusion));
+INSTANTIATE_TEST_SUITE_P(AllModes, GifDither, ::testing::Values(Dither::kNone, Dither::kOrdered, Dither::kDiffusion));
 
 TEST(GifSink, FewColoursRoundTripExactlyInEveryMode) {
   // 200 colours of noise: incompressible, so the LZW dictionary fills and is reset many times;
@@ -170,8 +168,7 @@ TEST(GifSink, HeldFramesAddAlmostNothing) {
   DecodedGif gif = decode_gif(dir / "held.gif");
   ASSERT_EQ(gif.frames.size(), 5u);
   for (size_t i = 2; i < 5; ++i) EXPECT_EQ(gif.frames[i], gif.frames[1]);
-  EXPECT_LT(std::filesystem::file_size(dir / "held.gif"),
-            std::filesystem::file_size(dir / "two.gif") + 200);
+  EXPECT_LT(std::filesystem::file_size(dir / "held.gif"), std::filesystem::file_size(dir / "two.gif") + 200);
 }
 
 TEST(GifSink, BoomerangPlaysBackWithoutRepeatingTheEnds) {

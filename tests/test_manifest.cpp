@@ -53,7 +53,8 @@ TEST(Manifest, ReadsVersion1) {
   EXPECT_EQ(m.export_command("cpu", "float32"), "scripts/export_bundle.py MODEL OUT_DIR --device cpu --dtype float32");
   // Nor the UNet's size limit: 0 until the bundle derives it from the traced module.
   EXPECT_EQ(m.unet.latent_multiple, 0);
-  EXPECT_EQ(parse_manifest(replace(tiny_manifest_text(), "\"cross_attention_dim\": 32", "\"cross_attention_dim\": 32, \"latent_multiple\": 2"),
+  EXPECT_EQ(parse_manifest(replace(tiny_manifest_text(), "\"cross_attention_dim\": 32",
+                                   "\"cross_attention_dim\": 32, \"latent_multiple\": 2"),
                            "model.json")
                 .unet.latent_multiple,
             2);
@@ -98,7 +99,8 @@ TEST(Manifest, ReadsVersion2) {
 }
 
 TEST(Manifest, Version2NullRevisionCompatAndQuoting) {
-  std::string text = replace(v2_text(), "\"revision\": \"5cae40e6a2745ae2b01ad92ae5043f95f23644d6\"", "\"revision\": null");
+  std::string text =
+      replace(v2_text(), "\"revision\": \"5cae40e6a2745ae2b01ad92ae5043f95f23644d6\"", "\"revision\": null");
   text = replace(text, "\"attention\": \"sdpa\"", "\"attention\": \"classic\"");
   text = replace(text, "\"model\": \"stabilityai/stable-diffusion-2-1\"", "\"model\": \"my models/it's.safetensors\"");
   text = replace(text, "\"kind\": \"hub\"", "\"kind\": \"single-file\"");
@@ -130,7 +132,8 @@ TEST(Manifest, Version2FieldsAreRequiredAndChecked) {
 }
 
 TEST(Manifest, MissingFieldNamesFieldAndFile) {
-  expect_error(replace(tiny_manifest_text(), "\"sample_size\": 8,", ""), "model.json: field 'unet.sample_size' is missing");
+  expect_error(replace(tiny_manifest_text(), "\"sample_size\": 8,", ""),
+               "model.json: field 'unet.sample_size' is missing");
 }
 
 TEST(Manifest, MistypedFieldNamesField) {
@@ -143,7 +146,8 @@ TEST(Manifest, MistypedFieldNamesField) {
 }
 
 TEST(Manifest, VPredictionAndPadIdAreRead) {
-  std::string text = replace(tiny_manifest_text(), "\"prediction_type\": \"epsilon\"", "\"prediction_type\": \"v_prediction\"");
+  std::string text =
+      replace(tiny_manifest_text(), "\"prediction_type\": \"epsilon\"", "\"prediction_type\": \"v_prediction\"");
   text = replace(text, "\"pad_id\": 49407", "\"pad_id\": 0");
   Manifest m = parse_manifest(text, "model.json");
   EXPECT_EQ(m.noise_schedule.prediction_type, PredictionType::kVPrediction);
@@ -153,7 +157,8 @@ TEST(Manifest, VPredictionAndPadIdAreRead) {
 TEST(Manifest, CorruptAndNewerAreRefused) {
   expect_error("{\"format_version\": 1,", "not valid JSON");
   expect_error("[1, 2]", "JSON object");
-  expect_error(replace(tiny_manifest_text(), "\"format_version\": 1", "\"format_version\": 99"), "newer than this sdinterp reads");
+  expect_error(replace(tiny_manifest_text(), "\"format_version\": 1", "\"format_version\": 99"),
+               "newer than this sdinterp reads");
 }
 
 TEST(Manifest, MismatchedSizesAreRefused) {
@@ -162,13 +167,15 @@ TEST(Manifest, MismatchedSizesAreRefused) {
 }
 
 std::string with_compiled(const std::string& record) {
-  return replace(tiny_manifest_text(), "\"cross_attention_dim\": 32}", "\"cross_attention_dim\": 32, \"compiled\": " + record + "}");
+  return replace(tiny_manifest_text(), "\"cross_attention_dim\": 32}",
+                 "\"cross_attention_dim\": 32, \"compiled\": " + record + "}");
 }
 
 TEST(Manifest, CompiledUnetIsOptionalAndRead) {
   EXPECT_TRUE(parse_manifest(tiny_manifest_text(), "model.json").unet.compiled.file.empty());
   Manifest m = parse_manifest(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63,
-      "latent_multiple": 4, "latent_max": 64, "compile_seconds": 12.5})"), "model.json");
+      "latent_multiple": 4, "latent_max": 64, "compile_seconds": 12.5})"),
+                              "model.json");
   const auto& c = m.unet.compiled;
   EXPECT_EQ(c.file, "unet.pt2");
   EXPECT_EQ(c.batch_min, 2);
@@ -178,10 +185,10 @@ TEST(Manifest, CompiledUnetIsOptionalAndRead) {
   EXPECT_EQ(c.threads, 0);  // optional
   EXPECT_TRUE(c.accepts(2, 8, 12));
   EXPECT_TRUE(c.accepts(63, 64, 4));
-  EXPECT_FALSE(c.accepts(1, 8, 8));    // below batch_min
-  EXPECT_FALSE(c.accepts(64, 8, 8));   // above batch_max
-  EXPECT_FALSE(c.accepts(8, 10, 8));   // not a multiple
-  EXPECT_FALSE(c.accepts(8, 8, 68));   // above latent_max
+  EXPECT_FALSE(c.accepts(1, 8, 8));   // below batch_min
+  EXPECT_FALSE(c.accepts(64, 8, 8));  // above batch_max
+  EXPECT_FALSE(c.accepts(8, 10, 8));  // not a multiple
+  EXPECT_FALSE(c.accepts(8, 8, 68));  // above latent_max
   EXPECT_TRUE(c.accepts_size(8, 8));
   EXPECT_FALSE(c.accepts_size(6, 8));
   Manifest none = parse_manifest(tiny_manifest_text(), "model.json");
@@ -189,14 +196,18 @@ TEST(Manifest, CompiledUnetIsOptionalAndRead) {
 }
 
 TEST(Manifest, CompiledUnetFieldsAreChecked) {
-  const std::string ok = R"("file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 8, "latent_max": 128)";
+  const std::string ok =
+      R"("file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 8, "latent_max": 128)";
   expect_error(with_compiled("{\"kind\": \"tensorrt\", " + ok + "}"), "field 'unet.compiled.kind' is \"tensorrt\"");
   expect_error(with_compiled(R"({"kind": "aoti", "file": "", "batch_min": 2, "batch_max": 63, "latent_multiple": 8,
-      "latent_max": 128})"), "field 'unet.compiled.file' is empty");
+      "latent_max": 128})"),
+               "field 'unet.compiled.file' is empty");
   expect_error(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 8, "batch_max": 4,
-      "latent_multiple": 8, "latent_max": 128})"), "field 'unet.compiled.batch_max' must be between 8 and");
+      "latent_multiple": 8, "latent_max": 128})"),
+               "field 'unet.compiled.batch_max' must be between 8 and");
   expect_error(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63,
-      "latent_max": 128})"), "field 'unet.compiled.latent_multiple' is missing");
+      "latent_max": 128})"),
+               "field 'unet.compiled.latent_multiple' is missing");
   expect_error(with_compiled("3"), "field 'unet.compiled' must be an object");
 }
 

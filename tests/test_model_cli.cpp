@@ -35,20 +35,23 @@ void expect_error(const std::string& command, int code, const std::string& needl
 
 TEST(CliErrors, MissingBundle) {
   test::TempDir dir;
-  expect_error(sdinterp() + " generate --bundle nowhere --prompt x -o a.gif", kExitModel, "bundle folder not found: nowhere", dir);
+  expect_error(sdinterp() + " generate --bundle nowhere --prompt x -o a.gif", kExitModel,
+               "bundle folder not found: nowhere", dir);
 }
 
 TEST(CliErrors, CorruptBundleFiles) {
   test::TempDir bundle, dir;
   fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
   std::ofstream(bundle / "model.json") << "{\"format_version\": 1, \"device\": ";
-  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel, "not valid JSON", dir);
+  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel,
+               "not valid JSON", dir);
   fs::copy_file(test::tiny_sd() + "/model.json", bundle / "model.json", fs::copy_options::overwrite_existing);
   fs::resize_file(bundle / "unet.pt", 100);
   expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel,
                "unet.pt: cannot load TorchScript module", dir);
   fs::remove(bundle / "tokenizer/merges.txt");
-  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel, "merges.txt", dir);
+  expect_error(sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x -o a.gif", kExitModel,
+               "merges.txt", dir);
 }
 
 TEST(CliErrors, BundleForAnotherDevice) {
@@ -67,11 +70,13 @@ TEST(CliErrors, SizeTheTracedUnetCannotTake) {
   test::TempDir bundle, dir;
   fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
   fs::copy_file(test::golden("model_v1.json"), bundle / "model.json", fs::copy_options::overwrite_existing);
-  const std::string run = sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x --seed 3 --frames 2 --steps 1 ";
-  expect_error(run + "--width 56 -o a.gif", kExitUsage,
-               "--width 56: this bundle's UNet takes sizes in steps of 16 px (it was traced for them); try 48 or 64, or "
-               "re-export the bundle with scripts/export_bundle.py",
-               dir);
+  const std::string run =
+      sdinterp() + " generate --bundle " + quote(bundle.str()) + " --prompt x --seed 3 --frames 2 --steps 1 ";
+  expect_error(
+      run + "--width 56 -o a.gif", kExitUsage,
+      "--width 56: this bundle's UNet takes sizes in steps of 16 px (it was traced for them); try 48 or 64, or "
+      "re-export the bundle with scripts/export_bundle.py",
+      dir);
   EXPECT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + run + "--width 48 --height 80 -o a.gif").status, 0);
 }
 
@@ -135,10 +140,11 @@ TEST(Cli, LongPromptWarnsWhereItWasCut) {
   std::string prompt;
   for (int i = 0; i < 80; ++i) prompt += "cat ";
   prompt += "zebra";
-  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() + " --prompt " +
-                             quote(prompt) + " --seed 1 --frames 2 --steps 1 -o a.gif");
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() +
+                             " --prompt " + quote(prompt) + " --seed 1 --frames 2 --steps 1 -o a.gif");
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("sdinterp: warning: --prompt 1 is longer than the model reads"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sdinterp: warning: --prompt 1 is longer than the model reads"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("zebra"), std::string::npos) << r.output;
 }
 
@@ -149,15 +155,16 @@ TEST(Cli, RandomSeedIsPrintedAndRecorded) {
   ASSERT_EQ(r.status, 0) << r.output;
   auto meta = nlohmann::json::parse(test::read_text(dir / "a.gif.json"));
   ASSERT_TRUE(meta["seed"].is_number_unsigned());
-  EXPECT_NE(r.output.find("sdinterp: seed " + std::to_string(meta["seed"].get<uint64_t>())), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sdinterp: seed " + std::to_string(meta["seed"].get<uint64_t>())), std::string::npos)
+      << r.output;
 }
 
 TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
   test::TempDir dir;
   ASSERT_EQ(test::run_command("cd " + quote(dir.str()) + " && " + quick("--mode circular --png-dir first")).status, 0);
   auto meta = nlohmann::json::parse(test::read_text(dir / "first.json"));
-  for (const char* key : {"bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height", "width",
-                          "step-size", "interp", "scheduler", "batch", "device", "fps", "loop"}) {
+  for (const char* key : {"bundle", "mode", "prompt", "negative", "seed", "frames", "steps", "guidance", "height",
+                          "width", "step-size", "interp", "scheduler", "batch", "device", "fps", "loop"}) {
     EXPECT_TRUE(meta.contains(key)) << key;
   }
   EXPECT_EQ(meta["height"], 64);
@@ -193,14 +200,18 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   const std::string bundle = nlohmann::json(test::tiny_sd()).dump();
   {
     std::ofstream jobs(dir / "jobs.jsonl");
-    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "a", "seed": 1, "frames": 2, "steps": 1, "output": "a.gif"})" << "\n";
-    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "b", "seed": 2, "frames": 1, "steps": 1, "output": "b.gif"})" << "\n";
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "a", "seed": 1, "frames": 2, "steps": 1, "output": "a.gif"})"
+         << "\n";
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "b", "seed": 2, "frames": 1, "steps": 1, "output": "b.gif"})"
+         << "\n";
     jobs << "# a comment\n\n";
-    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "c", "seed": 3, "frames": 2, "steps": 1, "output": "c.gif"})" << "\n";
+    jobs << R"({"bundle": )" << bundle << R"(, "prompt": "c", "seed": 3, "frames": 2, "steps": 1, "output": "c.gif"})"
+         << "\n";
   }
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl");
   EXPECT_EQ(r.status, kExitBatchFailures) << r.output;
-  EXPECT_NE(r.output.find("jobs.jsonl:2: --frames takes a whole number from 2 to 100000, not 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("jobs.jsonl:2: --frames takes a whole number from 2 to 100000, not 1"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("batch: 2 done, 0 skipped, 1 failed, model loaded 1 time(s)"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "a.gif") && fs::exists(dir / "c.gif"));
   EXPECT_FALSE(fs::exists(dir / "b.gif"));
@@ -222,10 +233,12 @@ TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
     }
   }
   // Kill the batch hard (SIGKILL, no clean-up) once a few jobs are done, then resume it.
-  const std::string script = "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() +
-                             " batch jobs.jsonl > first.log 2>&1 & pid=$!; "
-                             "for i in $(seq 600); do [ \"$(grep -c '^wrote' first.log)\" -ge 5 ] && break; sleep 0.1; done; "
-                             "kill -KILL $pid; wait $pid; " + sdinterp() + " batch jobs.jsonl --skip-existing";
+  const std::string script =
+      "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() +
+      " batch jobs.jsonl > first.log 2>&1 & pid=$!; "
+      "for i in $(seq 600); do [ \"$(grep -c '^wrote' first.log)\" -ge 5 ] && break; sleep 0.1; done; "
+      "kill -KILL $pid; wait $pid; " +
+      sdinterp() + " batch jobs.jsonl --skip-existing";
   auto r = test::run_command("bash -c " + quote(script));
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string first = test::read_text(dir / "first.log");
@@ -242,7 +255,8 @@ TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
     ASSERT_EQ(again.status, 0) << again.output;
     for (int f = 0; f < 3; ++f) {
       const std::string name = "/frame_000" + std::to_string(f) + ".png";
-      ASSERT_EQ(test::read_text(out + name), test::read_text(dir / ("again" + std::to_string(i) + name))) << out << name;
+      ASSERT_EQ(test::read_text(out + name), test::read_text(dir / ("again" + std::to_string(i) + name)))
+          << out << name;
     }
   }
 }
@@ -250,11 +264,12 @@ TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
 TEST(Cli, InterruptStopsAndLeavesNothing) {
   test::TempDir dir;
   // Waits for the first denoising step, then sends SIGINT; the run must stop and clean up.
-  const std::string script = "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() + " generate --bundle " + tiny() +
-                             " --prompt x --seed 1 --frames 40 --steps 50 --batch 1 -o a.gif --png-dir f --progress json"
-                             " > log 2>err & pid=$!; "
-                             "for i in $(seq 600); do grep -q '\"step\"' log 2>/dev/null && break; sleep 0.1; done; "
-                             "kill -INT $pid; wait $pid; echo status=$?";
+  const std::string script =
+      "cd " + quote(dir.str()) + " || exit 1; " + sdinterp() + " generate --bundle " + tiny() +
+      " --prompt x --seed 1 --frames 40 --steps 50 --batch 1 -o a.gif --png-dir f --progress json"
+      " > log 2>err & pid=$!; "
+      "for i in $(seq 600); do grep -q '\"step\"' log 2>/dev/null && break; sleep 0.1; done; "
+      "kill -INT $pid; wait $pid; echo status=$?";
   auto r = test::run_command("bash -c " + quote(script));
   EXPECT_NE(r.output.find("status=130"), std::string::npos) << r.output << test::read_text(dir / "err");
   EXPECT_NE(test::read_text(dir / "err").find("sdinterp: error: interrupted"), std::string::npos);

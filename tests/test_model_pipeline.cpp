@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <iostream>
 #include <filesystem>
+#include <iostream>
 
 #include "sdinterp/bundle.h"
 #include "sdinterp/errors.h"
@@ -79,7 +79,8 @@ torch::Tensor float_frames(const RunConfig& cfg, int batch) {
 void expect_close_8bit(const std::vector<uint8_t>& got, const torch::Tensor& reference, const std::string& what) {
   torch::Tensor ref = (reference * 255).round().to(torch::kInt32).flatten();
   ASSERT_EQ(static_cast<int64_t>(got.size()), ref.numel()) << what;
-  torch::Tensor ours = torch::from_blob(const_cast<uint8_t*>(got.data()), {ref.numel()}, torch::kUInt8).to(torch::kInt32);
+  torch::Tensor ours =
+      torch::from_blob(const_cast<uint8_t*>(got.data()), {ref.numel()}, torch::kUInt8).to(torch::kInt32);
   torch::Tensor diff = (ours - ref).abs();
   const int max_diff = diff.max().item<int>();
   const double equal = (diff == 0).to(torch::kFloat64).mean().item<double>();
@@ -149,7 +150,8 @@ TEST(GoldenPipeline, FloatFramesMatchAtTwoBatchSizes) {
       EXPECT_LE((ours - golden).abs().max().item<double>(), 1e-4) << gc.name() << " batch " << batch;
       per_batch.push_back(ours);
     }
-    EXPECT_LE((per_batch[0] - per_batch[1]).abs().max().item<double>(), 1e-5) << gc.name() << ": batching changed a frame";
+    EXPECT_LE((per_batch[0] - per_batch[1]).abs().max().item<double>(), 1e-5)
+        << gc.name() << ": batching changed a frame";
   }
 }
 
@@ -161,8 +163,10 @@ TEST(GoldenPipeline, GenerateCommandPngFramesMatchAtTwoBatchSizes) {
     std::string args = " generate --bundle " + test::quote(test::tiny_sd()) + " --mode " + c["mode"].get<std::string>();
     for (const auto& p : c["prompts"]) args += " --prompt " + test::quote(p);
     for (const auto& n : c["negative_prompts"]) args += " --negative " + test::quote(n);
-    args += " --seed " + std::to_string(c["seed"].get<uint64_t>()) + " --frames " + std::to_string(c["frames"].get<int>());
-    args += " --steps " + std::to_string(c["steps"].get<int>()) + " --guidance " + std::to_string(c["guidance_scale"].get<double>());
+    args +=
+        " --seed " + std::to_string(c["seed"].get<uint64_t>()) + " --frames " + std::to_string(c["frames"].get<int>());
+    args += " --steps " + std::to_string(c["steps"].get<int>()) + " --guidance " +
+            std::to_string(c["guidance_scale"].get<double>());
     args += " --height " + std::to_string(c["height"].get<int>()) + " --width " + std::to_string(c["width"].get<int>());
     if (c.contains("step_size")) args += " --step-size " + std::to_string(c["step_size"].get<double>());
     std::vector<std::vector<uint8_t>> runs;
@@ -184,8 +188,8 @@ TEST(GoldenPipeline, GenerateCommandPngFramesMatchAtTwoBatchSizes) {
     }
     EXPECT_LE(static_cast<double>(differing) / static_cast<double>(runs[0].size()), 1e-3)
         << gc.name() << ": " << differing << " of " << runs[0].size() << " values differ between batch sizes";
-    std::cout << gc.name() << ": " << differing << " of " << runs[0].size() << " 8-bit values differ between --batch 1 and --batch "
-              << golden.size(0) << "\n";
+    std::cout << gc.name() << ": " << differing << " of " << runs[0].size()
+              << " 8-bit values differ between --batch 1 and --batch " << golden.size(0) << "\n";
   }
 }
 
@@ -230,7 +234,8 @@ TEST(Bundle, CorruptModuleFileIsRefused) {
     Bundle::load(dir.str(), "cpu");
     FAIL();
   } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("vae_decoder.pt: cannot load TorchScript module"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vae_decoder.pt: cannot load TorchScript module"), std::string::npos)
+        << e.what();
   }
 }
 

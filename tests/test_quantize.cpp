@@ -37,8 +37,7 @@ TEST(NearestColor, MatchesBruteForce) {
   for (int size : {1, 2, 16, 255}) {
     std::vector<Rgb> palette(size);
     for (Rgb& c : palette) {
-      c = {static_cast<uint8_t>(level(rng)), static_cast<uint8_t>(level(rng)),
-           static_cast<uint8_t>(level(rng))};
+      c = {static_cast<uint8_t>(level(rng)), static_cast<uint8_t>(level(rng)), static_cast<uint8_t>(level(rng))};
     }
     NearestColor nearest(palette);
     for (int i = 0; i < 20000; ++i) {
@@ -58,8 +57,7 @@ TEST(NearestColor, MatchesBruteForce) {
 }
 
 // Wraps an LZW code stream into a one-image GIF and decodes it with giflib.
-std::vector<uint8_t> decode_with_giflib(const std::vector<uint8_t>& lzw, int width, int height,
-                                        int code_size) {
+std::vector<uint8_t> decode_with_giflib(const std::vector<uint8_t>& lzw, int width, int height, int code_size) {
   std::vector<uint8_t> file;
   auto write = [](GifFileType* gif, const GifByteType* data, int n) {
     auto* out = static_cast<std::vector<uint8_t>*>(gif->UserData);
@@ -97,8 +95,7 @@ std::vector<uint8_t> decode_with_giflib(const std::vector<uint8_t>& lzw, int wid
   GifFileType* in = DGifOpen(&reader, read, &error);
   EXPECT_NE(in, nullptr);
   EXPECT_EQ(DGifSlurp(in), GIF_OK);
-  std::vector<uint8_t> pixels(in->SavedImages[0].RasterBits,
-                              in->SavedImages[0].RasterBits + width * height);
+  std::vector<uint8_t> pixels(in->SavedImages[0].RasterBits, in->SavedImages[0].RasterBits + width * height);
   DGifCloseFile(in, &error);
   return pixels;
 }
@@ -111,8 +108,7 @@ TEST(LzwEncoder, BandsJoinIntoOneStream) {
       std::vector<uint8_t> pixels(width * height);
       // Runs and noise: the dictionary both grows long strings and fills up.
       for (size_t i = 0; i < pixels.size(); ++i) {
-        pixels[i] = static_cast<uint8_t>(i % 7 < 3 ? (i / 50) % (1 << code_size)
-                                                     : rng() % (1u << code_size));
+        pixels[i] = static_cast<uint8_t>(i % 7 < 3 ? (i / 50) % (1 << code_size) : rng() % (1u << code_size));
       }
       std::vector<LzwEncoder> streams;
       for (int b = 0; b < bands; ++b) {

@@ -128,7 +128,8 @@ Level level_before_call(SchedulerKind kind, const Scheduler& scheduler, const st
     case SchedulerKind::kLms:
     case SchedulerKind::kLmsKarras:
     case SchedulerKind::kEuler:
-    case SchedulerKind::kEulerKarras: return {1.0, scheduler.sigmas()[i]};
+    case SchedulerKind::kEulerKarras:
+      return {1.0, scheduler.sigmas()[i]};
     case SchedulerKind::kDpmpp2m:
     case SchedulerKind::kDpmpp2mKarras: {
       const double sigma = scheduler.sigmas()[i];
@@ -138,8 +139,7 @@ Level level_before_call(SchedulerKind kind, const Scheduler& scheduler, const st
     case SchedulerKind::kDdim:
     case SchedulerKind::kPndm: {
       // Past the last timestep diffusers (set_alpha_to_one = false) stops at training step 0.
-      const size_t t =
-          i < scheduler.num_model_calls() ? static_cast<size_t>(scheduler.timesteps()[i]) : size_t{0};
+      const size_t t = i < scheduler.num_model_calls() ? static_cast<size_t>(scheduler.timesteps()[i]) : size_t{0};
       return {std::sqrt(alphas_cumprod[t]), std::sqrt(1.0 - alphas_cumprod[t])};
     }
   }
@@ -194,8 +194,7 @@ TEST_P(Oracle, VPredictionStaysOnTheTrueTrajectory) {
     // diffusers' PLMS mixes raw v outputs of different timesteps before converting them, which
     // is exact only for the first call; the others differ from the true trajectory by design.
     const size_t exact_calls = GetParam() == SchedulerKind::kPndm ? 1 : errors.size();
-    EXPECT_LE(*std::max_element(errors.begin(), errors.begin() + exact_calls), kFloat32Tolerance)
-        << steps << " steps";
+    EXPECT_LE(*std::max_element(errors.begin(), errors.begin() + exact_calls), kFloat32Tolerance) << steps << " steps";
   }
 }
 
@@ -205,7 +204,8 @@ TEST_P(Oracle, Img2ImgStartsOnTheTrueTrajectory) {
   // step above the start: both leave the true trajectory, in diffusers as here (measured with
   // diffusers 0.42: LMS, 15 steps from call 3 with the exact noise, ends 0.68 of max |x0| away).
   // tests/python/test_image_morph.py holds them to diffusers' img2img instead.
-  if (GetParam() == SchedulerKind::kLms || GetParam() == SchedulerKind::kLmsKarras || GetParam() == SchedulerKind::kPndm) {
+  if (GetParam() == SchedulerKind::kLms || GetParam() == SchedulerKind::kLmsKarras ||
+      GetParam() == SchedulerKind::kPndm) {
     GTEST_SKIP() << "follows diffusers, not the true trajectory, after a start";
   }
   for (int steps : {4, 15}) {
@@ -224,7 +224,8 @@ TEST_P(Oracle, AddNoiseReachesTheLevelOfEachCall) {
   const torch::Tensor noise = torch::randn({1, 4, 4, 4});
   for (size_t i = 0; i < scheduler->num_model_calls(); ++i) {
     const Level level = level_before_call(GetParam(), *scheduler, cumprod, i);
-    EXPECT_LE(relative_error(scheduler->add_noise(x0, noise, i), level.a * x0 + level.b * noise), kFloat32Tolerance) << i;
+    EXPECT_LE(relative_error(scheduler->add_noise(x0, noise, i), level.a * x0 + level.b * noise), kFloat32Tolerance)
+        << i;
   }
 }
 
@@ -277,7 +278,8 @@ TEST(Contract, StartAtBeginsTheRunThere) {
     EXPECT_NO_THROW(scheduler->step(x, 2, x)) << name;
     EXPECT_THROW(scheduler->start_at(3), std::logic_error) << name;  // after a step
     EXPECT_NO_THROW(scheduler->step(x, 3, x)) << name;
-    EXPECT_THROW(make_scheduler(parse_scheduler_kind(name), NoiseSchedule{}, 5)->start_at(99), std::out_of_range) << name;
+    EXPECT_THROW(make_scheduler(parse_scheduler_kind(name), NoiseSchedule{}, 5)->start_at(99), std::out_of_range)
+        << name;
   }
 }
 

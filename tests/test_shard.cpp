@@ -16,8 +16,8 @@ Shard from(const std::map<std::string, std::string>& vars, const std::string& fl
   });
 }
 
-void expect_error(const std::map<std::string, std::string>& vars, const std::string& words, const std::string& flag = "",
-                  int count = 0) {
+void expect_error(const std::map<std::string, std::string>& vars, const std::string& words,
+                  const std::string& flag = "", int count = 0) {
   try {
     from(vars, flag, count);
     FAIL() << "no error; expected: " << words;
@@ -60,11 +60,15 @@ TEST(Shard, SlurmArrays) {
   EXPECT_EQ(s.index, 3);
   EXPECT_EQ(s.count, 4);
   // --array=0-10:5: ids 0, 5, 10.
-  s = from({{"SLURM_ARRAY_TASK_ID", "5"}, {"SLURM_ARRAY_TASK_MIN", "0"}, {"SLURM_ARRAY_TASK_MAX", "10"},
+  s = from({{"SLURM_ARRAY_TASK_ID", "5"},
+            {"SLURM_ARRAY_TASK_MIN", "0"},
+            {"SLURM_ARRAY_TASK_MAX", "10"},
             {"SLURM_ARRAY_TASK_STEP", "5"}});
   EXPECT_EQ(s.index, 1);
   EXPECT_EQ(s.count, 3);
-  s = from({{"SLURM_ARRAY_TASK_ID", "7"}, {"SLURM_ARRAY_TASK_MIN", "5"}, {"SLURM_ARRAY_TASK_MAX", "9"},
+  s = from({{"SLURM_ARRAY_TASK_ID", "7"},
+            {"SLURM_ARRAY_TASK_MIN", "5"},
+            {"SLURM_ARRAY_TASK_MAX", "9"},
             {"SLURM_ARRAY_TASK_COUNT", "5"}});
   EXPECT_EQ(s.index, 2);
   EXPECT_EQ(s.count, 5);
@@ -74,11 +78,15 @@ TEST(Shard, HalfGivenOrInconsistentSlurmIsAnError) {
   expect_error({{"SLURM_ARRAY_TASK_ID", "1"}}, "cannot tell how many shards");
   expect_error({{"SLURM_ARRAY_TASK_COUNT", "3"}}, "SLURM_ARRAY_TASK_ID is not set");
   expect_error({{"SLURM_ARRAY_TASK_ID", "x"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, "SLURM_ARRAY_TASK_ID is \"x\"");
-  expect_error({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, "shard index 3 is not below the count 3");
-  expect_error({{"SLURM_ARRAY_TASK_ID", "6"}, {"SLURM_ARRAY_TASK_MIN", "0"}, {"SLURM_ARRAY_TASK_MAX", "10"},
+  expect_error({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "3"}},
+               "shard index 3 is not below the count 3");
+  expect_error({{"SLURM_ARRAY_TASK_ID", "6"},
+                {"SLURM_ARRAY_TASK_MIN", "0"},
+                {"SLURM_ARRAY_TASK_MAX", "10"},
                 {"SLURM_ARRAY_TASK_STEP", "5"}},
                "not in the array's range");
-  expect_error({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_MIN", "0"}}, "SLURM_ARRAY_TASK_COUNT (or _MAX) is missing");
+  expect_error({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_MIN", "0"}},
+               "SLURM_ARRAY_TASK_COUNT (or _MAX) is missing");
   expect_error({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_MIN", "2"}, {"SLURM_ARRAY_TASK_MAX", "1"}},
                "SLURM_ARRAY_TASK_MAX is below SLURM_ARRAY_TASK_MIN");
   expect_error({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_COUNT", "3"}, {"JOB_COMPLETION_INDEX", "1"}},

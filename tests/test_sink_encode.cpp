@@ -73,8 +73,7 @@ TEST(EncodeFrames, StopRequestRemovesTheTemporary) {
   TempDir out;
   std::vector<std::string> frames = write_pngs(in, 3, 16, 16);
   int asked = 0;
-  EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}, [&asked] { return ++asked == 2; }),
-               InterruptedError);
+  EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}, [&asked] { return ++asked == 2; }), InterruptedError);
   EXPECT_TRUE(test::list_dir(out.str()).empty());
 }
 

@@ -15,8 +15,7 @@ namespace {
 
 using test::TempDir;
 
-std::vector<Frame> write(const std::string& path, int count, int width, int height,
-                         const FrameSinkOptions& options) {
+std::vector<Frame> write(const std::string& path, int count, int width, int height, const FrameSinkOptions& options) {
   std::vector<Frame> frames;
   auto sink = make_file_sink(path, options);
   sink->begin(width, height, count);
@@ -32,7 +31,7 @@ struct DecodedWebp {
   int width = 0;
   int height = 0;
   int loop_count = -1;
-  std::vector<int> timestamps;  // end time of each frame, ms
+  std::vector<int> timestamps;               // end time of each frame, ms
   std::vector<std::vector<uint8_t>> frames;  // RGB
 };
 
@@ -123,12 +122,11 @@ TEST_F(Mp4Sink, H264Yuv420pWithFrameCountSizeAndTiming) {
   EXPECT_NEAR(std::stod(test::ffprobe_value(out, "format=duration")), 1.5, 1e-3);
 
   // Decoded back to RGB, the frames are close to what went in.
-  test::CommandResult raw = test::run_command("ffmpeg -v error -i " + test::quote(out) +
-                                              " -f rawvideo -pix_fmt rgb24 - 2>/dev/null");
+  test::CommandResult raw =
+      test::run_command("ffmpeg -v error -i " + test::quote(out) + " -f rawvideo -pix_fmt rgb24 - 2>/dev/null");
   ASSERT_EQ(raw.output.size(), frames.size() * 64 * 48 * 3);
   for (size_t i = 0; i < frames.size(); ++i) {
-    std::vector<uint8_t> got(raw.output.begin() + i * 64 * 48 * 3,
-                             raw.output.begin() + (i + 1) * 64 * 48 * 3);
+    std::vector<uint8_t> got(raw.output.begin() + i * 64 * 48 * 3, raw.output.begin() + (i + 1) * 64 * 48 * 3);
     EXPECT_GT(test::psnr(got, frames[i].rgb), 30.0) << "frame " << i;
   }
 }

@@ -1,13 +1,13 @@
 // Small helpers shared by the tests: golden files, temporary folders, running the binary.
 #pragma once
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 namespace sdinterp::test {
@@ -54,8 +54,8 @@ class TempDir {
 // Files and folders under `dir`, at any depth.
 inline size_t entries(const std::string& dir) {
   size_t n = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir); it != std::filesystem::recursive_directory_iterator();
-       ++it) {
+  for (auto it = std::filesystem::recursive_directory_iterator(dir);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
     ++n;
   }
   return n;

@@ -38,8 +38,7 @@ std::string slurp(const std::string& path) {
 std::vector<int64_t> body_ids(const Tokenization& t) {
   EXPECT_GE(t.tokens.size(), 2u);
   EXPECT_EQ(t.ids.at(t.tokens.size() - 1), kEos);
-  return std::vector<int64_t>(t.ids.begin() + 1,
-                              t.ids.begin() + static_cast<std::ptrdiff_t>(t.tokens.size()) - 1);
+  return std::vector<int64_t>(t.ids.begin() + 1, t.ids.begin() + static_cast<std::ptrdiff_t>(t.tokens.size()) - 1);
 }
 
 TEST(ClipTokenizerGolden, AllCasesMatchTransformers) {
@@ -68,8 +67,8 @@ TEST(ClipTokenizerGolden, AllCasesMatchTransformers) {
 TEST(ClipTokenizer, KnownIdsAndTokens) {
   const Tokenization t = tokenizer().encode("a photo of a cat");
   EXPECT_EQ(body_ids(t), (std::vector<int64_t>{320, 1125, 539, 320, 2368}));
-  EXPECT_EQ(t.tokens, (std::vector<std::string>{"<|startoftext|>", "a</w>", "photo</w>", "of</w>",
-                                                "a</w>", "cat</w>", "<|endoftext|>"}));
+  EXPECT_EQ(t.tokens, (std::vector<std::string>{"<|startoftext|>", "a</w>", "photo</w>", "of</w>", "a</w>", "cat</w>",
+                                                "<|endoftext|>"}));
   EXPECT_EQ(t.truncated, 0);
   EXPECT_EQ(t.dropped_text, "");
   ASSERT_EQ(t.ids.size(), 77u);
@@ -79,8 +78,8 @@ TEST(ClipTokenizer, KnownIdsAndTokens) {
 TEST(ClipTokenizer, TokensShowBytesOfPartialCharacters) {
   // "brûlée": û (C3 BB) is split over two BPE tokens, each shown by its byte.
   const Tokenization t = tokenizer().encode("brûlée");
-  EXPECT_EQ(t.tokens, (std::vector<std::string>{"<|startoftext|>", "br", "\\xC3", "\\xBB", "l",
-                                                "ée</w>", "<|endoftext|>"}));
+  EXPECT_EQ(t.tokens,
+            (std::vector<std::string>{"<|startoftext|>", "br", "\\xC3", "\\xBB", "l", "ée</w>", "<|endoftext|>"}));
   const Tokenization cafe = tokenizer().encode("café");
   EXPECT_EQ(cafe.tokens.at(1), "café</w>");
 }
@@ -229,8 +228,7 @@ TEST(ClipTokenizer, ArbitraryBytesNeverThrow) {
   std::string all;
   for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
   for (int shift = 0; shift < 256; shift += 17) {
-    std::string s =
-        all.substr(static_cast<size_t>(shift)) + all.substr(0, static_cast<size_t>(shift));
+    std::string s = all.substr(static_cast<size_t>(shift)) + all.substr(0, static_cast<size_t>(shift));
     Tokenization t;
     EXPECT_NO_THROW(t = tokenizer().encode(s));
     EXPECT_EQ(t.ids.size(), 77u);
@@ -275,8 +273,7 @@ TEST(ClipTokenizerLoad, CorruptVocabOrMergesThrowModelError) {
   // Merges lines that are not "left right", or name tokens the vocabulary lacks.
   EXPECT_THROW(ClipTokenizer::from_strings(vocab, "#version: 0.2\ni n x\n"), ModelError);
   EXPECT_THROW(ClipTokenizer::from_strings(vocab, "#version: 0.2\nin\n"), ModelError);
-  EXPECT_THROW(ClipTokenizer::from_strings(vocab, "#version: 0.2\n\xE2\x98\x83 \xE2\x98\x83\n"),
-               ModelError);
+  EXPECT_THROW(ClipTokenizer::from_strings(vocab, "#version: 0.2\n\xE2\x98\x83 \xE2\x98\x83\n"), ModelError);
   TokenizerSpecialIds bad_pad;
   bad_pad.pad_id = 49408;
   EXPECT_THROW(ClipTokenizer::from_strings(vocab, merges, bad_pad), ModelError);
@@ -295,16 +292,14 @@ TEST(ClipTokenizerLoad, MergesWithCrlfAndWithoutHeader) {
     crlf += ch;
   }
   const ClipTokenizer windows = ClipTokenizer::from_strings(vocab, crlf);
-  const ClipTokenizer headless =
-      ClipTokenizer::from_strings(vocab, merges.substr(merges.find('\n') + 1));
+  const ClipTokenizer headless = ClipTokenizer::from_strings(vocab, merges.substr(merges.find('\n') + 1));
   const std::string prompt = "Sci-fi digital painting of an alien landscape, otherworldly";
   EXPECT_EQ(windows.encode(prompt).ids, plain.encode(prompt).ids);
   EXPECT_EQ(headless.encode(prompt).ids, plain.encode(prompt).ids);
 }
 
 TEST(ClipTokenizerLoad, MovedTokenizerStillWorks) {
-  ClipTokenizer a =
-      ClipTokenizer::from_files(kTokenizerDir + "/vocab.json", kTokenizerDir + "/merges.txt");
+  ClipTokenizer a = ClipTokenizer::from_files(kTokenizerDir + "/vocab.json", kTokenizerDir + "/merges.txt");
   ClipTokenizer b = std::move(a);
   EXPECT_EQ(body_ids(b.encode("picture frames")), (std::vector<int64_t>{1674, 15479}));
 }

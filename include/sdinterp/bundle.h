@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "sdinterp/manifest.h"
 #include "sdinterp/bundle_tokenizer.h"
+#include "sdinterp/manifest.h"
 #include "sdinterp/tokenizer.h"
 
 namespace sdinterp {

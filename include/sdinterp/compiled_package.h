@@ -12,10 +12,10 @@
 namespace sdinterp {
 
 struct MachineFacts {
-  std::string machine;                  // uname's machine, e.g. "x86_64"
-  std::map<std::string, bool> cpu;      // LibTorch's CPU capability names, e.g. "avx512_f" -> true
-  int cuda_compute_capability = -1;     // 10 * major + minor of the device to run on; -1: CPU run
-  int cpu_threads = 0;                  // threads LibTorch runs CPU kernels on; 0: unknown
+  std::string machine;               // uname's machine, e.g. "x86_64"
+  std::map<std::string, bool> cpu;   // LibTorch's CPU capability names, e.g. "avx512_f" -> true
+  int cuda_compute_capability = -1;  // 10 * major + minor of the device to run on; -1: CPU run
+  int cpu_threads = 0;               // threads LibTorch runs CPU kernels on; 0: unknown
 };
 
 // "" when a package compiled with `metadata` (AOTI_DEVICE_KEY, AOTI_MACHINE, AOTI_CPU_ISA,

@@ -89,15 +89,15 @@ struct RunConfig {
   double step_size = 0.001;  // prompt-walk: added to the embeddings per frame
   InterpKind interp = InterpKind::kSlerp;
   std::string scheduler = "lms";
-  int batch = 0;              // frames per UNet call; 0: chosen automatically
-  double max_vram_gb = 0;     // CUDA: cap on device memory for the automatic batch; 0: none
-  std::string device = "auto";  // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
+  int batch = 0;                     // frames per UNet call; 0: chosen automatically
+  double max_vram_gb = 0;            // CUDA: cap on device memory for the automatic batch; 0: none
+  std::string device = "auto";       // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
   std::string unet_engine = "auto";  // "auto", "torchscript" or "aoti" (sdinterp/bundle.h UnetEngine)
   std::string png_dir;
   std::string output;
   double fps = 10.0;
-  int loop = 0;               // times the animation plays, 0 = forever
-  bool boomerang = false;     // play forward then back
+  int loop = 0;            // times the animation plays, 0 = forever
+  bool boomerang = false;  // play forward then back
   // Leave out the last frame, which repeats the first (circular; multi-prompt ending on its first
   // prompt): a looping animation then shows no frame twice. One frame fewer is written.
   bool seamless_loop = false;
@@ -117,9 +117,9 @@ struct RunConfig {
   Inversion inversion = Inversion::kNoise;
   bool adain = false;
   std::string dither = "diffusion";  // GIF: diffusion, ordered, none
-  bool lossless = false;      // WebP
-  double quality = 90;        // WebP lossy quality, 0..100
-  int crf = 18;               // MP4 (H.264) constant rate factor, 0..51
+  bool lossless = false;             // WebP
+  double quality = 90;               // WebP lossy quality, 0..100
+  int crf = 18;                      // MP4 (H.264) constant rate factor, 0..51
   bool overwrite = false;
 
   // Every problem with the settings that needs no model, each naming its option ("" when fine).

@@ -10,11 +10,11 @@ namespace sdinterp {
 // Documented exit statuses (README "Exit statuses").
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,     // a bug, a LibTorch error, or the runtime library missing
-  kExitUsage = 2,        // bad flags, bad values, bad job file
-  kExitModel = 3,        // missing, corrupt or mismatched bundle
-  kExitIo = 4,           // cannot read input or write output
-  kExitOutOfMemory = 5,  // the device ran out of memory
+  kExitInternal = 1,       // a bug, a LibTorch error, or the runtime library missing
+  kExitUsage = 2,          // bad flags, bad values, bad job file
+  kExitModel = 3,          // missing, corrupt or mismatched bundle
+  kExitIo = 4,             // cannot read input or write output
+  kExitOutOfMemory = 5,    // the device ran out of memory
   kExitBatchFailures = 6,  // `batch`: at least one job failed (the others ran)
   kExitInterrupted = 130,
 };

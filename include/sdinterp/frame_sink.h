@@ -26,13 +26,13 @@ enum class Dither {
 
 struct FrameSinkOptions {
   double fps = 10.0;
-  int loop = 0;             // times the animation plays (GIF/WebP), 0 = forever
-  bool overwrite = false;   // replace an existing output
-  bool boomerang = false;   // play forward then back, end frames not repeated (animations)
+  int loop = 0;                        // times the animation plays (GIF/WebP), 0 = forever
+  bool overwrite = false;              // replace an existing output
+  bool boomerang = false;              // play forward then back, end frames not repeated (animations)
   Dither dither = Dither::kDiffusion;  // GIF only
-  bool lossless = false;    // WebP: lossless instead of lossy
-  float quality = 90.0f;    // WebP lossy quality, 0..100
-  int crf = 18;             // MP4 (H.264) constant rate factor, 0..51, lower is better
+  bool lossless = false;               // WebP: lossless instead of lossy
+  float quality = 90.0f;               // WebP lossy quality, 0..100
+  int crf = 18;                        // MP4 (H.264) constant rate factor, 0..51, lower is better
 };
 
 class FrameSink {
@@ -68,8 +68,8 @@ std::string unknown_format_message(const std::string& path);
 // The format options that only some outputs read, and a warning for each of `given_keys` (job
 // keys the user set) that no output of a run reads: `output_file` (.gif, .webp, .mp4; "" for
 // none) and `png_dir` ("" for none). E.g. "--crf applies to .mp4 only; a.gif ignores it".
-std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys, const std::string& output_file,
-                                                const std::string& png_dir);
+std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys,
+                                                const std::string& output_file, const std::string& png_dir);
 // The keys ignored_format_options knows (its table's options).
 std::vector<std::string> format_option_keys();
 

@@ -14,7 +14,7 @@ namespace sdinterp {
 struct Manifest {
   int format_version = 1;
   std::string description;
-  std::string device = "cpu";    // device the modules were traced for: "cpu" or "cuda"
+  std::string device = "cpu";     // device the modules were traced for: "cpu" or "cuda"
   std::string dtype = "float32";  // "float32", "float16" or "bfloat16"
   // Attention in the traced graphs: "sdpa" (aten::scaled_dot_product_attention, LibTorch >= 2.0) or
   // "classic" (matmul + softmax, any LibTorch; export_bundle.py --compat). Version 1 bundles: classic.
@@ -22,7 +22,7 @@ struct Manifest {
 
   struct Tokenizer {
     std::string kind = "clip-bpe";
-    std::string vocab;   // relative to the bundle folder
+    std::string vocab;  // relative to the bundle folder
     std::string merges;
     int max_length = 77;
     int64_t bos_id = 49406;
@@ -54,7 +54,7 @@ struct Manifest {
       int batch_max = 63;
       int latent_multiple = 8;
       int latent_max = 128;
-      int threads = 0;  // CPU packages: the thread count compiled into their kernels; 0: not recorded
+      int threads = 0;              // CPU packages: the thread count compiled into their kernels; 0: not recorded
       std::string weights_fnv1a64;  // weights_signature() of the weights it was compiled against; "": not recorded
       bool accepts(int64_t batch, int64_t latent_h, int64_t latent_w) const {
         auto size_ok = [this](int64_t s) { return s > 0 && s % latent_multiple == 0 && s <= latent_max; };

@@ -42,7 +42,7 @@ struct ProgressEvent {
   enum class Kind { kStart, kStep, kFrame, kDone } kind = Kind::kStart;
   int64_t frames_done = 0;
   int64_t frames_total = 0;
-  int64_t calls_done = 0;   // UNet calls over all chunks
+  int64_t calls_done = 0;  // UNet calls over all chunks
   int64_t calls_total = 0;
 };
 
@@ -95,8 +95,7 @@ int64_t mem_available_bytes(const std::string& meminfo);
 // halves). Scaled from measured SD-1.5 UNets at 64x64 latents: on CUDA in fp16, 5.0 GB peak at
 // batch 60 with 1.7 GB of weights, about 55 MB per UNet batch element; on the CPU in fp32
 // (oneDNN), 207 MB per batch element (peak RSS above the weights at batch 2 and 6).
-int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, bool guided,
-                               bool on_cpu = false);
+int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, bool guided, bool on_cpu = false);
 
 // The chunking rule itself, free of devices: frames that fit `budget_bytes` (at least 1, at
 // most `total_frames`).

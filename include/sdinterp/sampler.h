@@ -44,7 +44,8 @@ class Sampler {
   // Deterministic DDIM inversion of clean latents [n, C, h, w] to the noise level of the run's
   // first call (first_call of a DDIM run), the UNet conditioned on `context` [n, L, hidden]
   // without guidance. `on_step` is called after each of the calls_to_invert() model calls.
-  torch::Tensor invert(const torch::Tensor& latents, const torch::Tensor& context, const StepCallback& on_step = {}) const;
+  torch::Tensor invert(const torch::Tensor& latents, const torch::Tensor& context,
+                       const StepCallback& on_step = {}) const;
   size_t calls_to_invert() const;
 
  private:

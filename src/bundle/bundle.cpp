@@ -59,8 +59,9 @@ torch::Device resolve_device(const std::string& asked, const Manifest& m, const 
   }
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw ModelError("bundle " + dir + " was traced for cuda/" + m.dtype + " but CUDA is not available here (no GPU or driver); " +
-                       reexport_hint(m, "cpu", "float32") + ", or run it on a machine with a GPU");
+      throw ModelError("bundle " + dir + " was traced for cuda/" + m.dtype +
+                       " but CUDA is not available here (no GPU or driver); " + reexport_hint(m, "cpu", "float32") +
+                       ", or run it on a machine with a GPU");
     }
     int count = static_cast<int>(torch::cuda::device_count());
     int index = device.has_index() ? device.index() : 0;
@@ -88,7 +89,7 @@ torch::jit::Module load_module(const fs::path& path, const torch::Device& device
     // and the graph's shape constants stay on the CPU (see the GPU notes: a map_location moves
     // them too, each shape computation then synchronises and CUDA graph capture fails).
     torch::jit::Module module = (device.is_cpu() || device.index() == 0) ? torch::jit::load(path.string())
-                                                                          : torch::jit::load(path.string(), device);
+                                                                         : torch::jit::load(path.string(), device);
     module.eval();
     return module;
   } catch (const c10::Error& e) {
@@ -115,8 +116,8 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
                   const torch::Device& device, torch::ScalarType dtype) {
   for (const auto& p : module.parameters()) {
     if (p.device().type() != device.type() || (p.is_floating_point() && p.scalar_type() != dtype)) {
-      throw ModelError(path.string() + ": weights are " + c10::toString(p.scalar_type()) + " on " +
-                       p.device().str() + " but model.json says " + m.dtype + " on " + m.device +
+      throw ModelError(path.string() + ": weights are " + c10::toString(p.scalar_type()) + " on " + p.device().str() +
+                       " but model.json says " + m.dtype + " on " + m.device +
                        " (the bundle is inconsistent; re-export it)");
     }
     break;
@@ -158,17 +159,19 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Ma
   try {
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
     const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
-    const std::string mismatch = compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
-                                                           device.is_cuda() ? "cuda" : "cpu", machine_facts(device),
-                                                           record.threads);
+    const std::string mismatch =
+        compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
+                                  device.is_cuda() ? "cuda" : "cpu", machine_facts(device), record.threads);
     if (!mismatch.empty()) {
       problem = path.string() + ": " + mismatch;
       return nullptr;
     }
     package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);
   } catch (const std::exception& e) {
-    problem = path.string() + ": cannot load the AOTInductor package (made by another PyTorch, or for another "
-              "machine?): " + first_line(e.what());
+    problem = path.string() +
+              ": cannot load the AOTInductor package (made by another PyTorch, or for another "
+              "machine?): " +
+              first_line(e.what());
     return nullptr;
   }
   std::unordered_map<std::string, at::Tensor> weights;
@@ -187,7 +190,8 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Ma
   }
   // The package trusts the tensors it is given: weights of other shapes would be read out of bounds.
   if (!record.weights_fnv1a64.empty() && weights_signature(shapes) != record.weights_fnv1a64) {
-    problem = path.string() + ": compiled for a UNet whose weights have other shapes than the bundle's TorchScript "
+    problem = path.string() +
+              ": compiled for a UNet whose weights have other shapes than the bundle's TorchScript "
               "UNet (not the same model; compile it again)";
     return nullptr;
   }
@@ -208,7 +212,7 @@ struct Bundle::Modules {
   torch::jit::Module unet;
   torch::jit::Module vae_decoder;
   std::optional<torch::jit::Module> vae_encoder;  // loaded on first use: only image-morph needs it
-  std::unique_ptr<PackageLoader> compiled_unet;  // null when the bundle has none or it failed to load
+  std::unique_ptr<PackageLoader> compiled_unet;   // null when the bundle has none or it failed to load
 };
 
 Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device)
@@ -253,7 +257,8 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const std::string& devic
   c10::InferenceMode guard;
   bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
   bundle.modules_->unet = load_module(root / man.unet.file, device);
-  if (man.unet.latent_multiple == 0) bundle.manifest_.unet.latent_multiple = traced_latent_multiple(bundle.modules_->unet);
+  if (man.unet.latent_multiple == 0)
+    bundle.manifest_.unet.latent_multiple = traced_latent_multiple(bundle.modules_->unet);
   bundle.modules_->vae_decoder = load_module(root / man.vae.decoder, device);
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
@@ -269,8 +274,8 @@ void Bundle::prepare_engine(UnetEngine engine) {
   if (engine == UnetEngine::kAuto && device_.is_cuda()) return;
   compiled_attempted_ = true;
   c10::InferenceMode guard;
-  modules_->compiled_unet = load_compiled_unet(fs::path(dir_) / compiled.file, compiled, modules_->unet, device_,
-                                               compiled_problem_);
+  modules_->compiled_unet =
+      load_compiled_unet(fs::path(dir_) / compiled.file, compiled, modules_->unet, device_, compiled_problem_);
 }
 
 torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
@@ -290,16 +295,17 @@ void Bundle::check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w)
   if (engine != UnetEngine::kCompiled) return;
   const auto& c = manifest_.unet.compiled;
   if (c.file.empty()) {
-    throw ModelError("--unet-engine aoti: bundle " + dir_ + " has no compiled UNet; re-export it with --aoti "
+    throw ModelError("--unet-engine aoti: bundle " + dir_ +
+                     " has no compiled UNet; re-export it with --aoti "
                      "(or add one with export_bundle.py --add-aoti)");
   }
   if (!has_compiled_unet()) throw ModelError("--unet-engine aoti: " + compiled_problem_);
   if (!c.accepts_size(latent_h, latent_w)) {
     throw ModelError("--unet-engine aoti: the compiled UNet takes latents in multiples of " +
-                     std::to_string(c.latent_multiple) + " up to " + std::to_string(c.latent_max) + " (images in steps of " +
-                     std::to_string(c.latent_multiple * manifest_.vae.scale_factor) + " px up to " +
-                     std::to_string(c.latent_max * manifest_.vae.scale_factor) + "), not " + std::to_string(latent_h) +
-                     "x" + std::to_string(latent_w));
+                     std::to_string(c.latent_multiple) + " up to " + std::to_string(c.latent_max) +
+                     " (images in steps of " + std::to_string(c.latent_multiple * manifest_.vae.scale_factor) +
+                     " px up to " + std::to_string(c.latent_max * manifest_.vae.scale_factor) + "), not " +
+                     std::to_string(latent_h) + "x" + std::to_string(latent_w));
   }
 }
 
@@ -331,7 +337,8 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) {
   c10::InferenceMode guard;
   if (!modules_->vae_encoder) {
     if (manifest_.vae.encoder.empty()) {
-      throw ModelError(dir_ + ": this bundle has no VAE encoder (model.json vae.encoder), which image-morph needs; "
+      throw ModelError(dir_ +
+                       ": this bundle has no VAE encoder (model.json vae.encoder), which image-morph needs; "
                        "re-export it with scripts/export_bundle.py");
     }
     const fs::path file = fs::path(dir_) / manifest_.vae.encoder;

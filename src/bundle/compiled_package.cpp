@@ -27,8 +27,7 @@ const std::map<std::string, std::vector<std::string>>& isa_features() {
 }  // namespace
 
 std::string compiled_package_mismatch(const std::map<std::string, std::string>& metadata,
-                                      const std::string& device_kind, const MachineFacts& here,
-                                      int compiled_threads) {
+                                      const std::string& device_kind, const MachineFacts& here, int compiled_threads) {
   const std::string compiled_for = value_or(metadata, "AOTI_DEVICE_KEY");
   if (compiled_for != device_kind) {
     return "compiled for " + (compiled_for.empty() ? std::string("an unknown device") : compiled_for) +
@@ -62,8 +61,8 @@ std::string compiled_package_mismatch(const std::map<std::string, std::string>& 
   }
   if (compiled_threads > 0 && here.cpu_threads > 0 && compiled_threads != here.cpu_threads) {
     return "compiled to run on " + std::to_string(compiled_threads) + " CPU threads, this run has " +
-           std::to_string(here.cpu_threads) + " (compile it again here, or set OMP_NUM_THREADS=" +
-           std::to_string(compiled_threads) + ")";
+           std::to_string(here.cpu_threads) +
+           " (compile it again here, or set OMP_NUM_THREADS=" + std::to_string(compiled_threads) + ")";
   }
   return "";
 }

@@ -41,10 +41,14 @@ int run_encode(EncodeOptions& o) {
   for (const auto& [key, text] : o.numbers) {
     if (o.number_options.at(key)->count() == 0) continue;
     const double value = checked_number(key, text);
-    if (key == "fps") s.fps = value;
-    else if (key == "loop") s.loop = static_cast<int>(value);
-    else if (key == "quality") s.quality = static_cast<float>(value);
-    else if (key == "crf") s.crf = static_cast<int>(value);
+    if (key == "fps")
+      s.fps = value;
+    else if (key == "loop")
+      s.loop = static_cast<int>(value);
+    else if (key == "quality")
+      s.quality = static_cast<float>(value);
+    else if (key == "crf")
+      s.crf = static_cast<int>(value);
   }
   s.dither = parse_dither(o.dither);
   std::vector<std::string> given;
@@ -67,14 +71,13 @@ int run_encode(EncodeOptions& o) {
 void add_encode_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<EncodeOptions>();
   FrameSinkOptions& s = opts->sink;
-  CLI::App* sub = app.add_subcommand(
-      "encode", "Encode PNG frames into an animation (.gif, .webp, .mp4) without the model");
+  CLI::App* sub =
+      app.add_subcommand("encode", "Encode PNG frames into an animation (.gif, .webp, .mp4) without the model");
   // A frame that cannot be read is an input problem (exit 4, as any unreadable input), found
   // when the frames are read rather than as a flag error.
   sub->add_option("frames", opts->frames, "PNG frames in display order (all the same size)")->required();
   sub->add_option("-o,--output", opts->output,
-                  "Output: " + supported_file_extensions() +
-                      " by extension, or a folder ending in / for PNG frames")
+                  "Output: " + supported_file_extensions() + " by extension, or a folder ending in / for PNG frames")
       ->required();
   auto number = [&](const std::string& key, double fallback, const std::string& help) {
     opts->number_options[key] =
@@ -84,12 +87,11 @@ void add_encode_command(CLI::App& app, int& status) {
   };
   number("fps", s.fps, "Frames per second (GIF: up to 50, MP4: up to 240)");
   number("loop", s.loop, "GIF/WebP: times the animation plays (WebP: up to 65535)");
-  sub->add_flag("--boomerang", s.boomerang,
-                "Play forward then back (the end frames are not repeated)");
+  sub->add_flag("--boomerang", s.boomerang, "Play forward then back (the end frames are not repeated)");
   opts->dither_option = sub->add_option("--dither", opts->dither,
-                  "GIF: diffusion (error diffusion, the best quality), ordered (a fixed pattern, "
-                  "no crawl) or none (flat areas band, least noise)")
-      ->capture_default_str();
+                                        "GIF: diffusion (error diffusion, the best quality), ordered (a fixed pattern, "
+                                        "no crawl) or none (flat areas band, least noise)")
+                            ->capture_default_str();
   opts->lossless_option = sub->add_flag("--lossless", s.lossless, "WebP: lossless frames");
   number("quality", s.quality, "WebP: lossy quality");
   number("crf", s.crf, "MP4: H.264 constant rate factor");

@@ -17,7 +17,8 @@ constexpr int kEventSchema = 1;
 
 // Names a job in events: {"source": "jobs.jsonl:3" | "job.json" | "command line",
 // "line": 3 | null, "output": "a.gif" | null, "png_dir": "frames" | null}.
-inline nlohmann::json job_ref(const std::string& source, int line, const std::string& output, const std::string& png_dir) {
+inline nlohmann::json job_ref(const std::string& source, int line, const std::string& output,
+                              const std::string& png_dir) {
   auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : text_json(s); };
   return {{"source", text_json(source)},
           {"line", line > 0 ? nlohmann::json(line) : nlohmann::json(nullptr)},

@@ -19,8 +19,12 @@ nlohmann::json bundle_summary(const std::string& dir) {
   const auto& c = m.unet.compiled;
   nlohmann::json compiled = nullptr;
   if (!c.file.empty()) {
-    compiled = {{"kind", "aoti"}, {"file", c.file}, {"batch_min", c.batch_min}, {"batch_max", c.batch_max},
-                {"latent_multiple", c.latent_multiple}, {"latent_max", c.latent_max}};
+    compiled = {{"kind", "aoti"},
+                {"file", c.file},
+                {"batch_min", c.batch_min},
+                {"batch_max", c.batch_max},
+                {"latent_multiple", c.latent_multiple},
+                {"latent_max", c.latent_max}};
   }
   return {{"path", dir},
           {"description", m.description},
@@ -33,9 +37,12 @@ nlohmann::json bundle_summary(const std::string& dir) {
           {"text_hidden_size", m.text_encoder.hidden_size},
           {"pad_id", m.tokenizer.pad_id},
           {"compiled_unet", compiled},
-          {"schedule", {{"num_train_timesteps", ns.num_train_timesteps}, {"beta_start", ns.beta_start},
-                        {"beta_end", ns.beta_end}, {"beta_schedule", ns.beta_schedule},
-                        {"prediction_type", ns.prediction_type == PredictionType::kEpsilon ? "epsilon" : "v_prediction"}}}};
+          {"schedule",
+           {{"num_train_timesteps", ns.num_train_timesteps},
+            {"beta_start", ns.beta_start},
+            {"beta_end", ns.beta_end},
+            {"beta_schedule", ns.beta_schedule},
+            {"prediction_type", ns.prediction_type == PredictionType::kEpsilon ? "epsilon" : "v_prediction"}}}};
 }
 
 int run_info(const InfoOptions& o) {
@@ -59,8 +66,9 @@ int run_info(const InfoOptions& o) {
       std::cout << "  cuda:" << d["index"] << ": " << d["error"].get<std::string>() << "\n";
       continue;
     }
-    std::printf("  cuda:%d: %s (sm %s), %.1f of %.1f GiB free\n", d["index"].get<int>(), d["name"].get<std::string>().c_str(),
-                d["compute_capability"].get<std::string>().c_str(), d["free_gib"].get<double>(), d["total_gib"].get<double>());
+    std::printf("  cuda:%d: %s (sm %s), %.1f of %.1f GiB free\n", d["index"].get<int>(),
+                d["name"].get<std::string>().c_str(), d["compute_capability"].get<std::string>().c_str(),
+                d["free_gib"].get<double>(), d["total_gib"].get<double>());
     std::fflush(stdout);
   }
   if (info.contains("bundle")) {
@@ -69,14 +77,14 @@ int run_info(const InfoOptions& o) {
     std::cout << "bundle " << b["path"].get<std::string>() << ": " << b["device"].get<std::string>() << "/"
               << b["dtype"].get<std::string>() << ", native " << b["native_size"] << "x" << b["native_size"]
               << ", text hidden " << b["text_hidden_size"] << ", " << s["prediction_type"].get<std::string>() << ", "
-              << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"] << " over "
-              << s["num_train_timesteps"] << " steps\n";
+              << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"]
+              << " over " << s["num_train_timesteps"] << " steps\n";
     if (!b["compiled_unet"].is_null()) {
       const auto& c = b["compiled_unet"];
       const int f = b["vae_scale_factor"].get<int>();
       std::cout << "  compiled UNet (AOTInductor) " << c["file"].get<std::string>() << ": UNet batch " << c["batch_min"]
-                << ".." << c["batch_max"] << ", images in steps of " << c["latent_multiple"].get<int>() * f << " px up to "
-                << c["latent_max"].get<int>() * f << " px\n";
+                << ".." << c["batch_max"] << ", images in steps of " << c["latent_multiple"].get<int>() * f
+                << " px up to " << c["latent_max"].get<int>() * f << " px\n";
     }
   }
   return 0;

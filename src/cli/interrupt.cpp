@@ -36,9 +36,11 @@ extern "C" void on_signal(int) {
 // load libgcc inside the handler.
 extern "C" void on_crash(int signal_number) {
   write_text("sdinterp: internal error: ");
-  write_text(signal_number == SIGSEGV ? "segmentation fault" : signal_number == SIGBUS ? "bus error"
-             : signal_number == SIGILL ? "illegal instruction" : signal_number == SIGFPE ? "arithmetic fault"
-                                                                                           : "fatal signal");
+  write_text(signal_number == SIGSEGV  ? "segmentation fault"
+             : signal_number == SIGBUS ? "bus error"
+             : signal_number == SIGILL ? "illegal instruction"
+             : signal_number == SIGFPE ? "arithmetic fault"
+                                       : "fatal signal");
   write_text(" (a bug: please report it with the command line and this stack)\n");
   void* frames[64];
   const int count = ::backtrace(frames, 64);

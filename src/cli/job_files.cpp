@@ -55,7 +55,8 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
       text_from_json(wanted.at(key), a);
       text_from_json(got.at(key), b);
       std::error_code canonical_ec;
-      if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec)) return false;
+      if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec))
+        return false;
       continue;
     }
     if (!wanted.contains(key) || wanted.at(key) != got.at(key)) return false;

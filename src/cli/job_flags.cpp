@@ -28,20 +28,24 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
     return what + ": " + range_text(numeric_option(key));
   };
   o["bundle"] = sub->add_option("--bundle", c.bundle_dir, "Model bundle folder (with model.json), e.g. models/tiny-sd");
-  o["mode"] = sub->add_option("--mode", mode_, "Walk: prompt-walk, slerp-latent, multi-prompt, circular, timeline or image-morph")
+  o["mode"] = sub->add_option("--mode", mode_,
+                              "Walk: prompt-walk, slerp-latent, multi-prompt, circular, timeline or image-morph")
                   ->capture_default_str();
   o["prompt"] = sub->add_option("--prompt", c.prompts, "Prompt text (repeat for multi-prompt)");
-  o["negative"] = sub->add_option("--negative", c.negatives, "Negative prompt: once for all prompts, or once per prompt (default \"\")");
+  o["negative"] = sub->add_option("--negative", c.negatives,
+                                  "Negative prompt: once for all prompts, or once per prompt (default \"\")");
   o["seed"] = sub->add_option("--seed", numbers_["seed"],
-                              std::string("Seed of the latents, 0 to ") + kMaxSeedText + " (default: drawn at random and printed)")
-                ->type_name("INT");
+                              std::string("Seed of the latents, 0 to ") + kMaxSeedText +
+                                  " (default: drawn at random and printed)")
+                  ->type_name("INT");
   number("frames", ranged("frames", "Frames (multi-prompt: frames per pair of prompts)"));
   number("steps", ranged("steps", "Denoising steps"));
   number("guidance", ranged("guidance", "Classifier-free guidance scale"));
   number("height", ranged("height", "Image height, a multiple of 8"));
   number("width", ranged("width", "Image width, a multiple of 8"));
   number("step-size", ranged("step-size", "prompt-walk: added to the text embeddings per frame"));
-  o["interp"] = sub->add_option("--interp", interp_, "slerp-latent and multi-prompt: slerp or lerp")->capture_default_str();
+  o["interp"] =
+      sub->add_option("--interp", interp_, "slerp-latent and multi-prompt: slerp or lerp")->capture_default_str();
   o["scheduler"] = sub->add_option("--scheduler", c.scheduler,
                                    "lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, dpmpp_2m_karras")
                        ->capture_default_str();
@@ -52,8 +56,9 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
   o["cycle"] = sub->add_flag("--cycle", c.cycle,
                              "timeline: close the walk back to the first keyframe at index --frames (the period), "
                              "a loop without a seam");
-  o["ease"] = sub->add_option("--ease", ease_, "timeline: the keyframes' default ease: linear, sine, cubic, in, out or hold")
-                  ->capture_default_str();
+  o["ease"] =
+      sub->add_option("--ease", ease_, "timeline: the keyframes' default ease: linear, sine, cubic, in, out or hold")
+          ->capture_default_str();
   o["pace"] = sub->add_option("--pace", pace_,
                               "uniform (evenly spaced weights, the notebook's) or even (frames equally far apart: "
                               "measured on a rendered pass, then re-placed; about twice the time)")
@@ -77,11 +82,14 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
                              "standard deviations of its two images (AdaIN)");
   number("batch", ranged("batch", "Frames per UNet call"));
   number("max-vram", ranged("max-vram", "CUDA: device memory the automatic --batch may use"));
-  o["device"] = sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
-  o["unet-engine"] = sub->add_option("--unet-engine", c.unet_engine,
-                                     "auto (the bundle's AOTInductor UNet where it fits, else TorchScript), torchscript or aoti")
-                         ->capture_default_str();
-  o["output"] = sub->add_option("-o,--output", c.output, "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json");
+  o["device"] =
+      sub->add_option("--device", c.device, "auto (the bundle's device), cpu, cuda or cuda:N")->capture_default_str();
+  o["unet-engine"] =
+      sub->add_option("--unet-engine", c.unet_engine,
+                      "auto (the bundle's AOTInductor UNet where it fits, else TorchScript), torchscript or aoti")
+          ->capture_default_str();
+  o["output"] =
+      sub->add_option("-o,--output", c.output, "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json");
   o["png-dir"] = sub->add_option("--png-dir", c.png_dir, "Write frames as DIR/frame_0000.png, ... (lossless)");
   number("fps", ranged("fps", "Frames per second of the animation (GIF: up to 50, MP4: up to 240)"));
   number("loop", ranged("loop", "Times the animation plays (WebP: up to 65535)"));
@@ -106,19 +114,27 @@ nlohmann::json JobFlags::given() const {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [key, option] : options_) {
     if (option->count() == 0) continue;
-    if (key == "mode") j[key] = mode_;
-    else if (key == "interp") j[key] = interp_;
-    else if (key == "overwrite") j[key] = values_.overwrite;
-    else if (key == "ease") j[key] = ease_;
-    else if (key == "pace") j[key] = pace_;
-    else if (key == "fit") j[key] = fit_;
-    else if (key == "inversion") j[key] = inversion_;
+    if (key == "mode")
+      j[key] = mode_;
+    else if (key == "interp")
+      j[key] = interp_;
+    else if (key == "overwrite")
+      j[key] = values_.overwrite;
+    else if (key == "ease")
+      j[key] = ease_;
+    else if (key == "pace")
+      j[key] = pace_;
+    else if (key == "fit")
+      j[key] = fit_;
+    else if (key == "inversion")
+      j[key] = inversion_;
     else if (key == "keyframes") {
       j[key] = nlohmann::json::array();
       for (const std::string& text : keyframes_) j[key].push_back(keyframe_flag_value(text));
-    }
-    else if (auto text = numbers_.find(key); text != numbers_.end()) j[key] = flag_value(key, text->second);
-    else j[key] = all.at(key);
+    } else if (auto text = numbers_.find(key); text != numbers_.end())
+      j[key] = flag_value(key, text->second);
+    else
+      j[key] = all.at(key);
   }
   return j;
 }
@@ -132,7 +148,8 @@ void check_ui(const UiOptions& ui) {
 
 void add_ui_flags(CLI::App* sub, UiOptions& ui) {
   sub->add_flag("-q,--quiet", ui.quiet, "Print only the result line (and errors)");
-  sub->add_option("--progress", ui.progress, "Progress: auto (a bar on a terminal), bar, json (one line per event), none")
+  sub->add_option("--progress", ui.progress,
+                  "Progress: auto (a bar on a terminal), bar, json (one line per event), none")
       ->capture_default_str();
   sub->add_flag("--verbose", ui.verbose,
                 "When the model fails, print LibTorch's whole message (TorchScript traceback included) before the "

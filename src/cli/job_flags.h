@@ -25,7 +25,7 @@ class JobFlags {
  private:
   RunConfig values_;
   std::string mode_, interp_, ease_, pace_, fit_, inversion_;
-  std::vector<std::string> keyframes_;  // --keyframe texts, read by keyframe_flag_value
+  std::vector<std::string> keyframes_;          // --keyframe texts, read by keyframe_flag_value
   std::map<std::string, std::string> numbers_;  // numeric flags (and --seed) as given, read by flag_value
   std::map<std::string, CLI::Option*> options_;
 };

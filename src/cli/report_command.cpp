@@ -21,7 +21,8 @@ struct ReportOptions {
 };
 
 int run_report(const ReportOptions& o) {
-  if (o.frames.size() < 2) throw ConfigError("report needs at least 2 frames (got " + std::to_string(o.frames.size()) + ")");
+  if (o.frames.size() < 2)
+    throw ConfigError("report needs at least 2 frames (got " + std::to_string(o.frames.size()) + ")");
   SmoothnessMeter meter(o.cycle);
   int width = 0, height = 0;
   for (const std::string& path : o.frames) {

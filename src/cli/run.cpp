@@ -1,19 +1,19 @@
 // `sdinterp run JOB.json` (one job, flags override the file) and `sdinterp batch JOBS.jsonl`
 // (many jobs, one model load, failures reported and skipped).
-#include <ctime>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <vector>
 #include <iostream>
+#include <map>
 #include <sstream>
+#include <vector>
 
 #include "cli/commands.h"
-#include "cli/job_files.h"
-#include "cli/interrupt.h"
-#include "cli/job_flags.h"
 #include "cli/events.h"
+#include "cli/interrupt.h"
+#include "cli/job_files.h"
+#include "cli/job_flags.h"
 #include "cli/report.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
@@ -46,7 +46,8 @@ struct BatchOptions {
 void add_run_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("run", "Render one job described in a JSON file (flags given here override it)");
   auto path = std::make_shared<std::string>();
-  sub->add_option("job", *path, "Job file (JSON object with the generate flags' names; run metadata works too)")->required();
+  sub->add_option("job", *path, "Job file (JSON object with the generate flags' names; run metadata works too)")
+      ->required();
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
@@ -61,7 +62,8 @@ void add_run_command(CLI::App& app, int& status) {
       apply_job(job, config, *path);
       if (is_run_metadata(job)) {
         resolve_metadata_paths(config, *path);
-        ui->expected_hashes = job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
+        ui->expected_hashes =
+            job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
       }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);
@@ -124,7 +126,8 @@ std::string now_utc() {
 
 // A failed job's error record, written whole beside where its output would be (best effort: a
 // record that cannot be written must not hide the error itself).
-void write_error_record(const RunConfig& config, const std::string& source, const Error* error, const std::string& what) {
+void write_error_record(const RunConfig& config, const std::string& source, const Error* error,
+                        const std::string& what) {
   try {
     const nlohmann::json record = {{"source", text_json(source)},
                                    {"message", text_json(what)},
@@ -191,15 +194,21 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
   const int total = static_cast<int>(jobs.size());
   const int code = totals["done"] == total ? kExitOk : kExitBatchFailures;
   if (o.json) {
-    std::cout << nlohmann::json{{"jobs", jobs}, {"done", totals["done"]}, {"missing", totals["missing"]},
-                                {"failed", totals["failed"]}, {"invalid", totals["invalid"]}, {"total", total},
-                                {"shard", {{"index", shard.index}, {"count", shard.count}}}, {"exit_code", code}}
+    std::cout << nlohmann::json{{"jobs", jobs},
+                                {"done", totals["done"]},
+                                {"missing", totals["missing"]},
+                                {"failed", totals["failed"]},
+                                {"invalid", totals["invalid"]},
+                                {"total", total},
+                                {"shard", {{"index", shard.index}, {"count", shard.count}}},
+                                {"exit_code", code}}
                      .dump()
               << std::endl;
   } else {
     std::cout << "status: " << totals["done"] << " done, " << totals["missing"] << " missing, " << totals["failed"]
               << " failed, " << totals["invalid"] << " invalid, of " << total << " jobs"
-              << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) + ")" : "")
+              << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) + ")"
+                                  : "")
               << std::endl;
   }
   return code;
@@ -210,7 +219,8 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
 void add_batch_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("batch", "Render many jobs, one JSON object per line; the model is loaded once");
   auto o = std::make_shared<BatchOptions>();
-  sub->add_option("jobs", o->path, "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
+  sub->add_option("jobs", o->path,
+                  "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
       ->required();
   sub->add_flag("--skip-existing", o->skip_existing, "Skip jobs whose output and matching metadata already exist");
   sub->add_option("--shard", o->shard,
@@ -240,9 +250,14 @@ void add_batch_command(CLI::App& app, int& status) {
       const int loads = session ? session->bundle_loads() : 0;
       if (ui->progress == "json") {
         emit_event("summary", nullptr,
-                   {{"done", done}, {"skipped", skipped}, {"failed", failed}, {"model_loads", loads},
+                   {{"done", done},
+                    {"skipped", skipped},
+                    {"failed", failed},
+                    {"model_loads", loads},
                     {"interrupted", interrupted},
-                    {"exit_code", interrupted ? kExitInterrupted : failed > 0 ? kExitBatchFailures : kExitOk}});
+                    {"exit_code", interrupted  ? kExitInterrupted
+                                  : failed > 0 ? kExitBatchFailures
+                                               : kExitOk}});
       } else {
         std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
                   << loads << " time(s)" << (interrupted ? ", interrupted" : "") << std::endl;

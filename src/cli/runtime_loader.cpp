@@ -33,8 +33,7 @@ Runtime& runtime() {
   tune_openmp();
   const sinks::ModuleSymbol module = sinks::load_module_symbol("libsdinterp_runtime.so", {}, kRuntimeEntryPoint);
   if (module.address == nullptr) {
-    throw Error(kExitInternal, "cannot load the model runtime: " + module.error +
-                                   " (rebuild with scripts/build.sh)");
+    throw Error(kExitInternal, "cannot load the model runtime: " + module.error + " (rebuild with scripts/build.sh)");
   }
   static const RuntimeHost host{&host_interrupted, &sinks::own_temporary_list()};
   instance = reinterpret_cast<RuntimeEntryPoint>(module.address)(&host, kRuntimeInterfaceVersion);

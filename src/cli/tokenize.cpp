@@ -28,7 +28,8 @@ int run_tokenize(const TokenizeOptions& o) {
 
 void add_tokenize_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<TokenizeOptions>();
-  CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids the model reads for each TEXT, one JSON line each");
+  CLI::App* sub =
+      app.add_subcommand("tokenize", "Print the token ids the model reads for each TEXT, one JSON line each");
   sub->add_option("--bundle", opts->bundle_dir, "Model bundle folder (with model.json)")->required();
   sub->add_option("text", opts->texts, "Texts to tokenize")->required();
   sub->callback([opts, &status] { status = run_tokenize(*opts); });

@@ -11,10 +11,10 @@ extern "C" {
 #include <memory>
 #include <string>
 
+#include "codecs/codecs.h"
 #include "sdinterp/errors.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
-#include "codecs/codecs.h"
 
 namespace sdinterp::sinks {
 namespace {
@@ -51,11 +51,11 @@ class Mp4Sink : public FrameSink {
     const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
     if (codec == nullptr) codec = avcodec_find_encoder(AV_CODEC_ID_H264);
     if (codec == nullptr) {
-      throw IoError("no H.264 encoder in this libavcodec; install Debian's libavcodec (with "
-                    "libx264) or write .gif/.webp");
+      throw IoError(
+          "no H.264 encoder in this libavcodec; install Debian's libavcodec (with "
+          "libx264) or write .gif/.webp");
     }
-    check(avformat_alloc_output_context2(&format_, nullptr, "mp4", file_.temp_path().c_str()),
-          "cannot start");
+    check(avformat_alloc_output_context2(&format_, nullptr, "mp4", file_.temp_path().c_str()), "cannot start");
     stream_ = avformat_new_stream(format_, nullptr);
     codec_ = avcodec_alloc_context3(codec);
     if (stream_ == nullptr || codec_ == nullptr) throw IoError("out of memory starting " + path_);
@@ -89,10 +89,9 @@ class Mp4Sink : public FrameSink {
     av_dict_free(&muxer_options);
     check(rc, "cannot write the header of");
 
-    scaler_ = sws_getContext(coded_width_, coded_height_, AV_PIX_FMT_RGB24, coded_width_,
-                             coded_height_, AV_PIX_FMT_YUV420P,
-                             SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr,
-                             nullptr, nullptr);
+    scaler_ =
+        sws_getContext(coded_width_, coded_height_, AV_PIX_FMT_RGB24, coded_width_, coded_height_, AV_PIX_FMT_YUV420P,
+                       SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr, nullptr);
     if (scaler_ == nullptr) throw IoError("cannot set up the colour conversion for " + path_);
     // RGB (full range) in, BT.709 limited-range YUV out, matching the tags above.
     const int* bt709 = sws_getCoefficients(SWS_CS_ITU709);
@@ -150,8 +149,8 @@ class Mp4Sink : public FrameSink {
   }
 
   std::string description() const override {
-    std::string text = "MP4 " + path_ + " (H.264, " + std::to_string(count_) + " frames, " +
-                       std::to_string(width_) + "x" + std::to_string(height_);
+    std::string text = "MP4 " + path_ + " (H.264, " + std::to_string(count_) + " frames, " + std::to_string(width_) +
+                       "x" + std::to_string(height_);
     if (coded_width_ != width_ || coded_height_ != height_) {
       text += ", padded to " + std::to_string(coded_width_) + "x" + std::to_string(coded_height_);
     }
@@ -214,8 +213,7 @@ class Mp4Sink : public FrameSink {
 std::unique_ptr<FrameSink> make_mp4_sink(const std::string& path, const FrameSinkOptions& options) {
   check_fps(options.fps, 240.0, "use --fps 240 or less for MP4");
   if (options.crf < 0 || options.crf > 51) {
-    throw ConfigError("--crf must be between 0 and 51 (lower is better), got " +
-                      std::to_string(options.crf));
+    throw ConfigError("--crf must be between 0 and 51 (lower is better), got " + std::to_string(options.crf));
   }
   return std::make_unique<Mp4Sink>(path, options);
 }

@@ -10,11 +10,11 @@
 #include <memory>
 #include <string>
 
-#include "sdinterp/number_text.h"
+#include "codecs/codecs.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
-#include "codecs/codecs.h"
 
 namespace sdinterp::sinks {
 namespace {
@@ -57,8 +57,7 @@ class WebpSink : public FrameSink {
     picture.height = height_;
     picture.use_argb = 1;
     bool ok = WebPPictureImportRGB(&picture, frame.rgb.data(), width_ * 3) != 0 &&
-              WebPAnimEncoderAdd(encoder_, &picture,
-                                 static_cast<int>(frame_start(count_, options_.fps, 1000)),
+              WebPAnimEncoderAdd(encoder_, &picture, static_cast<int>(frame_start(count_, options_.fps, 1000)),
                                  &config_) != 0;
     WebPPictureFree(&picture);
     if (!ok) {
@@ -74,8 +73,7 @@ class WebpSink : public FrameSink {
     // The end timestamp gives the last frame its duration.
     WebPData data;
     WebPDataInit(&data);
-    bool ok = WebPAnimEncoderAdd(encoder_, nullptr,
-                                 static_cast<int>(frame_start(count_, options_.fps, 1000)),
+    bool ok = WebPAnimEncoderAdd(encoder_, nullptr, static_cast<int>(frame_start(count_, options_.fps, 1000)),
                                  nullptr) != 0 &&
               WebPAnimEncoderAssemble(encoder_, &data) != 0;
     if (!ok) {
@@ -107,9 +105,8 @@ class WebpSink : public FrameSink {
   }
 
   std::string description() const override {
-    return std::string("WebP ") + path_ + " (" + std::to_string(count_) + " frames, " +
-           std::to_string(width_) + "x" + std::to_string(height_) +
-           (options_.lossless ? ", lossless" : ", lossy") + stored_note() + ")";
+    return std::string("WebP ") + path_ + " (" + std::to_string(count_) + " frames, " + std::to_string(width_) + "x" +
+           std::to_string(height_) + (options_.lossless ? ", lossless" : ", lossy") + stored_note() + ")";
   }
 
  private:
@@ -147,8 +144,7 @@ class WebpSink : public FrameSink {
 std::unique_ptr<FrameSink> make_webp_sink(const std::string& path, const FrameSinkOptions& options) {
   check_fps(options.fps, 1000.0, "WebP frame durations are whole milliseconds; use --fps 1000 or less");
   if (options.loop < 0 || options.loop > 65535) {
-    throw ConfigError("--loop must be 0 (forever) or a play count up to 65535, got " +
-                      std::to_string(options.loop));
+    throw ConfigError("--loop must be 0 (forever) or a play count up to 65535, got " + std::to_string(options.loop));
   }
   if (!(options.quality >= 0.f && options.quality <= 100.f)) {
     throw ConfigError("--quality takes a number from 0 to 100, not " + number_text(options.quality));

@@ -18,8 +18,7 @@ std::vector<double> linspace(double first, double last, int n) {
 
 Mix lerp_mix(double t, int64_t a, int64_t b) { return Mix{a, b, 1.0 - t, t, 0.0}; }
 
-Mix slerp_mix(const torch::Tensor& v0, const torch::Tensor& v1, double t, int64_t a, int64_t b,
-              double dot_threshold) {
+Mix slerp_mix(const torch::Tensor& v0, const torch::Tensor& v1, double t, int64_t a, int64_t b, double dot_threshold) {
   torch::Tensor x = v0.to(torch::kFloat64).flatten();
   torch::Tensor y = v1.to(torch::kFloat64).flatten();
   const double denom = (x.norm() * y.norm()).item<double>();
@@ -72,7 +71,9 @@ torch::Tensor apply(const torch::Tensor& sources, const Mix& mix) {
 InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor latent_sources,
                                      torch::Tensor positive_sources, torch::Tensor negative_sources,
                                      const std::vector<double>& t_override)
-    : latents_(std::move(latent_sources)), positive_(std::move(positive_sources)), negative_(std::move(negative_sources)) {
+    : latents_(std::move(latent_sources)),
+      positive_(std::move(positive_sources)),
+      negative_(std::move(negative_sources)) {
   const int n = config.frames;
   const auto t = linspace(0.0, 1.0, n);
   const bool negative_per_prompt = negative_.size(0) == positive_.size(0) && positive_.size(0) > 1;
@@ -106,7 +107,8 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       break;
     case WalkMode::kSlerpLatent:
       for (int i = 0; i < n; ++i) {
-        frames_.push_back({pair_mix(config.interp, latents_, 0, 1, weight(t[static_cast<size_t>(i)])), constant(0), constant(0)});
+        frames_.push_back(
+            {pair_mix(config.interp, latents_, 0, 1, weight(t[static_cast<size_t>(i)])), constant(0), constant(0)});
       }
       segment(0, t, n - 1);
       break;
@@ -213,7 +215,8 @@ std::vector<int64_t> InterpolationPlan::first_equal_frames() const {
   };
   std::map<Key, int64_t> first;
   std::vector<int64_t> out;
-  for (int64_t i = 0; i < size(); ++i) out.push_back(first.emplace(key(frames_[static_cast<size_t>(i)]), i).first->second);
+  for (int64_t i = 0; i < size(); ++i)
+    out.push_back(first.emplace(key(frames_[static_cast<size_t>(i)]), i).first->second);
   return out;
 }
 

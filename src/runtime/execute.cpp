@@ -10,11 +10,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <ctime>
-#include <iostream>
 #include <future>
+#include <iostream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -64,18 +64,18 @@ std::string progress_bar_line(int columns, double fraction, const ProgressEvent&
   // The widest form that fits in columns - 1 (a line as wide as the terminal wraps on some).
   const std::string frames = std::to_string(e.frames_done) + "/" + std::to_string(e.frames_total);
   const std::string eta_text = writing && eta < 0 ? "writing" : "ETA " + format_duration(eta);
-  const std::vector<std::string> tails = {
-      " frames " + frames + "  UNet calls " + std::to_string(e.calls_done) + "/" + std::to_string(e.calls_total) + "  " +
-          eta_text,
-      " frames " + frames + "  " + eta_text, " " + frames + " " + eta_text, " " + eta_text, ""};
+  const std::vector<std::string> tails = {" frames " + frames + "  UNet calls " + std::to_string(e.calls_done) + "/" +
+                                              std::to_string(e.calls_total) + "  " + eta_text,
+                                          " frames " + frames + "  " + eta_text, " " + frames + " " + eta_text,
+                                          " " + eta_text, ""};
   const int room = std::max(columns - 1, 1);
   for (const std::string& tail : tails) {
     const int bar = room - static_cast<int>(tail.size()) - 2;
     if (bar < 10 && !tail.empty()) continue;
     if (bar < 1) return std::string(static_cast<size_t>(std::min(room, 1)), '.');
     const int filled = std::clamp(static_cast<int>(fraction * bar), 0, bar);
-    return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(bar - filled), '.') + "]" +
-           tail;
+    return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(bar - filled), '.') +
+           "]" + tail;
   }
   return "";
 }
@@ -87,10 +87,12 @@ std::string progress_bar_line(int columns, double fraction, const ProgressEvent&
 class ProgressReporter {
  public:
   // `encode_estimate_s`: the outputs' encoding time foreseen.
-  ProgressReporter(const UiOptions& ui, double encode_estimate_s) : job_(ui.job), encode_estimate_s_(encode_estimate_s) {
+  ProgressReporter(const UiOptions& ui, double encode_estimate_s)
+      : job_(ui.job), encode_estimate_s_(encode_estimate_s) {
     if (ui.progress == "json") {
       mode_ = Mode::kJson;
-    } else if (ui.progress == "bar" || (ui.progress == "auto" && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
+    } else if (ui.progress == "bar" ||
+               (ui.progress == "auto" && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
       mode_ = Mode::kBar;
     }
   }
@@ -157,7 +159,8 @@ class ProgressReporter {
     }
     const bool writing = e.kind == ProgressEvent::Kind::kDone && !finished_;
     double fraction = left >= 0 && elapsed + left > 0 ? elapsed / (elapsed + left) : 0;
-    if (left < 0 && e.calls_total > 0) fraction = static_cast<double>(e.calls_done) / static_cast<double>(e.calls_total);
+    if (left < 0 && e.calls_total > 0)
+      fraction = static_cast<double>(e.calls_done) / static_cast<double>(e.calls_total);
     if (writing) fraction = std::min(fraction, 0.99);
     if (finished_) fraction = 1;
     std::cerr << "\r" << progress_bar_line(terminal_columns(), fraction, e, left, writing) << "\x1b[K" << std::flush;
@@ -197,7 +200,8 @@ bool same_place(const std::string& a, const std::string& b) {
 // atomically, when they are published).
 void check_outputs(const RunConfig& c, const std::string& meta) {
   if (!c.output.empty() && !c.png_dir.empty() && same_place(c.output, c.png_dir)) {
-    throw ConfigError("-o " + c.output + " and --png-dir " + c.png_dir + " name the same path; give them different names");
+    throw ConfigError("-o " + c.output + " and --png-dir " + c.png_dir +
+                      " name the same path; give them different names");
   }
   for (const std::string& out : {c.output, c.png_dir}) {
     if (!out.empty() && same_place(out, meta)) {
@@ -250,8 +254,8 @@ class PublishedOutputs {
   // Publishes the metadata (already written to its temporary) and then every output.
   void publish(const std::string& meta, sinks::AtomicFile& metadata) {
     marker_ = publish_marker_path(meta);
-    nlohmann::json list = {{"metadata", text_json(meta)}, {"files", nlohmann::json::array()},
-                           {"frames", nlohmann::json::array()}};
+    nlohmann::json list = {
+        {"metadata", text_json(meta)}, {"files", nlohmann::json::array()}, {"frames", nlohmann::json::array()}};
     for (const auto& p : places_) {
       if (p->frames_folder) {
         list["frames"].push_back({{"dir", text_json(p->path)}, {"existed", p->existed}, {"frames", p->frames}});
@@ -480,8 +484,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   Bundle& bundle = cache.get(c.bundle_dir, c.device);
   if (interrupted != nullptr && interrupted()) throw InterruptedError();
   const std::shared_future<nlohmann::json> hashes = cache.hashes(c.bundle_dir, c.device);  // waited for at the end
-  const std::string bundle_changed_words =
-      "the bundle's files differ from the ones the run metadata records (";
+  const std::string bundle_changed_words = "the bundle's files differ from the ones the run metadata records (";
   if (ui.strict && !ui.expected_hashes.is_null()) {
     const std::string differ = differing_files(ui.expected_hashes, hashes.get());
     if (!differ.empty()) {
@@ -491,7 +494,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   const Manifest& m = bundle.manifest();
   c.validate(m);
   bundle.prepare_engine(parse_unet_engine(c.unet_engine));
-  if (c.unet_engine == "auto" && !bundle.compiled_unet_problem().empty() && cache.first_warning(c.bundle_dir, c.device)) {
+  if (c.unet_engine == "auto" && !bundle.compiled_unet_problem().empty() &&
+      cache.first_warning(c.bundle_dir, c.device)) {
     std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
   }
   // Metadata records what was actually used, defaults resolved.
@@ -499,15 +503,17 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (c.width == 0) c.width = m.native_size();
   c.device = bundle.device().str();
 
-  if (drawn_seed && !ui.quiet) std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
+  if (drawn_seed && !ui.quiet)
+    std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
   std::string output_kinds = fs::path(c.output).extension().string() + (c.png_dir.empty() ? "" : " png");
   // Until a job of the session has measured it, encoding is taken to cost 0.2 s per million
   // pixels of frames (GIF, WebP, MP4 and PNG all measured 0.2-0.27 on 2 cores of the development
   // machine, `sdinterp encode` of 30 512x512 frames).
   constexpr double kEncodeSecondsPerPixelPrior = 0.2e-6;
   const auto rate = cache.encode_seconds_per_pixel.find(output_kinds);
-  ProgressReporter progress(ui, (rate == cache.encode_seconds_per_pixel.end() ? kEncodeSecondsPerPixelPrior : rate->second) *
-                                    static_cast<double>(c.width) * c.height * c.total_frames());
+  ProgressReporter progress(
+      ui, (rate == cache.encode_seconds_per_pixel.end() ? kEncodeSecondsPerPixelPrior : rate->second) *
+              static_cast<double>(c.width) * c.height * c.total_frames());
   RunHooks hooks;
   hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };
   hooks.warning = [](const std::string& w) { std::cerr << "sdinterp: warning: " << w << "\n"; };
@@ -534,15 +540,19 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"dtype", m.dtype},
       {"frames_written", r.frames},
       {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
-      {"timings_s", {{"text", r.seconds_text}, {"sampling", r.seconds_sampling}, {"decode", r.seconds_decode},
-                     {"total", r.seconds_total}}},
+      {"timings_s",
+       {{"text", r.seconds_text},
+        {"sampling", r.seconds_sampling},
+        {"decode", r.seconds_decode},
+        {"total", r.seconds_total}}},
       {"bundle", {{"path", metadata["bundle"]}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
       {"smoothness", smoothness.meter.report()},
-      {"pace", {{"pace", pace_name(c.pace)},
-                {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
-                {"extra_unet_calls", r.pace_extra_unet_calls},
-                {"seconds", r.seconds_pacing},
-                {"weights", pace_weights_json(r.pace_weights)}}},
+      {"pace",
+       {{"pace", pace_name(c.pace)},
+        {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
+        {"extra_unet_calls", r.pace_extra_unet_calls},
+        {"seconds", r.seconds_pacing},
+        {"weights", pace_weights_json(r.pace_weights)}}},
   };
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
@@ -564,7 +574,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
 
 nlohmann::json result_json(const JobOutcome& o) {
   nlohmann::json outputs = nlohmann::json::array();
-  for (const auto& out : o.outputs) outputs.push_back({{"path", text_json(out.path)}, {"description", text_json(out.description)}});
+  for (const auto& out : o.outputs)
+    outputs.push_back({{"path", text_json(out.path)}, {"description", text_json(out.description)}});
   return {{"outputs", outputs},
           {"metadata", text_json(o.metadata)},
           {"frames", o.result.frames},

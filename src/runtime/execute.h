@@ -4,8 +4,8 @@
 
 #include <future>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 

@@ -1,8 +1,8 @@
 // libsdinterp_runtime.so: everything the CLI does with LibTorch, behind cli/runtime.h. LibTorch's
 // own exceptions stop here and leave as sdinterp errors (the executable knows no LibTorch types).
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <cuda_runtime_api.h>
-#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -53,8 +53,11 @@ auto translating_libtorch_errors(const char* what_failed, const char* hint, Exit
     verbose = verbose || verbose_from_environment();
     if (verbose) std::cerr << what << (what.empty() || what.back() != '\n' ? "\n" : "");
     std::string advice = hint;
-    if (!verbose) advice += std::string(advice.empty() ? "" : "; ") + "--verbose or SDINTERP_VERBOSE=1 prints LibTorch's whole message";
-    return Error(code, std::string(what_failed) + ": " + libtorch_summary(what) + (advice.empty() ? "" : " (" + advice + ")"));
+    if (!verbose)
+      advice +=
+          std::string(advice.empty() ? "" : "; ") + "--verbose or SDINTERP_VERBOSE=1 prints LibTorch's whole message";
+    return Error(
+        code, std::string(what_failed) + ": " + libtorch_summary(what) + (advice.empty() ? "" : " (" + advice + ")"));
   };
   try {
     return f();
@@ -74,9 +77,9 @@ class Session : public RuntimeSession {
   explicit Session(const RuntimeHost& host) : host_(host) {}
   nlohmann::json execute_job(const RunConfig& config, const UiOptions& ui) override {
     return translating_libtorch_errors(
-        "the model failed while running", "is the bundle complete and made for this sdinterp? a size or batch it was not traced for?",
-        kExitModel, ui.verbose,
-        [&] { return result_json(cli::execute_job(cache_, config, ui, host_.interrupted)); });
+        "the model failed while running",
+        "is the bundle complete and made for this sdinterp? a size or batch it was not traced for?", kExitModel,
+        ui.verbose, [&] { return result_json(cli::execute_job(cache_, config, ui, host_.interrupted)); });
   }
   int bundle_loads() const override { return cache_.loads(); }
 
@@ -116,12 +119,12 @@ class TorchRuntime : public Runtime {
         const char* value = std::getenv(name);
         return value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);
       };
-      return nlohmann::json{{"libtorch", TORCH_VERSION},
-                            {"cuda_available", torch::cuda::is_available()},
-                            {"cuda_devices", cuda_devices()},
-                            {"cpu_threads", at::get_num_threads()},
-                            {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
-                                            {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}}};
+      return nlohmann::json{
+          {"libtorch", TORCH_VERSION},
+          {"cuda_available", torch::cuda::is_available()},
+          {"cuda_devices", cuda_devices()},
+          {"cpu_threads", at::get_num_threads()},
+          {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")}, {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}}};
     });
   }
 

@@ -14,12 +14,14 @@ torch::Tensor Sampler::add_noise(const torch::Tensor& latents, const torch::Tens
   auto scheduler = make_scheduler(settings_.scheduler, bundle_.manifest().noise_schedule, settings_.steps);
   scheduler->start_at(settings_.first_call);
   const torch::Device device = bundle_.device();
-  return scheduler->add_noise(latents.to(device, torch::kFloat32), noise.to(device, torch::kFloat32), settings_.first_call);
+  return scheduler->add_noise(latents.to(device, torch::kFloat32), noise.to(device, torch::kFloat32),
+                              settings_.first_call);
 }
 
 size_t Sampler::calls_to_invert() const { return static_cast<size_t>(settings_.steps) - settings_.first_call; }
 
-torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor& context, const StepCallback& on_step) const {
+torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor& context,
+                              const StepCallback& on_step) const {
   c10::InferenceMode guard;
   const DdimInversion inversion(bundle_.manifest().noise_schedule, settings_.steps);
   const torch::Device device = bundle_.device();

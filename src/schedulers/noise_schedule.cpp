@@ -36,8 +36,7 @@ std::vector<double> NoiseSchedule::betas() const {
   } else if (beta_schedule == "linear") {
     result = torch_linspace(beta_start, beta_end, num_train_timesteps);
   } else {
-    throw ConfigError("noise schedule: unknown beta_schedule \"" + beta_schedule +
-                      "\" (valid: scaled_linear, linear)");
+    throw ConfigError("noise schedule: unknown beta_schedule \"" + beta_schedule + "\" (valid: scaled_linear, linear)");
   }
   // A beta outside (0, 1) makes alphas_cumprod zero, negative or constant: no sigma exists.
   for (double beta : result) {

@@ -67,8 +67,8 @@ class PndmScheduler final : public AlphaScheduler {
     const Linear noise = train_.prediction_type == PredictionType::kEpsilon
                              ? Linear{0.0, 1.0}
                              : Linear{std::sqrt(1.0 - alpha_prod), std::sqrt(alpha_prod)};
-    const double denominator = alpha_prod * std::sqrt(1.0 - alpha_prod_prev) +
-                               std::sqrt(alpha_prod * (1.0 - alpha_prod) * alpha_prod_prev);
+    const double denominator =
+        alpha_prod * std::sqrt(1.0 - alpha_prod_prev) + std::sqrt(alpha_prod * (1.0 - alpha_prod) * alpha_prod_prev);
     const double noise_factor = -(alpha_prod_prev - alpha_prod) / denominator;
     return apply(Linear{std::sqrt(alpha_prod_prev / alpha_prod), 0.0} + noise_factor * noise, sample, output);
   }

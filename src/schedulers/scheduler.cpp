@@ -57,14 +57,22 @@ std::unique_ptr<Scheduler> make_scheduler(SchedulerKind kind, const NoiseSchedul
                       std::to_string(steps));
   }
   switch (kind) {
-    case SchedulerKind::kLms: return detail::make_lms_scheduler(schedule, steps, false);
-    case SchedulerKind::kLmsKarras: return detail::make_lms_scheduler(schedule, steps, true);
-    case SchedulerKind::kEuler: return detail::make_euler_scheduler(schedule, steps, false);
-    case SchedulerKind::kEulerKarras: return detail::make_euler_scheduler(schedule, steps, true);
-    case SchedulerKind::kDdim: return detail::make_ddim_scheduler(schedule, steps);
-    case SchedulerKind::kPndm: return detail::make_pndm_scheduler(schedule, steps);
-    case SchedulerKind::kDpmpp2m: return detail::make_dpmpp_2m_scheduler(schedule, steps, false);
-    case SchedulerKind::kDpmpp2mKarras: return detail::make_dpmpp_2m_scheduler(schedule, steps, true);
+    case SchedulerKind::kLms:
+      return detail::make_lms_scheduler(schedule, steps, false);
+    case SchedulerKind::kLmsKarras:
+      return detail::make_lms_scheduler(schedule, steps, true);
+    case SchedulerKind::kEuler:
+      return detail::make_euler_scheduler(schedule, steps, false);
+    case SchedulerKind::kEulerKarras:
+      return detail::make_euler_scheduler(schedule, steps, true);
+    case SchedulerKind::kDdim:
+      return detail::make_ddim_scheduler(schedule, steps);
+    case SchedulerKind::kPndm:
+      return detail::make_pndm_scheduler(schedule, steps);
+    case SchedulerKind::kDpmpp2m:
+      return detail::make_dpmpp_2m_scheduler(schedule, steps, false);
+    case SchedulerKind::kDpmpp2mKarras:
+      return detail::make_dpmpp_2m_scheduler(schedule, steps, true);
   }
   throw std::invalid_argument("make_scheduler: invalid SchedulerKind");
 }
@@ -157,8 +165,8 @@ void SchedulerBase::check_index(size_t i) const {
 void SchedulerBase::expect_call(size_t i) const {
   check_index(i);
   if (i != next_call_) {
-    throw std::logic_error("scheduler: step(" + std::to_string(i) + ") called when step(" +
-                           std::to_string(next_call_) + ") was due; use a fresh scheduler for each run");
+    throw std::logic_error("scheduler: step(" + std::to_string(i) + ") called when step(" + std::to_string(next_call_) +
+                           ") was due; use a fresh scheduler for each run");
   }
 }
 

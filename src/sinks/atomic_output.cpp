@@ -2,10 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -311,8 +311,7 @@ void AtomicDir::commit(const std::string& stale_prefix) {
     if (::rename(f.c_str(), to.c_str()) != 0) {
       int saved = errno;
       discard();
-      throw IoError("cannot move " + f.string() + " to " + to.string() + ": " +
-                    std::strerror(saved));
+      throw IoError("cannot move " + f.string() + " to " + to.string() + ": " + std::strerror(saved));
     }
   }
   if (overwrite_ && !stale_prefix.empty()) {

@@ -22,8 +22,8 @@ std::unique_ptr<FrameSink> make_codec_sink(const std::string& kind, const std::s
 #endif
                                                         "sdinterp_codecs_make_sink");
   if (module.address == nullptr) {
-    throw Error(kExitInternal, "cannot write " + path + ": WebP and MP4 output need the codec library (" + module.error +
-                                   "); rebuild with scripts/build.sh");
+    throw Error(kExitInternal, "cannot write " + path + ": WebP and MP4 output need the codec library (" +
+                                   module.error + "); rebuild with scripts/build.sh");
   }
   // The module's own copy of the sinks lists its temporaries where this one does (the process's list).
   FrameSink* sink = reinterpret_cast<Factory>(module.address)(kind.c_str(), path, options, &current_temporary_list());

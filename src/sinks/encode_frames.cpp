@@ -10,8 +10,7 @@
 namespace sdinterp::sinks {
 
 std::string encode_frames(const std::vector<std::string>& frames, const std::string& output,
-                          const FrameSinkOptions& options,
-                          const std::function<bool()>& stop_requested) {
+                          const FrameSinkOptions& options, const std::function<bool()>& stop_requested) {
   if (frames.empty()) throw ConfigError("no frames given; pass the PNG frames to encode");
   int width = 0;
   int height = 0;
@@ -21,20 +20,18 @@ std::string encode_frames(const std::vector<std::string>& frames, const std::str
     int h = 0;
     read_image_size(frames[i], w, h);
     if (w != width || h != height) {
-      throw ConfigError("frame " + frames[i] + " is " + std::to_string(w) + "x" +
-                        std::to_string(h) + " but " + frames[0] + " is " + std::to_string(width) +
-                        "x" + std::to_string(height) + "; all frames must have the same size");
+      throw ConfigError("frame " + frames[i] + " is " + std::to_string(w) + "x" + std::to_string(h) + " but " +
+                        frames[0] + " is " + std::to_string(width) + "x" + std::to_string(height) +
+                        "; all frames must have the same size");
     }
   }
 
   std::error_code ec;
-  bool to_folder = (!output.empty() && output.back() == '/') ||
-                   std::filesystem::is_directory(output, ec);
+  bool to_folder = (!output.empty() && output.back() == '/') || std::filesystem::is_directory(output, ec);
   if (!to_folder && !known_file_extension(output)) {
     throw ConfigError(unknown_format_message(output) + ", or a folder ending in / for PNG frames");
   }
-  std::unique_ptr<FrameSink> sink =
-      to_folder ? make_png_dir_sink(output, options) : make_file_sink(output, options);
+  std::unique_ptr<FrameSink> sink = to_folder ? make_png_dir_sink(output, options) : make_file_sink(output, options);
   try {
     sink->begin(width, height, static_cast<int>(frames.size()));
     // The next frame is decoded while the current one is encoded.

@@ -17,7 +17,6 @@ namespace sdinterp::sinks {
 // InterruptedError (after removing the temporary). Returns the sink's description of what was
 // written.
 std::string encode_frames(const std::vector<std::string>& frames, const std::string& output,
-                          const FrameSinkOptions& options,
-                          const std::function<bool()>& stop_requested = {});
+                          const FrameSinkOptions& options, const std::function<bool()>& stop_requested = {});
 
 }  // namespace sdinterp::sinks

@@ -42,8 +42,12 @@ struct FormatOption {
 };
 const std::vector<FormatOption>& format_options() {
   static const std::vector<FormatOption> table = {
-      {"fps", {".gif", ".webp", ".mp4"}}, {"loop", {".gif", ".webp"}}, {"dither", {".gif"}},
-      {"lossless", {".webp"}},            {"quality", {".webp"}},      {"crf", {".mp4"}},
+      {"fps", {".gif", ".webp", ".mp4"}},
+      {"loop", {".gif", ".webp"}},
+      {"dither", {".gif"}},
+      {"lossless", {".webp"}},
+      {"quality", {".webp"}},
+      {"crf", {".mp4"}},
   };
   return table;
 }
@@ -56,8 +60,8 @@ std::vector<std::string> format_option_keys() {
   return keys;
 }
 
-std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys, const std::string& output_file,
-                                                const std::string& png_dir) {
+std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys,
+                                                const std::string& output_file, const std::string& png_dir) {
   const std::string ext = output_file.empty() ? "" : sinks::lower_extension(output_file);
   std::vector<std::string> warnings;
   for (const FormatOption& option : format_options()) {

@@ -85,8 +85,7 @@ class GifSink : public FrameSink {
     gif_ = nullptr;
     if (EGifCloseFile(gif, &error) == GIF_ERROR) {
       file_.discard();
-      throw IoError("cannot finish " + path_ + ": " + gif_error(error) +
-                    " (check free disk space)");
+      throw IoError("cannot finish " + path_ + ": " + gif_error(error) + " (check free disk space)");
     }
     file_.commit();
     finished_ = true;
@@ -104,8 +103,8 @@ class GifSink : public FrameSink {
   }
 
   std::string description() const override {
-    return "GIF " + path_ + " (" + std::to_string(count_) + " frames, " +
-           std::to_string(width_) + "x" + std::to_string(height_) + ")";
+    return "GIF " + path_ + " (" + std::to_string(count_) + " frames, " + std::to_string(width_) + "x" +
+           std::to_string(height_) + ")";
   }
 
  private:
@@ -190,8 +189,7 @@ class GifSink : public FrameSink {
                            static_cast<unsigned char>((repeats >> 8) & 0xff)};
     if (EGifPutExtensionLeader(gif_, APPLICATION_EXT_FUNC_CODE) == GIF_ERROR ||
         EGifPutExtensionBlock(gif_, sizeof app, app) == GIF_ERROR ||
-        EGifPutExtensionBlock(gif_, sizeof sub, sub) == GIF_ERROR ||
-        EGifPutExtensionTrailer(gif_) == GIF_ERROR) {
+        EGifPutExtensionBlock(gif_, sizeof sub, sub) == GIF_ERROR || EGifPutExtensionTrailer(gif_) == GIF_ERROR) {
       fail("cannot write the loop block of", gif_->Error);
     }
   }
@@ -201,13 +199,11 @@ class GifSink : public FrameSink {
     // Each frame draws over the previous one: transparent pixels show what was there.
     gcb.DisposalMode = DISPOSE_DO_NOT;
     gcb.UserInputFlag = false;
-    gcb.DelayTime = static_cast<int>(frame_start(index + 1, options_.fps, 100) -
-                                     frame_start(index, options_.fps, 100));
+    gcb.DelayTime = static_cast<int>(frame_start(index + 1, options_.fps, 100) - frame_start(index, options_.fps, 100));
     gcb.TransparentColor = mapped.transparent < 0 ? NO_TRANSPARENT_COLOR : mapped.transparent;
     GifByteType extension[4];
     size_t length = EGifGCBToExtension(&gcb, extension);
-    if (EGifPutExtension(gif_, GRAPHICS_EXT_FUNC_CODE, static_cast<int>(length), extension) ==
-        GIF_ERROR) {
+    if (EGifPutExtension(gif_, GRAPHICS_EXT_FUNC_CODE, static_cast<int>(length), extension) == GIF_ERROR) {
       fail("cannot write a frame of", gif_->Error);
     }
 
@@ -217,8 +213,7 @@ class GifSink : public FrameSink {
     }
     ColorMapObject* map = GifMakeMapObject(static_cast<int>(colors.size()), colors.data());
     if (map == nullptr) throw IoError("out of memory writing " + path_);
-    int rc = EGifPutImageDesc(gif_, mapped.left, mapped.top, mapped.width, mapped.height, false,
-                              map);
+    int rc = EGifPutImageDesc(gif_, mapped.left, mapped.top, mapped.width, mapped.height, false, map);
     GifFreeMapObject(map);
     if (rc == GIF_ERROR) fail("cannot write a frame of", gif_->Error);
     // giflib wrote the minimum code size (the table's bits) with the descriptor; the code
@@ -267,8 +262,7 @@ std::unique_ptr<FrameSink> make_gif_sink(const std::string& path, const FrameSin
             "GIF delays are whole centiseconds and browsers slow down delays under 2 cs; use "
             "--fps 50 or less, or write .webp or .mp4");
   if (options.loop < 0 || options.loop > 65536) {
-    throw ConfigError("--loop must be 0 (forever) or a play count up to 65536, got " +
-                      std::to_string(options.loop));
+    throw ConfigError("--loop must be 0 (forever) or a play count up to 65536, got " + std::to_string(options.loop));
   }
   return std::make_unique<GifSink>(path, options);
 }

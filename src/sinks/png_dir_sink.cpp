@@ -58,16 +58,12 @@ class PngDirSink : public FrameSink {
     temp_.discard();
   }
 
-  std::string description() const override {
-    return std::to_string(count_) + " PNG frames in " + dir_;
-  }
+  std::string description() const override { return std::to_string(count_) + " PNG frames in " + dir_; }
 
  private:
   using Item = std::pair<long, std::shared_ptr<const Frame>>;
 
-  static size_t worker_count() {
-    return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-  }
+  static size_t worker_count() { return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8); }
 
   void write_frames() {
     while (auto item = queue_.pop()) {
@@ -117,8 +113,7 @@ class PngDirSink : public FrameSink {
 
 }  // namespace
 
-std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir,
-                                             const FrameSinkOptions& options) {
+std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options) {
   std::unique_ptr<FrameSink> sink = std::make_unique<PngDirSink>(dir, options);
   if (options.boomerang) sink = sinks::make_boomerang_sink(std::move(sink), dir);
   return sink;

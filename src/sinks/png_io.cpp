@@ -31,8 +31,7 @@ namespace sdinterp::sinks {
 void read_image_size(const std::string& path, int& width, int& height) {
   int channels = 0;
   if (stbi_info(path.c_str(), &width, &height, &channels) == 0) {
-    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() +
-                  " (give PNG frames)");
+    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() + " (give PNG frames)");
   }
 }
 
@@ -42,8 +41,7 @@ Frame read_image_rgb(const std::string& path) {
   int channels = 0;
   unsigned char* pixels = stbi_load(path.c_str(), &width, &height, &channels, 3);
   if (pixels == nullptr) {
-    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() +
-                  " (give PNG frames)");
+    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() + " (give PNG frames)");
   }
   Frame frame;
   frame.width = width;
@@ -88,7 +86,8 @@ Frame read_input_image(const std::string& path) {
   int width = 0;
   int height = 0;
   int channels = 0;
-  unsigned char* pixels = stbi_load_from_memory(data.data(), static_cast<int>(data.size()), &width, &height, &channels, 4);
+  unsigned char* pixels =
+      stbi_load_from_memory(data.data(), static_cast<int>(data.size()), &width, &height, &channels, 4);
   if (pixels == nullptr) {
     throw IoError("cannot read image " + path + ": " + (png ? "PNG" : "JPEG") + " data is corrupt or truncated (" +
                   stbi_failure_reason() + ")");

@@ -41,8 +41,8 @@ std::vector<Point> binned_histogram(const Frame& frame, int bits) {
   const uint8_t* p = frame.rgb.data();
   for (size_t i = 0; i < pixels; i += step) {
     const uint8_t* q = p + 3 * i;
-    size_t key = (static_cast<size_t>(q[0] >> drop) << (2 * bits)) |
-                 (static_cast<size_t>(q[1] >> drop) << bits) | static_cast<size_t>(q[2] >> drop);
+    size_t key = (static_cast<size_t>(q[0] >> drop) << (2 * bits)) | (static_cast<size_t>(q[1] >> drop) << bits) |
+                 static_cast<size_t>(q[2] >> drop);
     Bin& bin = bins[key];
     ++bin.n;
     bin.r += q[0];
@@ -119,9 +119,9 @@ std::vector<Point> exact_histogram(const Frame& frame) {
   std::vector<Point> points;
   points.reserve(colors.size());
   for (const auto& [k, n] : colors) {
-    points.push_back(Point{{static_cast<float>(k >> 16), static_cast<float>((k >> 8) & 0xff),
-                            static_cast<float>(k & 0xff)},
-                           static_cast<float>(n)});
+    points.push_back(
+        Point{{static_cast<float>(k >> 16), static_cast<float>((k >> 8) & 0xff), static_cast<float>(k & 0xff)},
+              static_cast<float>(n)});
   }
   return points;
 }
@@ -176,8 +176,7 @@ std::vector<Vec3> split_boxes(std::vector<Point> points, int count) {
 
   std::vector<Box> boxes{describe(0, points.size())};
   while (static_cast<int>(boxes.size()) < count) {
-    auto worst = std::max_element(boxes.begin(), boxes.end(),
-                                  [](const Box& a, const Box& b) { return a.sse < b.sse; });
+    auto worst = std::max_element(boxes.begin(), boxes.end(), [](const Box& a, const Box& b) { return a.sse < b.sse; });
     if (worst->sse <= 0) break;
     Box box = *worst;
     int axis = box.axis;
@@ -236,8 +235,7 @@ void kmeans(const std::vector<Point>& points, std::vector<Vec3>& centroids, int 
     for (size_t k = 0; k < centroids.size(); ++k) {
       const double* s = &sums[4 * k];
       if (s[3] > 0) {
-        Vec3 c = {static_cast<float>(s[0] / s[3]), static_cast<float>(s[1] / s[3]),
-                  static_cast<float>(s[2] / s[3])};
+        Vec3 c = {static_cast<float>(s[0] / s[3]), static_cast<float>(s[1] / s[3]), static_cast<float>(s[2] / s[3])};
         moved = std::max(moved, dist2(c, centroids[k]));
         centroids[k] = c;
       } else {
@@ -287,9 +285,8 @@ PaletteBuilder::PaletteBuilder(int max_colors) : max_colors_(max_colors) {}
 Palette PaletteBuilder::build(const Frame& frame) {
   std::vector<Point> points = histogram(frame, max_colors_);
   if (!palette_.colors.empty() && points.size() == points_.size() &&
-      std::equal(points.begin(), points.end(), points_.begin(), [](const Point& a, const Point& b) {
-        return a.w == b.w && a.c == b.c;
-      })) {
+      std::equal(points.begin(), points.end(), points_.begin(),
+                 [](const Point& a, const Point& b) { return a.w == b.w && a.c == b.c; })) {
     // The same colours as the previous frame (a held frame): the same palette, so nothing
     // on screen changes.
     return palette_;
@@ -418,8 +415,8 @@ int NearestColor::find_cached(int r, int g, int b) {
   uint32_t slot = (key * 2654435761u) >> (32 - kCacheBits);
   if (cache_keys_[slot] != key) {
     cache_keys_[slot] = key;
-    cache_values_[slot] = static_cast<uint16_t>(find(static_cast<float>(r), static_cast<float>(g),
-                                                     static_cast<float>(b)));
+    cache_values_[slot] =
+        static_cast<uint16_t>(find(static_cast<float>(r), static_cast<float>(g), static_cast<float>(b)));
   }
   return cache_values_[slot];
 }
@@ -453,23 +450,21 @@ int NearestColor::nearest_of(const uint16_t* list, int count, float r, float g, 
   return best;
 }
 
-
 namespace {
 
 // Mapping constants, chosen on bench/gif_quality.py's sequences (README, "The GIF encoder").
-constexpr float kDamping = 0.875f;      // share of the error diffused
-constexpr float kDeadZone = 1.f;        // error (levels) not diffused
-constexpr float kMaxError = 48.f;       // clamp of a diffused error (levels)
+constexpr float kDamping = 0.875f;  // share of the error diffused
+constexpr float kDeadZone = 1.f;    // error (levels) not diffused
+constexpr float kMaxError = 48.f;   // clamp of a diffused error (levels)
 constexpr float kLossyDiffusion = 100.f;
 constexpr float kLossyOrdered = 100.f;
 constexpr float kOrderedMaxAmplitude = 16.f;
 
 // 8x8 Bayer matrix, values 0..63.
-constexpr uint8_t kBayer[8][8] = {
-    {0, 32, 8, 40, 2, 34, 10, 42},  {48, 16, 56, 24, 50, 18, 58, 26},
-    {12, 44, 4, 36, 14, 46, 6, 38}, {60, 28, 52, 20, 62, 30, 54, 22},
-    {3, 35, 11, 43, 1, 33, 9, 41},  {51, 19, 59, 27, 49, 17, 57, 25},
-    {15, 47, 7, 39, 13, 45, 5, 37}, {63, 31, 55, 23, 61, 29, 53, 21}};
+constexpr uint8_t kBayer[8][8] = {{0, 32, 8, 40, 2, 34, 10, 42},  {48, 16, 56, 24, 50, 18, 58, 26},
+                                  {12, 44, 4, 36, 14, 46, 6, 38}, {60, 28, 52, 20, 62, 30, 54, 22},
+                                  {3, 35, 11, 43, 1, 33, 9, 41},  {51, 19, 59, 27, 49, 17, 57, 25},
+                                  {15, 47, 7, 39, 13, 45, 5, 37}, {63, 31, 55, 23, 61, 29, 53, 21}};
 }  // namespace
 
 namespace {
@@ -535,8 +530,8 @@ void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
       for (float& v : t) v = std::clamp(v, 0.f, 255.f);
       int k;
       int ti[3] = {static_cast<int>(t[0]), static_cast<int>(t[1]), static_cast<int>(t[2])};
-      const bool integral = static_cast<float>(ti[0]) == t[0] && static_cast<float>(ti[1]) == t[1] &&
-                            static_cast<float>(ti[2]) == t[2];
+      const bool integral =
+          static_cast<float>(ti[0]) == t[0] && static_cast<float>(ti[1]) == t[1] && static_cast<float>(ti[2]) == t[2];
       if (integral) {
         // Undithered (or fully diffused) pixels repeat colours: those lookups are cached.
         k = nearest.find_cached(ti[0], ti[1], ti[2]);
@@ -633,7 +628,10 @@ int band_count(int height) {
 }  // namespace
 
 FrameMapper::FrameMapper(int width, int height, Dither dither)
-    : width_(width), height_(height), dither_(dither), bands_(band_count(height)),
+    : width_(width),
+      height_(height),
+      dither_(dither),
+      bands_(band_count(height)),
       shown_(static_cast<size_t>(width) * height * 3, 0) {}
 
 struct FrameMapper::Work {
@@ -673,9 +671,7 @@ std::shared_ptr<FrameMapper::Work> FrameMapper::start(Frame frame, Palette palet
   // How far (squared RGB distance) a colour may be from the best one and still be taken
   // because it continues the current LZW string. Error diffusion corrects the extra error in
   // the next pixels, so it can afford more; without dithering only exact ties are traded.
-  m.lossy = dither_ == Dither::kDiffusion ? kLossyDiffusion
-            : dither_ == Dither::kOrdered ? kLossyOrdered
-                                          : 0.f;
+  m.lossy = dither_ == Dither::kDiffusion ? kLossyDiffusion : dither_ == Dither::kOrdered ? kLossyOrdered : 0.f;
   // A frame the palette fits almost exactly (a smooth gradient) shows every extra error; a
   // photo, whose colours sit several levels from the nearest entry anyway, hides it.
   m.lossy *= std::clamp((table.rms_error - 1.f) / 2.f, 0.f, 1.f);

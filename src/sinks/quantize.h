@@ -104,11 +104,11 @@ class NearestColor {
 // One frame ready for the GIF writer: the LZW-compressed indices of the rectangle that
 // changed.
 struct MappedFrame {
-  std::vector<Rgb> palette;       // the frame's local colour table, 1 << code_size entries
-  int code_size = 8;              // bits per index (2..8), the LZW minimum code size
-  int transparent = -1;           // palette index meaning "keep what is shown", or -1
+  std::vector<Rgb> palette;  // the frame's local colour table, 1 << code_size entries
+  int code_size = 8;         // bits per index (2..8), the LZW minimum code size
+  int transparent = -1;      // palette index meaning "keep what is shown", or -1
   int left = 0, top = 0, width = 0, height = 0;
-  std::vector<uint8_t> lzw;       // the image's LZW code stream
+  std::vector<uint8_t> lzw;  // the image's LZW code stream
 };
 
 // Maps frames to palette indices with dithering, remembering what is on screen so unchanged

@@ -17,23 +17,20 @@ namespace sdinterp::sinks {
 
 void check_frame(const Frame& frame, int width, int height, long index) {
   if (frame.width != width || frame.height != height) {
-    throw ConfigError("frame " + std::to_string(index) + " is " + std::to_string(frame.width) +
-                      "x" + std::to_string(frame.height) + " but the animation is " +
-                      std::to_string(width) + "x" + std::to_string(height) +
-                      "; all frames must have the same size");
+    throw ConfigError("frame " + std::to_string(index) + " is " + std::to_string(frame.width) + "x" +
+                      std::to_string(frame.height) + " but the animation is " + std::to_string(width) + "x" +
+                      std::to_string(height) + "; all frames must have the same size");
   }
   if (frame.rgb.size() != static_cast<size_t>(width) * height * 3) {
-    throw ConfigError("frame " + std::to_string(index) + " holds " +
-                      std::to_string(frame.rgb.size()) + " bytes, expected width*height*3 = " +
-                      std::to_string(static_cast<size_t>(width) * height * 3));
+    throw ConfigError("frame " + std::to_string(index) + " holds " + std::to_string(frame.rgb.size()) +
+                      " bytes, expected width*height*3 = " + std::to_string(static_cast<size_t>(width) * height * 3));
   }
 }
 
 void check_begin(int width, int height, int frame_count, int max_side) {
   if (width <= 0 || height <= 0 || width > max_side || height > max_side) {
     throw ConfigError("frame size " + std::to_string(width) + "x" + std::to_string(height) +
-                      " is not supported by this format (1.." + std::to_string(max_side) +
-                      " pixels a side)");
+                      " is not supported by this format (1.." + std::to_string(max_side) + " pixels a side)");
   }
   if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
 }
@@ -56,12 +53,14 @@ void write_file(const std::string& path, const void* data, size_t size) {
   if (fd < 0) throw IoError("cannot write " + path + ": " + std::strerror(errno));
   try {
     write_all(fd, data, size, path);
-    if (::fsync(fd) != 0) throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+    if (::fsync(fd) != 0)
+      throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
   } catch (...) {
     ::close(fd);
     throw;
   }
-  if (::close(fd) != 0) throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+  if (::close(fd) != 0)
+    throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
 }
 
 void check_fps(double fps, double max_fps, const std::string& why) {
@@ -81,18 +80,17 @@ namespace {
 
 class BoomerangSink : public FrameSink {
  public:
-  BoomerangSink(std::unique_ptr<FrameSink> inner, const std::string& output)
-      : inner_(std::move(inner)) {
+  BoomerangSink(std::unique_ptr<FrameSink> inner, const std::string& output) : inner_(std::move(inner)) {
     std::filesystem::path out(output);
     std::filesystem::path dir = out.parent_path();
-    std::string pattern = (dir.empty() ? std::string(".") : dir.string()) + "/." +
-                          out.filename().string() + ".frames-XXXXXX";
+    std::string pattern =
+        (dir.empty() ? std::string(".") : dir.string()) + "/." + out.filename().string() + ".frames-XXXXXX";
     std::vector<char> name(pattern.begin(), pattern.end());
     name.push_back('\0');
     fd_ = mkstemp(name.data());
     if (fd_ < 0) {
-      throw IoError("cannot create a temporary file beside " + output + ": " +
-                    std::strerror(errno) + " (check that the folder is writable)");
+      throw IoError("cannot create a temporary file beside " + output + ": " + std::strerror(errno) +
+                    " (check that the folder is writable)");
     }
     // Unlinked at once: the space is returned however the process ends.
     ::unlink(name.data());
@@ -138,8 +136,9 @@ class BoomerangSink : public FrameSink {
     while (done < bytes.size()) {
       ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, offset + done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw IoError(std::string("cannot keep frames for --boomerang: ") +
-                                std::strerror(errno) + " (check free disk space)");
+      if (n <= 0)
+        throw IoError(std::string("cannot keep frames for --boomerang: ") + std::strerror(errno) +
+                      " (check free disk space)");
       done += static_cast<size_t>(n);
     }
   }
@@ -164,8 +163,7 @@ class BoomerangSink : public FrameSink {
 
 }  // namespace
 
-std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner,
-                                               const std::string& output) {
+std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner, const std::string& output) {
   return std::make_unique<BoomerangSink>(std::move(inner), output);
 }
 

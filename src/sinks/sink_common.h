@@ -35,8 +35,7 @@ int64_t frame_start(int64_t index, double fps, int64_t units_per_second);
 
 // Plays the frames forward then back (0 1 ... n-1 n-2 ... 1) through `inner`. The frames are
 // kept in an unlinked temporary file beside `output` (disk, not memory) until finish().
-std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner,
-                                               const std::string& output);
+std::unique_ptr<FrameSink> make_boomerang_sink(std::unique_ptr<FrameSink> inner, const std::string& output);
 
 // Runs `inner`'s add() calls, in order, on a thread of its own (a queue of 4 frames between):
 // add() returns at once; the first error of the encoder is thrown by the next add() or finish().

@@ -7,7 +7,8 @@
 namespace sdinterp {
 
 double frame_distance(const Frame& a, const Frame& b) {
-  if (a.rgb.size() != b.rgb.size() || a.rgb.empty()) throw std::invalid_argument("frame_distance: frames of different sizes");
+  if (a.rgb.size() != b.rgb.size() || a.rgb.empty())
+    throw std::invalid_argument("frame_distance: frames of different sizes");
   uint64_t sum = 0;  // squared 8-bit differences: exact in 64 bits for any frame up to 2^46 values
   for (size_t i = 0; i < a.rgb.size(); ++i) {
     const int d = static_cast<int>(a.rgb[i]) - static_cast<int>(b.rgb[i]);
@@ -45,14 +46,21 @@ SmoothnessReport smoothness_of(std::vector<double> distances) {
 
 nlohmann::json SmoothnessReport::to_json(bool cycle) const {
   auto maybe = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  return {{"distances", distances}, {"mean", mean},          {"max", max},
-          {"istd", istd},           {"cv", maybe(cv)},       {"max_over_mean", maybe(max_over_mean)},
-          {"smoothness", maybe(smoothness)}, {"cycle", cycle}};
+  return {{"distances", distances},
+          {"mean", mean},
+          {"max", max},
+          {"istd", istd},
+          {"cv", maybe(cv)},
+          {"max_over_mean", maybe(max_over_mean)},
+          {"smoothness", maybe(smoothness)},
+          {"cycle", cycle}};
 }
 
 void SmoothnessMeter::add(const Frame& frame) {
-  if (count_ == 0) first_ = frame;
-  else distances_.push_back(frame_distance(previous_, frame));
+  if (count_ == 0)
+    first_ = frame;
+  else
+    distances_.push_back(frame_distance(previous_, frame));
   previous_ = frame;
   ++count_;
 }

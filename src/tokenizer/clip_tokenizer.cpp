@@ -110,8 +110,8 @@ struct ClipTokenizer::Impl {
 
   // Parses and checks the two files; the names only go into error messages.
   static std::unique_ptr<Impl> build(std::string_view vocab_json, std::string_view merges_txt,
-                                     const TokenizerSpecialIds& special,
-                                     const std::string& vocab_name, const std::string& merges_name);
+                                     const TokenizerSpecialIds& special, const std::string& vocab_name,
+                                     const std::string& merges_name);
 
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
@@ -136,8 +136,7 @@ void ClipTokenizer::Impl::bpe_uncached(std::string_view word, std::vector<int32_
   for (int64_t i = 0; i < n; ++i) {
     const auto b = static_cast<unsigned char>(word[static_cast<size_t>(i)]);
     const bool last = i + 1 == n;
-    symbols[static_cast<size_t>(i)] = {last ? byte_symbol_end[b] : byte_symbol[b], true, i - 1,
-                                       last ? -1 : i + 1};
+    symbols[static_cast<size_t>(i)] = {last ? byte_symbol_end[b] : byte_symbol[b], true, i - 1, last ? -1 : i + 1};
   }
   auto at = [&symbols](int64_t pos) -> Symbol& { return symbols[static_cast<size_t>(pos)]; };
 
@@ -150,9 +149,7 @@ void ClipTokenizer::Impl::bpe_uncached(std::string_view word, std::vector<int32_
     int32_t right_id;
     int32_t merged_id;
     int64_t pos;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   auto push = [&](int64_t pos) {
@@ -204,19 +201,16 @@ void ClipTokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) 
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex);
     if (cache.size() >= kMaxCacheEntries) cache.clear();
-    cache.emplace(
-        std::string(word),
-        std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
+    cache.emplace(std::string(word), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
   }
 }
 
 // Pre-tokenizes one normalized segment (no special tokens in it) with CLIP's regex, written out
 // as a scanner: at each position the alternatives are tried in the regex's order, and characters
 // that start no match (whitespace) are skipped, as the Split pre-tokenizer removes them.
-void ClipTokenizer::Impl::tokenize_segment(std::u32string_view text,
-                                           std::vector<int32_t>& out) const {
-  static constexpr std::array<std::u32string_view, 7> kContractions = {
-      U"'s", U"'t", U"'re", U"'ve", U"'m", U"'ll", U"'d"};
+void ClipTokenizer::Impl::tokenize_segment(std::u32string_view text, std::vector<int32_t>& out) const {
+  static constexpr std::array<std::u32string_view, 7> kContractions = {U"'s", U"'t",  U"'re", U"'ve",
+                                                                       U"'m", U"'ll", U"'d"};
   std::string word;
   const size_t n = text.size();
   size_t i = 0;
@@ -264,8 +258,7 @@ std::string ClipTokenizer::Impl::token_bytes(int32_t id, bool* end_of_word) cons
   if (it == id_to_token.end()) return {};
   std::string_view token = it->second;
   if (id == special.bos_id || id == special.eos_id) return std::string(token);
-  if (token.size() >= kEndOfWord.size() &&
-      token.substr(token.size() - kEndOfWord.size()) == kEndOfWord) {
+  if (token.size() >= kEndOfWord.size() && token.substr(token.size() - kEndOfWord.size()) == kEndOfWord) {
     token.remove_suffix(kEndOfWord.size());
     *end_of_word = true;
   }
@@ -286,8 +279,7 @@ ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
 ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
 ClipTokenizer::~ClipTokenizer() = default;
 
-ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_path,
-                                        const std::string& merges_path,
+ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_path, const std::string& merges_path,
                                         TokenizerSpecialIds special) {
   const std::string vocab = read_file(vocab_path, "vocab");
   const std::string merges = read_file(merges_path, "merges");
@@ -324,8 +316,7 @@ Tokenization ClipTokenizer::encode(std::string_view text) const {
   for (size_t i = 0; i < view.size();) {
     const std::pair<std::u32string, int32_t>* found = nullptr;
     for (const auto& candidate : impl.special_tokens) {
-      if (view[i] == candidate.first.front() &&
-          view.substr(i, candidate.first.size()) == candidate.first &&
+      if (view[i] == candidate.first.front() && view.substr(i, candidate.first.size()) == candidate.first &&
           (found == nullptr || candidate.first.size() > found->first.size())) {
         found = &candidate;
       }
@@ -347,19 +338,17 @@ Tokenization ClipTokenizer::encode(std::string_view text) const {
   Tokenization result;
   result.ids.reserve(max_length);
   result.ids.push_back(impl.special.bos_id);
-  result.ids.insert(result.ids.end(), body.begin(),
-                    body.begin() + static_cast<std::ptrdiff_t>(kept));
+  result.ids.insert(result.ids.end(), body.begin(), body.begin() + static_cast<std::ptrdiff_t>(kept));
   result.ids.push_back(impl.special.eos_id);
   result.ids.resize(max_length, impl.special.pad_id);
-  result.truncated = static_cast<int>(
-      std::min<size_t>(body.size() - kept, static_cast<size_t>(std::numeric_limits<int>::max())));
+  result.truncated =
+      static_cast<int>(std::min<size_t>(body.size() - kept, static_cast<size_t>(std::numeric_limits<int>::max())));
 
   const size_t shown = kept + 2;
   result.tokens.reserve(shown);
   for (size_t i = 0; i < shown; ++i) {
     bool end_of_word = false;
-    std::string text_of_token =
-        printable_bytes(impl.token_bytes(static_cast<int32_t>(result.ids[i]), &end_of_word));
+    std::string text_of_token = printable_bytes(impl.token_bytes(static_cast<int32_t>(result.ids[i]), &end_of_word));
     if (end_of_word) text_of_token += kEndOfWord;
     result.tokens.push_back(std::move(text_of_token));
   }
@@ -374,9 +363,8 @@ Tokenization ClipTokenizer::encode(std::string_view text) const {
   }
   dropped = unicode::encode_utf8(unicode::decode_utf8_lossy(dropped));
   const size_t first = dropped.find_first_not_of(' ');
-  result.dropped_text = first == std::string::npos
-                            ? std::string()
-                            : dropped.substr(first, dropped.find_last_not_of(' ') - first + 1);
+  result.dropped_text =
+      first == std::string::npos ? std::string() : dropped.substr(first, dropped.find_last_not_of(' ') - first + 1);
   return result;
 }
 
@@ -399,26 +387,23 @@ std::unique_ptr<ClipTokenizer::Impl> ClipTokenizer::Impl::build(std::string_view
     throw ModelError("tokenizer vocab file " + vocab_name + " is not valid JSON: " + e.what());
   }
   if (!parsed.is_object() || parsed.empty()) {
-    throw ModelError("tokenizer vocab file " + vocab_name +
-                     " must be a non-empty JSON object of token -> id");
+    throw ModelError("tokenizer vocab file " + vocab_name + " must be a non-empty JSON object of token -> id");
   }
   for (const auto& [token, value] : parsed.items()) {
     if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
         value.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-      throw ModelError("tokenizer vocab file " + vocab_name + ": id of token " +
-                       nlohmann::json(token).dump() + " is not a non-negative 32-bit integer");
+      throw ModelError("tokenizer vocab file " + vocab_name + ": id of token " + nlohmann::json(token).dump() +
+                       " is not a non-negative 32-bit integer");
     }
     const auto id = static_cast<int32_t>(value.get<int64_t>());
     impl->vocab.emplace(token, id);
     impl->id_to_token.emplace(id, token);
   }
-  for (const auto& [name, id] : {std::pair<const char*, int64_t>{"bos", special.bos_id},
-                                 {"eos", special.eos_id},
-                                 {"pad", special.pad_id}}) {
-    if (id < 0 || id > std::numeric_limits<int32_t>::max() ||
-        impl->id_to_token.count(static_cast<int32_t>(id)) == 0) {
-      throw ModelError("tokenizer vocab file " + vocab_name + " has no token with the " + name +
-                       " id " + std::to_string(id));
+  for (const auto& [name, id] :
+       {std::pair<const char*, int64_t>{"bos", special.bos_id}, {"eos", special.eos_id}, {"pad", special.pad_id}}) {
+    if (id < 0 || id > std::numeric_limits<int32_t>::max() || impl->id_to_token.count(static_cast<int32_t>(id)) == 0) {
+      throw ModelError("tokenizer vocab file " + vocab_name + " has no token with the " + name + " id " +
+                       std::to_string(id));
     }
   }
 
@@ -427,8 +412,7 @@ std::unique_ptr<ClipTokenizer::Impl> ClipTokenizer::Impl::build(std::string_view
   for (int b = 0; b < 256; ++b) {
     std::string symbol;
     unicode::append_utf8(symbol, impl->byte_to_char[static_cast<size_t>(b)]);
-    impl->char_to_byte.emplace(impl->byte_to_char[static_cast<size_t>(b)],
-                               static_cast<unsigned char>(b));
+    impl->char_to_byte.emplace(impl->byte_to_char[static_cast<size_t>(b)], static_cast<unsigned char>(b));
     const auto plain = impl->vocab.find(symbol);
     const auto end = impl->vocab.find(symbol + std::string(kEndOfWord));
     impl->byte_symbol[static_cast<size_t>(b)] = plain == impl->vocab.end() ? -1 : plain->second;
@@ -463,16 +447,14 @@ std::unique_ptr<ClipTokenizer::Impl> ClipTokenizer::Impl::build(std::string_view
                        " uses a token missing from " + vocab_name);
     }
     // A repeated pair takes its last rank, as both transformers implementations build the map.
-    impl->merges.insert_or_assign(pair_key(l->second, r->second),
-                                  ClipTokenizer::Impl::Merge{rank, m->second});
+    impl->merges.insert_or_assign(pair_key(l->second, r->second), ClipTokenizer::Impl::Merge{rank, m->second});
     ++rank;
   }
 
   for (int64_t id : {special.bos_id, special.eos_id}) {
     const std::string& content = impl->id_to_token.at(static_cast<int32_t>(id));
     if (content.empty()) continue;  // nothing to match in text
-    impl->special_tokens.emplace_back(unicode::decode_utf8_lossy(content),
-                                      static_cast<int32_t>(id));
+    impl->special_tokens.emplace_back(unicode::decode_utf8_lossy(content), static_cast<int32_t>(id));
   }
   return impl;
 }

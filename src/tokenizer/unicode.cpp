@@ -106,15 +106,13 @@ std::u32string nfc(std::u32string_view text) {
   utf8proc_uint8_t* raw = nullptr;
   // An explicit length instead of UTF8PROC_NULLTERM keeps U+0000 and what follows it.
   const utf8proc_ssize_t len =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
-                   static_cast<utf8proc_ssize_t>(utf8.size()), &raw,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()), static_cast<utf8proc_ssize_t>(utf8.size()),
+                   &raw, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   std::unique_ptr<utf8proc_uint8_t, FreeDeleter> owned(raw);
   // utf8proc only fails on invalid input (impossible here) or out of memory; unnormalized text
   // is a better answer than an exception from a function documented not to throw.
   if (len < 0) return std::u32string(text);
-  return decode_utf8_lossy(
-      std::string_view(reinterpret_cast<const char*>(raw), static_cast<size_t>(len)));
+  return decode_utf8_lossy(std::string_view(reinterpret_cast<const char*>(raw), static_cast<size_t>(len)));
 }
 
 bool is_letter(char32_t cp) {
