@@ -202,13 +202,215 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 
 }  // namespace
 
+namespace {
+
+template <typename T>
+using Field = T RunConfig::*;
+
+JobKey row(const std::string& key, FlagKind kind, const std::string& help, const std::string& flag = "") {
+  JobKey k;
+  k.key = key;
+  k.flag = flag;
+  k.kind = kind;
+  k.help = help;
+  return k;
+}
+
+JobKey text_key(const std::string& key, const std::string& help, Field<std::string> field,
+                const std::string& flag = "") {
+  JobKey k = row(key, FlagKind::kText, help, flag);
+  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get_string(v, source, key);
+  };
+  k.write = [field](const RunConfig& c) { return text_json(c.*field); };
+  return k;
+}
+
+JobKey path_key(const std::string& key, const std::string& help, Field<std::string> field,
+                const std::string& flag = "") {
+  JobKey k = text_key(key, help, field, flag);
+  k.paths = [field](RunConfig& c) { return std::vector<std::string*>{&(c.*field)}; };
+  return k;
+}
+
+JobKey texts_key(const std::string& key, const std::string& help, Field<std::vector<std::string>> field) {
+  JobKey k = row(key, FlagKind::kTexts, help);
+  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get_strings(v, source, key);
+  };
+  k.write = [field](const RunConfig& c) {
+    json out = json::array();
+    for (const auto& t : c.*field) out.push_back(text_json(t));
+    return out;
+  };
+  return k;
+}
+
+JobKey integer_key(const std::string& key, const std::string& help, Field<int> field) {
+  JobKey k = row(key, FlagKind::kNumber, help);
+  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) { c.*field = get_int(v, source, key); };
+  k.write = [field](const RunConfig& c) { return json(c.*field); };
+  return k;
+}
+
+JobKey number_key(const std::string& key, const std::string& help, Field<double> field) {
+  JobKey k = row(key, FlagKind::kNumber, help);
+  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get_number(v, source, key);
+  };
+  k.write = [field](const RunConfig& c) { return json(c.*field); };
+  return k;
+}
+
+JobKey switch_key(const std::string& key, const std::string& help, Field<bool> field) {
+  JobKey k = row(key, FlagKind::kSwitch, help);
+  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get_bool(v, source, key);
+  };
+  k.write = [field](const RunConfig& c) { return json(c.*field); };
+  return k;
+}
+
+// A key whose value is one of an enum's names (mode, interp, ...).
+template <typename E>
+JobKey name_key(const std::string& key, const std::string& help, Field<E> field, E (*parse)(const std::string&),
+                std::string (*name)(E)) {
+  JobKey k = row(key, FlagKind::kText, help);
+  k.read = [key, field, parse](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get_named(v, source, key, parse);
+  };
+  k.write = [field, name](const RunConfig& c) { return json(name(c.*field)); };
+  return k;
+}
+
+Ease parse_default_ease(const std::string& name) { return parse_ease(name); }
+
+std::vector<JobKey> make_job_key_table() {
+  std::vector<JobKey> t;
+  t.push_back(path_key("bundle", "Model bundle folder (with model.json), e.g. models/tiny-sd", &RunConfig::bundle_dir));
+  t.push_back(name_key("mode", "Walk: prompt-walk, slerp-latent, multi-prompt, circular, timeline or image-morph",
+                       &RunConfig::mode, parse_walk_mode, walk_mode_name));
+  t.push_back(texts_key("prompt", "Prompt text (repeat for multi-prompt)", &RunConfig::prompts));
+  t.push_back(texts_key("negative", "Negative prompt: once for all prompts, or once per prompt (default \"\")",
+                        &RunConfig::negatives));
+  JobKey seed =
+      row("seed", FlagKind::kNumber,
+          std::string("Seed of the latents, 0 to ") + kMaxSeedText + " (default: drawn at random and printed)");
+  seed.read = [](const json& v, RunConfig& c, const std::string& source) {
+    if (v.is_null()) {
+      c.seed.reset();
+      return;
+    }
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) fail_seed(source, v.dump());
+    c.seed = v.get<uint64_t>();
+  };
+  seed.write = [](const RunConfig& c) { return c.seed ? json(*c.seed) : json(nullptr); };
+  t.push_back(seed);
+  t.push_back(integer_key("frames", "Frames (multi-prompt and image-morph: frames per pair)", &RunConfig::frames));
+  t.push_back(integer_key("steps", "Denoising steps", &RunConfig::steps));
+  t.push_back(number_key("guidance", "Classifier-free guidance scale", &RunConfig::guidance));
+  t.push_back(integer_key("height", "Image height, a multiple of 8", &RunConfig::height));
+  t.push_back(integer_key("width", "Image width, a multiple of 8", &RunConfig::width));
+  t.push_back(number_key("step-size", "prompt-walk: added to the text embeddings per frame", &RunConfig::step_size));
+  t.push_back(name_key("interp", "slerp-latent, multi-prompt and image-morph: slerp or lerp", &RunConfig::interp,
+                       parse_interp, interp_name));
+  t.push_back(text_key("scheduler", "lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, dpmpp_2m_karras",
+                       &RunConfig::scheduler));
+  JobKey keyframes = row("keyframes", FlagKind::kKeyframes,
+                         "timeline: a keyframe, FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT "
+                         "(e.g. \"12,ease=sine:a white owl\") or a JSON object; repeat in order",
+                         "--keyframe");
+  keyframes.read = [](const json& v, RunConfig& c, const std::string& source) {
+    if (!v.is_array()) throw ConfigError(prefix(source) + "\"keyframes\" must be an array of keyframe objects");
+    c.keyframes.clear();
+    for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
+  };
+  keyframes.write = [](const RunConfig& c) {
+    json out = json::array();
+    for (const Keyframe& k : c.keyframes) {
+      json one = {{"frame", k.frame}, {"prompt", text_json(k.prompt)}};
+      if (k.negative) one["negative"] = text_json(*k.negative);
+      if (k.seed) one["seed"] = *k.seed;
+      if (k.ease) one["ease"] = ease_name(*k.ease);
+      out.push_back(one);
+    }
+    return out;
+  };
+  t.push_back(keyframes);
+  t.push_back(switch_key("cycle",
+                         "timeline: close the walk back to the first keyframe at index --frames (the period), "
+                         "a loop without a seam",
+                         &RunConfig::cycle));
+  t.push_back(name_key("ease", "timeline: the keyframes' default ease: linear, sine, cubic, in, out or hold",
+                       &RunConfig::ease, parse_default_ease, ease_name));
+  t.push_back(name_key("pace",
+                       "uniform (evenly spaced weights, the notebook's) or even (frames equally far apart: "
+                       "measured on a rendered pass, then re-placed; about twice the time)",
+                       &RunConfig::pace, parse_pace, pace_name));
+  t.push_back(integer_key("pace-passes", "--pace even: measuring passes", &RunConfig::pace_passes));
+  JobKey image = texts_key("image",
+                           "image-morph: an image to morph through, PNG or JPEG (alpha composited on white); "
+                           "repeat, two or more in order",
+                           &RunConfig::images);
+  image.paths = [](RunConfig& c) {
+    std::vector<std::string*> out;
+    for (std::string& path : c.images) out.push_back(&path);
+    return out;
+  };
+  t.push_back(image);
+  t.push_back(name_key("fit",
+                       "image-morph: crop (scale to cover, centre crop), pad (scale to fit, centred on white) or "
+                       "stretch",
+                       &RunConfig::fit, parse_fit, fit_name));
+  t.push_back(number_key("strength", "image-morph: how far from each image the walk starts (img2img strength)",
+                         &RunConfig::strength));
+  t.push_back(name_key("inversion",
+                       "image-morph: noise (the scheduler noises each image, as img2img) or ddim "
+                       "(deterministic DDIM inversion; with --scheduler ddim)",
+                       &RunConfig::inversion, parse_inversion, inversion_name));
+  t.push_back(switch_key("adain",
+                         "image-morph: renormalise each in-between latent to the interpolated channel means and "
+                         "standard deviations of its two images (AdaIN)",
+                         &RunConfig::adain));
+  t.push_back(integer_key("batch", "Frames per UNet call", &RunConfig::batch));
+  t.push_back(number_key("max-vram", "CUDA: device memory the automatic --batch may use", &RunConfig::max_vram_gb));
+  t.push_back(text_key("device", "auto (the bundle's device), cpu, cuda or cuda:N", &RunConfig::device));
+  t.push_back(text_key("unet-engine",
+                       "auto (the bundle's AOTInductor UNet where it fits, else TorchScript), torchscript or aoti",
+                       &RunConfig::unet_engine));
+  t.push_back(path_key("output", "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json", &RunConfig::output,
+                       "-o,--output"));
+  t.push_back(path_key("png-dir", "Write frames as DIR/frame_0000.png, ... (lossless)", &RunConfig::png_dir));
+  t.push_back(number_key("fps", "Frames per second of the animation (GIF: up to 50, MP4: up to 240)", &RunConfig::fps));
+  t.push_back(integer_key("loop", "Times the animation plays (WebP: up to 65535)", &RunConfig::loop));
+  t.push_back(switch_key("boomerang", "Play forward then back (end frames not repeated)", &RunConfig::boomerang));
+  t.push_back(switch_key("seamless-loop",
+                         "Leave out the last frame, which repeats the first (circular; multi-prompt "
+                         "ending on its first prompt), so a loop shows no frame twice",
+                         &RunConfig::seamless_loop));
+  t.push_back(text_key("dither", "GIF: diffusion, ordered or none", &RunConfig::dither));
+  t.push_back(switch_key("lossless", "WebP: lossless frames", &RunConfig::lossless));
+  t.push_back(number_key("quality", "WebP: lossy quality", &RunConfig::quality));
+  t.push_back(integer_key("crf", "MP4: H.264 constant rate factor", &RunConfig::crf));
+  JobKey overwrite = switch_key("overwrite", "Replace existing outputs", &RunConfig::overwrite);
+  overwrite.write = nullptr;  // not recorded: repeating a run from its metadata must not clobber
+  t.push_back(overwrite);
+  return t;
+}
+
+}  // namespace
+
+const std::vector<JobKey>& job_key_table() {
+  static const std::vector<JobKey> table = make_job_key_table();
+  return table;
+}
+
 const std::vector<std::string>& job_keys() {
-  static const std::vector<std::string> keys = {
-      "bundle",      "mode",   "prompt",    "negative",    "seed",      "frames",    "steps",         "guidance",
-      "height",      "width",  "step-size", "interp",      "scheduler", "batch",     "max-vram",      "device",
-      "unet-engine", "output", "png-dir",   "fps",         "loop",      "boomerang", "seamless-loop", "keyframes",
-      "cycle",       "ease",   "pace",      "pace-passes", "image",     "fit",       "strength",      "inversion",
-      "adain",       "dither", "lossless",  "quality",     "crf",       "overwrite"};
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    for (const JobKey& k : job_key_table()) out.push_back(k.key);
+    return out;
+  }();
   return keys;
 }
 
@@ -217,91 +419,11 @@ void apply_job(const json& job, RunConfig& c, const std::string& source) {
   for (const auto& [key, v] : job.items()) {
     if (key == "sdinterp") continue;              // metadata written by sdinterp: information only
     if (!key.empty() && key[0] == '_') continue;  // a comment: "_note": "..."
-    if (key == "bundle")
-      c.bundle_dir = get_string(v, source, key);
-    else if (key == "mode")
-      c.mode = get_named(v, source, key, parse_walk_mode);
-    else if (key == "prompt")
-      c.prompts = get_strings(v, source, key);
-    else if (key == "negative")
-      c.negatives = get_strings(v, source, key);
-    else if (key == "seed") {
-      if (v.is_null()) {
-        c.seed.reset();
-      } else {
-        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) fail_seed(source, v.dump());
-        c.seed = v.get<uint64_t>();
-      }
-    } else if (key == "frames")
-      c.frames = get_int(v, source, key);
-    else if (key == "steps")
-      c.steps = get_int(v, source, key);
-    else if (key == "guidance")
-      c.guidance = get_number(v, source, key);
-    else if (key == "height")
-      c.height = get_int(v, source, key);
-    else if (key == "width")
-      c.width = get_int(v, source, key);
-    else if (key == "step-size")
-      c.step_size = get_number(v, source, key);
-    else if (key == "interp")
-      c.interp = get_named(v, source, key, parse_interp);
-    else if (key == "scheduler")
-      c.scheduler = get_string(v, source, key);
-    else if (key == "batch")
-      c.batch = get_int(v, source, key);
-    else if (key == "max-vram")
-      c.max_vram_gb = get_number(v, source, key);
-    else if (key == "device")
-      c.device = get_string(v, source, key);
-    else if (key == "unet-engine")
-      c.unet_engine = get_string(v, source, key);
-    else if (key == "output")
-      c.output = get_string(v, source, key);
-    else if (key == "png-dir")
-      c.png_dir = get_string(v, source, key);
-    else if (key == "fps")
-      c.fps = get_number(v, source, key);
-    else if (key == "loop")
-      c.loop = get_int(v, source, key);
-    else if (key == "boomerang")
-      c.boomerang = get_bool(v, source, key);
-    else if (key == "seamless-loop")
-      c.seamless_loop = get_bool(v, source, key);
-    else if (key == "dither")
-      c.dither = get_string(v, source, key);
-    else if (key == "lossless")
-      c.lossless = get_bool(v, source, key);
-    else if (key == "quality")
-      c.quality = get_number(v, source, key);
-    else if (key == "crf")
-      c.crf = get_int(v, source, key);
-    else if (key == "overwrite")
-      c.overwrite = get_bool(v, source, key);
-    else if (key == "keyframes") {
-      if (!v.is_array()) throw ConfigError(prefix(source) + "\"keyframes\" must be an array of keyframe objects");
-      c.keyframes.clear();
-      for (size_t i = 0; i < v.size(); ++i) c.keyframes.push_back(get_keyframe(v[i], source, i));
-    } else if (key == "cycle")
-      c.cycle = get_bool(v, source, key);
-    else if (key == "pace")
-      c.pace = get_named(v, source, key, parse_pace);
-    else if (key == "pace-passes")
-      c.pace_passes = get_int(v, source, key);
-    else if (key == "image")
-      c.images = get_strings(v, source, key);
-    else if (key == "fit")
-      c.fit = get_named(v, source, key, parse_fit);
-    else if (key == "strength")
-      c.strength = get_number(v, source, key);
-    else if (key == "inversion")
-      c.inversion = get_named(v, source, key, parse_inversion);
-    else if (key == "adain")
-      c.adain = get_bool(v, source, key);
-    else if (key == "ease")
-      c.ease = get_named(v, source, key, [](const std::string& name) { return parse_ease(name); });
-    else
+    const auto& table = job_key_table();
+    const auto row = std::find_if(table.begin(), table.end(), [&](const JobKey& k) { return k.key == key; });
+    if (row == table.end())
       throw ConfigError(prefix(source) + "unknown key \"" + key + "\"" + key_suggestion(key, job_keys()));
+    row->read(v, c, source);
   }
 }
 
@@ -450,21 +572,23 @@ json text_json(const std::string& text) {
 }
 
 const std::vector<std::string>& job_path_keys() {
-  static const std::vector<std::string> keys = {"bundle", "output", "png-dir", "image"};
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    for (const JobKey& k : job_key_table()) {
+      if (k.paths) out.push_back(k.key);
+    }
+    return out;
+  }();
   return keys;
 }
 
 namespace {
 
 std::vector<std::string*> path_fields(RunConfig& c, const std::string& key) {
-  if (key == "bundle") return {&c.bundle_dir};
-  if (key == "output") return {&c.output};
-  if (key == "png-dir") return {&c.png_dir};
-  std::vector<std::string*> out;
-  if (key == "image") {
-    for (std::string& image : c.images) out.push_back(&image);
+  for (const JobKey& k : job_key_table()) {
+    if (k.key == key && k.paths) return k.paths(c);
   }
-  return out;
+  return {};
 }
 
 std::filesystem::path metadata_folder(const std::string& metadata_path) {
@@ -510,58 +634,10 @@ void relativize_metadata_paths(json& job, const RunConfig& c, const std::string&
 }
 
 json job_to_json(const RunConfig& c) {
-  auto texts = [](const std::vector<std::string>& items) {
-    json out = json::array();
-    for (const auto& t : items) out.push_back(text_json(t));
-    return out;
-  };
   json j = json::object();
-  j["bundle"] = text_json(c.bundle_dir);
-  j["mode"] = walk_mode_name(c.mode);
-  j["prompt"] = texts(c.prompts);
-  j["negative"] = texts(c.negatives);
-  j["seed"] = c.seed ? json(*c.seed) : json(nullptr);
-  j["frames"] = c.frames;
-  j["steps"] = c.steps;
-  j["guidance"] = c.guidance;
-  j["height"] = c.height;
-  j["width"] = c.width;
-  j["step-size"] = c.step_size;
-  j["interp"] = interp_name(c.interp);
-  j["scheduler"] = text_json(c.scheduler);
-  j["batch"] = c.batch;
-  j["max-vram"] = c.max_vram_gb;
-  j["device"] = text_json(c.device);
-  j["unet-engine"] = text_json(c.unet_engine);
-  j["output"] = text_json(c.output);
-  j["png-dir"] = text_json(c.png_dir);
-  j["fps"] = c.fps;
-  j["loop"] = c.loop;
-  j["boomerang"] = c.boomerang;
-  j["seamless-loop"] = c.seamless_loop;
-  json keyframes = json::array();
-  for (const Keyframe& k : c.keyframes) {
-    json one = {{"frame", k.frame}, {"prompt", text_json(k.prompt)}};
-    if (k.negative) one["negative"] = text_json(*k.negative);
-    if (k.seed) one["seed"] = *k.seed;
-    if (k.ease) one["ease"] = ease_name(*k.ease);
-    keyframes.push_back(one);
+  for (const JobKey& k : job_key_table()) {
+    if (k.write) j[k.key] = k.write(c);
   }
-  j["keyframes"] = keyframes;
-  j["cycle"] = c.cycle;
-  j["ease"] = ease_name(c.ease);
-  j["pace"] = pace_name(c.pace);
-  j["pace-passes"] = c.pace_passes;
-  j["image"] = texts(c.images);
-  j["fit"] = fit_name(c.fit);
-  j["strength"] = c.strength;
-  j["inversion"] = inversion_name(c.inversion);
-  j["adain"] = c.adain;
-  j["dither"] = text_json(c.dither);
-  j["lossless"] = c.lossless;
-  j["quality"] = c.quality;
-  j["crf"] = c.crf;
-  // "overwrite" is left out on purpose: repeating a run from its metadata must not clobber.
   return j;
 }
 

@@ -317,7 +317,8 @@ TEST(DdimInversionTest, ExactNoiseClimbsTheTrueTrajectory) {
     torch::Tensor x = at(cumprod[0]);  // below the first timestep: training step 0's level
     for (size_t i = 0; i < inversion.timesteps().size(); ++i) {
       x = inversion.step(noise, i, x);
-      EXPECT_LE(relative_error(x, at(cumprod[static_cast<size_t>(inversion.timesteps()[i])])), 1e-10) << i;
+      // The inversion's levels are diffusers' float32 ones: 1e-7 from these double-precision ones.
+      EXPECT_LE(relative_error(x, at(cumprod[static_cast<size_t>(inversion.timesteps()[i])])), 1e-5) << i;
     }
   }
 }

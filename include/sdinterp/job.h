@@ -3,6 +3,7 @@
 // that is read back as information only), so feeding it to `sdinterp run` repeats the run.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,8 +14,33 @@
 
 namespace sdinterp {
 
-// The job keys (the generate flags' names): apply_job takes these (and "sdinterp", and keys
-// starting with _, which are comments), and suggests the nearest for any other.
+// How a job key is given on the command line.
+enum class FlagKind {
+  kText,      // --KEY TEXT
+  kTexts,     // --KEY TEXT, repeated
+  kNumber,    // --KEY N, read strictly by flag_value (the range of numeric_options())
+  kSwitch,    // --KEY
+  kKeyframes  // --keyframe TEXT, repeated, read by keyframe_flag_value
+};
+
+// One job key, the one place that describes it. apply_job, job_to_json (metadata), the flags of
+// generate/run/batch and their --help, key suggestions and metadata's relative paths are all made
+// from job_key_table(): adding a key is adding a row (src/job.cpp) plus the code that uses it.
+struct JobKey {
+  std::string key;   // as job files and metadata write it
+  std::string flag;  // the CLI11 names when not "--" + key ("-o,--output", "--keyframe"), else ""
+  FlagKind kind;
+  std::string help;  // the flag's help; a numeric key's range is added from numeric_options()
+  // Reads a job value (ConfigError naming `source` and the key); writes the config's value as a
+  // job records it (null: not recorded, as "overwrite"); for path keys, the config's paths.
+  std::function<void(const nlohmann::json&, RunConfig&, const std::string& source)> read;
+  std::function<nlohmann::json(const RunConfig&)> write;
+  std::function<std::vector<std::string*>(RunConfig&)> paths;
+};
+const std::vector<JobKey>& job_key_table();
+
+// The job keys (the generate flags' names), in the table's order: apply_job takes these (and
+// "sdinterp", and keys starting with _, which are comments), and suggests the nearest for any other.
 const std::vector<std::string>& job_keys();
 
 // Applies the keys of a JSON object onto `config` (keys absent keep their value). Throws
@@ -44,7 +70,7 @@ nlohmann::json text_json(const std::string& text);
 // The bytes of a text_json value (a string or {"bytes": HEX}); false for anything else.
 bool text_from_json(const nlohmann::json& value, std::string& text);
 
-// The job keys that are paths: "bundle", "output", "png-dir".
+// The job keys that are paths: "bundle", "output", "png-dir", "image".
 const std::vector<std::string>& job_path_keys();
 // Run metadata (a job with an "sdinterp" object) records its paths relative to its own folder
 // (a path given absolute stays absolute), so that `sdinterp run DIR/a.gif.json` repeats the run

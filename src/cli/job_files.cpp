@@ -51,12 +51,18 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
   for (const auto& [key, value] : explicit_keys.items()) {
     if (key == "overwrite" || key[0] == '_' || key == "sdinterp") continue;
     if (std::find(path_keys.begin(), path_keys.end(), key) != path_keys.end()) {
-      std::string a, b;
-      text_from_json(wanted.at(key), a);
-      text_from_json(got.at(key), b);
-      std::error_code canonical_ec;
-      if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec))
-        return false;
+      // One path, or a list of them (image): the same files, however written.
+      auto paths = [](const nlohmann::json& v) { return v.is_array() ? v : nlohmann::json::array({v}); };
+      const nlohmann::json a_paths = paths(wanted.at(key)), b_paths = paths(got.at(key));
+      if (a_paths.size() != b_paths.size()) return false;
+      for (size_t i = 0; i < a_paths.size(); ++i) {
+        std::string a, b;
+        text_from_json(a_paths[i], a);
+        text_from_json(b_paths[i], b);
+        std::error_code canonical_ec;
+        if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec))
+          return false;
+      }
       continue;
     }
     if (!wanted.contains(key) || wanted.at(key) != got.at(key)) return false;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,10 +24,10 @@ class JobFlags {
   nlohmann::json given() const;
 
  private:
-  RunConfig values_;
-  std::string mode_, interp_, ease_, pace_, fit_, inversion_;
-  std::vector<std::string> keyframes_;          // --keyframe texts, read by keyframe_flag_value
-  std::map<std::string, std::string> numbers_;  // numeric flags (and --seed) as given, read by flag_value
+  // The flags as given, by job key (job_key_table()): one text, repeated texts, or a switch.
+  std::map<std::string, std::string> texts_;
+  std::map<std::string, std::vector<std::string>> lists_;
+  std::map<std::string, bool> switches_;
   std::map<std::string, CLI::Option*> options_;
 };
 

@@ -58,9 +58,9 @@ namespace sdinterp {
 
 DdimInversion::DdimInversion(const NoiseSchedule& schedule, int steps)
     : step_ratio_(schedule.num_train_timesteps / steps), prediction_type_(schedule.prediction_type) {
-  const detail::TrainingSchedule train(schedule);
-  alphas_cumprod_ = train.alphas_cumprod;
-  std::vector<int64_t> leading = detail::leading_timesteps(train.num_train_timesteps, steps, 1);
+  alphas_cumprod_ = detail::float32_alphas_cumprod(schedule);
+  const int n = schedule.num_train_timesteps;
+  std::vector<int64_t> leading = detail::leading_timesteps(n, steps, 1);
   for (auto t = leading.rbegin(); t != leading.rend(); ++t) timesteps_.push_back(static_cast<double>(*t));
 }
 

@@ -94,6 +94,17 @@ TrainingSchedule::TrainingSchedule(const NoiseSchedule& schedule)
   }
 }
 
+std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule) {
+  const int n = schedule.num_train_timesteps;
+  schedule.betas();  // validates the schedule (ConfigError for an unknown one)
+  const torch::Tensor betas =
+      schedule.beta_schedule == "scaled_linear"
+          ? torch::linspace(std::sqrt(schedule.beta_start), std::sqrt(schedule.beta_end), n, torch::kFloat32).pow(2)
+          : torch::linspace(schedule.beta_start, schedule.beta_end, n, torch::kFloat32);
+  const torch::Tensor cumprod = torch::cumprod(1.0 - betas, 0).to(torch::kFloat64).contiguous();
+  return std::vector<double>(cumprod.data_ptr<double>(), cumprod.data_ptr<double>() + n);
+}
+
 double to_float32(double value) { return static_cast<double>(static_cast<float>(value)); }
 
 std::vector<double> numpy_linspace(double start, double stop, int num) {

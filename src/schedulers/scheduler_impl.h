@@ -24,6 +24,12 @@ struct TrainingSchedule {
   std::vector<double> log_sigmas;
 };
 
+// The cumulative products of the alphas as diffusers computes them, in float32 (betas from a float32
+// linspace, torch.cumprod), for DDIM inversion. Measured against diffusers' DDIMInverseScheduler:
+// 15 inversion steps drift 1.2e-4 relative with double-precision levels, 1e-5 with these. (The
+// sampling schedulers keep double precision: there it made no measurable difference.)
+std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule);
+
 // A value rounded to float32, as diffusers stores its timesteps and sigmas.
 double to_float32(double value);
 // numpy.linspace(start, stop, num): k * step + start, the last value exactly `stop`.
