@@ -34,7 +34,7 @@ through NVML (nvidia-smi when pynvml is missing) every 20 ms, above what was in 
 do for the sdinterp process).
 
 Results: a table on stdout, OUT/results.json and OUT/results.md (OUT: --out, or $OUT, or
-./gpu-results), OUT/export.log (every export but the background compile), OUT/aoti.log,
+./bench/results/gpu-compare), OUT/export.log (every export but the background compile), OUT/aoti.log,
 OUT/sdinterp.log, OUT/frame0_compare.png (first frame of (b), sdinterp and (a) side by side). results.* are rewritten after every stage, so a run stopped by a
 time limit still leaves what it measured.
 """
@@ -126,7 +126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "predictions have unit scale and images are mostly unsaturated, as tiny-sd)")
     p.add_argument("--workdir", default="", help="scratch folder for the model and bundle (default: a temp folder)")
     p.add_argument("--keep-workdir", action="store_true")
-    p.add_argument("--out", default=os.environ.get("OUT") or "gpu-results", help="results folder")
+    p.add_argument("--out", default=os.environ.get("OUT") or "bench/results/gpu-compare", help="results folder")
     p.add_argument("--deadline", type=float, default=0.0,
                    help="Unix time by which everything must be done (stages that no longer fit are skipped)")
     p.add_argument("--budget-s", type=float, default=0.0, help="seconds from now (instead of --deadline)")

@@ -10,7 +10,7 @@
 #                                        bench/gpu_compare.py ARGS (default: the full 30x15 512x512 comparison)
 #   bench/gpu_compare.sh run --build-only     only the unpack and the build (a dry run of the carried set)
 #
-# Environment for `run`: OUT (results folder, default ./gpu-results), GPU_WORK (scratch, default
+# Environment for `run`: OUT (results folder, default ./bench/results/gpu-compare), GPU_WORK (scratch, default
 # /tmp/sdinterp-gpu), PYTHON (default python3), JOBS (build jobs, default nproc), GPU_BUDGET_S (seconds the
 # whole run may take, default 540: the Python part skips what no longer fits and always writes its results).
 set -euo pipefail
@@ -177,7 +177,7 @@ run() {
   done
   local started=$SECONDS
   local deadline=$(( $(date +%s) + ${GPU_BUDGET_S:-540} ))
-  local out=${OUT:-$REPO/gpu-results}
+  local out=${OUT:-$REPO/bench/results/gpu-compare}
   local work=${GPU_WORK:-/tmp/sdinterp-gpu}
   local py=${PYTHON:-python3}
   mkdir -p "$out" "$work"

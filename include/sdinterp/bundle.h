@@ -36,7 +36,6 @@ class Bundle {
   const ClipTokenizer& tokenizer() const { return tokenizer_; }
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
-  torch::ScalarType dtype() const { return dtype_; }
 
   // ids: int64 [B, max_length] -> float32 [B, max_length, hidden] on the bundle's device.
   torch::Tensor encode_text(const torch::Tensor& ids);

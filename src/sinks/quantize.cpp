@@ -751,15 +751,4 @@ MappedFrame FrameMapper::finish(Work& work) {
   return out;
 }
 
-MappedFrame FrameMapper::map(const Frame& frame, const Palette& table) {
-  std::shared_ptr<Work> work = start(frame, table);
-  std::vector<std::thread> workers;
-  for (int b = 1; b < bands_ && !work->held; ++b) {
-    workers.emplace_back([this, &work, b] { map_band(*work, b); });
-  }
-  map_band(*work, 0);
-  for (std::thread& w : workers) w.join();
-  return finish(*work);
-}
-
 }  // namespace sdinterp::sinks

@@ -121,14 +121,11 @@ struct MappedFrame {
 // the work splits into stages that can run on different threads: start() (in frame order),
 // map_band(b) (for each band in frame order; different bands at once), finish() (once all
 // bands of the frame are mapped). A pipeline can then map band 0 of frame i+1 while band 1 of
-// frame i is still being mapped. map() runs the stages for one frame, bands in parallel.
+// frame i is still being mapped (the GIF sink's pipeline does).
 class FrameMapper {
  public:
   FrameMapper(int width, int height, Dither dither);
   ~FrameMapper();
-  // `palette` must have at most 255 entries (one index is kept for transparency).
-  MappedFrame map(const Frame& frame, const Palette& palette);
-
   // One frame between start() and finish(); holds the frame and its palette.
   struct Work;
   int bands() const { return bands_; }

@@ -1,0 +1,93 @@
+// The job-key table: every key reads back what it writes, and the lists made from it agree.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "sdinterp/errors.h"
+#include "sdinterp/job.h"
+
+namespace sdinterp {
+namespace {
+
+RunConfig unusual() {
+  RunConfig c;
+  c.bundle_dir = "b";
+  c.mode = WalkMode::kImageMorph;
+  c.prompts = {"a", "b"};
+  c.negatives = {"x"};
+  c.seed = 18446744073709551615ull;
+  c.frames = 7;
+  c.steps = 9;
+  c.guidance = 3.5;
+  c.height = 72;
+  c.width = 80;
+  c.step_size = 0.25;
+  c.interp = InterpKind::kLerp;
+  c.scheduler = "euler";
+  c.keyframes = {Keyframe{0, "k", std::string("n"), 4, Ease::kSine}};
+  c.cycle = true;
+  c.ease = Ease::kOut;
+  c.pace = Pace::kEven;
+  c.pace_passes = 3;
+  c.images = {"i.png", "j.jpg"};
+  c.fit = Fit::kPad;
+  c.strength = 0.3;
+  c.inversion = Inversion::kDdim;
+  c.adain = true;
+  c.batch = 2;
+  c.max_vram_gb = 1.5;
+  c.device = "cpu";
+  c.unet_engine = "torchscript";
+  c.output = "o.webp";
+  c.png_dir = "p";
+  c.fps = 24;
+  c.loop = 3;
+  c.boomerang = true;
+  c.seamless_loop = true;
+  c.dither = "none";
+  c.lossless = true;
+  c.quality = 50;
+  c.crf = 30;
+  c.overwrite = true;
+  return c;
+}
+
+TEST(JobKeys, EveryRecordedKeyReadsBackWhatItWrites) {
+  const nlohmann::json written = job_to_json(unusual());
+  RunConfig read;
+  apply_job(written, read, "test");
+  EXPECT_EQ(job_to_json(read), written);
+  // Each recorded value differs from the default: a key that reads or writes nothing would show.
+  const nlohmann::json defaults = job_to_json(RunConfig{});
+  for (const auto& [key, value] : written.items()) EXPECT_NE(value, defaults.at(key)) << key;
+}
+
+TEST(JobKeys, TheListsAreMadeFromTheTable) {
+  const auto& table = job_key_table();
+  ASSERT_EQ(job_keys().size(), table.size());
+  const nlohmann::json written = job_to_json(RunConfig{});
+  for (const JobKey& k : table) {
+    EXPECT_EQ(written.contains(k.key), static_cast<bool>(k.write)) << k.key;
+    EXPECT_FALSE(k.help.empty()) << k.key;
+  }
+  EXPECT_FALSE(written.contains("overwrite")) << "a rerun from metadata must not clobber";
+  EXPECT_EQ(job_path_keys(), (std::vector<std::string>{"bundle", "image", "output", "png-dir"}));
+}
+
+TEST(JobKeys, UnknownAndMistypedKeysNameThemselves) {
+  RunConfig c;
+  try {
+    apply_job({{"strenght", 0.5}}, c, "job.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("job.json: unknown key \"strenght\" (did you mean \"strength\"?)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(apply_job({{"adain", "yes"}}, c, "j"), ConfigError);
+  EXPECT_THROW(apply_job({{"fit", "cover"}}, c, "j"), ConfigError);
+  EXPECT_THROW(apply_job({{"image", 3}}, c, "j"), ConfigError);
+}
+
+}  // namespace
+}  // namespace sdinterp
