@@ -198,24 +198,6 @@ TEST_P(Oracle, VPredictionStaysOnTheTrueTrajectory) {
   }
 }
 
-TEST_P(Oracle, Img2ImgStartsOnTheTrueTrajectory) {
-  // diffusers' LMS keeps the polynomial order of its position in the schedule after a start but
-  // sums only the derivatives it has (its zip), and its PLMS redoes "the first step" from one
-  // step above the start: both leave the true trajectory, in diffusers as here (measured with
-  // diffusers 0.42: LMS, 15 steps from call 3 with the exact noise, ends 0.68 of max |x0| away).
-  // tests/python/test_image_morph.py holds them to diffusers' img2img instead.
-  if (GetParam() == SchedulerKind::kLms || GetParam() == SchedulerKind::kLmsKarras ||
-      GetParam() == SchedulerKind::kPndm) {
-    GTEST_SKIP() << "follows diffusers, not the true trajectory, after a start";
-  }
-  for (int steps : {4, 15}) {
-    for (size_t first : {size_t{1}, size_t{2}, size_t{3}}) {
-      const std::vector<double> errors = oracle_errors(GetParam(), PredictionType::kEpsilon, steps, first);
-      EXPECT_LE(*std::max_element(errors.begin(), errors.end()), kFloat32Tolerance) << steps << " steps from " << first;
-    }
-  }
-}
-
 TEST_P(Oracle, AddNoiseReachesTheLevelOfEachCall) {
   const auto scheduler = make_scheduler(GetParam(), NoiseSchedule{}, 15);
   const std::vector<double> cumprod = alphas_cumprod(NoiseSchedule{});
@@ -252,6 +234,33 @@ TEST(VPrediction, EulerFirstStepByHand) {
   EXPECT_NEAR(next.max().item<double>(), 1.0 + 2.0 * s1, 1e-12);
   EXPECT_NEAR(next.min().item<double>(), 1.0 + 2.0 * s1, 1e-12);
 }
+
+class Img2ImgOracle : public ::testing::TestWithParam<SchedulerKind> {};
+
+TEST_P(Img2ImgOracle, StartsOnTheTrueTrajectory) {
+  // diffusers' LMS keeps the polynomial order of its position in the schedule after a start but
+  // sums only the derivatives it has (its zip), and its PLMS redoes "the first step" from one
+  // step above the start: both leave the true trajectory, in diffusers as here (measured with
+  // diffusers 0.42: LMS, 15 steps from call 3 with the exact noise, ends 0.68 of max |x0| away).
+  // tests/python/test_image_morph.py holds them to diffusers' img2img instead.
+  if (GetParam() == SchedulerKind::kLms || GetParam() == SchedulerKind::kLmsKarras ||
+      GetParam() == SchedulerKind::kPndm) {
+    GTEST_SKIP() << "follows diffusers, not the true trajectory, after a start";
+  }
+  for (int steps : {4, 15}) {
+    for (size_t first : {size_t{1}, size_t{2}, size_t{3}}) {
+      const std::vector<double> errors = oracle_errors(GetParam(), PredictionType::kEpsilon, steps, first);
+      EXPECT_LE(*std::max_element(errors.begin(), errors.end()), kFloat32Tolerance) << steps << " steps from " << first;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedulers, Img2ImgOracle,
+                         ::testing::Values(SchedulerKind::kEuler, SchedulerKind::kEulerKarras, SchedulerKind::kDdim,
+                                           SchedulerKind::kDpmpp2m, SchedulerKind::kDpmpp2mKarras),
+                         [](const ::testing::TestParamInfo<SchedulerKind>& kind_info) {
+                           return scheduler_name(kind_info.param);
+                         });
 
 // ---- the one-run contract ----
 
