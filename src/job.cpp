@@ -246,29 +246,28 @@ JobKey texts_key(const std::string& key, const std::string& help, Field<std::vec
   return k;
 }
 
-JobKey integer_key(const std::string& key, const std::string& help, Field<int> field) {
-  JobKey k = row(key, FlagKind::kNumber, help);
-  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) { c.*field = get_int(v, source, key); };
+// A key whose job value is the field itself (a number or a boolean), read by `get`.
+template <typename T>
+JobKey plain_key(const std::string& key, FlagKind kind, const std::string& help, Field<T> field,
+                 T (*get)(const json&, const std::string&, const std::string&)) {
+  JobKey k = row(key, kind, help);
+  k.read = [key, field, get](const json& v, RunConfig& c, const std::string& source) {
+    c.*field = get(v, source, key);
+  };
   k.write = [field](const RunConfig& c) { return json(c.*field); };
   return k;
+}
+
+JobKey integer_key(const std::string& key, const std::string& help, Field<int> field) {
+  return plain_key(key, FlagKind::kNumber, help, field, get_int);
 }
 
 JobKey number_key(const std::string& key, const std::string& help, Field<double> field) {
-  JobKey k = row(key, FlagKind::kNumber, help);
-  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
-    c.*field = get_number(v, source, key);
-  };
-  k.write = [field](const RunConfig& c) { return json(c.*field); };
-  return k;
+  return plain_key(key, FlagKind::kNumber, help, field, get_number);
 }
 
 JobKey switch_key(const std::string& key, const std::string& help, Field<bool> field) {
-  JobKey k = row(key, FlagKind::kSwitch, help);
-  k.read = [key, field](const json& v, RunConfig& c, const std::string& source) {
-    c.*field = get_bool(v, source, key);
-  };
-  k.write = [field](const RunConfig& c) { return json(c.*field); };
-  return k;
+  return plain_key(key, FlagKind::kSwitch, help, field, get_bool);
 }
 
 // A key whose value is one of an enum's names (mode, interp, ...).

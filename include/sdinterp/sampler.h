@@ -15,7 +15,7 @@ struct SamplerSettings {
   int steps = 15;
   double guidance = 8.0;  // <= 1: no guidance, the negative conditioning is not used (as diffusers)
   UnetEngine engine = UnetEngine::kAuto;
-  // img2img: the run starts at this model call (strength_start_call) from latents already noised
+  // img2img: the run starts at this model call (steps - strength_steps) from latents already noised
   // to its level (Scheduler::add_noise), not from unit noise scaled by init_noise_sigma.
   size_t first_call = 0;
   bool noised_start = false;

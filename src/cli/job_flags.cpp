@@ -1,5 +1,7 @@
 #include "cli/job_flags.h"
 
+#include <algorithm>
+
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
 #include "sdinterp/number_text.h"
@@ -30,7 +32,10 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
         option = sub->add_flag(names, switches_[k.key], k.help);
         break;
       case FlagKind::kNumber: {
-        const bool ranged = k.key != "seed";
+        // Keys with a row in numeric_options() show their range; the seed takes any 64-bit number.
+        const auto& rows = numeric_options();
+        const bool ranged =
+            std::any_of(rows.begin(), rows.end(), [&](const NumericOption& row) { return row.key == k.key; });
         const bool integer = !ranged || numeric_option(k.key).integer;
         option =
             sub->add_option(names, texts_[k.key], ranged ? k.help + ": " + range_text(numeric_option(k.key)) : k.help)

@@ -12,7 +12,6 @@ size_t Sampler::calls_per_run() const {
 torch::Tensor Sampler::add_noise(const torch::Tensor& latents, const torch::Tensor& noise) const {
   c10::InferenceMode guard;
   auto scheduler = make_scheduler(settings_.scheduler, bundle_.manifest().noise_schedule, settings_.steps);
-  scheduler->start_at(settings_.first_call);
   const torch::Device device = bundle_.device();
   return scheduler->add_noise(latents.to(device, torch::kFloat32), noise.to(device, torch::kFloat32),
                               settings_.first_call);
