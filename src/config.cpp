@@ -6,50 +6,40 @@
 
 #include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
+#include "sdinterp/names.h"
 #include "sdinterp/number_text.h"
 
 namespace sdinterp {
 namespace {
 
-const std::pair<WalkMode, const char*> kModes[] = {
-    {WalkMode::kPromptWalk, "prompt-walk"},   {WalkMode::kSlerpLatent, "slerp-latent"},
-    {WalkMode::kMultiPrompt, "multi-prompt"}, {WalkMode::kCircular, "circular"},
-    {WalkMode::kTimeline, "timeline"},        {WalkMode::kImageMorph, "image-morph"},
-};
-
-const std::pair<Fit, const char*> kFits[] = {{Fit::kCrop, "crop"}, {Fit::kPad, "pad"}, {Fit::kStretch, "stretch"}};
-
-const std::pair<Inversion, const char*> kInversions[] = {{Inversion::kNoise, "noise"}, {Inversion::kDdim, "ddim"}};
-
-const std::pair<Pace, const char*> kPaces[] = {{Pace::kUniform, "uniform"}, {Pace::kEven, "even"}};
-
-const std::pair<Ease, const char*> kEases[] = {
-    {Ease::kLinear, "linear"}, {Ease::kSine, "sine"}, {Ease::kCubic, "cubic"},
-    {Ease::kIn, "in"},         {Ease::kOut, "out"},   {Ease::kHold, "hold"},
-};
-
-const std::pair<InterpKind, const char*> kInterps[] = {
-    {InterpKind::kSlerp, "slerp"},
-    {InterpKind::kLerp, "lerp"},
-};
-
-template <typename Enum, size_t N>
-Enum parse_named(const std::pair<Enum, const char*> (&table)[N], const std::string& name, const char* option) {
-  std::string list;
-  for (const auto& [value, text] : table) {
-    if (name == text) return value;
-    list += list.empty() ? text : std::string(", ") + text;
-  }
-  throw ConfigError(std::string("unknown ") + option + " \"" + name + "\"; choose one of: " + list);
-}
-
-template <typename Enum, size_t N>
-std::string name_of(const std::pair<Enum, const char*> (&table)[N], Enum value) {
-  for (const auto& [v, text] : table) {
-    if (v == value) return text;
-  }
-  return "?";
-}
+// One table per named option: its names, in the order help lists them.
+const NameTable<WalkMode> kModes("--mode", {{WalkMode::kPromptWalk, "prompt-walk"},
+                                            {WalkMode::kSlerpLatent, "slerp-latent"},
+                                            {WalkMode::kMultiPrompt, "multi-prompt"},
+                                            {WalkMode::kCircular, "circular"},
+                                            {WalkMode::kTimeline, "timeline"},
+                                            {WalkMode::kImageMorph, "image-morph"}});
+const NameTable<Fit> kFits("--fit", {{Fit::kCrop, "crop"}, {Fit::kPad, "pad"}, {Fit::kStretch, "stretch"}});
+const NameTable<Inversion> kInversions("--inversion", {{Inversion::kNoise, "noise"}, {Inversion::kDdim, "ddim"}});
+const NameTable<Pace> kPaces("--pace", {{Pace::kUniform, "uniform"}, {Pace::kEven, "even"}});
+const NameTable<Ease> kEases("--ease", {{Ease::kLinear, "linear"},
+                                        {Ease::kSine, "sine"},
+                                        {Ease::kCubic, "cubic"},
+                                        {Ease::kIn, "in"},
+                                        {Ease::kOut, "out"},
+                                        {Ease::kHold, "hold"}});
+const NameTable<InterpKind> kInterps("--interp", {{InterpKind::kSlerp, "slerp"}, {InterpKind::kLerp, "lerp"}});
+const NameTable<SchedulerKind> kSchedulers("--scheduler", {{SchedulerKind::kLms, "lms"},
+                                                           {SchedulerKind::kLmsKarras, "lms_karras"},
+                                                           {SchedulerKind::kEuler, "euler"},
+                                                           {SchedulerKind::kEulerKarras, "euler_karras"},
+                                                           {SchedulerKind::kDdim, "ddim"},
+                                                           {SchedulerKind::kPndm, "pndm"},
+                                                           {SchedulerKind::kDpmpp2m, "dpmpp_2m"},
+                                                           {SchedulerKind::kDpmpp2mKarras, "dpmpp_2m_karras"}});
+const NameTable<UnetEngine> kUnetEngines("--unet-engine", {{UnetEngine::kAuto, "auto"},
+                                                           {UnetEngine::kTorchScript, "torchscript"},
+                                                           {UnetEngine::kCompiled, "aoti"}});
 
 void throw_if_any(const std::vector<std::string>& problems) {
   if (problems.empty()) return;
@@ -102,23 +92,49 @@ std::string range_problem(std::string_view key, double value) {
   return "--" + std::string(key) + " takes " + range_text(o) + ", not " + number_text(value);
 }
 
-std::string walk_mode_name(WalkMode mode) { return name_of(kModes, mode); }
-WalkMode parse_walk_mode(const std::string& name) { return parse_named(kModes, name, "--mode"); }
-std::string interp_name(InterpKind kind) { return name_of(kInterps, kind); }
-InterpKind parse_interp(const std::string& name) { return parse_named(kInterps, name, "--interp"); }
-std::string ease_name(Ease ease) { return name_of(kEases, ease); }
-std::string pace_name(Pace pace) { return name_of(kPaces, pace); }
-std::string fit_name(Fit fit) { return name_of(kFits, fit); }
-Fit parse_fit(const std::string& name) { return parse_named(kFits, name, "--fit"); }
-std::string inversion_name(Inversion inversion) { return name_of(kInversions, inversion); }
-Inversion parse_inversion(const std::string& name) { return parse_named(kInversions, name, "--inversion"); }
+std::string walk_mode_name(WalkMode mode) { return kModes.name(mode); }
+WalkMode parse_walk_mode(const std::string& name) { return kModes.parse(name); }
+std::string interp_name(InterpKind kind) { return kInterps.name(kind); }
+InterpKind parse_interp(const std::string& name) { return kInterps.parse(name); }
+std::string ease_name(Ease ease) { return kEases.name(ease); }
+Ease parse_ease(const std::string& name, const std::string& option) { return kEases.parse(name, option); }
+std::string pace_name(Pace pace) { return kPaces.name(pace); }
+Pace parse_pace(const std::string& name) { return kPaces.parse(name); }
+std::string fit_name(Fit fit) { return kFits.name(fit); }
+Fit parse_fit(const std::string& name) { return kFits.parse(name); }
+std::string inversion_name(Inversion inversion) { return kInversions.name(inversion); }
+Inversion parse_inversion(const std::string& name) { return kInversions.parse(name); }
+std::string scheduler_name(SchedulerKind kind) { return kSchedulers.name(kind); }
+SchedulerKind parse_scheduler_kind(const std::string& name) { return kSchedulers.parse(name); }
+std::vector<std::string> scheduler_names() { return kSchedulers.names(); }
+std::string unet_engine_name(UnetEngine engine) { return kUnetEngines.name(engine); }
+UnetEngine parse_unet_engine(const std::string& name) { return kUnetEngines.parse(name); }
+
+std::string device_name(const DeviceChoice& device) {
+  switch (device.kind) {
+    case DeviceChoice::Kind::kAuto:
+      return "auto";
+    case DeviceChoice::Kind::kCpu:
+      return "cpu";
+    case DeviceChoice::Kind::kCuda:
+      return device.index < 0 ? "cuda" : "cuda:" + std::to_string(device.index);
+  }
+  return "auto";
+}
+
+DeviceChoice parse_device(const std::string& name) {
+  if (name == "auto") return {};
+  if (name == "cpu") return {DeviceChoice::Kind::kCpu, -1};
+  if (name == "cuda") return {DeviceChoice::Kind::kCuda, -1};
+  if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() <= 8 &&
+      name.find_first_not_of("0123456789", 5) == std::string::npos && (name[5] != '0' || name.size() == 6)) {
+    return {DeviceChoice::Kind::kCuda, std::stoi(name.substr(5))};
+  }
+  throw ConfigError("unknown --device \"" + name + "\"; choose one of: auto, cpu, cuda, cuda:N");
+}
 
 int strength_steps(int steps, double strength) {
   return std::min(static_cast<int>(static_cast<double>(steps) * strength), steps);
-}
-Pace parse_pace(const std::string& name) { return parse_named(kPaces, name, "--pace"); }
-Ease parse_ease(const std::string& name, const std::string& option) {
-  return parse_named(kEases, name, option.c_str());
 }
 
 double ease_value(Ease ease, double u) {
@@ -139,7 +155,7 @@ double ease_value(Ease ease, double u) {
   return u;
 }
 
-std::vector<RunConfig::ResolvedKeyframe> RunConfig::resolved_keyframes() const {
+std::vector<WalkParams::ResolvedKeyframe> WalkParams::resolved_keyframes() const {
   std::vector<ResolvedKeyframe> out;
   const std::string job_negative = negatives.empty() ? "" : negatives.front();
   for (const Keyframe& k : keyframes) {
@@ -163,16 +179,40 @@ std::vector<RunConfig::ResolvedKeyframe> RunConfig::resolved_keyframes() const {
   return out;
 }
 
-int RunConfig::total_frames() const {
+int WalkParams::total_frames() const {
   int walk = mode == WalkMode::kMultiPrompt ? frames * std::max<int>(0, static_cast<int>(prompts.size()) - 1) : frames;
   if (mode == WalkMode::kImageMorph) walk = (frames - 1) * std::max<int>(0, static_cast<int>(images.size()) - 1) + 1;
   if (mode == WalkMode::kTimeline) walk = cycle || keyframes.empty() ? frames : keyframes.back().frame + 1;
   return seamless_loop && walk > 1 ? walk - 1 : walk;
 }
 
-std::vector<std::string> RunConfig::problems() const {
+std::vector<std::string> ModelOptions::problems() const {
   std::vector<std::string> out;
   if (bundle_dir.empty()) out.push_back("--bundle is required (a folder with model.json, e.g. models/tiny-sd)");
+  for (const auto& [key, value] :
+       std::initializer_list<std::pair<std::string_view, double>>{{"batch", batch}, {"max-vram", max_vram_gb}}) {
+    if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
+  }
+  return out;
+}
+
+std::vector<std::string> OutputOptions::format_problems() const {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : std::initializer_list<std::pair<std::string_view, double>>{
+           {"fps", fps}, {"loop", loop}, {"quality", quality}, {"crf", crf}}) {
+    if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
+  }
+  return out;
+}
+
+std::vector<std::string> OutputOptions::problems() const {
+  std::vector<std::string> out = format_problems();
+  if (png_dir.empty() && output.empty()) out.push_back("nothing to write: give -o FILE.gif and/or --png-dir DIR");
+  return out;
+}
+
+std::vector<std::string> WalkParams::problems() const {
+  std::vector<std::string> out;
   const int n = static_cast<int>(prompts.size());
   const std::string mode_name = walk_mode_name(mode);
   if (mode == WalkMode::kTimeline) {
@@ -227,8 +267,9 @@ std::vector<std::string> RunConfig::problems() const {
       out.push_back("--negative given " + std::to_string(negatives.size()) +
                     " times; give it once (for all images) or once per --image (" + std::to_string(k) + ")");
     }
-    if (inversion == Inversion::kDdim && scheduler != "ddim") {
-      out.push_back("--inversion ddim samples with DDIM: add --scheduler ddim (this is --scheduler " + scheduler + ")");
+    if (inversion == Inversion::kDdim && scheduler != SchedulerKind::kDdim) {
+      out.push_back("--inversion ddim samples with DDIM: add --scheduler ddim (this is --scheduler " +
+                    scheduler_name(scheduler) + ")");
     }
     if (strength > 0 && strength <= 1 && steps >= 1 && strength_steps(steps, strength) < 1) {
       out.push_back("--strength " + number_text(strength) + " with " + std::to_string(steps) +
@@ -248,12 +289,6 @@ std::vector<std::string> RunConfig::problems() const {
                                                                   {"height", height},
                                                                   {"width", width},
                                                                   {"step-size", step_size},
-                                                                  {"batch", batch},
-                                                                  {"max-vram", max_vram_gb},
-                                                                  {"fps", fps},
-                                                                  {"loop", loop},
-                                                                  {"quality", quality},
-                                                                  {"crf", crf},
                                                                   {"pace-passes", pace_passes},
                                                                   {"strength", strength}}) {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
@@ -272,17 +307,17 @@ std::vector<std::string> RunConfig::problems() const {
           "when the last --image repeats the first; a timeline loops with --cycle)");
     }
   }
-  if (unet_engine != "auto" && unet_engine != "torchscript" && unet_engine != "aoti") {
-    out.push_back("unknown --unet-engine \"" + unet_engine + "\"; choose one of: auto, torchscript, aoti");
-  }
-  if (dither != "diffusion" && dither != "ordered" && dither != "none") {
-    out.push_back("unknown --dither \"" + dither + "\"; choose one of: diffusion, ordered, none");
-  }
-  if (png_dir.empty() && output.empty()) out.push_back("nothing to write: give -o FILE.gif and/or --png-dir DIR");
   return out;
 }
 
-std::vector<std::string> RunConfig::problems_with(const Manifest& manifest) const {
+std::vector<std::string> RunConfig::problems() const {
+  std::vector<std::string> out = ModelOptions::problems();
+  for (const auto& part : {WalkParams::problems(), OutputOptions::problems()})
+    out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+std::vector<std::string> WalkParams::problems_with(const Manifest& manifest) const {
   std::vector<std::string> out;
   const int factor = manifest.vae.scale_factor;
   // The UNet's own limit, for bundles traced before the exporter took every size.
@@ -307,11 +342,6 @@ std::vector<std::string> RunConfig::problems_with(const Manifest& manifest) cons
 
 void RunConfig::validate() const { throw_if_any(problems()); }
 
-void RunConfig::validate(const Manifest& manifest) const {
-  auto all = problems();
-  auto more = problems_with(manifest);
-  all.insert(all.end(), more.begin(), more.end());
-  throw_if_any(all);
-}
+void RunConfig::validate_for(const Manifest& manifest) const { throw_if_any(problems_with(manifest)); }
 
 }  // namespace sdinterp

@@ -204,8 +204,14 @@ std::string key_suggestion(const std::string& key, const std::vector<std::string
 
 namespace {
 
+// A field of one of RunConfig's parts, as a member of RunConfig. Template parameters deduced from
+// other arguments do not deduce from it (a part's member pointer converts to RunConfig's).
 template <typename T>
-using Field = T RunConfig::*;
+struct FieldOf {
+  using type = T RunConfig::*;
+};
+template <typename T>
+using Field = typename FieldOf<T>::type;
 
 JobKey row(const std::string& key, FlagKind kind, const std::string& help, const std::string& flag = "") {
   JobKey k;
@@ -271,9 +277,9 @@ JobKey switch_key(const std::string& key, const std::string& help, Field<bool> f
 }
 
 // A key whose value is one of an enum's names (mode, interp, ...).
-template <typename E>
+template <typename E, typename Name>
 JobKey name_key(const std::string& key, const std::string& help, Field<E> field, E (*parse)(const std::string&),
-                std::string (*name)(E)) {
+                Name name) {
   JobKey k = row(key, FlagKind::kText, help);
   k.read = [key, field, parse](const json& v, RunConfig& c, const std::string& source) {
     c.*field = get_named(v, source, key, parse);
@@ -283,6 +289,12 @@ JobKey name_key(const std::string& key, const std::string& help, Field<E> field,
 }
 
 Ease parse_default_ease(const std::string& name) { return parse_ease(name); }
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
 
 std::vector<JobKey> make_job_key_table() {
   std::vector<JobKey> t;
@@ -313,8 +325,8 @@ std::vector<JobKey> make_job_key_table() {
   t.push_back(number_key("step-size", "prompt-walk: added to the text embeddings per frame", &RunConfig::step_size));
   t.push_back(name_key("interp", "slerp-latent, multi-prompt and image-morph: slerp or lerp", &RunConfig::interp,
                        parse_interp, interp_name));
-  t.push_back(text_key("scheduler", "lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, dpmpp_2m_karras",
-                       &RunConfig::scheduler));
+  t.push_back(name_key("scheduler", join_names(scheduler_names()), &RunConfig::scheduler, parse_scheduler_kind,
+                       scheduler_name));
   JobKey keyframes = row("keyframes", FlagKind::kKeyframes,
                          "timeline: a keyframe, FRAME[,seed=N][,ease=NAME][,negative=TEXT]:PROMPT "
                          "(e.g. \"12,ease=sine:a white owl\") or a JSON object; repeat in order",
@@ -373,10 +385,11 @@ std::vector<JobKey> make_job_key_table() {
                          &RunConfig::adain));
   t.push_back(integer_key("batch", "Frames per UNet call", &RunConfig::batch));
   t.push_back(number_key("max-vram", "CUDA: device memory the automatic --batch may use", &RunConfig::max_vram_gb));
-  t.push_back(text_key("device", "auto (the bundle's device), cpu, cuda or cuda:N", &RunConfig::device));
-  t.push_back(text_key("unet-engine",
+  t.push_back(name_key("device", "auto (the bundle's device), cpu, cuda or cuda:N", &RunConfig::device, parse_device,
+                       device_name));
+  t.push_back(name_key("unet-engine",
                        "auto (the bundle's AOTInductor UNet where it fits, else TorchScript), torchscript or aoti",
-                       &RunConfig::unet_engine));
+                       &RunConfig::unet_engine, parse_unet_engine, unet_engine_name));
   t.push_back(path_key("output", "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json", &RunConfig::output,
                        "-o,--output"));
   t.push_back(path_key("png-dir", "Write frames as DIR/frame_0000.png, ... (lossless)", &RunConfig::png_dir));
@@ -387,7 +400,7 @@ std::vector<JobKey> make_job_key_table() {
                          "Leave out the last frame, which repeats the first (circular; multi-prompt "
                          "ending on its first prompt), so a loop shows no frame twice",
                          &RunConfig::seamless_loop));
-  t.push_back(text_key("dither", "GIF: diffusion, ordered or none", &RunConfig::dither));
+  t.push_back(name_key("dither", "GIF: diffusion, ordered or none", &RunConfig::dither, parse_dither, dither_name));
   t.push_back(switch_key("lossless", "WebP: lossless frames", &RunConfig::lossless));
   t.push_back(number_key("quality", "WebP: lossy quality", &RunConfig::quality));
   t.push_back(integer_key("crf", "MP4: H.264 constant rate factor", &RunConfig::crf));

@@ -1,7 +1,5 @@
 #include "sdinterp/pipeline.h"
 
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -68,7 +66,7 @@ class PaceMeter : public FrameSink {
 
 }  // namespace
 
-TextConditioning encode_prompts(Bundle& bundle, const std::vector<std::string>& prompts,
+TextConditioning encode_prompts(const Bundle& bundle, const std::vector<std::string>& prompts,
                                 const std::vector<std::string>& negatives) {
   TextConditioning out;
   std::vector<std::string> neg = negatives.empty() ? std::vector<std::string>{""} : negatives;
@@ -106,32 +104,6 @@ std::vector<Frame> to_frames(const torch::Tensor& image) {
   return frames;
 }
 
-int64_t frame_activation_bytes(const Manifest& m, int height, int width, bool guided, bool on_cpu) {
-  const double latent_area = static_cast<double>(height / m.vae.scale_factor) * (width / m.vae.scale_factor);
-  const double element_size = m.dtype == "float32" ? 4.0 : 2.0;
-  // Per batch element at 64x64 latents for a 768-wide SD-1.5 UNet: 55 MB in fp16 on CUDA, 207 MB
-  // in fp32 on the CPU. Activations grow with the latent area and the element size, and roughly
-  // with the model's width.
-  const double measured = on_cpu ? 207e6 * (element_size / 4.0) : 55e6 * (element_size / 2.0);
-  const double per_element = measured * (latent_area / 4096.0) * std::max(0.05, m.unet.cross_attention_dim / 768.0);
-  return static_cast<int64_t>(per_element * (guided ? 2 : 1));
-}
-
-int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t total_frames) {
-  const int64_t fit = per_frame_bytes > 0 ? budget_bytes / per_frame_bytes : total_frames;
-  return static_cast<int>(std::max<int64_t>(1, std::min(fit, total_frames)));
-}
-
-int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided) {
-  return std::max(1, guided ? compiled.batch_max / 2 : compiled.batch_max);
-}
-
-int even_batch(int batch, int64_t total_frames) {
-  if (batch <= 0 || total_frames <= 0) return std::max(1, batch);
-  const int64_t chunks = (total_frames + batch - 1) / batch;
-  return static_cast<int>((total_frames + chunks - 1) / chunks);
-}
-
 namespace {
 
 int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
@@ -147,15 +119,14 @@ int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
     if (available <= 0) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
     return batch_for_budget(available / 2, per_frame, total_frames);
   }
-  size_t free_bytes = 0, total_bytes = 0;
-  if (cudaSetDevice(bundle.device().index()) != cudaSuccess ||
-      cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+  int64_t free_bytes = 0, total_bytes = 0;
+  if (!bundle.device_memory(free_bytes, total_bytes)) {
     return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
   }
   // Keep a fifth of the free memory for the VAE decode (chunks of 4 frames) and the allocator's slack.
   int64_t budget = static_cast<int64_t>(static_cast<double>(free_bytes) * 0.8);
   if (config.max_vram_gb > 0) {
-    const int64_t in_use = static_cast<int64_t>(total_bytes - free_bytes);
+    const int64_t in_use = total_bytes - free_bytes;
     budget = std::min(budget, static_cast<int64_t>(config.max_vram_gb * double(1 << 30)) - in_use);
   }
   return batch_for_budget(budget, per_frame, total_frames);
@@ -170,21 +141,10 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
   const bool guided = config.guidance > 1.0;
   const int64_t lh = resolved_size(config.height, m) / m.vae.scale_factor;
   const int64_t lw = resolved_size(config.width, m) / m.vae.scale_factor;
-  if (bundle.uses_compiled(parse_unet_engine(config.unet_engine), m.unet.compiled.batch_max, lh, lw)) {
+  if (bundle.uses_compiled(m.unet.compiled.batch_max, lh, lw)) {
     batch = std::min(batch, compiled_frames_cap(m.unet.compiled, guided));
   }
   return even_batch(batch, total_frames);
-}
-
-int64_t mem_available_bytes(const std::string& meminfo) {
-  const std::string key = "MemAvailable:";
-  const size_t at = meminfo.find(key);
-  if (at == std::string::npos) return -1;
-  std::istringstream line(meminfo.substr(at + key.size()));
-  int64_t kib = -1;
-  std::string unit;
-  if (!(line >> kib >> unit) || unit != "kB" || kib < 0) return -1;
-  return kib * 1024;
 }
 
 WalkTexts walk_texts(const RunConfig& config) {
@@ -199,8 +159,7 @@ WalkTexts walk_texts(const RunConfig& config) {
 }
 
 SamplerSettings sampler_settings(const RunConfig& config) {
-  SamplerSettings settings{parse_scheduler_kind(config.scheduler), config.steps, config.guidance,
-                           parse_unet_engine(config.unet_engine)};
+  SamplerSettings settings{config.scheduler, config.steps, config.guidance};
   if (config.mode == WalkMode::kImageMorph) {
     settings.first_call = static_cast<size_t>(config.steps - strength_steps(config.steps, config.strength));
     settings.noised_start = true;
@@ -268,7 +227,7 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   if (!out) throw IoError("cannot write " + path + " (SDINTERP_DEBUG_START_LATENTS)");
 }
 
-torch::Tensor image_sources(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+torch::Tensor image_sources(const Bundle& bundle, const RunConfig& config, const TextConditioning& text,
                             const std::function<void()>& on_call) {
   const Manifest& m = bundle.manifest();
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
@@ -277,7 +236,7 @@ torch::Tensor image_sources(Bundle& bundle, const RunConfig& config, const TextC
     clean.push_back(bundle.encode_image(fitted_image(sinks::read_input_image(path), height, width, config.fit)));
   }
   const torch::Tensor latents = torch::cat(clean);
-  const Sampler sampler(bundle, sampler_settings(config));
+  Sampler sampler(bundle, sampler_settings(config));
   if (config.inversion == Inversion::kNoise) {
     // One noise tensor for every image, drawn as diffusers' img2img draws it from the seed.
     return sampler.add_noise(latents,
@@ -299,7 +258,7 @@ torch::Tensor image_sources(Bundle& bundle, const RunConfig& config, const TextC
 
 }  // namespace
 
-torch::Tensor source_latents(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+torch::Tensor source_latents(const Bundle& bundle, const RunConfig& config, const TextConditioning& text,
                              const std::function<void()>& on_call) {
   const Manifest& m = bundle.manifest();
   const int64_t factor = m.vae.scale_factor;
@@ -324,56 +283,167 @@ torch::Tensor source_latents(Bundle& bundle, const RunConfig& config, const Text
   return latents.to(bundle.device());
 }
 
-InterpolationPlan make_plan(Bundle& bundle, const RunConfig& config, const TextConditioning& text,
+InterpolationPlan make_plan(const Bundle& bundle, const RunConfig& config, const TextConditioning& text,
                             const std::vector<double>& t_override, torch::Tensor sources) {
   if (!sources.defined()) sources = source_latents(bundle, config, text);
   return InterpolationPlan(config, std::move(sources), text.positive, text.negative, t_override);
 }
 
-RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
+std::vector<std::string> truncation_warnings(const RunConfig& config, const TextConditioning& text, int max_length) {
+  const WalkTexts texts = walk_texts(config);
+  const bool timeline = config.mode == WalkMode::kTimeline;
+  std::vector<std::string> out;
+  auto check = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& given, const char* what) {
+    for (size_t i = 0; i < toks.size() && i < given.size(); ++i) {
+      if (toks[i].truncated > 0) {
+        out.push_back(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
+                      std::to_string(max_length) + " tokens): " + std::to_string(toks[i].truncated) +
+                      " tokens cut, dropped text: \"" + toks[i].dropped_text + "\"");
+      }
+    }
+  };
+  check(text.positive_tokens, texts.prompts, timeline ? "the prompt of keyframe source" : "--prompt");
+  check(text.negative_tokens, texts.negatives, timeline ? "the negative of keyframe source" : "--negative");
+  return out;
+}
+
+std::vector<Frame> decode_frames(const Bundle& bundle, const torch::Tensor& latents,
+                                 const std::function<void()>& after_chunk) {
+  std::vector<Frame> frames;
+  const int64_t count = latents.size(0);
+  for (int64_t d = 0; d < count; d += kDecodeChunk) {
+    const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
+    torch::Tensor part = latents.slice(0, d, d + n);
+    if (n < kDecodeChunk && count > kDecodeChunk) {
+      part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
+    }
+    const torch::Tensor image = bundle.decode(part).slice(0, 0, n);
+    if (after_chunk) after_chunk();
+    for (Frame& frame : to_frames(image)) frames.push_back(std::move(frame));
+  }
+  return frames;
+}
+
+namespace {
+
+// The sinks of one walk: begun, fed and finished together, and aborted when the walk leaves
+// without finishing them (an error, an interrupt).
+class SinkGroup {
+ public:
+  explicit SinkGroup(std::vector<FrameSink*> sinks) : sinks_(std::move(sinks)) {}
+  SinkGroup(const SinkGroup&) = delete;
+  SinkGroup& operator=(const SinkGroup&) = delete;
+  ~SinkGroup() {
+    if (finished_) return;
+    for (FrameSink* sink : sinks_) sink->abort();
+  }
+  void begin(int width, int height, int frames) {
+    for (FrameSink* sink : sinks_) sink->begin(width, height, frames);
+  }
+  void add(const Frame& frame) {
+    for (FrameSink* sink : sinks_) sink->add(frame);
+  }
+  // Finishes each sink, calling `before_each` first (interrupt checks).
+  void finish(const std::function<void()>& before_each) {
+    for (FrameSink* sink : sinks_) {
+      before_each();
+      sink->finish();
+    }
+    finished_ = true;
+  }
+
+ private:
+  std::vector<FrameSink*> sinks_;
+  bool finished_ = false;
+};
+
+// One pass of a walk's rendering: the frames of `plan` in `order`, sampled chunk by chunk,
+// decoded and written in order to `sinks`, with progress and interrupt checks.
+class WalkRenderer {
+ public:
+  WalkRenderer(const Bundle& bundle, Sampler& sampler, const RenderOrder& order, const RunHooks& hooks,
+               ProgressEvent& event, RunResult& result)
+      : bundle_(bundle), sampler_(sampler), order_(order), hooks_(hooks), event_(event), result_(result) {}
+
+  void render(const InterpolationPlan& plan, SinkGroup& sinks) {
+    RenderOrder::Writer writer(order_, [&](const Frame& frame) {
+      sinks.add(frame);
+      ++event_.frames_done;
+      report(ProgressEvent::Kind::kFrame);
+    });
+    const std::vector<int64_t>& rendered = order_.rendered();
+    for (const RenderOrder::Chunk& c : order_.chunks()) {
+      const FrameChunk chunk =
+          plan.chunk(std::vector<int64_t>(rendered.begin() + c.first, rendered.begin() + c.first + c.count));
+      auto phase = Clock::now();
+      const torch::Tensor latents =
+          sampler_.run(chunk.latents, chunk.positive, chunk.negative, [&](size_t, size_t, const torch::Tensor&) {
+            ++event_.calls_done;
+            stop_if_interrupted();
+            report(ProgressEvent::Kind::kStep);
+          });
+      result_.seconds_sampling += seconds_since(phase);
+      phase = Clock::now();
+      int64_t k = c.first;
+      for (const Frame& frame : decode_frames(bundle_, latents, [&] { stop_if_interrupted(); })) {
+        writer.add(rendered[static_cast<size_t>(k++)], frame);
+      }
+      result_.seconds_decode += seconds_since(phase);
+    }
+    writer.finish();  // repeats after the last rendered frame
+  }
+
+  // Checked between model calls, decoded chunks and outputs: a signal stops every phase within
+  // about one of these.
+  void stop_if_interrupted() const {
+    if (hooks_.interrupted && hooks_.interrupted()) throw InterruptedError();
+  }
+  void report(ProgressEvent::Kind kind) {
+    event_.kind = kind;
+    if (hooks_.progress) hooks_.progress(event_);
+  }
+
+ private:
+  const Bundle& bundle_;
+  Sampler& sampler_;
+  const RenderOrder& order_;
+  const RunHooks& hooks_;
+  ProgressEvent& event_;
+  RunResult& result_;
+};
+
+}  // namespace
+
+RunResult run_walk(const Bundle& bundle, const RunConfig& config, const std::vector<FrameSink*>& sinks,
                    const RunHooks& hooks) {
   if (!config.seed) throw std::logic_error("run_walk: the seed must be set");
-  config.validate(bundle.manifest());
   const auto start = Clock::now();
+  SinkGroup outputs(sinks);
   RunResult result;
   result.seed = *config.seed;
   result.width = resolved_size(config.width, bundle.manifest());
   result.height = resolved_size(config.height, bundle.manifest());
-  const UnetEngine engine = parse_unet_engine(config.unet_engine);
   const int factor = bundle.manifest().vae.scale_factor;
-  // Checked between model calls (the sampler's step hook), decoded chunks and outputs: a signal
-  // stops every phase within about one of these.
-  auto stop_if_interrupted = [&hooks] {
-    if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
-  };
   try {
-    bundle.prepare_engine(engine);
-    bundle.check_engine(engine, result.height / factor, result.width / factor);
+    bundle.check_engine(result.height / factor, result.width / factor);
     auto phase = Clock::now();
     const WalkTexts texts = walk_texts(config);
-    TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
-    stop_if_interrupted();
+    const TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
     if (hooks.warning) {
-      auto warn = [&](const std::vector<Tokenization>& toks, const std::vector<std::string>& given, const char* what) {
-        for (size_t i = 0; i < toks.size() && i < given.size(); ++i) {
-          if (toks[i].truncated > 0) {
-            hooks.warning(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
-                          std::to_string(bundle.manifest().tokenizer.max_length) +
-                          " tokens): " + std::to_string(toks[i].truncated) + " tokens cut, dropped text: \"" +
-                          toks[i].dropped_text + "\"");
-          }
-        }
-      };
-      const bool timeline = config.mode == WalkMode::kTimeline;
-      warn(text.positive_tokens, texts.prompts, timeline ? "the prompt of keyframe source" : "--prompt");
-      warn(text.negative_tokens, texts.negatives, timeline ? "the negative of keyframe source" : "--negative");
+      for (const std::string& w : truncation_warnings(config, text, bundle.manifest().tokenizer.max_length))
+        hooks.warning(w);
     }
     result.seconds_text = seconds_since(phase);
 
     ProgressEvent event;
+    Sampler sampler(bundle, sampler_settings(config));
     // image-morph's inversion runs before the plan exists: its calls are counted with the walk's
     // (reported from the start event on).
     event.calls_total = source_latent_calls(config);
+    auto stop_if_interrupted = [&hooks] {
+      if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+    };
+    stop_if_interrupted();
     const torch::Tensor sources = source_latents(bundle, config, text, [&] {
       ++event.calls_done;
       stop_if_interrupted();
@@ -381,83 +451,20 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     InterpolationPlan plan = make_plan(bundle, config, text, {}, sources);
     const int64_t total = plan.size();
     result.frames = total;
-    // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once:
-    // `rendered` lists the frames computed, and each frame is written as its first equal one.
-    const std::vector<int64_t> same_as = plan.first_equal_frames();
-    std::vector<int64_t> rendered;
-    std::vector<bool> reused(static_cast<size_t>(total), false);
-    for (int64_t i = 0; i < total; ++i) {
-      if (same_as[static_cast<size_t>(i)] == i)
-        rendered.push_back(i);
-      else
-        reused[static_cast<size_t>(same_as[static_cast<size_t>(i)])] = true;
-    }
-    const int64_t unique = static_cast<int64_t>(rendered.size());
-    result.batch = choose_batch(config, bundle, unique);
-    const Bundle::UnetCalls calls_before = bundle.unet_calls();
-    Sampler sampler(bundle, sampler_settings(config));
+    // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once.
+    RenderOrder order(plan.first_equal_frames());
+    order.set_batch(choose_batch(config, bundle, static_cast<int64_t>(order.rendered().size())));
+    result.batch = order.batch();
     const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
-    const int64_t chunks = (unique + result.batch - 1) / result.batch;
     // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
     const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;
 
     event.kind = ProgressEvent::Kind::kStart;
     event.frames_total = total * passes;
-    event.calls_total += calls_per_chunk * chunks * passes;
+    event.calls_total += calls_per_chunk * static_cast<int64_t>(order.chunks().size()) * passes;
     if (hooks.progress) hooks.progress(event);
 
-    // One pass over the walk of `pass_plan` into `targets`.
-    auto render = [&](const InterpolationPlan& pass_plan, const std::vector<FrameSink*>& targets) {
-      std::map<int64_t, Frame> kept;  // rendered frames that later frames repeat
-      int64_t next_written = 0;
-      auto write_through = [&](int64_t last, const Frame* current) {
-        for (; next_written <= last; ++next_written) {
-          const int64_t source = same_as[static_cast<size_t>(next_written)];
-          const Frame& frame = source == next_written ? *current : kept.at(source);
-          for (FrameSink* sink : targets) sink->add(frame);
-          ++event.frames_done;
-          event.kind = ProgressEvent::Kind::kFrame;
-          if (hooks.progress) hooks.progress(event);
-        }
-      };
-      for (int64_t first = 0; first < unique; first += result.batch) {
-        const int64_t count = std::min<int64_t>(result.batch, unique - first);
-        FrameChunk chunk =
-            pass_plan.chunk(std::vector<int64_t>(rendered.begin() + first, rendered.begin() + first + count));
-        phase = Clock::now();
-        torch::Tensor latents =
-            sampler.run(chunk.latents, chunk.positive, chunk.negative, [&](size_t, size_t, const torch::Tensor&) {
-              ++event.calls_done;
-              if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
-              event.kind = ProgressEvent::Kind::kStep;
-              if (hooks.progress) hooks.progress(event);
-            });
-        result.seconds_sampling += seconds_since(phase);
-        phase = Clock::now();
-        // Decoding in chunks of kDecodeChunk frames bounds the VAE's memory whatever the UNet batch.
-        // A short last chunk is padded to the same size (its extra frames are dropped): TorchScript
-        // specialises and compiles its graph for each new input shape (measured on an H200: a tail
-        // chunk of another size cost about 0.5 s in every job).
-        for (int64_t d = 0; d < count; d += kDecodeChunk) {
-          const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
-          torch::Tensor part = latents.slice(0, d, d + n);
-          if (n < kDecodeChunk && count > kDecodeChunk) {
-            part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
-          }
-          torch::Tensor image = bundle.decode(part).slice(0, 0, n);
-          stop_if_interrupted();
-          int64_t k = first + d;
-          for (const Frame& frame : to_frames(image)) {
-            const int64_t index = rendered[static_cast<size_t>(k++)];
-            if (reused[static_cast<size_t>(index)]) kept[index] = frame;
-            write_through(index, &frame);  // this frame, and the repeats before it
-          }
-        }
-        result.seconds_decode += seconds_since(phase);
-      }
-      write_through(total - 1, nullptr);  // repeats after the last rendered frame
-    };
-
+    WalkRenderer renderer(bundle, sampler, order, hooks, event, result);
     std::vector<double> t_override;
     if (passes > 1) {
       const auto pace_start = Clock::now();
@@ -466,9 +473,11 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
       std::vector<PaceSegment> segments = plan.segments();
       for (int pass = 0; pass + 1 < passes; ++pass) {
         PaceMeter meter(total);
+        SinkGroup measured({&meter});
         const InterpolationPlan pass_plan =
             pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
-        render(pass_plan, {&meter});
+        renderer.render(pass_plan, measured);
+        measured.finish([] {});
         t_override.assign(static_cast<size_t>(total), std::nan(""));
         for (PaceSegment& seg : segments) {
           std::vector<double> d;
@@ -484,24 +493,19 @@ RunResult run_walk(Bundle& bundle, const RunConfig& config, const std::vector<Fr
     }
     const InterpolationPlan final_plan =
         passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
-    for (FrameSink* sink : sinks) sink->begin(result.width, result.height, static_cast<int>(total));
-    render(final_plan, sinks);
-    result.unet_calls_compiled = bundle.unet_calls().compiled - calls_before.compiled;
-    result.unet_calls_torchscript = bundle.unet_calls().torchscript - calls_before.torchscript;
-    for (FrameSink* sink : sinks) {
-      stop_if_interrupted();
-      sink->finish();
-    }
+    outputs.begin(result.width, result.height, static_cast<int>(total));
+    renderer.render(final_plan, outputs);
+    result.unet_calls_compiled = sampler.unet_calls().compiled;
+    result.unet_calls_torchscript = sampler.unet_calls().torchscript;
+    outputs.finish(stop_if_interrupted);
     event.kind = ProgressEvent::Kind::kDone;
     if (hooks.progress) hooks.progress(event);
   } catch (const c10::OutOfMemoryError&) {
-    for (FrameSink* sink : sinks) sink->abort();
+    // The one LibTorch error put in words here, where the batch and size are known; the others
+    // are translated at the runtime's boundary (src/runtime/runtime.cpp).
     throw OutOfMemoryError("out of " + bundle.device().str() + " memory at --batch " + std::to_string(result.batch) +
                            " (" + std::to_string(result.width) + "x" + std::to_string(result.height) +
                            "); try a smaller --batch, a --max-vram cap, or a smaller --height/--width");
-  } catch (...) {  // LibTorch's own errors are put in words once, at the runtime's boundary
-    for (FrameSink* sink : sinks) sink->abort();
-    throw;
   }
   result.seconds_total = seconds_since(start);
   return result;

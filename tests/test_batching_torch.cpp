@@ -43,7 +43,7 @@ TEST(Batching, TheNotebookWalkFitsTenGibOnSd15) {
 }
 
 TEST(Batching, ExplicitBatchAndCpuDefault) {
-  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  static Bundle bundle = Bundle::load(test::tiny_sd(), parse_device("cpu"));
   RunConfig c;
   c.batch = 7;
   EXPECT_EQ(choose_batch(c, bundle, 30), 7);
@@ -97,7 +97,7 @@ TEST(Batching, CompiledUnetCapsFramesPerCall) {
 }
 
 TEST(Batching, ExplicitBatchIsNotEvenedOut) {
-  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  static Bundle bundle = Bundle::load(test::tiny_sd(), parse_device("cpu"));
   RunConfig c;
   c.batch = 16;
   EXPECT_EQ(choose_batch(c, bundle, 30), 16);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "sdinterp/config.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
@@ -29,7 +31,7 @@ TEST(Config, DefaultsAreTheNotebooks) {
   EXPECT_EQ(c.frames, 30);
   EXPECT_EQ(c.steps, 15);
   EXPECT_DOUBLE_EQ(c.guidance, 8.0);
-  EXPECT_EQ(c.scheduler, "lms");
+  EXPECT_EQ(c.scheduler, SchedulerKind::kLms);
   EXPECT_EQ(c.mode, WalkMode::kSlerpLatent);
   EXPECT_TRUE(valid().problems().empty());
 }
@@ -56,13 +58,40 @@ TEST(Config, EachProblemNamesItsOption) {
   c.steps = 0;
   c.guidance = -1;
   EXPECT_EQ(c.problems().size(), 2u);
-  c = valid();
-  c.unet_engine = "tensorrt";
-  EXPECT_TRUE(mentions(c.problems(), "unknown --unet-engine \"tensorrt\"; choose one of: auto, torchscript, aoti"));
-  for (const char* engine : {"auto", "torchscript", "aoti"}) {
-    c.unet_engine = engine;
-    EXPECT_TRUE(c.problems().empty()) << engine;
-  }
+}
+
+// Every named option is read through its one table: each name gives its value back, and an
+// unknown name gets the same line for every option.
+TEST(Config, NamedOptionsReadTheirNamesWithOneErrorStyle) {
+  auto refused = [](const std::function<void()>& parse, const std::string& expected) {
+    try {
+      parse();
+      ADD_FAILURE() << "accepted: " << expected;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), expected);
+    }
+  };
+  for (const std::string& name : {"auto", "torchscript", "aoti"})
+    EXPECT_EQ(unet_engine_name(parse_unet_engine(name)), name);
+  refused([] { parse_unet_engine("tensorrt"); },
+          "unknown --unet-engine \"tensorrt\"; choose one of: auto, torchscript, aoti");
+  for (const std::string& name : scheduler_names()) EXPECT_EQ(scheduler_name(parse_scheduler_kind(name)), name);
+  refused([] { parse_scheduler_kind("LMS"); },
+          "unknown --scheduler \"LMS\"; choose one of: lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, "
+          "dpmpp_2m_karras");
+  for (const std::string& name : {"diffusion", "ordered", "none"}) EXPECT_EQ(dither_name(parse_dither(name)), name);
+  refused([] { parse_dither("fs"); }, "unknown --dither \"fs\"; choose one of: diffusion, ordered, none");
+  refused([] { parse_walk_mode("walk"); },
+          "unknown --mode \"walk\"; choose one of: prompt-walk, slerp-latent, multi-prompt, circular, timeline, "
+          "image-morph");
+  refused([] { parse_ease("bounce", "keyframe 2: ease"); },
+          "unknown keyframe 2: ease \"bounce\"; choose one of: linear, sine, cubic, in, out, hold");
+  for (const std::string& name : {"auto", "cpu", "cuda", "cuda:0", "cuda:7", "cuda:12"})
+    EXPECT_EQ(device_name(parse_device(name)), name);
+  EXPECT_EQ(parse_device("cuda:3").index, 3);
+  EXPECT_EQ(parse_device("cuda").index, -1);
+  for (const std::string& bad : {"mps", "cuda:", "cuda:x", "cuda:01", "cuda:-1", "CPU", "", "cuda:123456789"})
+    refused([&] { parse_device(bad); }, "unknown --device \"" + bad + "\"; choose one of: auto, cpu, cuda, cuda:N");
 }
 
 TEST(Config, ValidateThrowsOneLineWithAllProblems) {
@@ -149,7 +178,7 @@ TEST(Config, ImageMorphProblems) {
   EXPECT_TRUE(c.problems().empty());
   c.inversion = Inversion::kDdim;
   EXPECT_TRUE(mentions(c.problems(), "--inversion ddim samples with DDIM: add --scheduler ddim"));
-  c.scheduler = "ddim";
+  c.scheduler = SchedulerKind::kDdim;
   EXPECT_TRUE(c.problems().empty());
   c = valid();
   c.images = {"a.png", "b.png"};

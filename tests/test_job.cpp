@@ -23,7 +23,7 @@ RunConfig unusual() {
   c.width = 80;
   c.step_size = 0.25;
   c.interp = InterpKind::kLerp;
-  c.scheduler = "euler";
+  c.scheduler = SchedulerKind::kEuler;
   c.keyframes = {Keyframe{0, "k", std::string("n"), 4, Ease::kSine}};
   c.cycle = true;
   c.ease = Ease::kOut;
@@ -36,15 +36,15 @@ RunConfig unusual() {
   c.adain = true;
   c.batch = 2;
   c.max_vram_gb = 1.5;
-  c.device = "cpu";
-  c.unet_engine = "torchscript";
+  c.device = parse_device("cpu");
+  c.unet_engine = UnetEngine::kTorchScript;
   c.output = "o.webp";
   c.png_dir = "p";
   c.fps = 24;
   c.loop = 3;
   c.boomerang = true;
   c.seamless_loop = true;
-  c.dither = "none";
+  c.dither = Dither::kNone;
   c.lossless = true;
   c.quality = 50;
   c.crf = 30;

@@ -50,7 +50,7 @@ RunConfig config_for(const GoldenCase& gc) {
 }
 
 Bundle& tiny_bundle() {
-  static Bundle bundle = Bundle::load(test::tiny_sd(), "cpu");
+  static Bundle bundle = Bundle::load(test::tiny_sd(), parse_device("cpu"));
   return bundle;
 }
 
@@ -65,7 +65,7 @@ torch::Tensor float_frames(const RunConfig& cfg, int batch) {
   Bundle& bundle = tiny_bundle();
   TextConditioning text = encode_prompts(bundle, cfg.prompts, cfg.negatives);
   InterpolationPlan plan = make_plan(bundle, cfg, text);
-  Sampler sampler(bundle, {parse_scheduler_kind(cfg.scheduler), cfg.steps, cfg.guidance});
+  Sampler sampler(bundle, {cfg.scheduler, cfg.steps, cfg.guidance});
   std::vector<torch::Tensor> frames;
   for (int64_t first = 0; first < plan.size(); first += batch) {
     FrameChunk chunk = plan.chunk(first, std::min<int64_t>(batch, plan.size() - first));
@@ -205,7 +205,7 @@ TEST(GoldenPipeline, GoldenComparisonCanFail) {
 
 TEST(Bundle, RefusesAnotherDeviceWithAReexportHint) {
   try {
-    Bundle::load(test::tiny_sd(), "cuda");
+    Bundle::load(test::tiny_sd(), parse_device("cuda"));
     FAIL();
   } catch (const ModelError& e) {
     std::string what = e.what();
@@ -219,7 +219,7 @@ TEST(Bundle, MissingModuleFileIsNamed) {
   std::filesystem::copy(test::tiny_sd(), dir.str(), std::filesystem::copy_options::recursive);
   std::filesystem::remove(dir / "unet.pt");
   try {
-    Bundle::load(dir.str(), "cpu");
+    Bundle::load(dir.str(), parse_device("cpu"));
     FAIL();
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("unet.pt: missing bundle file"), std::string::npos) << e.what();
@@ -231,7 +231,7 @@ TEST(Bundle, CorruptModuleFileIsRefused) {
   std::filesystem::copy(test::tiny_sd(), dir.str(), std::filesystem::copy_options::recursive);
   std::filesystem::resize_file(dir / "vae_decoder.pt", 1000);
   try {
-    Bundle::load(dir.str(), "cpu");
+    Bundle::load(dir.str(), parse_device("cpu"));
     FAIL();
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("vae_decoder.pt: cannot load TorchScript module"), std::string::npos)

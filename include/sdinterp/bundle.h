@@ -1,5 +1,7 @@
-// A loaded model bundle: manifest, tokenizer and the TorchScript modules, on one device.
-// The bundle is read-only after load; per-run state lives in the sampler and schedulers.
+// A loaded model bundle: manifest, tokenizer and the TorchScript modules, on one device, with the
+// UNet engine resolved at load. The bundle is read-only after load: per-run state (the schedulers'
+// history, the count of UNet calls) lives in the sampler; process-wide LibTorch settings are made
+// by the caller (configure_torch), not here.
 #pragma once
 
 #include <torch/types.h>
@@ -8,26 +10,27 @@
 #include <string>
 
 #include "sdinterp/bundle_tokenizer.h"
+#include "sdinterp/config.h"
 #include "sdinterp/manifest.h"
 #include "sdinterp/tokenizer.h"
 
 namespace sdinterp {
 
-// Which UNet runs the denoising calls. kAuto: the bundle's AOTInductor package for the calls it
-// accepts (batch and latent size), TorchScript for the rest and when the bundle has none or it
-// cannot be loaded here; kCompiled: the same, but a package that is missing or cannot be loaded is
-// an error; kTorchScript: never the package.
-enum class UnetEngine { kAuto, kTorchScript, kCompiled };
-UnetEngine parse_unet_engine(const std::string& name);  // "auto", "torchscript", "aoti"; ConfigError otherwise
+// The process-wide LibTorch settings a bundle made as `manifest` says needs, made once by the
+// runtime before loading it: on CUDA, TorchScript's graph executor unoptimised (no per-shape
+// recompilation) and, for float32 bundles, no TF32 (frames as diffusers' float32 ones).
+void configure_torch(const Manifest& manifest);
 
 class Bundle {
  public:
-  // Loads DIR/model.json, the tokenizer and the modules. `device` is "auto" (the device the
-  // bundle was traced for), "cpu", "cuda" or "cuda:N". Throws ModelError for a missing or
-  // corrupt file, or a bundle traced for another device than asked (with how to re-export).
-  static Bundle load(const std::string& dir, const std::string& device = "auto");
+  // Loads DIR/model.json, the tokenizer and the modules on `device` (auto: the device the bundle
+  // was traced for), and the AOTInductor package when `engine` may use it (kCompiled; kAuto on the
+  // CPU: on CUDA the package runs only when asked for). Throws ModelError for a missing or corrupt
+  // file, or a bundle traced for another device than asked (with how to re-export); a package
+  // that cannot be used leaves its reason in compiled_unet_problem().
+  static Bundle load(const std::string& dir, const DeviceChoice& device = {}, UnetEngine engine = UnetEngine::kAuto);
   // The same with DIR/model.json already read (load_manifest(dir)).
-  static Bundle load(const std::string& dir, Manifest manifest, const std::string& device);
+  static Bundle load(const std::string& dir, Manifest manifest, const DeviceChoice& device, UnetEngine engine);
   Bundle(Bundle&&) noexcept;
   Bundle& operator=(Bundle&&) noexcept;
   ~Bundle();
@@ -36,37 +39,39 @@ class Bundle {
   const ClipTokenizer& tokenizer() const { return tokenizer_; }
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
+  UnetEngine engine() const { return engine_; }
 
   // ids: int64 [B, max_length] -> float32 [B, max_length, hidden] on the bundle's device.
-  torch::Tensor encode_text(const torch::Tensor& ids);
-  // sample [B, C, h, w], timestep: one value for all B, context [B, 77, hidden]; float32 in and
-  // out, cast to the bundle's dtype around the call.
-  // `engine` picks the module (above); counted in unet_calls().
-  torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
-                              UnetEngine engine = UnetEngine::kAuto);
-  // Loads the AOTInductor package when `engine` may use it (kCompiled; kAuto on the CPU), once;
-  // a package that cannot be used leaves its reason in compiled_unet_problem().
-  void prepare_engine(UnetEngine engine);
-  // The AOTInductor package: loaded (true), or why not ("" when the bundle has none or it was not
-  // asked for).
-  bool has_compiled_unet() const;
-  const std::string& compiled_unet_problem() const { return compiled_problem_; }
-  // Throws ModelError when `engine` is kCompiled and the package is missing, not loaded, or does
-  // not accept latents of this size (then no call of the run could use it).
-  void check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w) const;
-  // Whether calls of this run at UNet batch `batch` would use the package.
-  bool uses_compiled(UnetEngine engine, int64_t batch, int64_t latent_h, int64_t latent_w) const;
+  torch::Tensor encode_text(const torch::Tensor& ids) const;
+  // Which module ran a UNet call, tallied by the caller (the sampler).
   struct UnetCalls {
     int64_t compiled = 0;
     int64_t torchscript = 0;
   };
-  UnetCalls unet_calls() const { return calls_; }
+  // sample [B, C, h, w], timestep: one value for all B, context [B, 77, hidden]; float32 in and
+  // out, cast to the bundle's dtype around the call. The engine picks the module (uses_compiled);
+  // the call is counted in `*calls` when given.
+  torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
+                              UnetCalls* calls = nullptr) const;
+  // The AOTInductor package: loaded (true), or why not ("" when the bundle has none or the engine
+  // does not load it).
+  bool has_compiled_unet() const;
+  const std::string& compiled_unet_problem() const { return compiled_problem_; }
+  // Throws ModelError when the engine is kCompiled and the package is missing, not loaded, or does
+  // not accept latents of this size (then no call of the run could use it).
+  void check_engine(int64_t latent_h, int64_t latent_w) const;
+  // Whether a call at UNet batch `batch` uses the package.
+  bool uses_compiled(int64_t batch, int64_t latent_h, int64_t latent_w) const;
   // images [B, 3, H, W] in [-1, 1] -> latents [B, C, H/8, W/8]: the VAE encoder's mean times the
   // scaling factor (deterministic, as diffusers' img2img given latents). The encoder is loaded on
-  // first use; ModelError when the bundle has none.
-  torch::Tensor encode_image(const torch::Tensor& images);
+  // first use (only image-morph needs it; a cache, not a change of what the bundle is); ModelError
+  // when the bundle has none.
+  torch::Tensor encode_image(const torch::Tensor& images) const;
   // latents [B, C, h, w] (unscaled, as the sampler leaves them) -> float32 image [B, 3, H, W] in [-1, 1].
-  torch::Tensor decode(const torch::Tensor& latents);
+  torch::Tensor decode(const torch::Tensor& latents) const;
+  // Free and total memory of the bundle's CUDA device in bytes; false on the CPU or when it cannot
+  // be read.
+  bool device_memory(int64_t& free_bytes, int64_t& total_bytes) const;
 
  private:
   Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device);
@@ -78,10 +83,9 @@ class Bundle {
   ClipTokenizer tokenizer_;
   torch::Device device_;
   torch::ScalarType dtype_ = torch::kFloat32;
+  UnetEngine engine_ = UnetEngine::kAuto;
   std::unique_ptr<Modules> modules_;
   std::string compiled_problem_;
-  bool compiled_attempted_ = false;
-  UnetCalls calls_;
 };
 
 // "float32" -> kFloat32 etc.

@@ -1,4 +1,7 @@
-// One run's settings, validated once. Filled by the CLI (flags) or a job file. No torch.
+// One run's settings in three parts with one lifetime each: the model (ModelOptions: what loads and
+// runs the bundle), the walk (WalkParams: what is rendered) and the outputs (OutputOptions: where
+// the frames go, the formats' settings). Filled by the CLI (flags) or a job file, names parsed
+// into enums at that edge, validated once (RunConfig::validate). No torch.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +9,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "sdinterp/frame_sink.h"
 
 namespace sdinterp {
 
@@ -25,6 +30,20 @@ enum class Fit { kCrop, kPad, kStretch };
 // add_noise with one noise tensor drawn from the seed (diffusers' img2img); ddim: deterministic
 // DDIM inversion with the UNet (then DDIM sampling).
 enum class Inversion { kNoise, kDdim };
+// The diffusers schedulers sdinterp implements (sdinterp/schedulers.h).
+enum class SchedulerKind { kLms, kLmsKarras, kEuler, kEulerKarras, kDdim, kPndm, kDpmpp2m, kDpmpp2mKarras };
+// Which UNet runs the denoising calls. kAuto: the bundle's AOTInductor package for the calls it
+// accepts (batch and latent size), TorchScript for the rest and when the bundle has none or it
+// cannot be loaded here; kCompiled: the same, but a package that is missing or cannot be loaded is
+// an error; kTorchScript: never the package.
+enum class UnetEngine { kAuto, kTorchScript, kCompiled };
+// Where the model runs: auto (the device the bundle was traced for), the CPU, or a CUDA device
+// (index -1: "cuda", the current one).
+struct DeviceChoice {
+  enum class Kind { kAuto, kCpu, kCuda } kind = Kind::kAuto;
+  int index = -1;
+  bool operator==(const DeviceChoice& o) const { return kind == o.kind && index == o.index; }
+};
 
 std::string walk_mode_name(WalkMode mode);
 WalkMode parse_walk_mode(const std::string& name);  // ConfigError listing the valid names
@@ -38,6 +57,16 @@ std::string inversion_name(Inversion inversion);
 Inversion parse_inversion(const std::string& name);  // ConfigError listing the valid names
 std::string ease_name(Ease ease);
 Ease parse_ease(const std::string& name, const std::string& option = "--ease");  // ConfigError listing the valid names
+// "lms", "lms_karras", "euler", "euler_karras", "ddim", "pndm", "dpmpp_2m", "dpmpp_2m_karras".
+std::string scheduler_name(SchedulerKind kind);
+SchedulerKind parse_scheduler_kind(const std::string& name);  // ConfigError listing the valid names
+std::vector<std::string> scheduler_names();
+// "auto", "torchscript", "aoti".
+std::string unet_engine_name(UnetEngine engine);
+UnetEngine parse_unet_engine(const std::string& name);  // ConfigError listing the valid names
+// "auto", "cpu", "cuda", "cuda:N".
+std::string device_name(const DeviceChoice& device);
+DeviceChoice parse_device(const std::string& name);  // ConfigError listing the valid forms
 // image-morph: of `steps`, the ones run from an image at `strength`, as diffusers' img2img counts
 // them: int(steps * strength), at most steps.
 int strength_steps(int steps, double strength);
@@ -75,8 +104,20 @@ std::string range_text(const NumericOption& option);
 // The largest seed: seeds are any unsigned 64-bit number, as torch.manual_seed takes them.
 constexpr const char* kMaxSeedText = "18446744073709551615";
 
-struct RunConfig {
+// What loads and runs the model. A batch keeps a loaded bundle for the jobs with the same
+// bundle_dir, device and unet_engine.
+struct ModelOptions {
   std::string bundle_dir;
+  DeviceChoice device;
+  UnetEngine unet_engine = UnetEngine::kAuto;
+  int batch = 0;           // frames per UNet call; 0: chosen automatically
+  double max_vram_gb = 0;  // CUDA: cap on device memory for the automatic batch; 0: none
+
+  std::vector<std::string> problems() const;
+};
+
+// The walk: what is rendered, frame by frame.
+struct WalkParams {
   WalkMode mode = WalkMode::kSlerpLatent;
   std::vector<std::string> prompts;
   std::vector<std::string> negatives;  // none: "" for all; one: for all prompts; or one per prompt
@@ -88,16 +129,7 @@ struct RunConfig {
   int width = 0;
   double step_size = 0.001;  // prompt-walk: added to the embeddings per frame
   InterpKind interp = InterpKind::kSlerp;
-  std::string scheduler = "lms";
-  int batch = 0;                     // frames per UNet call; 0: chosen automatically
-  double max_vram_gb = 0;            // CUDA: cap on device memory for the automatic batch; 0: none
-  std::string device = "auto";       // "auto" (the bundle's), "cpu", "cuda" or "cuda:N"
-  std::string unet_engine = "auto";  // "auto", "torchscript" or "aoti" (sdinterp/bundle.h UnetEngine)
-  std::string png_dir;
-  std::string output;
-  double fps = 10.0;
-  int loop = 0;            // times the animation plays, 0 = forever
-  bool boomerang = false;  // play forward then back
+  SchedulerKind scheduler = SchedulerKind::kLms;
   // Leave out the last frame, which repeats the first (circular; multi-prompt ending on its first
   // prompt): a looping animation then shows no frame twice. One frame fewer is written.
   bool seamless_loop = false;
@@ -116,19 +148,11 @@ struct RunConfig {
   double strength = 0.6;
   Inversion inversion = Inversion::kNoise;
   bool adain = false;
-  std::string dither = "diffusion";  // GIF: diffusion, ordered, none
-  bool lossless = false;             // WebP
-  double quality = 90;               // WebP lossy quality, 0..100
-  int crf = 18;                      // MP4 (H.264) constant rate factor, 0..51
-  bool overwrite = false;
 
-  // Every problem with the settings that needs no model, each naming its option ("" when fine).
+  // Every problem of the walk that needs no model, each naming its option.
   std::vector<std::string> problems() const;
   // The problems that need the bundle's manifest (size multiples).
   std::vector<std::string> problems_with(const Manifest& manifest) const;
-  // Throws ConfigError with all problems on one line.
-  void validate() const;
-  void validate(const Manifest& manifest) const;
 
   // A timeline's keyframes with every default filled in (the seed must be set): their seed,
   // negative and ease, and `source`: keyframes with the same seed, prompt and negative share one
@@ -145,6 +169,28 @@ struct RunConfig {
   // Total frames the run produces (multi-prompt: frames * (prompts - 1); image-morph:
   // (frames - 1) * (images - 1) + 1; one fewer with seamless_loop).
   int total_frames() const;
+};
+
+// Where the frames go: an animation file and/or a folder of PNG frames, with the formats'
+// settings (FrameSinkOptions: fps, loop, dither, quality, crf, ...). `sdinterp encode` checks
+// the same part, so both take the same values.
+struct OutputOptions : FrameSinkOptions {
+  std::string output;   // .gif, .webp or .mp4
+  std::string png_dir;  // DIR/frame_0000.png, ...
+
+  // Range problems of the format settings (each format refuses part of them when the sink is made).
+  std::vector<std::string> format_problems() const;
+  // format_problems() and "nothing to write".
+  std::vector<std::string> problems() const;
+};
+
+struct RunConfig : ModelOptions, WalkParams, OutputOptions {
+  // Every problem of the three parts that needs no model ("" when fine).
+  std::vector<std::string> problems() const;
+  // Throws ConfigError with all problems on one line: called once, where a job is read.
+  void validate() const;
+  // Throws ConfigError with the problems that need the loaded bundle's manifest (problems_with).
+  void validate_for(const Manifest& manifest) const;
 };
 
 }  // namespace sdinterp

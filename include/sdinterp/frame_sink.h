@@ -31,7 +31,7 @@ struct FrameSinkOptions {
   bool boomerang = false;              // play forward then back, end frames not repeated (animations)
   Dither dither = Dither::kDiffusion;  // GIF only
   bool lossless = false;               // WebP: lossless instead of lossy
-  float quality = 90.0f;               // WebP lossy quality, 0..100
+  double quality = 90;                 // WebP lossy quality, 0..100
   int crf = 18;                        // MP4 (H.264) constant rate factor, 0..51, lower is better
 };
 
@@ -73,7 +73,9 @@ std::vector<std::string> ignored_format_options(const std::vector<std::string>& 
 // The keys ignored_format_options knows (its table's options).
 std::vector<std::string> format_option_keys();
 
-// Parses a --dither value ("none", "ordered", "diffusion"). Throws ConfigError.
+// --dither's names: "diffusion", "ordered", "none" (its table is in src/sinks/file_sink.cpp).
+// parse_dither throws ConfigError listing them.
 Dither parse_dither(const std::string& name);
+std::string dither_name(Dither dither);
 
 }  // namespace sdinterp

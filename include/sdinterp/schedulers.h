@@ -9,17 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "sdinterp/config.h"
 #include "sdinterp/noise_schedule.h"
 
 namespace sdinterp {
 
-enum class SchedulerKind { kLms, kLmsKarras, kEuler, kEulerKarras, kDdim, kPndm, kDpmpp2m, kDpmpp2mKarras };
-
-// "lms", "lms_karras", "euler", "euler_karras", "ddim", "pndm", "dpmpp_2m", "dpmpp_2m_karras".
-// Throws ConfigError listing the valid names.
-SchedulerKind parse_scheduler_kind(std::string_view name);
-std::string scheduler_name(SchedulerKind kind);
-std::vector<std::string> scheduler_names();
+// SchedulerKind and its names: sdinterp/config.h.
 
 class Scheduler {
  public:

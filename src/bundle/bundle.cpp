@@ -21,13 +21,6 @@
 namespace sdinterp {
 namespace fs = std::filesystem;
 
-UnetEngine parse_unet_engine(const std::string& name) {
-  if (name == "auto") return UnetEngine::kAuto;
-  if (name == "torchscript") return UnetEngine::kTorchScript;
-  if (name == "aoti") return UnetEngine::kCompiled;
-  throw ConfigError("unknown --unet-engine \"" + name + "\"; use auto, torchscript or aoti");
-}
-
 torch::ScalarType parse_dtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "float16") return torch::kFloat16;
@@ -41,17 +34,12 @@ std::string reexport_hint(const Manifest& m, const std::string& device, const st
   return "re-export the model for it: " + m.export_command(device, dtype);
 }
 
-torch::Device resolve_device(const std::string& asked, const Manifest& m, const std::string& dir) {
-  std::string wanted = asked == "auto" ? m.device : asked;
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(wanted);
-  } catch (const c10::Error&) {
-    throw ConfigError("unknown --device \"" + asked + "\"; choose one of: auto, cpu, cuda, cuda:N");
-  }
-  if (!device.is_cpu() && !device.is_cuda()) {
-    throw ConfigError("unsupported --device \"" + asked + "\"; choose one of: auto, cpu, cuda, cuda:N");
-  }
+torch::Device resolve_device(const DeviceChoice& asked, const Manifest& m, const std::string& dir) {
+  const DeviceChoice chosen = asked.kind == DeviceChoice::Kind::kAuto ? parse_device(m.device) : asked;
+  const std::string wanted = device_name(chosen);
+  torch::Device device = chosen.kind == DeviceChoice::Kind::kCuda
+                             ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(chosen.index))
+                             : torch::Device(torch::kCPU);
   const std::string kind = device.is_cuda() ? "cuda" : "cpu";
   if (kind != m.device) {
     throw ModelError("bundle " + dir + " was traced for " + m.device + "/" + m.dtype + " and cannot run on " + kind +
@@ -225,35 +213,38 @@ Bundle::Bundle(Bundle&&) noexcept = default;
 Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
-Bundle Bundle::load(const std::string& dir, const std::string& device_name) {
-  return load(dir, load_manifest(dir), device_name);
-}
-
-Bundle Bundle::load(const std::string& dir, Manifest m, const std::string& device_name) {
-  if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {
-    throw ModelError("bundle " + dir + " uses scaled_dot_product_attention, which this LibTorch " + TORCH_VERSION +
-                     " lacks; " + reexport_hint(m, m.device, m.dtype) + " --compat");
-  }
-  torch::Device device = resolve_device(device_name, m, dir);
-  const fs::path root(dir);
-  ClipTokenizer tokenizer = load_bundle_tokenizer(dir, m);
-  Bundle bundle(dir, std::move(m), std::move(tokenizer), device);
-  const Manifest& man = bundle.manifest_;
-  bundle.dtype_ = parse_dtype(man.dtype);
-  if (device.is_cuda()) {
-    // TorchScript's profiling executor specialises and compiles each graph at the second call of
-    // every new input shape: on an H200 the first job of a process spent 3.5 s more sampling than
-    // the next (SD-1.5, batch 60). Unoptimised graphs skip that and run at eager speed (the GPU
-    // probe: 173 ms against 168 ms per batch-60 UNet call, 16.0 against 12.5 ms at batch 2).
-    torch::jit::setGraphExecutorOptimize(false);
-  }
-  if (device.is_cuda() && bundle.dtype_ == torch::kFloat32) {
+void configure_torch(const Manifest& m) {
+  if (m.device != "cuda") return;
+  // TorchScript's profiling executor specialises and compiles each graph at the second call of
+  // every new input shape: on an H200 the first job of a process spent 3.5 s more sampling than
+  // the next (SD-1.5, batch 60). Unoptimised graphs skip that and run at eager speed (the GPU
+  // probe: 173 ms against 168 ms per batch-60 UNet call, 16.0 against 12.5 ms at batch 2).
+  torch::jit::setGraphExecutorOptimize(false);
+  if (parse_dtype(m.dtype) == torch::kFloat32) {
     // A float32 bundle computes in float32: LibTorch lets cuDNN convolutions use TF32 by default
     // (10-bit mantissa), which moves frames away from the CPU's and diffusers' float32 ones.
     // Half-precision bundles are the fast path on a GPU.
     at::globalContext().setAllowTF32CuDNN(false);
     at::globalContext().setAllowTF32CuBLAS(false);
   }
+}
+
+Bundle Bundle::load(const std::string& dir, const DeviceChoice& device, UnetEngine engine) {
+  return load(dir, load_manifest(dir), device, engine);
+}
+
+Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& device_choice, UnetEngine engine) {
+  if (m.attention == "sdpa" && TORCH_VERSION_MAJOR < 2) {
+    throw ModelError("bundle " + dir + " uses scaled_dot_product_attention, which this LibTorch " + TORCH_VERSION +
+                     " lacks; " + reexport_hint(m, m.device, m.dtype) + " --compat");
+  }
+  torch::Device device = resolve_device(device_choice, m, dir);
+  const fs::path root(dir);
+  ClipTokenizer tokenizer = load_bundle_tokenizer(dir, m);
+  Bundle bundle(dir, std::move(m), std::move(tokenizer), device);
+  const Manifest& man = bundle.manifest_;
+  bundle.dtype_ = parse_dtype(man.dtype);
+  bundle.engine_ = engine;
   c10::InferenceMode guard;
   bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
   bundle.modules_->unet = load_module(root / man.unet.file, device);
@@ -263,22 +254,18 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const std::string& devic
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
+  const auto& compiled = man.unet.compiled;
+  // On CUDA the package is loaded only when asked for: the one GPU run so far crashed loading or
+  // running a CUDA package from C++ (README, "Compiled UNet"), and a crash cannot fall back.
+  const bool wanted = engine == UnetEngine::kCompiled || (engine == UnetEngine::kAuto && !device.is_cuda());
+  if (wanted && !compiled.file.empty()) {
+    bundle.modules_->compiled_unet =
+        load_compiled_unet(root / compiled.file, compiled, bundle.modules_->unet, device, bundle.compiled_problem_);
+  }
   return bundle;
 }
 
-void Bundle::prepare_engine(UnetEngine engine) {
-  const auto& compiled = manifest_.unet.compiled;
-  if (engine == UnetEngine::kTorchScript || compiled_attempted_ || compiled.file.empty()) return;
-  // On CUDA the package is loaded only when asked for: the one GPU run so far crashed loading or
-  // running a CUDA package from C++ (README, "Compiled UNet"), and a crash cannot fall back.
-  if (engine == UnetEngine::kAuto && device_.is_cuda()) return;
-  compiled_attempted_ = true;
-  c10::InferenceMode guard;
-  modules_->compiled_unet =
-      load_compiled_unet(fs::path(dir_) / compiled.file, compiled, modules_->unet, device_, compiled_problem_);
-}
-
-torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
+torch::Tensor Bundle::encode_text(const torch::Tensor& ids) const {
   c10::InferenceMode guard;
   torch::Tensor out = modules_->text_encoder.forward({ids.to(device_)}).toTensor();
   if (out.dim() != 3 || out.size(2) != manifest_.text_encoder.hidden_size) {
@@ -291,8 +278,8 @@ torch::Tensor Bundle::encode_text(const torch::Tensor& ids) {
 
 bool Bundle::has_compiled_unet() const { return modules_->compiled_unet != nullptr; }
 
-void Bundle::check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w) const {
-  if (engine != UnetEngine::kCompiled) return;
+void Bundle::check_engine(int64_t latent_h, int64_t latent_w) const {
+  if (engine_ != UnetEngine::kCompiled) return;
   const auto& c = manifest_.unet.compiled;
   if (c.file.empty()) {
     throw ModelError("--unet-engine aoti: bundle " + dir_ +
@@ -309,31 +296,31 @@ void Bundle::check_engine(UnetEngine engine, int64_t latent_h, int64_t latent_w)
   }
 }
 
-bool Bundle::uses_compiled(UnetEngine engine, int64_t batch, int64_t latent_h, int64_t latent_w) const {
-  return engine != UnetEngine::kTorchScript && has_compiled_unet() &&
+bool Bundle::uses_compiled(int64_t batch, int64_t latent_h, int64_t latent_w) const {
+  return engine_ != UnetEngine::kTorchScript && has_compiled_unet() &&
          manifest_.unet.compiled.accepts(batch, latent_h, latent_w);
 }
 
 torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
-                                    UnetEngine engine) {
+                                    UnetCalls* calls) const {
   c10::InferenceMode guard;
   const int64_t batch = sample.size(0);
   torch::Tensor t = torch::full({batch}, timestep, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   torch::Tensor x = sample.to(device_, dtype_);
   torch::Tensor ctx = context.to(device_, dtype_);
   torch::Tensor out;
-  if (uses_compiled(engine, batch, sample.size(2), sample.size(3))) {
+  if (uses_compiled(batch, sample.size(2), sample.size(3))) {
     // The package takes dense inputs of exactly the exported dtypes and devices.
     out = modules_->compiled_unet->run({x.contiguous(), t, ctx.contiguous()}).at(0);
-    ++calls_.compiled;
+    if (calls != nullptr) ++calls->compiled;
   } else {
     out = modules_->unet.forward({x, t, ctx}).toTensor();
-    ++calls_.torchscript;
+    if (calls != nullptr) ++calls->torchscript;
   }
   return out.to(torch::kFloat32);
 }
 
-torch::Tensor Bundle::encode_image(const torch::Tensor& images) {
+torch::Tensor Bundle::encode_image(const torch::Tensor& images) const {
   c10::InferenceMode guard;
   if (!modules_->vae_encoder) {
     if (manifest_.vae.encoder.empty()) {
@@ -353,10 +340,19 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) {
   return mean * manifest_.vae.scaling_factor;
 }
 
-torch::Tensor Bundle::decode(const torch::Tensor& latents) {
+torch::Tensor Bundle::decode(const torch::Tensor& latents) const {
   c10::InferenceMode guard;
   torch::Tensor scaled = latents / manifest_.vae.scaling_factor;
   return modules_->vae_decoder.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+}
+
+bool Bundle::device_memory(int64_t& free_bytes, int64_t& total_bytes) const {
+  if (!device_.is_cuda()) return false;
+  size_t free_now = 0, total = 0;
+  if (cudaSetDevice(device_.index()) != cudaSuccess || cudaMemGetInfo(&free_now, &total) != cudaSuccess) return false;
+  free_bytes = static_cast<int64_t>(free_now);
+  total_bytes = static_cast<int64_t>(total);
+  return true;
 }
 
 }  // namespace sdinterp

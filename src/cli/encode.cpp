@@ -20,48 +20,47 @@ namespace {
 
 struct EncodeOptions {
   std::vector<std::string> frames;
-  std::string output;
   std::string dither = "diffusion";
-  // --fps, --loop, --quality, --crf as given: read and range-checked as generate's are.
+  // --fps, --loop, --quality, --crf as given: read as generate's flags are, then checked by the
+  // same OutputOptions::format_problems().
   std::map<std::string, std::string> numbers;
   std::map<std::string, CLI::Option*> number_options;
   CLI::Option* dither_option = nullptr;
   CLI::Option* lossless_option = nullptr;
-  FrameSinkOptions sink;
+  OutputOptions out;  // out.output: the file, or a folder ending in / for PNG frames
 };
 
-double checked_number(const std::string& key, const std::string& text) {
-  const double value = flag_value(key, text).get<double>();
-  if (std::string problem = range_problem(key, value); !problem.empty()) throw ConfigError(problem);
-  return value;
-}
-
 int run_encode(EncodeOptions& o) {
-  FrameSinkOptions& s = o.sink;
+  OutputOptions& s = o.out;
   for (const auto& [key, text] : o.numbers) {
     if (o.number_options.at(key)->count() == 0) continue;
-    const double value = checked_number(key, text);
+    const double value = flag_value(key, text).get<double>();
     if (key == "fps")
       s.fps = value;
     else if (key == "loop")
       s.loop = static_cast<int>(value);
     else if (key == "quality")
-      s.quality = static_cast<float>(value);
+      s.quality = value;
     else if (key == "crf")
       s.crf = static_cast<int>(value);
   }
   s.dither = parse_dither(o.dither);
+  if (const std::vector<std::string> problems = s.format_problems(); !problems.empty()) {
+    std::string line;
+    for (const std::string& p : problems) line += (line.empty() ? "" : "; ") + p;
+    throw ConfigError(line);
+  }
   std::vector<std::string> given;
   for (const auto& [key, option] : o.number_options) {
     if (option->count() > 0) given.push_back(key);
   }
   if (o.dither_option->count() > 0) given.push_back("dither");
   if (o.lossless_option->count() > 0) given.push_back("lossless");
-  const bool folder = !o.output.empty() && o.output.back() == '/';
-  for (const std::string& warning : ignored_format_options(given, folder ? "" : o.output, folder ? o.output : "")) {
+  const bool folder = !s.output.empty() && s.output.back() == '/';
+  for (const std::string& warning : ignored_format_options(given, folder ? "" : s.output, folder ? s.output : "")) {
     std::cerr << "sdinterp: warning: " << warning << "\n";
   }
-  const std::string written = sinks::encode_frames(o.frames, o.output, o.sink, interrupt_requested);
+  const std::string written = sinks::encode_frames(o.frames, s.output, s, interrupt_requested);
   std::cout << "wrote " << written << std::endl;
   return 0;
 }
@@ -70,13 +69,13 @@ int run_encode(EncodeOptions& o) {
 
 void add_encode_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<EncodeOptions>();
-  FrameSinkOptions& s = opts->sink;
+  OutputOptions& s = opts->out;
   CLI::App* sub =
       app.add_subcommand("encode", "Encode PNG frames into an animation (.gif, .webp, .mp4) without the model");
   // A frame that cannot be read is an input problem (exit 4, as any unreadable input), found
   // when the frames are read rather than as a flag error.
   sub->add_option("frames", opts->frames, "PNG frames in display order (all the same size)")->required();
-  sub->add_option("-o,--output", opts->output,
+  sub->add_option("-o,--output", s.output,
                   "Output: " + supported_file_extensions() + " by extension, or a folder ending in / for PNG frames")
       ->required();
   auto number = [&](const std::string& key, double fallback, const std::string& help) {

@@ -41,7 +41,7 @@ class WebpSink : public FrameSink {
     if (encoder_ == nullptr) throw IoError("cannot start the WebP encoder for " + path_);
     if (!WebPConfigInit(&config_)) throw IoError("libwebp version mismatch");
     config_.lossless = options_.lossless ? 1 : 0;
-    config_.quality = options_.lossless ? 75.f : options_.quality;
+    config_.quality = options_.lossless ? 75.f : static_cast<float>(options_.quality);
     config_.method = 4;
     config_.thread_level = 1;
     if (!WebPValidateConfig(&config_)) {
@@ -146,7 +146,7 @@ std::unique_ptr<FrameSink> make_webp_sink(const std::string& path, const FrameSi
   if (options.loop < 0 || options.loop > 65535) {
     throw ConfigError("--loop must be 0 (forever) or a play count up to 65535, got " + std::to_string(options.loop));
   }
-  if (!(options.quality >= 0.f && options.quality <= 100.f)) {
+  if (!(options.quality >= 0 && options.quality <= 100)) {
     throw ConfigError("--quality takes a number from 0 to 100, not " + number_text(options.quality));
   }
   return std::make_unique<WebpSink>(path, options);

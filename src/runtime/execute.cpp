@@ -393,34 +393,35 @@ std::string differing_files(const nlohmann::json& recorded, const nlohmann::json
 
 }  // namespace
 
-BundleCache::Entry& BundleCache::entry(const std::string& dir, const std::string& device) {
-  const std::string key = dir + "\n" + device;
+BundleCache::Entry& BundleCache::entry(const ModelOptions& model) {
+  const std::string key =
+      model.bundle_dir + "\n" + device_name(model.device) + "\n" + unet_engine_name(model.unet_engine);
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     Entry e;
     // The file hashes go into the run metadata only at the end: they are computed on a thread of
     // their own while the bundle loads and the walk runs (FNV-1a reads about 1 GiB/s, and an SD-1.5
     // bundle is 2.1 GB in float16).
+    const std::string dir = model.bundle_dir;
     Manifest manifest = load_manifest(dir);
     e.hashes = std::async(std::launch::async, [dir, manifest] { return bundle_hashes(dir, manifest); }).share();
-    e.bundle = std::make_unique<Bundle>(Bundle::load(dir, std::move(manifest), device));
+    // The process-wide LibTorch settings are made here, the one place, before any bundle loads.
+    configure_torch(manifest);
+    e.bundle = std::make_unique<Bundle>(Bundle::load(dir, std::move(manifest), model.device, model.unet_engine));
     ++loads_;
     it = entries_.emplace(key, std::move(e)).first;
   }
   return it->second;
 }
 
-Bundle& BundleCache::get(const std::string& dir, const std::string& device) { return *entry(dir, device).bundle; }
-bool BundleCache::first_warning(const std::string& dir, const std::string& device) {
-  Entry& e = entry(dir, device);
+const Bundle& BundleCache::get(const ModelOptions& model) { return *entry(model).bundle; }
+bool BundleCache::first_warning(const ModelOptions& model) {
+  Entry& e = entry(model);
   return !std::exchange(e.warned, true);
 }
-std::shared_future<nlohmann::json> BundleCache::hashes(const std::string& dir, const std::string& device) {
-  return entry(dir, device).hashes;
-}
+std::shared_future<nlohmann::json> BundleCache::hashes(const ModelOptions& model) { return entry(model).hashes; }
 
 JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, bool (*interrupted)()) {
-  parse_scheduler_kind(c.scheduler);
   c.validate();
   const bool drawn_seed = !c.seed;
   if (drawn_seed) c.seed = random_seed();
@@ -454,15 +455,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
     }
   }
   PublishedOutputs published;
-  FrameSinkOptions sink_options;
-  sink_options.fps = c.fps;
-  sink_options.loop = c.loop;
-  sink_options.overwrite = c.overwrite;
-  sink_options.boomerang = c.boomerang;
-  sink_options.dither = parse_dither(c.dither);
-  sink_options.lossless = c.lossless;
-  sink_options.quality = static_cast<float>(c.quality);
-  sink_options.crf = c.crf;
+  const FrameSinkOptions& sink_options = c;
   std::vector<std::unique_ptr<FrameSink>> owned;
   if (!c.output.empty()) owned.push_back(published.track(make_file_sink(c.output, sink_options), c.output, false));
   if (!c.png_dir.empty()) owned.push_back(published.track(make_png_dir_sink(c.png_dir, sink_options), c.png_dir, true));
@@ -481,9 +474,9 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   } smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
   sinks.push_back(&smoothness);
 
-  Bundle& bundle = cache.get(c.bundle_dir, c.device);
+  const Bundle& bundle = cache.get(c);
   if (interrupted != nullptr && interrupted()) throw InterruptedError();
-  const std::shared_future<nlohmann::json> hashes = cache.hashes(c.bundle_dir, c.device);  // waited for at the end
+  const std::shared_future<nlohmann::json> hashes = cache.hashes(c);  // waited for at the end
   const std::string bundle_changed_words = "the bundle's files differ from the ones the run metadata records (";
   if (ui.strict && !ui.expected_hashes.is_null()) {
     const std::string differ = differing_files(ui.expected_hashes, hashes.get());
@@ -492,16 +485,14 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
     }
   }
   const Manifest& m = bundle.manifest();
-  c.validate(m);
-  bundle.prepare_engine(parse_unet_engine(c.unet_engine));
-  if (c.unet_engine == "auto" && !bundle.compiled_unet_problem().empty() &&
-      cache.first_warning(c.bundle_dir, c.device)) {
+  c.validate_for(m);
+  if (c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty() && cache.first_warning(c)) {
     std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
   }
   // Metadata records what was actually used, defaults resolved.
   if (c.height == 0) c.height = m.native_size();
   if (c.width == 0) c.width = m.native_size();
-  c.device = bundle.device().str();
+  c.device = parse_device(bundle.device().str());
 
   if (drawn_seed && !ui.quiet)
     std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";

@@ -17,14 +17,14 @@
 
 namespace sdinterp::cli {
 
-// Bundles loaded once per (folder, device), with their file hashes, for batch runs.
+// Bundles loaded once per (folder, device, UNet engine), with their file hashes, for batch runs.
 class BundleCache {
  public:
-  Bundle& get(const std::string& dir, const std::string& device);
+  const Bundle& get(const ModelOptions& model);
   // True the first time it is asked for a loaded bundle (to warn about it once per session).
-  bool first_warning(const std::string& dir, const std::string& device);
+  bool first_warning(const ModelOptions& model);
   // The bundle's file hashes (bundle_hashes), computed in the background from the load on.
-  std::shared_future<nlohmann::json> hashes(const std::string& dir, const std::string& device);
+  std::shared_future<nlohmann::json> hashes(const ModelOptions& model);
   int loads() const { return loads_; }
   // Seconds an output set (keyed by its kinds, e.g. ".gif png") took to encode per frame pixel,
   // measured on the last job of the session that wrote it: the ETA of the next one counts it.
@@ -38,7 +38,7 @@ class BundleCache {
     std::shared_future<nlohmann::json> hashes;  // computed beside the load and the first run
     bool warned = false;
   };
-  Entry& entry(const std::string& dir, const std::string& device);
+  Entry& entry(const ModelOptions& model);
   std::map<std::string, Entry> entries_;
   int loads_ = 0;
 };

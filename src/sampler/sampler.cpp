@@ -2,7 +2,7 @@
 
 namespace sdinterp {
 
-Sampler::Sampler(Bundle& bundle, SamplerSettings settings) : bundle_(bundle), settings_(settings) {}
+Sampler::Sampler(const Bundle& bundle, SamplerSettings settings) : bundle_(bundle), settings_(settings) {}
 
 size_t Sampler::calls_per_run() const {
   return make_scheduler(settings_.scheduler, bundle_.manifest().noise_schedule, settings_.steps)->num_model_calls() -
@@ -19,8 +19,7 @@ torch::Tensor Sampler::add_noise(const torch::Tensor& latents, const torch::Tens
 
 size_t Sampler::calls_to_invert() const { return static_cast<size_t>(settings_.steps) - settings_.first_call; }
 
-torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor& context,
-                              const StepCallback& on_step) const {
+torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor& context, const StepCallback& on_step) {
   c10::InferenceMode guard;
   const DdimInversion inversion(bundle_.manifest().noise_schedule, settings_.steps);
   const torch::Device device = bundle_.device();
@@ -28,7 +27,7 @@ torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor&
   const torch::Tensor c = context.to(device);
   const size_t calls = calls_to_invert();
   for (size_t i = 0; i < calls; ++i) {
-    const torch::Tensor eps = bundle_.predict_noise(x, inversion.timesteps()[i], c, settings_.engine);
+    const torch::Tensor eps = bundle_.predict_noise(x, inversion.timesteps()[i], c, &calls_);
     x = inversion.step(eps, i, x);
     if (on_step) on_step(i, calls, x);
   }
@@ -36,7 +35,7 @@ torch::Tensor Sampler::invert(const torch::Tensor& latents, const torch::Tensor&
 }
 
 torch::Tensor Sampler::run(const torch::Tensor& noise, const torch::Tensor& positive, const torch::Tensor& negative,
-                           const StepCallback& on_step) const {
+                           const StepCallback& on_step) {
   c10::InferenceMode guard;
   // A fresh scheduler per run: its history (LMS derivatives, ...) belongs to this chunk only.
   auto scheduler = make_scheduler(settings_.scheduler, bundle_.manifest().noise_schedule, settings_.steps);
@@ -51,7 +50,7 @@ torch::Tensor Sampler::run(const torch::Tensor& noise, const torch::Tensor& posi
   for (size_t i = settings_.first_call; i < calls; ++i) {
     const double t = scheduler->timesteps()[i];
     torch::Tensor model_in = scheduler->scale_model_input(guided ? torch::cat({latents, latents}) : latents, i);
-    torch::Tensor pred = bundle_.predict_noise(model_in, t, context, settings_.engine);
+    torch::Tensor pred = bundle_.predict_noise(model_in, t, context, &calls_);
     if (guided) {
       auto halves = pred.chunk(2);
       pred = halves[0] + settings_.guidance * (halves[1] - halves[0]);

@@ -1,4 +1,4 @@
-// Scheduler names, the factory, and the helpers the implementations share.
+// The factory and the helpers the implementations share.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,46 +10,6 @@
 #include "sdinterp/errors.h"
 
 namespace sdinterp {
-namespace {
-
-constexpr std::array<std::pair<SchedulerKind, const char*>, 8> kNames{{
-    {SchedulerKind::kLms, "lms"},
-    {SchedulerKind::kLmsKarras, "lms_karras"},
-    {SchedulerKind::kEuler, "euler"},
-    {SchedulerKind::kEulerKarras, "euler_karras"},
-    {SchedulerKind::kDdim, "ddim"},
-    {SchedulerKind::kPndm, "pndm"},
-    {SchedulerKind::kDpmpp2m, "dpmpp_2m"},
-    {SchedulerKind::kDpmpp2mKarras, "dpmpp_2m_karras"},
-}};
-
-}  // namespace
-
-SchedulerKind parse_scheduler_kind(std::string_view name) {
-  for (const auto& [kind, known] : kNames) {
-    if (name == known) return kind;
-  }
-  std::string valid;
-  for (const auto& entry : kNames) {
-    if (!valid.empty()) valid += ", ";
-    valid += entry.second;
-  }
-  throw ConfigError("unknown --scheduler \"" + std::string(name) + "\"; choose one of: " + valid);
-}
-
-std::string scheduler_name(SchedulerKind kind) {
-  for (const auto& [known_kind, name] : kNames) {
-    if (known_kind == kind) return name;
-  }
-  throw std::invalid_argument("scheduler_name: invalid SchedulerKind");
-}
-
-std::vector<std::string> scheduler_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : kNames) names.emplace_back(entry.second);
-  return names;
-}
-
 std::unique_ptr<Scheduler> make_scheduler(SchedulerKind kind, const NoiseSchedule& schedule, int steps) {
   // Beyond one inference step per training step the schedules repeat timesteps.
   if (steps < 1 || steps > schedule.num_train_timesteps) {

@@ -5,6 +5,7 @@
 
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
+#include "sdinterp/names.h"
 #include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 #include "sinks/sinks.h"
@@ -76,12 +77,14 @@ std::vector<std::string> ignored_format_options(const std::vector<std::string>& 
   return warnings;
 }
 
-Dither parse_dither(const std::string& name) {
-  if (name == "none") return Dither::kNone;
-  if (name == "ordered") return Dither::kOrdered;
-  if (name == "diffusion") return Dither::kDiffusion;
-  throw ConfigError("unknown --dither \"" + name + "\"; choose one of: diffusion, ordered, none");
-}
+namespace {
+const NameTable<Dither> kDithers("--dither", {{Dither::kDiffusion, "diffusion"},
+                                              {Dither::kOrdered, "ordered"},
+                                              {Dither::kNone, "none"}});
+}  // namespace
+
+Dither parse_dither(const std::string& name) { return kDithers.parse(name); }
+std::string dither_name(Dither dither) { return kDithers.name(dither); }
 
 std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSinkOptions& options) {
   std::string ext = sinks::lower_extension(path);
