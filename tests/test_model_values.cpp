@@ -82,6 +82,31 @@ TEST(OptionValues, EncodeReadsItsNumbersAsGenerateDoes) {
   }
 }
 
+// A format's own limits (its sink owns them) are the same through generate and encode: the same
+// line for a value the format refuses, and a value one format takes is taken by both.
+TEST(OptionValues, FormatLimitsAreTheSameForGenerateAndEncode) {
+  test::TempDir frames, dir;
+  auto made =
+      test::run_command("cd " + quote(frames.str()) + " && " + generate() + "--frames 2 --steps 1 --png-dir f -q");
+  ASSERT_EQ(made.status, 0) << made.output;
+  const std::string encode = quote(test::binary()) + " encode " + quote(frames / "f") + "/frame_000*.png -o ";
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"a.gif --fps 60", "--fps 60 is too high"},
+      {"a.webp --loop 65536", "--loop must be 0 (forever) or a play count up to 65535, got 65536"},
+      {"a.mp4 --fps 300", "--fps 300 is too high: use --fps 240 or less for MP4"}};
+  const std::string generate_to =
+      quote(test::binary()) + " generate --bundle " + quote(test::tiny_sd()) + " --prompt x --seed 1 -o ";
+  for (const auto& [args, expected] : refused) {
+    expect_refused(generate_to + args, expected, dir);
+    expect_refused(encode + args, expected, dir);
+  }
+  for (const std::string& command :
+       {generate_to + "a.gif --frames 2 --steps 1 -q --loop 65536 --fps 50", encode + "b.gif --loop 65536 --fps 50"}) {
+    auto r = test::run_command("cd " + quote(dir.str()) + " && " + command);
+    EXPECT_EQ(r.status, 0) << command << "\n" << r.output;
+  }
+}
+
 TEST(OptionValues, EveryNamedOptionListsItsNames) {
   test::TempDir dir;
   const std::vector<std::pair<std::string, std::string>> options = {

@@ -8,11 +8,12 @@
 
 namespace sdinterp::cli {
 
-JobFlags::JobFlags(CLI::App* sub, bool required) {
+JobFlags::JobFlags(CLI::App* sub, bool required, const std::vector<std::string>& keys) {
   // Every flag is taken as text and turned into the job value it stands for by given(): flags and
   // job files then go through one reader (apply_job), with one set of messages.
   const nlohmann::json defaults = job_to_json(RunConfig{});
   for (const JobKey& k : job_key_table()) {
+    if (!keys.empty() && std::find(keys.begin(), keys.end(), k.key) == keys.end()) continue;
     const std::string names = k.flag.empty() ? "--" + k.key : k.flag;
     const nlohmann::json& fallback = defaults.contains(k.key) ? defaults.at(k.key) : nlohmann::json();
     CLI::Option* option = nullptr;
@@ -54,8 +55,8 @@ JobFlags::JobFlags(CLI::App* sub, bool required) {
 nlohmann::json JobFlags::given() const {
   nlohmann::json j = nlohmann::json::object();
   for (const JobKey& k : job_key_table()) {
-    const CLI::Option* option = options_.at(k.key);
-    if (option->count() == 0) continue;
+    const auto registered = options_.find(k.key);
+    if (registered == options_.end() || registered->second->count() == 0) continue;
     switch (k.kind) {
       case FlagKind::kText:
         j[k.key] = text_json(texts_.at(k.key));

@@ -18,8 +18,9 @@ namespace sdinterp::cli {
 
 class JobFlags {
  public:
-  // Registers every job flag on `sub`; `required_bundle` for generate.
-  JobFlags(CLI::App* sub, bool required_bundle);
+  // Registers every job flag on `sub` (or only those of `keys`, as `encode` does); `required_bundle`
+  // for generate.
+  JobFlags(CLI::App* sub, bool required_bundle, const std::vector<std::string>& keys = {});
   // The flags the user gave, as a job object.
   nlohmann::json given() const;
 
