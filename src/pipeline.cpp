@@ -7,11 +7,11 @@
 #include <map>
 #include <sstream>
 
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/pacing.h"
 #include "sdinterp/sampler.h"
 #include "sdinterp/smoothness.h"
-#include "sinks/png_io.h"
 
 namespace sdinterp {
 namespace {
@@ -233,7 +233,7 @@ torch::Tensor image_sources(const Bundle& bundle, const RunConfig& config, const
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
   std::vector<torch::Tensor> clean;
   for (const std::string& path : config.images) {
-    clean.push_back(bundle.encode_image(fitted_image(sinks::read_input_image(path), height, width, config.fit)));
+    clean.push_back(bundle.encode_image(fitted_image(io::read_input_image(path), height, width, config.fit)));
   }
   const torch::Tensor latents = torch::cat(clean);
   Sampler sampler(bundle, sampler_settings(config));
@@ -424,89 +424,81 @@ RunResult run_walk(const Bundle& bundle, const RunConfig& config, const std::vec
   result.width = resolved_size(config.width, bundle.manifest());
   result.height = resolved_size(config.height, bundle.manifest());
   const int factor = bundle.manifest().vae.scale_factor;
-  try {
-    bundle.check_engine(result.height / factor, result.width / factor);
-    auto phase = Clock::now();
-    const WalkTexts texts = walk_texts(config);
-    const TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
-    if (hooks.warning) {
-      for (const std::string& w : truncation_warnings(config, text, bundle.manifest().tokenizer.max_length))
-        hooks.warning(w);
-    }
-    result.seconds_text = seconds_since(phase);
-
-    ProgressEvent event;
-    Sampler sampler(bundle, sampler_settings(config));
-    // image-morph's inversion runs before the plan exists: its calls are counted with the walk's
-    // (reported from the start event on).
-    event.calls_total = source_latent_calls(config);
-    auto stop_if_interrupted = [&hooks] {
-      if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
-    };
-    stop_if_interrupted();
-    const torch::Tensor sources = source_latents(bundle, config, text, [&] {
-      ++event.calls_done;
-      stop_if_interrupted();
-    });
-    InterpolationPlan plan = make_plan(bundle, config, text, {}, sources);
-    const int64_t total = plan.size();
-    result.frames = total;
-    // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once.
-    RenderOrder order(plan.first_equal_frames());
-    order.set_batch(choose_batch(config, bundle, static_cast<int64_t>(order.rendered().size())));
-    result.batch = order.batch();
-    const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
-    // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
-    const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;
-
-    event.kind = ProgressEvent::Kind::kStart;
-    event.frames_total = total * passes;
-    event.calls_total += calls_per_chunk * static_cast<int64_t>(order.chunks().size()) * passes;
-    if (hooks.progress) hooks.progress(event);
-
-    WalkRenderer renderer(bundle, sampler, order, hooks, event, result);
-    std::vector<double> t_override;
-    if (passes > 1) {
-      const auto pace_start = Clock::now();
-      const int64_t calls_at_start = event.calls_done;
-      // The segments' weights as rendered, re-placed after each measuring pass.
-      std::vector<PaceSegment> segments = plan.segments();
-      for (int pass = 0; pass + 1 < passes; ++pass) {
-        PaceMeter meter(total);
-        SinkGroup measured({&meter});
-        const InterpolationPlan pass_plan =
-            pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
-        renderer.render(pass_plan, measured);
-        measured.finish([] {});
-        t_override.assign(static_cast<size_t>(total), std::nan(""));
-        for (PaceSegment& seg : segments) {
-          std::vector<double> d;
-          for (size_t k = 0; k + 1 < seg.frames.size(); ++k)
-            d.push_back(meter.distance(seg.frames[k], seg.frames[k + 1]));
-          seg.t = even_weights(seg.t, d);
-          for (size_t k = 1; k + 1 < seg.frames.size(); ++k) t_override[static_cast<size_t>(seg.frames[k])] = seg.t[k];
-        }
-      }
-      result.pace_extra_unet_calls = event.calls_done - calls_at_start;
-      result.pace_weights = t_override;
-      result.seconds_pacing = seconds_since(pace_start);
-    }
-    const InterpolationPlan final_plan =
-        passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
-    outputs.begin(result.width, result.height, static_cast<int>(total));
-    renderer.render(final_plan, outputs);
-    result.unet_calls_compiled = sampler.unet_calls().compiled;
-    result.unet_calls_torchscript = sampler.unet_calls().torchscript;
-    outputs.finish(stop_if_interrupted);
-    event.kind = ProgressEvent::Kind::kDone;
-    if (hooks.progress) hooks.progress(event);
-  } catch (const c10::OutOfMemoryError&) {
-    // The one LibTorch error put in words here, where the batch and size are known; the others
-    // are translated at the runtime's boundary (src/runtime/runtime.cpp).
-    throw OutOfMemoryError("out of " + bundle.device().str() + " memory at --batch " + std::to_string(result.batch) +
-                           " (" + std::to_string(result.width) + "x" + std::to_string(result.height) +
-                           "); try a smaller --batch, a --max-vram cap, or a smaller --height/--width");
+  bundle.check_engine(result.height / factor, result.width / factor);
+  auto phase = Clock::now();
+  const WalkTexts texts = walk_texts(config);
+  const TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
+  if (hooks.warning) {
+    for (const std::string& w : truncation_warnings(config, text, bundle.manifest().tokenizer.max_length))
+      hooks.warning(w);
   }
+  result.seconds_text = seconds_since(phase);
+
+  ProgressEvent event;
+  Sampler sampler(bundle, sampler_settings(config));
+  // image-morph's inversion runs before the plan exists: its calls are counted with the walk's
+  // (reported from the start event on).
+  event.calls_total = source_latent_calls(config);
+  auto stop_if_interrupted = [&hooks] {
+    if (hooks.interrupted && hooks.interrupted()) throw InterruptedError();
+  };
+  stop_if_interrupted();
+  const torch::Tensor sources = source_latents(bundle, config, text, [&] {
+    ++event.calls_done;
+    stop_if_interrupted();
+  });
+  InterpolationPlan plan = make_plan(bundle, config, text, {}, sources);
+  const int64_t total = plan.size();
+  result.frames = total;
+  // Frames equal by construction (a timeline's holds, repeated keyframes) are rendered once.
+  RenderOrder order(plan.first_equal_frames());
+  order.set_batch(choose_batch(config, bundle, static_cast<int64_t>(order.rendered().size())));
+  result.batch = order.batch();
+  const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
+  // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
+  const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;
+
+  event.kind = ProgressEvent::Kind::kStart;
+  event.frames_total = total * passes;
+  event.calls_total += calls_per_chunk * static_cast<int64_t>(order.chunks().size()) * passes;
+  if (hooks.progress) hooks.progress(event);
+
+  WalkRenderer renderer(bundle, sampler, order, hooks, event, result);
+  std::vector<double> t_override;
+  if (passes > 1) {
+    const auto pace_start = Clock::now();
+    const int64_t calls_at_start = event.calls_done;
+    // The segments' weights as rendered, re-placed after each measuring pass.
+    std::vector<PaceSegment> segments = plan.segments();
+    for (int pass = 0; pass + 1 < passes; ++pass) {
+      PaceMeter meter(total);
+      SinkGroup measured({&meter});
+      const InterpolationPlan pass_plan =
+          pass == 0 ? std::move(plan) : make_plan(bundle, config, text, t_override, sources);
+      renderer.render(pass_plan, measured);
+      measured.finish([] {});
+      t_override.assign(static_cast<size_t>(total), std::nan(""));
+      for (PaceSegment& seg : segments) {
+        std::vector<double> d;
+        for (size_t k = 0; k + 1 < seg.frames.size(); ++k)
+          d.push_back(meter.distance(seg.frames[k], seg.frames[k + 1]));
+        seg.t = even_weights(seg.t, d);
+        for (size_t k = 1; k + 1 < seg.frames.size(); ++k) t_override[static_cast<size_t>(seg.frames[k])] = seg.t[k];
+      }
+    }
+    result.pace_extra_unet_calls = event.calls_done - calls_at_start;
+    result.pace_weights = t_override;
+    result.seconds_pacing = seconds_since(pace_start);
+  }
+  const InterpolationPlan final_plan =
+      passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
+  outputs.begin(result.width, result.height, static_cast<int>(total));
+  renderer.render(final_plan, outputs);
+  result.unet_calls_compiled = sampler.unet_calls().compiled;
+  result.unet_calls_torchscript = sampler.unet_calls().torchscript;
+  outputs.finish(stop_if_interrupted);
+  event.kind = ProgressEvent::Kind::kDone;
+  if (hooks.progress) hooks.progress(event);
   result.seconds_total = seconds_since(start);
   return result;
 }

@@ -4,6 +4,7 @@
 
 #include "sdinterp/config.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/linspace.h"
 #include "sdinterp/manifest.h"
 #include "sdinterp/pacing.h"
 #include "test_support.h"
@@ -71,7 +72,7 @@ TEST(Config, NamedOptionsReadTheirNamesWithOneErrorStyle) {
       EXPECT_EQ(std::string(e.what()), expected);
     }
   };
-  for (const std::string& name : {"auto", "torchscript", "aoti"})
+  for (const std::string name : {"auto", "torchscript", "aoti"})
     EXPECT_EQ(unet_engine_name(parse_unet_engine(name)), name);
   refused([] { parse_unet_engine("tensorrt"); },
           "unknown --unet-engine \"tensorrt\"; choose one of: auto, torchscript, aoti");
@@ -79,18 +80,18 @@ TEST(Config, NamedOptionsReadTheirNamesWithOneErrorStyle) {
   refused([] { parse_scheduler_kind("LMS"); },
           "unknown --scheduler \"LMS\"; choose one of: lms, lms_karras, euler, euler_karras, ddim, pndm, dpmpp_2m, "
           "dpmpp_2m_karras");
-  for (const std::string& name : {"diffusion", "ordered", "none"}) EXPECT_EQ(dither_name(parse_dither(name)), name);
+  for (const std::string name : {"diffusion", "ordered", "none"}) EXPECT_EQ(dither_name(parse_dither(name)), name);
   refused([] { parse_dither("fs"); }, "unknown --dither \"fs\"; choose one of: diffusion, ordered, none");
   refused([] { parse_walk_mode("walk"); },
           "unknown --mode \"walk\"; choose one of: prompt-walk, slerp-latent, multi-prompt, circular, timeline, "
           "image-morph");
   refused([] { parse_ease("bounce", "keyframe 2: ease"); },
           "unknown keyframe 2: ease \"bounce\"; choose one of: linear, sine, cubic, in, out, hold");
-  for (const std::string& name : {"auto", "cpu", "cuda", "cuda:0", "cuda:7", "cuda:12"})
+  for (const std::string name : {"auto", "cpu", "cuda", "cuda:0", "cuda:7", "cuda:12"})
     EXPECT_EQ(device_name(parse_device(name)), name);
   EXPECT_EQ(parse_device("cuda:3").index, 3);
   EXPECT_EQ(parse_device("cuda").index, -1);
-  for (const std::string& bad : {"mps", "cuda:", "cuda:x", "cuda:01", "cuda:-1", "CPU", "", "cuda:123456789"})
+  for (const std::string bad : {"mps", "cuda:", "cuda:x", "cuda:01", "cuda:-1", "CPU", "", "cuda:123456789"})
     refused([&] { parse_device(bad); }, "unknown --device \"" + bad + "\"; choose one of: auto, cpu, cuda, cuda:N");
 }
 
@@ -261,6 +262,22 @@ TEST(Config, TimelineKeyframesResolveTheirDefaults) {
   EXPECT_EQ(c.total_frames(), 12);
   EXPECT_DOUBLE_EQ(ease_value(Ease::kCubic, 0.25), 3 * 0.0625 - 2 * 0.015625);
   EXPECT_DOUBLE_EQ(ease_value(Ease::kHold, 0.7), 0);
+}
+
+TEST(Linspace, NumpyAndTorchFormulas) {
+  EXPECT_TRUE(numpy_linspace(0.0, 1.0, 0).empty());
+  EXPECT_EQ(numpy_linspace(2.0, 5.0, 1), std::vector<double>({2.0}));
+  EXPECT_EQ(numpy_linspace(0.0, 1.0, 5), std::vector<double>({0.0, 0.25, 0.5, 0.75, 1.0}));
+  // numpy's k * step + start leaves 0.1 * 3 as 0.30000000000000004; the last value is exact.
+  const std::vector<double> tenths = numpy_linspace(0.0, 1.0, 11);
+  EXPECT_EQ(tenths[3], 3 * 0.1);
+  EXPECT_EQ(tenths.back(), 1.0);
+  // torch fills the upper half back from the end: end - step * (num - 1 - i).
+  const std::vector<double> from_end = torch_linspace(0.0, 1.0, 11);
+  EXPECT_EQ(from_end[3], 3 * 0.1);
+  EXPECT_EQ(from_end[7], 1.0 - 0.1 * 3);
+  EXPECT_NE(from_end[7], tenths[7]);
+  EXPECT_EQ(torch_linspace(0.0, 1.0, 2), std::vector<double>({0.0, 1.0}));
 }
 
 }  // namespace

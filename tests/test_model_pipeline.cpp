@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <iostream>
 
+#include "io/png_io.h"
 #include "sdinterp/bundle.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/pipeline.h"
 #include "sdinterp/sampler.h"
-#include "sinks/png_io.h"
 #include "test_support.h"
 
 namespace sdinterp {
@@ -93,7 +93,7 @@ std::vector<uint8_t> read_png_frames(const std::string& dir, int64_t count) {
   for (int64_t i = 0; i < count; ++i) {
     char name[32];
     std::snprintf(name, sizeof(name), "frame_%04lld.png", static_cast<long long>(i));
-    Frame f = sinks::read_image_rgb(dir + "/" + name);
+    Frame f = io::read_image_rgb(dir + "/" + name);
     all.insert(all.end(), f.rgb.begin(), f.rgb.end());
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/frame_" + std::to_string(10000 + count).substr(1) + ".png"))

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "io/png_io.h"
 #include "sink_test_util.h"
-#include "sinks/png_io.h"
 
 namespace sdinterp {
 namespace {
@@ -20,7 +20,7 @@ class EncodeCommand : public ::testing::Test {
     if (test::binary().empty()) GTEST_SKIP() << "the sdinterp binary is not built";
     for (int i = 0; i < 3; ++i) {
       frames_ += " " + quote(in_ / ("f" + std::to_string(i) + ".png"));
-      sinks::write_png(in_ / ("f" + std::to_string(i) + ".png"), test::smooth_frame(33, 21, i));
+      io::write_png(in_ / ("f" + std::to_string(i) + ".png"), test::smooth_frame(33, 21, i));
     }
   }
   test::CommandResult encode(const std::string& args) {
@@ -42,7 +42,7 @@ TEST_F(EncodeCommand, WritesEachFormatAndReportsIt) {
 }
 
 TEST_F(EncodeCommand, DifferentSizesAreAUsageErrorAndWriteNothing) {
-  sinks::write_png(in_ / "big.png", test::smooth_frame(40, 21, 0));
+  io::write_png(in_ / "big.png", test::smooth_frame(40, 21, 0));
   frames_ += " " + quote(in_ / "big.png");
   test::CommandResult r = encode("-o " + quote(out_ / "a.gif"));
   EXPECT_EQ(r.status, 2) << r.output;

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sink_test_util.h"
 #include "sinks/encode_frames.h"
-#include "sinks/png_io.h"
 
 namespace sdinterp {
 namespace {
@@ -21,7 +21,7 @@ std::vector<std::string> write_pngs(const TempDir& dir, int count, int width, in
   std::vector<std::string> paths;
   for (int i = 0; i < count; ++i) {
     paths.push_back(dir / ("in_" + std::to_string(i) + ".png"));
-    sinks::write_png(paths.back(), test::smooth_frame(width, height, i));
+    io::write_png(paths.back(), test::smooth_frame(width, height, i));
   }
   return paths;
 }
@@ -43,7 +43,7 @@ TEST(EncodeFrames, RejectsFramesOfDifferentSizesBeforeWriting) {
   TempDir in;
   TempDir out;
   std::vector<std::string> frames = write_pngs(in, 3, 32, 24);
-  sinks::write_png(in / "odd.png", test::smooth_frame(24, 32, 0));
+  io::write_png(in / "odd.png", test::smooth_frame(24, 32, 0));
   frames.insert(frames.begin() + 2, in / "odd.png");
   try {
     sinks::encode_frames(frames, out / "a.gif", {});

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
 #include "sink_test_util.h"
-#include "sinks/png_io.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp {
@@ -44,7 +44,7 @@ TEST(PngDirSink, WritesNumberedLosslessFramesAtFinishOnly) {
   std::sort(names.begin(), names.end());
   ASSERT_EQ(names, (std::vector<std::string>{"frame_0000.png", "frame_0001.png", "frame_0002.png"}));
   for (int i = 0; i < 3; ++i) {
-    Frame back = sinks::read_image_rgb(out + "/" + names[i]);
+    Frame back = io::read_image_rgb(out + "/" + names[i]);
     EXPECT_EQ(back.width, 24);
     EXPECT_EQ(back.rgb, input[i].rgb);
   }
@@ -63,7 +63,7 @@ TEST(PngDirSink, ManyFramesFromWorkerThreadsKeepTheirNumbers) {
   for (int i = 0; i < 40; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "/frame_%04d.png", i);
-    EXPECT_EQ(sinks::read_image_rgb(out + name).rgb, input[i].rgb) << name;
+    EXPECT_EQ(io::read_image_rgb(out + name).rgb, input[i].rgb) << name;
   }
 }
 
@@ -133,7 +133,7 @@ TEST(PngDirSink, BoomerangCopiesTheReturnFrames) {
   write_frames(*sink, input);
   sink->finish();
   ASSERT_EQ(test::list_dir(dir / "f").size(), 4u);  // 0 1 2 1
-  EXPECT_EQ(sinks::read_image_rgb(dir / "f/frame_0003.png").rgb, input[1].rgb);
+  EXPECT_EQ(io::read_image_rgb(dir / "f/frame_0003.png").rgb, input[1].rgb);
 }
 
 // Records what reaches it; throws on the frame numbered `fail_at`.

@@ -34,8 +34,6 @@ struct FrameRecipe {
 Mix slerp_mix(const torch::Tensor& v0, const torch::Tensor& v1, double t, int64_t a, int64_t b,
               double dot_threshold = 0.9995);
 Mix lerp_mix(double t, int64_t a, int64_t b);
-// n values from first to last inclusive, as numpy.linspace.
-std::vector<double> linspace(double first, double last, int n);
 
 // Latents exactly as PyTorch's torch.manual_seed(seed); torch.randn(shape) on the CPU.
 torch::Tensor draw_latents(uint64_t seed, at::IntArrayRef shape);

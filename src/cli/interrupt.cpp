@@ -7,8 +7,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
-#include "sinks/atomic_output.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -26,7 +26,7 @@ void write_text(const char* text) {
 extern "C" void on_signal(int) {
   if (!g_interrupted.exchange(true)) return;
   write_text("sdinterp: interrupted again: stopping now\n");
-  sinks::remove_listed_temporaries();
+  io::remove_listed_temporaries();
   ::_exit(kExitInterrupted);
 }
 

@@ -4,6 +4,7 @@
 
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
+#include "sdinterp/names.h"
 #include "sdinterp/number_text.h"
 
 namespace sdinterp::cli {
@@ -79,18 +80,33 @@ nlohmann::json JobFlags::given() const {
   return j;
 }
 
+namespace {
+const NameTable<Progress> kProgress("--progress", {{Progress::kAuto, "auto"},
+                                                   {Progress::kBar, "bar"},
+                                                   {Progress::kJson, "json"},
+                                                   {Progress::kNone, "none"}});
+}  // namespace
+
 void check_ui(const UiOptions& ui) {
-  for (const char* known : {"auto", "bar", "json", "none"}) {
-    if (ui.progress == known) return;
-  }
-  throw ConfigError("unknown --progress \"" + ui.progress + "\"; choose one of: auto, bar, json, none");
+  if (!ui.progress_given.empty()) kProgress.parse(ui.progress_given);  // throws the table's line
 }
 
 void add_ui_flags(CLI::App* sub, UiOptions& ui) {
   sub->add_flag("-q,--quiet", ui.quiet, "Print only the result line (and errors)");
-  sub->add_option("--progress", ui.progress,
-                  "Progress: auto (a bar on a terminal), bar, json (one line per event), none")
-      ->capture_default_str();
+  // Read into the mode as soon as it is parsed (a failure reported before check_ui already knows
+  // whether to speak JSON); a name that is none of the modes waits for check_ui.
+  sub->add_option_function<std::string>(
+         "--progress",
+         [&ui](const std::string& name) {
+           ui.progress_given.clear();
+           try {
+             ui.progress = kProgress.parse(name);
+           } catch (const ConfigError&) {
+             ui.progress_given = name;
+           }
+         },
+         "Progress: auto (a bar on a terminal), bar, json (one line per event), none")
+      ->default_str("auto");
   sub->add_flag("--verbose", ui.verbose,
                 "When the model fails, print LibTorch's whole message (TorchScript traceback included) before the "
                 "error line; SDINTERP_VERBOSE=1 does the same");

@@ -25,7 +25,7 @@ std::string result_line(const nlohmann::json& r) {
 
 void run_and_report(RuntimeSession& session, const RunConfig& config, const UiOptions& ui) {
   const nlohmann::json result = session.execute_job(config, ui);
-  if (ui.progress == "json") {
+  if (ui.progress == Progress::kJson) {
     emit_event("result", ui.job, result);
   } else {
     std::cout << result_line(result) << std::endl;
@@ -38,7 +38,7 @@ std::string job_message(const std::string& source, const std::string& message) {
 }
 
 void report_failure(const UiOptions& ui, const std::exception& e) {
-  if (ui.progress != "json") return;
+  if (ui.progress != Progress::kJson) return;
   const auto* error = dynamic_cast<const Error*>(&e);
   const int code = error != nullptr ? error->code() : kExitInternal;
   if (code == kExitInterrupted) {

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/smoothness.h"
-#include "sinks/png_io.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -26,7 +26,7 @@ int run_report(const ReportOptions& o) {
   SmoothnessMeter meter(o.cycle);
   int width = 0, height = 0;
   for (const std::string& path : o.frames) {
-    const Frame frame = sinks::read_image_rgb(path);
+    const Frame frame = io::read_image_rgb(path);
     if (width == 0) {
       width = frame.width;
       height = frame.height;

@@ -12,13 +12,13 @@
 #include "cli/commands.h"
 #include "cli/events.h"
 #include "cli/interrupt.h"
-#include "cli/job_files.h"
 #include "cli/job_flags.h"
 #include "cli/report.h"
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
+#include "sdinterp/job_files.h"
 #include "sdinterp/shard.h"
-#include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp::cli {
@@ -134,8 +134,8 @@ void write_error_record(const RunConfig& config, const std::string& source, cons
                                    {"exit_code", error != nullptr ? error->code() : kExitInternal},
                                    {"time", now_utc()}};
     const std::string text = record.dump(1) + "\n";
-    sinks::AtomicFile file(error_record_path(config), /*overwrite=*/true);
-    sinks::write_all(file.fd(), text.data(), text.size(), file.path());
+    io::AtomicFile file(error_record_path(config), /*overwrite=*/true);
+    io::write_all(file.fd(), text.data(), text.size(), file.path());
     file.commit();
   } catch (const std::exception&) {
   }
@@ -248,7 +248,7 @@ void add_batch_command(CLI::App& app, int& status) {
     std::unique_ptr<RuntimeSession> session;
     auto summary = [&](bool interrupted) {
       const int loads = session ? session->bundle_loads() : 0;
-      if (ui->progress == "json") {
+      if (ui->progress == Progress::kJson) {
         emit_event("summary", nullptr,
                    {{"done", done},
                     {"skipped", skipped},
@@ -272,7 +272,7 @@ void add_batch_command(CLI::App& app, int& status) {
       lines = job_lines(read_job_file(o->path));
       overrides = flags->given();
     });
-    if (shard.count > 1 && !ui->quiet && ui->progress != "json") {
+    if (shard.count > 1 && !ui->quiet && ui->progress != Progress::kJson) {
       int mine = 0;
       for (const JobLine& l : lines) mine += shard.runs(l.index) ? 1 : 0;
       std::cerr << "sdinterp: shard " << shard.index << "/" << shard.count << " (" << shard.origin << "): " << mine
@@ -294,7 +294,7 @@ void add_batch_command(CLI::App& app, int& status) {
         if (o->skip_existing && job_already_done(config, b.explicit_keys)) {
           ++skipped;
           remove_error_record(config);
-          if (ui->progress == "json") {
+          if (ui->progress == Progress::kJson) {
             emit_event("skipped", job_ui.job, {{"reason", "already done"}});
           } else if (!ui->quiet) {
             std::cout << "skipped " << source << ": already done" << std::endl;

@@ -12,17 +12,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_output.h"
 #include "sdinterp/config.h"
-#include "sinks/atomic_output.h"
 
 namespace sdinterp::cli {
+
+// --progress: auto (a bar on a terminal), bar, json (one line per event on stdout), none.
+enum class Progress { kAuto, kBar, kJson, kNone };
 
 // How a run talks to the user (not part of the job).
 struct UiOptions {
   bool quiet = false;
-  std::string progress = "auto";  // auto (a bar on a terminal), bar, json, none
-  bool verbose = false;           // LibTorch's whole message when the model fails (SDINTERP_VERBOSE=1 too)
-  nlohmann::json job;             // names the job in --progress json events (job_ref in cli/events.h)
+  Progress progress = Progress::kAuto;
+  std::string progress_given;  // --progress as given when it names no mode ("" when it does): check_ui refuses it
+  bool verbose = false;        // LibTorch's whole message when the model fails (SDINTERP_VERBOSE=1 too)
+  nlohmann::json job;          // names the job in --progress json events (job_ref in cli/events.h)
   // The bundle's file hashes as run metadata recorded them (bundle_hashes), null for other jobs:
   // a bundle whose files differ gets a warning, or with `strict` an error before any work.
   nlohmann::json expected_hashes;
@@ -56,7 +60,7 @@ struct RuntimeHost {
   bool (*interrupted)();  // true once Ctrl-C or SIGTERM asked the run to stop
   // The executable's list of temporaries, which its second-signal handler removes: the runtime's
   // outputs list theirs there too.
-  const sinks::TemporaryList* temporaries;
+  const io::TemporaryList* temporaries;
 };
 
 // GOMP_SPINCOUNT given to LibTorch's OpenMP threads when the user sets neither it nor

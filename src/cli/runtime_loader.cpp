@@ -3,8 +3,8 @@
 
 #include "cli/interrupt.h"
 #include "cli/runtime.h"
+#include "io/module_loader.h"
 #include "sdinterp/errors.h"
-#include "sinks/module_loader.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -31,11 +31,11 @@ Runtime& runtime() {
   static Runtime* instance = nullptr;  // never freed: the library is never unloaded
   if (instance != nullptr) return *instance;
   tune_openmp();
-  const sinks::ModuleSymbol module = sinks::load_module_symbol("libsdinterp_runtime.so", {}, kRuntimeEntryPoint);
+  const io::ModuleSymbol module = io::load_module_symbol("libsdinterp_runtime.so", {}, kRuntimeEntryPoint);
   if (module.address == nullptr) {
     throw Error(kExitInternal, "cannot load the model runtime: " + module.error + " (rebuild with scripts/build.sh)");
   }
-  static const RuntimeHost host{&host_interrupted, &sinks::own_temporary_list()};
+  static const RuntimeHost host{&host_interrupted, &io::own_temporary_list()};
   instance = reinterpret_cast<RuntimeEntryPoint>(module.address)(&host, kRuntimeInterfaceVersion);
   if (instance == nullptr) {
     throw Error(kExitInternal, module.path + " is from another build of sdinterp: rebuild with scripts/build.sh");

@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "io/atomic_output.h"
 #include "sdinterp/frame_sink.h"
-#include "sinks/atomic_output.h"
 
 namespace sdinterp::sinks {
 
@@ -20,7 +20,7 @@ std::unique_ptr<FrameSink> make_mp4_sink(const std::string& path, const FrameSin
 
 // The module's one exported entry point (looked up by make_codec_sink): a new sink of `kind`
 // ("webp" or "mp4"), or null for another kind; throws sdinterp errors as the sinks do. Its
-// temporaries are listed in `temporaries` (the process's list; see sinks/atomic_output.h).
+// temporaries are listed in `temporaries` (the process's list; see io/atomic_output.h).
 extern "C" sdinterp::FrameSink* sdinterp_codecs_make_sink(const char* kind, const std::string& path,
                                                           const sdinterp::FrameSinkOptions& options,
-                                                          const sdinterp::sinks::TemporaryList* temporaries);
+                                                          const sdinterp::io::TemporaryList* temporaries);

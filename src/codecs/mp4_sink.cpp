@@ -12,8 +12,8 @@ extern "C" {
 #include <string>
 
 #include "codecs/codecs.h"
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
-#include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp::sinks {
@@ -192,7 +192,7 @@ class Mp4Sink : public FrameSink {
 
   std::string path_;
   FrameSinkOptions options_;
-  AtomicFile file_;
+  io::AtomicFile file_;
   AVFormatContext* format_ = nullptr;
   AVStream* stream_ = nullptr;
   AVCodecContext* codec_ = nullptr;

@@ -11,9 +11,9 @@
 #include <string>
 
 #include "codecs/codecs.h"
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/number_text.h"
-#include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp::sinks {
@@ -83,7 +83,7 @@ class WebpSink : public FrameSink {
     }
     stored_frames_ = stored_frames(data);
     try {
-      write_all(file_.fd(), data.bytes, data.size, path_);
+      io::write_all(file_.fd(), data.bytes, data.size, path_);
     } catch (...) {
       WebPDataClear(&data);
       abort();
@@ -112,7 +112,7 @@ class WebpSink : public FrameSink {
  private:
   std::string path_;
   FrameSinkOptions options_;
-  AtomicFile file_;
+  io::AtomicFile file_;
   WebPAnimEncoder* encoder_ = nullptr;
   WebPConfig config_{};
   int width_ = 0;

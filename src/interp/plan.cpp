@@ -4,17 +4,9 @@
 
 #include "sdinterp/errors.h"
 #include "sdinterp/interpolation.h"
+#include "sdinterp/linspace.h"
 
 namespace sdinterp {
-
-std::vector<double> linspace(double first, double last, int n) {
-  std::vector<double> out(static_cast<size_t>(std::max(n, 0)));
-  if (n == 1) out[0] = first;
-  // numpy: step = (last - first) / (n - 1), values first + i * step, the last one set exactly.
-  for (int i = 0; i < n && n > 1; ++i) out[static_cast<size_t>(i)] = first + i * ((last - first) / (n - 1));
-  if (n > 1) out.back() = last;
-  return out;
-}
 
 Mix lerp_mix(double t, int64_t a, int64_t b) { return Mix{a, b, 1.0 - t, t, 0.0}; }
 
@@ -75,7 +67,7 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       positive_(std::move(positive_sources)),
       negative_(std::move(negative_sources)) {
   const int n = config.frames;
-  const auto t = linspace(0.0, 1.0, n);
+  const auto t = numpy_linspace(0.0, 1.0, n);
   const bool negative_per_prompt = negative_.size(0) == positive_.size(0) && positive_.size(0) > 1;
   // The weight of frame `index` (of the frames_ about to be pushed): `fallback` unless re-placed.
   auto weight = [&](double fallback) {

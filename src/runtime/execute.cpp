@@ -21,17 +21,19 @@
 #include <utility>
 
 #include "cli/events.h"
-#include "cli/job_files.h"
+#include "io/atomic_output.h"
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
+#include "sdinterp/job_files.h"
 #include "sdinterp/schedulers.h"
 #include "sdinterp/smoothness.h"
-#include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 
-namespace sdinterp::cli {
+namespace sdinterp::runtime {
 namespace {
+
+using cli::emit_event;
 
 uint64_t random_seed() {
   std::random_device rd;
@@ -89,10 +91,10 @@ class ProgressReporter {
   // `encode_estimate_s`: the outputs' encoding time foreseen.
   ProgressReporter(const UiOptions& ui, double encode_estimate_s)
       : job_(ui.job), encode_estimate_s_(encode_estimate_s) {
-    if (ui.progress == "json") {
+    if (ui.progress == cli::Progress::kJson) {
       mode_ = Mode::kJson;
-    } else if (ui.progress == "bar" ||
-               (ui.progress == "auto" && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
+    } else if (ui.progress == cli::Progress::kBar ||
+               (ui.progress == cli::Progress::kAuto && !ui.quiet && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO))) {
       mode_ = Mode::kBar;
     }
   }
@@ -208,8 +210,8 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
       throw ConfigError(out + " is also where the run's metadata goes (" + meta + "); give another name");
     }
   }
-  sinks::check_can_write(meta, c.overwrite);
-  if (!c.output.empty()) sinks::check_can_write(c.output, c.overwrite);
+  io::check_can_write(meta, c.overwrite);
+  if (!c.output.empty()) io::check_can_write(c.output, c.overwrite);
   std::error_code ec;
   if (!c.png_dir.empty() && !c.overwrite && fs::is_directory(c.png_dir, ec)) {
     for (const auto& entry : fs::directory_iterator(c.png_dir, ec)) {
@@ -252,7 +254,7 @@ class PublishedOutputs {
     return std::make_unique<Tracked>(std::move(sink), *places_.back());
   }
   // Publishes the metadata (already written to its temporary) and then every output.
-  void publish(const std::string& meta, sinks::AtomicFile& metadata) {
+  void publish(const std::string& meta, io::AtomicFile& metadata) {
     marker_ = publish_marker_path(meta);
     nlohmann::json list = {
         {"metadata", text_json(meta)}, {"files", nlohmann::json::array()}, {"frames", nlohmann::json::array()}};
@@ -264,7 +266,7 @@ class PublishedOutputs {
       }
     }
     const std::string text = list.dump();
-    sinks::write_file(marker_, text.data(), text.size());
+    io::write_file(marker_, text.data(), text.size());
     // Held while publishing: a run of the same job elsewhere leaves a live marker alone.
     marker_lock_ = ::open(marker_.c_str(), O_RDONLY | O_CLOEXEC);
     if (marker_lock_ >= 0) ::flock(marker_lock_, LOCK_EX | LOCK_NB);
@@ -433,7 +435,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   check_outputs(c, meta);
   // What an earlier run killed outright (SIGKILL, a power cut) left beside these outputs.
   for (const std::string& out : {c.output, c.png_dir, meta}) {
-    if (!out.empty() && sinks::remove_stale_temporaries(out) > 0 && !ui.quiet) {
+    if (!out.empty() && io::remove_stale_temporaries(out) > 0 && !ui.quiet) {
       std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
     }
   }
@@ -548,8 +550,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
   const std::string meta_text = metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  sinks::AtomicFile meta_file(meta, c.overwrite);
-  sinks::write_all(meta_file.fd(), meta_text.data(), meta_text.size(), meta);
+  io::AtomicFile meta_file(meta, c.overwrite);
+  io::write_all(meta_file.fd(), meta_text.data(), meta_text.size(), meta);
   if (hooks.interrupted()) throw InterruptedError();
   published.publish(meta, meta_file);
   const double pixels = static_cast<double>(r.frames) * r.width * r.height;
@@ -576,4 +578,4 @@ nlohmann::json result_json(const JobOutcome& o) {
           {"seconds", o.result.seconds_total}};
 }
 
-}  // namespace sdinterp::cli
+}  // namespace sdinterp::runtime

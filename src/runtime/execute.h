@@ -1,4 +1,4 @@
-// Running one job for the CLI (inside the runtime library): bundle cache, seed, sinks,
+// Running one job for the CLI (inside the runtime library, namespace runtime): bundle cache, seed, sinks,
 // progress, metadata next to outputs.
 #pragma once
 
@@ -15,7 +15,10 @@
 #include "sdinterp/bundle.h"
 #include "sdinterp/pipeline.h"
 
-namespace sdinterp::cli {
+namespace sdinterp::runtime {
+
+// The CLI side of the runtime interface (cli/runtime.h): how a job reports.
+using cli::UiOptions;
 
 // Bundles loaded once per (folder, device, UNet engine), with their file hashes, for batch runs.
 class BundleCache {
@@ -59,4 +62,4 @@ JobOutcome execute_job(BundleCache& cache, RunConfig config, const UiOptions& ui
 // What a finished job wrote, as RuntimeSession::execute_job returns it.
 nlohmann::json result_json(const JobOutcome& outcome);
 
-}  // namespace sdinterp::cli
+}  // namespace sdinterp::runtime

@@ -17,8 +17,13 @@
 #include "runtime/execute.h"
 #include "sdinterp/errors.h"
 
-namespace sdinterp::cli {
+namespace sdinterp::runtime {
 namespace {
+
+// The interface the CLI loads this library through (cli/runtime.h).
+using cli::Runtime;
+using cli::RuntimeHost;
+using cli::RuntimeSession;
 
 // What LibTorch said, in one line. An error inside a TorchScript module comes as "The following
 // operation failed in the TorchScript interpreter.", the traceback of the traced graph, then the
@@ -65,6 +70,9 @@ auto translating_libtorch_errors(const char* what_failed, const char* hint, Exit
     throw;
   } catch (const std::system_error&) {
     throw;  // file system errors are not LibTorch's
+  } catch (const c10::OutOfMemoryError& e) {
+    throw OutOfMemoryError("out of device memory: " + libtorch_summary(e.what_without_backtrace()) +
+                           " (try a smaller --batch, a --max-vram cap, or a smaller --height/--width)");
   } catch (const c10::Error& e) {
     throw translated(e.what_without_backtrace());
   } catch (const std::runtime_error& e) {
@@ -79,7 +87,7 @@ class Session : public RuntimeSession {
     return translating_libtorch_errors(
         "the model failed while running",
         "is the bundle complete and made for this sdinterp? a size or batch it was not traced for?", kExitModel,
-        ui.verbose, [&] { return result_json(cli::execute_job(cache_, config, ui, host_.interrupted)); });
+        ui.verbose, [&] { return result_json(runtime::execute_job(cache_, config, ui, host_.interrupted)); });
   }
   int bundle_loads() const override { return cache_.loads(); }
 
@@ -133,12 +141,12 @@ class TorchRuntime : public Runtime {
 };
 
 }  // namespace
-}  // namespace sdinterp::cli
+}  // namespace sdinterp::runtime
 
 extern "C" __attribute__((visibility("default"))) sdinterp::cli::Runtime* sdinterp_runtime_create(
     const sdinterp::cli::RuntimeHost* host, int interface_version) {
   if (host == nullptr || interface_version != sdinterp::cli::kRuntimeInterfaceVersion) return nullptr;
-  if (host->temporaries != nullptr) sdinterp::sinks::use_temporary_list(*host->temporaries);
-  static sdinterp::cli::TorchRuntime runtime(*host);
+  if (host->temporaries != nullptr) sdinterp::io::use_temporary_list(*host->temporaries);
+  static sdinterp::runtime::TorchRuntime runtime(*host);
   return &runtime;
 }

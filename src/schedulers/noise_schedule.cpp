@@ -5,23 +5,9 @@
 #include <vector>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/linspace.h"
 
 namespace sdinterp {
-namespace {
-
-// torch.linspace's formula (filled from both ends towards the middle), so that the betas agree
-// with diffusers' to the last bits that double precision allows.
-std::vector<double> torch_linspace(double start, double end, int num) {
-  std::vector<double> out(static_cast<size_t>(num));
-  const double step = (end - start) / (num - 1);
-  const int halfway = num / 2;
-  for (int i = 0; i < num; ++i) {
-    out[static_cast<size_t>(i)] = i < halfway ? start + step * i : end - step * (num - 1 - i);
-  }
-  return out;
-}
-
-}  // namespace
 
 std::vector<double> NoiseSchedule::betas() const {
   // Schedulers interpolate between training steps, so a schedule needs at least two.

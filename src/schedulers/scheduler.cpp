@@ -67,18 +67,6 @@ std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule) {
 
 double to_float32(double value) { return static_cast<double>(static_cast<float>(value)); }
 
-std::vector<double> numpy_linspace(double start, double stop, int num) {
-  std::vector<double> out(static_cast<size_t>(num));
-  if (num == 1) {
-    out[0] = start;
-    return out;
-  }
-  const double step = (stop - start) / (num - 1);
-  for (int k = 0; k < num - 1; ++k) out[static_cast<size_t>(k)] = k * step + start;
-  out.back() = stop;
-  return out;
-}
-
 double interp_at(const std::vector<double>& values, double t) {
   if (t <= 0.0) return values.front();
   const double last = static_cast<double>(values.size() - 1);

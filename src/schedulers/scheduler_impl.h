@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "sdinterp/linspace.h"
 #include "sdinterp/noise_schedule.h"
 #include "sdinterp/schedulers.h"
 
@@ -32,8 +33,6 @@ std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule);
 
 // A value rounded to float32, as diffusers stores its timesteps and sigmas.
 double to_float32(double value);
-// numpy.linspace(start, stop, num): k * step + start, the last value exactly `stop`.
-std::vector<double> numpy_linspace(double start, double stop, int num);
 // numpy.interp(t, arange(len(values)), values).
 double interp_at(const std::vector<double>& values, double t);
 // Karras et al. (2022) noise levels, rho = 7, from sigma_max down to sigma_min.

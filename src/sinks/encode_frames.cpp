@@ -4,8 +4,8 @@
 #include <future>
 #include <memory>
 
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
-#include "sinks/png_io.h"
 
 namespace sdinterp::sinks {
 
@@ -14,11 +14,11 @@ std::string encode_frames(const std::vector<std::string>& frames, const std::str
   if (frames.empty()) throw ConfigError("no frames given; pass the PNG frames to encode");
   int width = 0;
   int height = 0;
-  read_image_size(frames[0], width, height);
+  io::read_image_size(frames[0], width, height);
   for (size_t i = 1; i < frames.size(); ++i) {
     int w = 0;
     int h = 0;
-    read_image_size(frames[i], w, h);
+    io::read_image_size(frames[i], w, h);
     if (w != width || h != height) {
       throw ConfigError("frame " + frames[i] + " is " + std::to_string(w) + "x" + std::to_string(h) + " but " +
                         frames[0] + " is " + std::to_string(width) + "x" + std::to_string(height) +
@@ -35,11 +35,11 @@ std::string encode_frames(const std::vector<std::string>& frames, const std::str
   try {
     sink->begin(width, height, static_cast<int>(frames.size()));
     // The next frame is decoded while the current one is encoded.
-    std::future<Frame> next = std::async(std::launch::async, read_image_rgb, frames[0]);
+    std::future<Frame> next = std::async(std::launch::async, io::read_image_rgb, frames[0]);
     for (size_t i = 0; i < frames.size(); ++i) {
       Frame frame = next.get();
       if (stop_requested && stop_requested()) throw InterruptedError();
-      if (i + 1 < frames.size()) next = std::async(std::launch::async, read_image_rgb, frames[i + 1]);
+      if (i + 1 < frames.size()) next = std::async(std::launch::async, io::read_image_rgb, frames[i + 1]);
       sink->add(frame);
     }
     sink->finish();

@@ -3,10 +3,10 @@
 #include <memory>
 #include <string>
 
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
 #include "sdinterp/names.h"
-#include "sinks/atomic_output.h"
 #include "sinks/sink_common.h"
 #include "sinks/sinks.h"
 
@@ -26,7 +26,7 @@ std::string supported_file_extensions() {
 }
 
 bool known_file_extension(const std::string& path) {
-  const std::string ext = sinks::lower_extension(path);
+  const std::string ext = io::lower_extension(path);
   return std::find(file_extensions().begin(), file_extensions().end(), ext) != file_extensions().end();
 }
 
@@ -63,7 +63,7 @@ std::vector<std::string> format_option_keys() {
 
 std::vector<std::string> ignored_format_options(const std::vector<std::string>& given_keys,
                                                 const std::string& output_file, const std::string& png_dir) {
-  const std::string ext = output_file.empty() ? "" : sinks::lower_extension(output_file);
+  const std::string ext = output_file.empty() ? "" : io::lower_extension(output_file);
   std::vector<std::string> warnings;
   for (const FormatOption& option : format_options()) {
     if (std::find(given_keys.begin(), given_keys.end(), option.key) == given_keys.end()) continue;
@@ -87,7 +87,7 @@ Dither parse_dither(const std::string& name) { return kDithers.parse(name); }
 std::string dither_name(Dither dither) { return kDithers.name(dither); }
 
 std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSinkOptions& options) {
-  std::string ext = sinks::lower_extension(path);
+  std::string ext = io::lower_extension(path);
   std::unique_ptr<FrameSink> sink;
   if (ext == ".gif") {
     sink = sinks::make_gif_sink(path, options);

@@ -12,8 +12,8 @@
 #include <thread>
 #include <utility>
 
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
-#include "sinks/atomic_output.h"
 #include "sinks/bounded_queue.h"
 #include "sinks/quantize.h"
 #include "sinks/sink_common.h"
@@ -230,7 +230,7 @@ class GifSink : public FrameSink {
 
   std::string path_;
   FrameSinkOptions options_;
-  AtomicFile file_;
+  io::AtomicFile file_;
   PaletteBuilder palettes_;
   std::unique_ptr<FrameMapper> mapper_;
   // A frame on its way from the palette stage through the band mappers to the writer.

@@ -11,11 +11,11 @@
 #include <utility>
 #include <vector>
 
+#include "io/atomic_output.h"
+#include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
-#include "sinks/atomic_output.h"
 #include "sinks/bounded_queue.h"
-#include "sinks/png_io.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp {
@@ -71,7 +71,7 @@ class PngDirSink : public FrameSink {
         char name[32];
         std::snprintf(name, sizeof name, "frame_%04ld.png", item->first);
         try {
-          sinks::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
+          io::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
         } catch (const IoError& e) {
           // Named as the user knows it, not by its hidden temporary folder.
           std::string what = e.what();
@@ -100,7 +100,7 @@ class PngDirSink : public FrameSink {
   }
 
   std::string dir_;
-  sinks::AtomicDir temp_;
+  io::AtomicDir temp_;
   size_t workers_;
   sinks::BoundedQueue<Item> queue_;
   std::vector<std::thread> threads_;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
 
 namespace sdinterp::sinks {
@@ -35,34 +36,6 @@ void check_begin(int width, int height, int frame_count, int max_side) {
   if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
 }
 
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::write(fd, bytes + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      throw IoError("cannot write " + path + ": " + std::strerror(n < 0 ? errno : ENOSPC) + " (check free disk space)");
-    }
-    done += static_cast<size_t>(n);
-  }
-}
-
-void write_file(const std::string& path, const void* data, size_t size) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw IoError("cannot write " + path + ": " + std::strerror(errno));
-  try {
-    write_all(fd, data, size, path);
-    if (::fsync(fd) != 0)
-      throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  if (::close(fd) != 0)
-    throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
-}
-
 void check_fps(double fps, double max_fps, const std::string& why) {
   if (!std::isfinite(fps) || fps <= 0.0) {
     throw ConfigError("--fps takes a number above 0, not " + number_text(fps));
@@ -81,19 +54,10 @@ namespace {
 class BoomerangSink : public FrameSink {
  public:
   BoomerangSink(std::unique_ptr<FrameSink> inner, const std::string& output) : inner_(std::move(inner)) {
-    std::filesystem::path out(output);
-    std::filesystem::path dir = out.parent_path();
-    std::string pattern =
-        (dir.empty() ? std::string(".") : dir.string()) + "/." + out.filename().string() + ".frames-XXXXXX";
-    std::vector<char> name(pattern.begin(), pattern.end());
-    name.push_back('\0');
-    fd_ = mkstemp(name.data());
-    if (fd_ < 0) {
-      throw IoError("cannot create a temporary file beside " + output + ": " + std::strerror(errno) +
-                    " (check that the folder is writable)");
-    }
+    const io::Temporary temp = io::create_temporary_beside(output, ".frames-", false);
+    fd_ = temp.fd;
     // Unlinked at once: the space is returned however the process ends.
-    ::unlink(name.data());
+    ::unlink(temp.name.c_str());
   }
   ~BoomerangSink() override {
     if (fd_ >= 0) ::close(fd_);
@@ -110,7 +74,7 @@ class BoomerangSink : public FrameSink {
     check_frame(frame, width_, height_, added_);
     inner_->add(frame);
     // The first and last frames are never replayed.
-    if (added_ > 0 && added_ < count_ - 1) write_all(frame.rgb, static_cast<off_t>(added_ - 1));
+    if (added_ > 0 && added_ < count_ - 1) write_slot(frame.rgb, static_cast<off_t>(added_ - 1));
     ++added_;
   }
 
@@ -120,7 +84,7 @@ class BoomerangSink : public FrameSink {
     frame.height = height_;
     frame.rgb.resize(static_cast<size_t>(width_) * height_ * 3);
     for (long i = added_ - 2; i >= 1; --i) {
-      read_all(frame.rgb, static_cast<off_t>(i - 1));
+      read_slot(frame.rgb, static_cast<off_t>(i - 1));
       inner_->add(frame);
     }
     inner_->finish();
@@ -130,27 +94,13 @@ class BoomerangSink : public FrameSink {
   std::string description() const override { return inner_->description() + ", boomerang"; }
 
  private:
-  void write_all(const std::vector<uint8_t>& bytes, off_t slot) {
-    off_t offset = slot * static_cast<off_t>(bytes.size());
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, offset + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        throw IoError(std::string("cannot keep frames for --boomerang: ") + std::strerror(errno) +
-                      " (check free disk space)");
-      done += static_cast<size_t>(n);
-    }
+  void write_slot(const std::vector<uint8_t>& bytes, off_t slot) {
+    io::write_all_at(fd_, bytes.data(), bytes.size(), slot * static_cast<off_t>(bytes.size()),
+                     "cannot keep frames for --boomerang");
   }
-  void read_all(std::vector<uint8_t>& bytes, off_t slot) {
-    off_t offset = slot * static_cast<off_t>(bytes.size());
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::pread(fd_, bytes.data() + done, bytes.size() - done, offset + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw IoError("cannot read back frames kept for --boomerang");
-      done += static_cast<size_t>(n);
-    }
+  void read_slot(std::vector<uint8_t>& bytes, off_t slot) {
+    io::read_all_at(fd_, bytes.data(), bytes.size(), slot * static_cast<off_t>(bytes.size()),
+                    "cannot read back frames kept for --boomerang");
   }
 
   std::unique_ptr<FrameSink> inner_;

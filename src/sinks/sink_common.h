@@ -10,15 +10,6 @@
 
 namespace sdinterp::sinks {
 
-// Writes all of `data` to `fd`, retrying short writes and EINTR. IoError naming `path` on a failure
-// (a full disk: "No space left on device", a size limit: "File too large").
-void write_all(int fd, const void* data, size_t size, const std::string& path);
-
-// Writes `data` as the whole file `path` (created or truncated), flushed to the disk (fsync) and
-// closed, every step checked: IoError on any failure, and then the file may be partial (it is a
-// temporary of the caller's).
-void write_file(const std::string& path, const void* data, size_t size);
-
 // Throws ConfigError unless `frame` is width x height with a full RGB buffer.
 void check_frame(const Frame& frame, int width, int height, long index);
 

@@ -1,4 +1,4 @@
-#include "sinks/atomic_output.h"
+#include "io/atomic_output.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,7 +21,62 @@
 
 #include "sdinterp/errors.h"
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
+
+namespace {
+
+// Moves `size` bytes through `step` (write/pwrite or pread at an offset), retrying short transfers
+// and EINTR; on a failure (0 bytes moved: a full disk, the end of the file) returns its errno.
+template <typename Step>
+int transfer_all(size_t size, Step step) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = step(done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return ENOSPC;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void write_all(int fd, const void* data, size_t size, const std::string& path) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  const int error = transfer_all(size, [&](size_t done) { return ::write(fd, bytes + done, size - done); });
+  if (error != 0) throw IoError("cannot write " + path + ": " + std::strerror(error) + " (check free disk space)");
+}
+
+void write_all_at(int fd, const void* data, size_t size, off_t offset, const std::string& failure) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  const int error = transfer_all(
+      size, [&](size_t done) { return ::pwrite(fd, bytes + done, size - done, offset + static_cast<off_t>(done)); });
+  if (error != 0) throw IoError(failure + ": " + std::strerror(error) + " (check free disk space)");
+}
+
+void read_all_at(int fd, void* data, size_t size, off_t offset, const std::string& failure) {
+  auto* bytes = static_cast<uint8_t*>(data);
+  const int error = transfer_all(
+      size, [&](size_t done) { return ::pread(fd, bytes + done, size - done, offset + static_cast<off_t>(done)); });
+  if (error != 0) throw IoError(failure);
+}
+
+void write_file(const std::string& path, const void* data, size_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw IoError("cannot write " + path + ": " + std::strerror(errno));
+  try {
+    write_all(fd, data, size, path);
+    if (::fsync(fd) != 0)
+      throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0)
+    throw IoError("cannot write " + path + ": " + std::strerror(errno) + " (check free disk space)");
+}
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -133,6 +188,21 @@ void remove_listed_temporaries() {
   }
 }
 
+Temporary create_temporary_beside(const std::string& path, const std::string& infix, bool folder) {
+  const fs::path target(path);
+  const std::string pattern = (target.parent_path() / ("." + target.filename().string() + infix + "XXXXXX")).string();
+  std::vector<char> name(pattern.begin(), pattern.end());
+  name.push_back('\0');
+  Temporary temp;
+  const bool made = folder ? mkdtemp(name.data()) != nullptr : (temp.fd = mkstemp(name.data())) >= 0;
+  if (!made) {
+    throw IoError("cannot create a temporary " + std::string(folder ? "folder" : "file") + " beside " + path + ": " +
+                  errno_text() + " (check that the folder is writable)");
+  }
+  temp.name = name.data();
+  return temp;
+}
+
 int remove_stale_temporaries(const std::string& path) {
   const fs::path target = without_trailing_separator(path);
   const std::string prefix = "." + target.filename().string() + ".tmp-";
@@ -173,16 +243,9 @@ AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), o
   fs::path target(path);
   if (fs::is_directory(target)) throw IoError("output " + path + " is a folder; give a file name");
   ensure_parent(target);
-  fs::path temp = target.parent_path() / ("." + target.filename().string() + ".tmp-XXXXXX");
-  std::string pattern = temp.string();
-  std::vector<char> name(pattern.begin(), pattern.end());
-  name.push_back('\0');
-  fd_ = mkstemp(name.data());
-  if (fd_ < 0) {
-    throw IoError("cannot create a temporary file beside " + path + ": " + errno_text() +
-                  " (check that the folder is writable)");
-  }
-  temp_path_ = name.data();
+  Temporary temp = create_temporary_beside(path, ".tmp-", false);
+  fd_ = temp.fd;
+  temp_path_ = temp.name;
   lock_fd_ = lock_temporary(temp_path_, false);
   listed_ = list_temporary(temp_path_, false);
 }
@@ -258,15 +321,7 @@ AtomicDir::AtomicDir(const std::string& dir, bool overwrite) : overwrite_(overwr
     throw IoError("output " + dir_ + " exists and is not a folder; give a folder name");
   }
   ensure_parent(target);
-  fs::path temp = target.parent_path() / ("." + target.filename().string() + ".tmp-XXXXXX");
-  std::string pattern = temp.string();
-  std::vector<char> name(pattern.begin(), pattern.end());
-  name.push_back('\0');
-  if (mkdtemp(name.data()) == nullptr) {
-    throw IoError("cannot create a temporary folder beside " + dir_ + ": " + errno_text() +
-                  " (check that the folder is writable)");
-  }
-  temp_dir_ = name.data();
+  temp_dir_ = create_temporary_beside(dir_, ".tmp-", true).name;
   // mkdtemp creates 0700; the frames folder is an ordinary folder, readable like any other.
   mode_t mask = umask(0);
   umask(mask);
@@ -337,4 +392,4 @@ void AtomicDir::discard() {
   done_ = true;
 }
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io

@@ -1,4 +1,4 @@
-#include "cli/job_files.h"
+#include "sdinterp/job_files.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -8,7 +8,7 @@
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
 
-namespace sdinterp::cli {
+namespace sdinterp {
 
 std::string metadata_path(const RunConfig& c) {
   if (!c.output.empty()) return c.output + ".json";
@@ -70,4 +70,4 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
   return true;
 }
 
-}  // namespace sdinterp::cli
+}  // namespace sdinterp

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
 
 struct ModuleSymbol {
   void* address = nullptr;  // null when not found
@@ -19,4 +19,4 @@ struct ModuleSymbol {
 ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<std::string>& fallbacks,
                                 const char* symbol);
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io

@@ -8,7 +8,7 @@
 
 #include "sdinterp/config.h"
 
-namespace sdinterp::cli {
+namespace sdinterp {
 
 // Where a job's metadata goes: OUTPUT.json beside -o OUTPUT, else DIR.json beside --png-dir DIR.
 std::string metadata_path(const RunConfig& config);
@@ -25,4 +25,4 @@ std::string error_record_path(const RunConfig& config);
 // key the job line sets explicitly, `explicit_keys`, has the same value).
 bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_keys);
 
-}  // namespace sdinterp::cli
+}  // namespace sdinterp

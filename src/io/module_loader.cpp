@@ -1,11 +1,11 @@
-#include "sinks/module_loader.h"
+#include "io/module_loader.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
 
 #include <climits>
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
 
 ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<std::string>& fallbacks,
                                 const char* symbol) {
@@ -37,4 +37,4 @@ ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<
   return found;
 }
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io

@@ -3,9 +3,24 @@
 // renamed into place by commit(). Destruction without commit() removes the temporary.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR. IoError naming `path` on a failure
+// (a full disk: "No space left on device", a size limit: "File too large").
+void write_all(int fd, const void* data, size_t size, const std::string& path);
+// The same at `offset` (pwrite), and reading `size` bytes back from `offset` (pread); an error
+// starts with `failure` ("cannot keep frames for --boomerang").
+void write_all_at(int fd, const void* data, size_t size, off_t offset, const std::string& failure);
+void read_all_at(int fd, void* data, size_t size, off_t offset, const std::string& failure);
+
+// Writes `data` as the whole file `path` (created or truncated), flushed to the disk (fsync) and
+// closed, every step checked: IoError on any failure, and then the file may be partial (it is a
+// temporary of the caller's).
+void write_file(const std::string& path, const void* data, size_t size);
 
 // The temporaries of unfinished outputs are listed, so that a second Ctrl-C or SIGTERM, which ends
 // the process at once, still removes them from its signal handler. Each copy of this library
@@ -23,6 +38,15 @@ const TemporaryList& current_temporary_list();
 void use_temporary_list(const TemporaryList& list);
 // Removes every listed temporary (a file, or a folder and the files in it). Async-signal-safe.
 void remove_listed_temporaries();
+
+// A new hidden file or folder beside `path`: "." + its file name + `infix` + the six characters
+// mkstemp/mkdtemp choose ("out/.walk.gif.tmp-a1B2c3"). A file comes with its open descriptor
+// (fd is -1 for a folder). IoError naming `path` when its folder refuses it.
+struct Temporary {
+  std::string name;
+  int fd = -1;
+};
+Temporary create_temporary_beside(const std::string& path, const std::string& infix, bool folder);
 
 // Removes the hidden temporaries (".NAME.tmp-XXXXXX") that an earlier run writing `path` left
 // behind (killed by SIGKILL, a power cut): those no live process holds (a lock on each says so).
@@ -89,4 +113,4 @@ class AtomicDir {
 // Lower-cased extension of `path` including the dot ("" if none).
 std::string lower_extension(const std::string& path);
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io

@@ -1,4 +1,4 @@
-#include "sinks/png_io.h"
+#include "io/png_io.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,8 +8,8 @@
 #include <iterator>
 #include <vector>
 
+#include "io/atomic_output.h"
 #include "sdinterp/errors.h"
-#include "sinks/sink_common.h"
 
 // stb is third-party code: its own warnings are not ours to fix.
 #pragma GCC diagnostic push
@@ -26,7 +26,7 @@
 #include <stb_image_write.h>
 #pragma GCC diagnostic pop
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
 
 void read_image_size(const std::string& path, int& width, int& height) {
   int channels = 0;
@@ -122,4 +122,4 @@ void write_png(const std::string& path, const Frame& frame) {
   STBIW_FREE(png);
 }
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io

@@ -6,7 +6,7 @@
 
 #include "sdinterp/frame_sink.h"
 
-namespace sdinterp::sinks {
+namespace sdinterp::io {
 
 // Size of an image file without decoding it. Throws IoError if it is not a readable image.
 void read_image_size(const std::string& path, int& width, int& height);
@@ -22,4 +22,4 @@ Frame read_input_image(const std::string& path);
 // Writes a lossless RGB PNG. Throws IoError.
 void write_png(const std::string& path, const Frame& frame);
 
-}  // namespace sdinterp::sinks
+}  // namespace sdinterp::io
