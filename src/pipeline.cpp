@@ -307,9 +307,8 @@ std::vector<std::string> truncation_warnings(const RunConfig& config, const Text
   return out;
 }
 
-std::vector<Frame> decode_frames(const Bundle& bundle, const torch::Tensor& latents,
-                                 const std::function<void()>& after_chunk) {
-  std::vector<Frame> frames;
+void decode_frames(const Bundle& bundle, const torch::Tensor& latents, const std::function<void()>& after_decode,
+                   const std::function<void(const Frame&)>& each_frame) {
   const int64_t count = latents.size(0);
   for (int64_t d = 0; d < count; d += kDecodeChunk) {
     const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
@@ -318,10 +317,9 @@ std::vector<Frame> decode_frames(const Bundle& bundle, const torch::Tensor& late
       part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
     }
     const torch::Tensor image = bundle.decode(part).slice(0, 0, n);
-    if (after_chunk) after_chunk();
-    for (Frame& frame : to_frames(image)) frames.push_back(std::move(frame));
+    if (after_decode) after_decode();
+    for (const Frame& frame : to_frames(image)) each_frame(frame);
   }
-  return frames;
 }
 
 namespace {
@@ -385,9 +383,9 @@ class WalkRenderer {
       result_.seconds_sampling += seconds_since(phase);
       phase = Clock::now();
       int64_t k = c.first;
-      for (const Frame& frame : decode_frames(bundle_, latents, [&] { stop_if_interrupted(); })) {
-        writer.add(rendered[static_cast<size_t>(k++)], frame);
-      }
+      decode_frames(
+          bundle_, latents, [&] { stop_if_interrupted(); },
+          [&](const Frame& frame) { writer.add(rendered[static_cast<size_t>(k++)], frame); });
       result_.seconds_decode += seconds_since(phase);
     }
     writer.finish();  // repeats after the last rendered frame

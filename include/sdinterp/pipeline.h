@@ -82,12 +82,13 @@ struct RunResult {
 // rules themselves: sdinterp/batching.h.
 int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames);
 
-// latents [n, C, h, w] -> n 8-bit frames, decoded in chunks of kDecodeChunk frames (a short last
-// chunk padded to the same size: TorchScript compiles its graph again for each new input shape;
-// on an H200 a tail chunk of another size cost about 0.5 s in every job). `after_chunk` is called
-// after each decode call (interrupt checks).
-std::vector<Frame> decode_frames(const Bundle& bundle, const torch::Tensor& latents,
-                                 const std::function<void()>& after_chunk = {});
+// latents [n, C, h, w] -> n 8-bit frames, handed to `each_frame` in order as each chunk of
+// kDecodeChunk frames is decoded (a GIF encoder works on them while the next chunk decodes). A short
+// last chunk is padded to the same size: TorchScript compiles its graph again for each new input
+// shape (on an H200 a tail chunk of another size cost about 0.5 s in every job). `after_decode` is
+// called after each decode call, before its frames are handed on (interrupt checks).
+void decode_frames(const Bundle& bundle, const torch::Tensor& latents, const std::function<void()>& after_decode,
+                   const std::function<void(const Frame&)>& each_frame);
 
 // Runs `config` (validated: RunConfig::validate, validate_for) on `bundle` and hands every frame,
 // in order, to each sink; finishes the sinks on success and aborts them on any failure.

@@ -11,8 +11,10 @@
 // a frame needs only the previous palette and the previous shown image.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -100,6 +102,47 @@ class NearestColor {
   std::vector<uint32_t> cache_keys_;  // direct-mapped: colour -> nearest entry
   std::vector<uint16_t> cache_values_;
 };
+
+// The per-pixel lookups, here so that the callers (palette.cpp, frame_mapper.cpp) inline them.
+inline int NearestColor::find_cached(int r, int g, int b) {
+  uint32_t key = static_cast<uint32_t>(r) << 16 | static_cast<uint32_t>(g) << 8 | static_cast<uint32_t>(b);
+  uint32_t slot = (key * 2654435761u) >> (32 - kCacheBits);
+  if (cache_keys_[slot] != key) {
+    cache_keys_[slot] = key;
+    cache_values_[slot] =
+        static_cast<uint16_t>(find(static_cast<float>(r), static_cast<float>(g), static_cast<float>(b)));
+  }
+  return cache_values_[slot];
+}
+
+inline const uint16_t* NearestColor::near(float& r, float& g, float& b, int& count) {
+  r = std::clamp(r, 0.f, 255.f);
+  g = std::clamp(g, 0.f, 255.f);
+  b = std::clamp(b, 0.f, 255.f);
+  int ri = static_cast<int>(r) >> kFineBits;
+  int gi = static_cast<int>(g) >> kFineBits;
+  int bi = static_cast<int>(b) >> kFineBits;
+  int cell = (ri * kFine + gi) * kFine + bi;
+  if (fine_start_[cell] < 0) build_fine(cell, ri, gi, bi);
+  const uint16_t* list = &candidates_[fine_start_[cell]];
+  count = list[0];
+  return list + 1;
+}
+
+inline int NearestColor::nearest_of(const uint16_t* list, int count, float r, float g, float b) const {
+  int best = list[0];
+  float best_d = std::numeric_limits<float>::max();
+  for (int j = 0; j < count; ++j) {
+    const std::array<float, 3>& c = colors_[list[j]];
+    float dr = r - c[0], dg = g - c[1], db = b - c[2];
+    float d = dr * dr + dg * dg + db * db;
+    if (d < best_d) {
+      best_d = d;
+      best = list[j];
+    }
+  }
+  return best;
+}
 
 // One frame ready for the GIF writer: the LZW-compressed indices of the rectangle that
 // changed.
