@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GIF quality and speed benchmark (issue 6): ours vs ffmpeg's two-pass palette vs Pillow.
+"""GIF quality and speed benchmark: ours vs ffmpeg's two-pass palette vs Pillow vs libimagequant.
 
 Builds test sequences from real photos (Debian's python3-skimage data, fetched with
 `apt-get download` and unpacked with `dpkg -x`, nothing installed) and from ffmpeg's
@@ -10,6 +10,10 @@ honours disposal and transparency) and reports, against the source frames:
   blurred PSNR   both sides through a 5x5 box blur first (colour fidelity, banding)
   temporal PSNR  10*log10(255^2 / mean(((O_t - O_t-1) - (S_t - S_t-1))^2))  (flicker)
   size, encode time (wall clock of the whole encoder run, PNG decoding included)
+
+The libimagequant row is pngquant's and gifski's quantizer, through Debian's python3-pil (built with
+it; scripts/setup.sh installs it): each frame quantized to 256 colours, then Pillow's GIF writer.
+libimagequant is GPL-3: measured against, never linked.
 
 Run from the repository root after building the sinks library:
   cmake -S . -B build-sinks -DSDINTERP_WITH_TORCH=OFF -DSDINTERP_BUILD_BENCH=OFF
@@ -30,6 +34,8 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 10
 SIZE = 512
+# Debian's Pillow (python3-pil), built with libimagequant; the .venv's PyPI Pillow is not.
+LIQ_PYTHON = "/usr/bin/python3"
 
 
 def run(cmd, **kw):
@@ -73,10 +79,25 @@ def gradients(out_dir):
          "-frames:v", "30", os.path.join(out_dir, "%04d.png")])
 
 
-def decode(path, n_expected):
+def tiny_sd_walk(sdinterp, out_dir):
+    """The product's own output: a 30-frame circular walk on the bundled tiny-sd (64x64)."""
+    if os.path.isdir(out_dir) and len(glob.glob(os.path.join(out_dir, "*.png"))) == 30:
+        return
+    shutil.rmtree(out_dir, ignore_errors=True)
+    rendered = out_dir + ".render"
+    run([sdinterp, "generate", "--bundle", os.path.join(ROOT, "models", "tiny-sd"), "--mode", "circular",
+         "--prompt", "sea sunset", "--seed", "2024", "--frames", "30", "--png-dir", rendered, "--progress", "none",
+         "--overwrite"], stdout=subprocess.DEVNULL)
+    os.makedirs(out_dir)
+    # Named as the other sequences' frames (0001.png, ...): ffmpeg's two-pass reads them by pattern.
+    for i, frame in enumerate(sorted(glob.glob(os.path.join(rendered, "frame_*.png")))):
+        os.rename(frame, os.path.join(out_dir, f"{i + 1:04d}.png"))
+
+
+def decode(path, n_expected, height=SIZE, width=SIZE):
     raw = run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
               stdout=subprocess.PIPE).stdout
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, SIZE, SIZE, 3)
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
     if len(frames) != n_expected:
         raise RuntimeError(f"{path}: decoded {len(frames)} frames, expected {n_expected}")
     return frames
@@ -131,8 +152,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(ROOT, "build-sinks"), help="build folder with libsdinterp_sinks.a")
     parser.add_argument("--work", default="/tmp/sdinterp-gif-bench", help="scratch folder (sources are cached there)")
-    parser.add_argument("--only", default="", help="comma-separated encoder keys to run (ours, ours-ordered, ours-none, ffmpeg, pillow)")
+    parser.add_argument("--only", default="", help="comma-separated encoder keys to run (ours, ours-ordered, ours-none, ffmpeg, pillow, liq)")
     parser.add_argument("--seq", default="", help="comma-separated sequence names to run")
+    parser.add_argument("--sdinterp", default=os.path.join(ROOT, "build", "sdinterp"),
+                        help="the sdinterp binary that renders the tiny-sd walk sequence")
     parser.add_argument("--repeat", type=int, default=3,
                         help="encode this many times and report the fastest (other load on the machine only adds time)")
     args = parser.parse_args()
@@ -151,6 +174,11 @@ def main():
         crossfade(photos, seq_dirs[name])
     seq_dirs["gradients4"] = os.path.join(work, "seq", "gradients4")
     gradients(seq_dirs["gradients4"])
+    if os.path.exists(args.sdinterp):
+        seq_dirs["tiny-sd-walk"] = os.path.join(work, "seq", "tiny-sd-walk")
+        tiny_sd_walk(args.sdinterp, seq_dirs["tiny-sd-walk"])
+    else:
+        print(f"({args.sdinterp} not built: the tiny-sd walk is left out)")
 
     def ours(dither):
         def enc(frames, out):
@@ -170,14 +198,28 @@ def main():
                 f"fs[0].save(sys.argv[1], save_all=True, append_images=fs[1:], duration={1000 // FPS}, loop=0)")
         return [[sys.executable, "-c", code, out, *frames]]
 
+    def libimagequant(frames, out):
+        code = ("import sys; from PIL import Image; "
+                "fs=[Image.open(p).convert('RGB').quantize(256, method=Image.Quantize.LIBIMAGEQUANT) "
+                "for p in sys.argv[2:]]; "
+                f"fs[0].save(sys.argv[1], save_all=True, append_images=fs[1:], duration={1000 // FPS}, loop=0)")
+        return [[LIQ_PYTHON, "-c", code, out, *frames]]
+
     encoders = [("ours (default, diffusion)", "ours", ours("diffusion")),
                 ("ours --dither ordered", "ours-ordered", ours("ordered")),
                 ("ours --dither none", "ours-none", ours("none")),
                 ("ffmpeg palettegen+paletteuse sierra2_4a", "ffmpeg", ffmpeg_two_pass),
-                ("Pillow save_all", "pillow", pillow)]
+                ("Pillow save_all", "pillow", pillow),
+                ("libimagequant per frame + Pillow's writer", "liq", libimagequant)]
     if args.only:
         keep = set(args.only.split(","))
         encoders = [e for e in encoders if e[1] in keep]
+    if any(e[1] == "liq" for e in encoders):
+        check = subprocess.run([LIQ_PYTHON, "-c", "from PIL import features; "
+                                "assert features.check_feature('libimagequant')"], capture_output=True)
+        if check.returncode != 0:
+            sys.exit(f"{LIQ_PYTHON} has no Pillow built with libimagequant: run scripts/setup.sh "
+                     "(it installs Debian's python3-pil), or leave the row out with --only")
 
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          stdout=subprocess.PIPE, text=True).stdout.strip()
@@ -203,7 +245,7 @@ def main():
                     os.remove(out)
                 runs.append(timed(enc(frames, out)))
             seconds, cpu = min(runs)
-            p, b, t = metrics(decode(out, len(frames)), src)
+            p, b, t = metrics(decode(out, len(frames), src.shape[1], src.shape[2]), src)
             print(f"| {seq} | {label} | {p:.2f} | {b:.2f} | {t:.2f} | {os.path.getsize(out) / 1e6:.2f} "
                   f"| {seconds:.2f} | {cpu:.2f} |", flush=True)
 

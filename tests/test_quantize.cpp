@@ -40,6 +40,9 @@ TEST(NearestColor, MatchesBruteForce) {
       c = {static_cast<uint8_t>(level(rng)), static_cast<uint8_t>(level(rng)), static_cast<uint8_t>(level(rng))};
     }
     NearestColor nearest(palette);
+    // The same palette for a few lookups: every entry scanned, no cells. It must give the very
+    // same entries (ties included), so that a frame's bytes do not depend on its size.
+    NearestColor scan(palette, 1);
     for (int i = 0; i < 20000; ++i) {
       float r = query(rng), g = query(rng), b = query(rng);
       if (i % 3 == 0) r = std::floor(r / 4) * 4 + 3.999f;  // just below a fine cell's border
@@ -52,6 +55,9 @@ TEST(NearestColor, MatchesBruteForce) {
       ASSERT_FLOAT_EQ(distance(palette[cached], ir, ig, ib), brute_force_distance(palette, ir, ig, ib));
       int once = nearest.find_once(cr, cg, cb);
       ASSERT_FLOAT_EQ(distance(palette[once], cr, cg, cb), brute_force_distance(palette, cr, cg, cb));
+      ASSERT_EQ(scan.find(r, g, b), k);
+      ASSERT_EQ(scan.find_cached(ir, ig, ib), cached);
+      ASSERT_EQ(scan.find_once(cr, cg, cb), once);
     }
   }
 }

@@ -63,7 +63,7 @@ float dist(const float* t, const Vec3& c) {
 
 // Maps rows y0..y1-1 in raster order, choosing each pixel's index with the LZW state in view.
 void map_rows(const MapContext& m, Band& band, LzwEncoder& lzw) {
-  NearestColor nearest(*m.palette);
+  NearestColor nearest(*m.palette, static_cast<size_t>(band.y1 - band.y0) * m.width);
   const std::vector<Rgb>& palette = *m.palette;
   bool diffuse = m.dither == Dither::kDiffusion;
   size_t row_floats = static_cast<size_t>(m.width + 2) * 3;

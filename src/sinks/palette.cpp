@@ -217,7 +217,7 @@ std::vector<Vec3> split_boxes(std::vector<Point> points, int count) {
 void kmeans(const std::vector<Point>& points, std::vector<Vec3>& centroids, int iterations) {
   std::vector<int> assignment(points.size());
   for (int it = 0; it < iterations; ++it) {
-    NearestColor nearest(centroids);
+    NearestColor nearest(centroids, points.size());
     std::vector<double> sums(centroids.size() * 4, 0.0);
     for (size_t i = 0; i < points.size(); ++i) {
       const Point& p = points[i];
@@ -313,7 +313,7 @@ Palette PaletteBuilder::build(const Frame& frame) {
                                  static_cast<uint8_t>(std::lround(std::clamp(c[1], 0.f, 255.f))),
                                  static_cast<uint8_t>(std::lround(std::clamp(c[2], 0.f, 255.f)))});
     }
-    NearestColor nearest(palette_.colors);
+    NearestColor nearest(palette_.colors, points.size());
     double sse = 0, weight = 0;
     for (const Point& p : points) {
       int k = nearest.find_once(p.c[0], p.c[1], p.c[2]);

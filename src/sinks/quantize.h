@@ -61,8 +61,12 @@ class PaletteBuilder {
 // the whole palette: building is cheap at both levels, and only cells in use are built.
 class NearestColor {
  public:
-  explicit NearestColor(const std::vector<Rgb>& palette);
-  explicit NearestColor(const std::vector<std::array<float, 3>>& colors);
+  // `queries`: about how many lookups will follow. Few lookups (a small frame, a k-means over few
+  // colours) scan every entry instead: building cells would cost more than it saves, since
+  // scattered queries each build their own. Either way the answer is the same entry.
+  explicit NearestColor(const std::vector<Rgb>& palette, size_t queries = kManyQueries);
+  explicit NearestColor(const std::vector<std::array<float, 3>>& colors, size_t queries = kManyQueries);
+  static constexpr size_t kManyQueries = ~static_cast<size_t>(0);
   // Each component is clamped to 0..255 first.
   int find(float r, float g, float b) {
     int count = 0;
@@ -84,7 +88,7 @@ class NearestColor {
   static constexpr int kCoarseBits = 4;
   static constexpr int kFine = 256 >> kFineBits;
   static constexpr int kCoarse = 256 >> kCoarseBits;
-  void init();
+  void init(size_t queries);
   // Appends to candidates_ the entries that can be nearest in the box lo..lo+side-1, taken
   // from the list at candidates_[from] (from_count long), or from all entries (kAll).
   static constexpr size_t kAll = ~static_cast<size_t>(0);
@@ -97,6 +101,7 @@ class NearestColor {
   std::vector<int32_t> coarse_start_;
   std::vector<int32_t> fine_start_;   // offset into candidates_, -1 until built
   std::vector<uint16_t> candidates_;  // per cell: count, then that many palette indices
+  std::vector<uint16_t> all_;         // 0, 1, ...: every entry, when scanning all of them
   std::vector<float> scratch_;
   static constexpr int kCacheBits = 13;
   std::vector<uint32_t> cache_keys_;  // direct-mapped: colour -> nearest entry
@@ -119,6 +124,10 @@ inline const uint16_t* NearestColor::near(float& r, float& g, float& b, int& cou
   r = std::clamp(r, 0.f, 255.f);
   g = std::clamp(g, 0.f, 255.f);
   b = std::clamp(b, 0.f, 255.f);
+  if (!all_.empty()) {
+    count = static_cast<int>(all_.size());
+    return all_.data();
+  }
   int ri = static_cast<int>(r) >> kFineBits;
   int gi = static_cast<int>(g) >> kFineBits;
   int bi = static_cast<int>(b) >> kFineBits;
