@@ -83,6 +83,16 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// An output's temporary is ".NAME" + kOutputInfix + the characters mkstemp/mkdtemp put in place of
+// kRandomPart: AtomicFile and AtomicDir make them, remove_stale_temporaries recognises them.
+constexpr char kOutputInfix[] = ".tmp-";
+constexpr char kRandomPart[] = "XXXXXX";
+
+// ".NAME" + infix: the start of every temporary's name beside `target`.
+std::string hidden_prefix(const fs::path& target, const std::string& infix) {
+  return "." + target.filename().string() + infix;
+}
+
 // "out/" and "out" name the same folder; fs::path keeps the empty file name of the former.
 fs::path without_trailing_separator(const std::string& p) {
   fs::path path = fs::path(p).lexically_normal();
@@ -190,7 +200,7 @@ void remove_listed_temporaries() {
 
 Temporary create_temporary_beside(const std::string& path, const std::string& infix, bool folder) {
   const fs::path target(path);
-  const std::string pattern = (target.parent_path() / ("." + target.filename().string() + infix + "XXXXXX")).string();
+  const std::string pattern = (target.parent_path() / (hidden_prefix(target, infix) + kRandomPart)).string();
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');
   Temporary temp;
@@ -205,14 +215,13 @@ Temporary create_temporary_beside(const std::string& path, const std::string& in
 
 int remove_stale_temporaries(const std::string& path) {
   const fs::path target = without_trailing_separator(path);
-  const std::string prefix = "." + target.filename().string() + ".tmp-";
+  const std::string prefix = hidden_prefix(target, kOutputInfix);
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   std::error_code ec;
   int removed = 0;
   for (const auto& entry : fs::directory_iterator(parent, ec)) {
     const std::string name = entry.path().filename().string();
-    // mkstemp and mkdtemp add six characters.
-    if (name.size() != prefix.size() + 6 || name.rfind(prefix, 0) != 0) continue;
+    if (name.size() != prefix.size() + sizeof(kRandomPart) - 1 || name.rfind(prefix, 0) != 0) continue;
     const bool folder = entry.is_directory(ec);
     int lock = lock_temporary(entry.path().string(), folder);
     if (lock < 0) continue;  // a live run is writing it
@@ -243,7 +252,7 @@ AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), o
   fs::path target(path);
   if (fs::is_directory(target)) throw IoError("output " + path + " is a folder; give a file name");
   ensure_parent(target);
-  Temporary temp = create_temporary_beside(path, ".tmp-", false);
+  Temporary temp = create_temporary_beside(path, kOutputInfix, false);
   fd_ = temp.fd;
   temp_path_ = temp.name;
   lock_fd_ = lock_temporary(temp_path_, false);
@@ -321,7 +330,7 @@ AtomicDir::AtomicDir(const std::string& dir, bool overwrite) : overwrite_(overwr
     throw IoError("output " + dir_ + " exists and is not a folder; give a folder name");
   }
   ensure_parent(target);
-  temp_dir_ = create_temporary_beside(dir_, ".tmp-", true).name;
+  temp_dir_ = create_temporary_beside(dir_, kOutputInfix, true).name;
   // mkdtemp creates 0700; the frames folder is an ordinary folder, readable like any other.
   mode_t mask = umask(0);
   umask(mask);

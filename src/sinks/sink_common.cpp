@@ -2,13 +2,9 @@
 
 #include "sdinterp/number_text.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <vector>
 
 #include "io/atomic_output.h"
