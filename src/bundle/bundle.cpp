@@ -21,11 +21,27 @@
 namespace sdinterp {
 namespace fs = std::filesystem;
 
+namespace {
+// The dtypes a bundle can be exported in, by the names model.json and the exporter use.
+constexpr std::pair<const char*, torch::ScalarType> kBundleDtypes[] = {
+    {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}};
+
+// A dtype in those words ("float32"), or LibTorch's name for any other.
+std::string dtype_name(torch::ScalarType dtype) {
+  for (const auto& [name, value] : kBundleDtypes) {
+    if (value == dtype) return name;
+  }
+  return dtype == torch::kFloat64 ? "float64" : c10::toString(dtype);
+}
+}  // namespace
+
 torch::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "float16") return torch::kFloat16;
-  if (name == "bfloat16") return torch::kBFloat16;
-  throw ModelError("unknown dtype \"" + name + "\" (expected float32, float16 or bfloat16)");
+  std::string names;
+  for (const auto& [known, value] : kBundleDtypes) {
+    if (name == known) return value;
+    names += names.empty() ? known : std::string(", ") + known;
+  }
+  throw ModelError("unknown dtype \"" + name + "\" (expected one of " + names + ")");
 }
 
 namespace {
@@ -104,7 +120,7 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
                   const torch::Device& device, torch::ScalarType dtype) {
   for (const auto& p : module.parameters()) {
     if (p.device().type() != device.type() || (p.is_floating_point() && p.scalar_type() != dtype)) {
-      throw ModelError(path.string() + ": weights are " + c10::toString(p.scalar_type()) + " on " + p.device().str() +
+      throw ModelError(path.string() + ": weights are " + dtype_name(p.scalar_type()) + " on " + p.device().str() +
                        " but model.json says " + m.dtype + " on " + m.device +
                        " (the bundle is inconsistent; re-export it)");
     }
@@ -130,6 +146,37 @@ MachineFacts machine_facts(const torch::Device& device) {
     }
   }
   return here;
+}
+
+// The dtype the package was compiled for, by weight name (the package's own record; its
+// constants are keyed by internal names that map to the weights' names).
+std::map<std::string, c10::ScalarType> package_constant_dtypes(PackageLoader& package) {
+  std::map<std::string, c10::ScalarType> out;
+  torch::inductor::AOTIModelContainerRunner* runner = package.get_runner();
+  if (runner == nullptr) return out;
+  const auto dtypes = runner->getConstantNamesToDtypes();
+  for (const auto& [internal, name] : runner->getConstantNamesToOriginalFQNs()) {
+    auto it = dtypes.find(internal);
+    // AOTInductor's dtype codes are c10::ScalarType's values (aoti_torch_dtype_*).
+    if (it != dtypes.end()) out.emplace(name, static_cast<c10::ScalarType>(it->second));
+  }
+  return out;
+}
+
+// "" when `weight` can be handed to the package as it is: with user-managed constants the package
+// reads the tensor's memory as the dtype, device and dense row-major layout it was compiled for,
+// and checks only the device type (another dtype or layout reads garbage or out of bounds; another
+// CUDA device faults). Otherwise what is wrong, as the end of a sentence.
+std::string constant_unfit(const at::Tensor& weight, std::optional<c10::ScalarType> expected,
+                           const torch::Device& device) {
+  if (expected && weight.scalar_type() != *expected) {
+    return "is " + dtype_name(weight.scalar_type()) + ", the package was compiled for " + dtype_name(*expected);
+  }
+  if (weight.device() != device) {
+    return "is on " + weight.device().str() + ", the package runs on " + device.str();
+  }
+  if (!weight.is_contiguous()) return "is not laid out contiguously, as the package reads it";
+  return "";
 }
 
 // Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
@@ -165,12 +212,21 @@ std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Ma
   std::unordered_map<std::string, at::Tensor> weights;
   for (const auto& p : unet.named_parameters()) weights.emplace(p.name, p.value);
   for (const auto& b : unet.named_buffers()) weights.emplace(b.name, b.value);
+  const std::map<std::string, c10::ScalarType> dtypes = package_constant_dtypes(*package);
   std::unordered_map<std::string, at::Tensor> constants;
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const std::string& name : package->get_constant_fqns()) {
     auto it = weights.find(name);
     if (it == weights.end()) {
       problem = path.string() + ": needs weight " + name + ", which the TorchScript UNet lacks (not the same model)";
+      return nullptr;
+    }
+    auto dtype = dtypes.find(name);
+    const std::string unfit =
+        constant_unfit(it->second, dtype == dtypes.end() ? std::nullopt : std::optional(dtype->second), device);
+    if (!unfit.empty()) {
+      problem = path.string() + ": the TorchScript UNet's weight " + name + " " + unfit +
+                " (not the bundle the package was compiled for; compile it again)";
       return nullptr;
     }
     constants.emplace(name, it->second);

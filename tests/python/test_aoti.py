@@ -217,3 +217,59 @@ def test_package_for_weights_of_other_shapes_is_refused(tiny_aoti, sdinterp, tmp
     proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
     assert proc.returncode == 0 and "weights have other shapes" in proc.stderr, proc.stderr
     assert unet_calls(tmp_path / "b") == {"aoti": 0, "torchscript": 2}
+
+
+
+def test_package_compiled_for_another_dtype_is_refused(tiny_aoti, sdinterp, tmp_path):
+    # A package copied from an export in another dtype (same names, same shapes: the fingerprint
+    # passes) would read bfloat16 weights as float32. With user-managed constants LibTorch checks
+    # only the device type; sdinterp checks each weight against the package's own dtype record.
+    import shutil
+
+    import torch
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_aoti, bundle, symlinks=True)
+    for module in bundle.glob("*.pt"):
+        converted = torch.jit.load(str(module)).to(torch.bfloat16)
+        module.unlink()
+        torch.jit.save(converted, str(module))
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest["dtype"] = "bfloat16"
+    (bundle / "model.json").write_text(json.dumps(manifest))
+    proc = run(sdinterp, "generate", "--bundle", bundle, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2,
+               "-q", "--progress", "none", "--png-dir", tmp_path / "a", "--unet-engine", "aoti")
+    assert proc.returncode == 3, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "the TorchScript UNet's weight " in proc.stderr, proc.stderr
+    assert " is bfloat16, the package was compiled for float32 (not the bundle the package was compiled for" in \
+        proc.stderr, proc.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_weight_laid_out_otherwise_is_refused(tiny_aoti, sdinterp, tmp_path):
+    # The package reads each weight's memory as the dense row-major layout it was compiled for; a
+    # weight saved with other strides (same shape and dtype) would be read scrambled.
+    import shutil
+
+    import torch
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_aoti, bundle, symlinks=True)
+    unet = torch.jit.load(str(bundle / "unet.pt"))
+    name, weight = next((n, p) for n, p in unet.named_parameters() if p.dim() == 4 and p.shape[0] > 1 and p.shape[1] > 1)
+    weight.data = weight.data.transpose(0, 1).contiguous().transpose(0, 1)
+    (bundle / "unet.pt").unlink()
+    torch.jit.save(unet, str(bundle / "unet.pt"))
+    assert not dict(torch.jit.load(str(bundle / "unet.pt")).named_parameters())[name].is_contiguous()
+    why = f"the TorchScript UNet's weight {name} is not laid out contiguously, as the package reads it"
+    base = ["generate", "--bundle", bundle, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2, "-q",
+            "--progress", "none"]
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "--unet-engine", "aoti")
+    assert proc.returncode == 3 and why in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "a").exists()
+    # TorchScript reads any layout: auto says why and renders without the package.
+    proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
+    assert proc.returncode == 0 and why in proc.stderr, proc.stderr
+    assert unet_calls(tmp_path / "b") == {"aoti": 0, "torchscript": 2}
