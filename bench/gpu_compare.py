@@ -1031,7 +1031,7 @@ class Comparison:
             info = meta.get("sdinterp", {})
             timings = info.get("timings_s", {})
             fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
-                          unet_calls=info.get("unet_calls"),
+                          decode_chunk=info.get("decode_chunk"), unet_calls=info.get("unet_calls"),
                           device_reported=info.get("device"), dtype_reported=info.get("dtype"),
                           libtorch=info.get("libtorch"))
         except (OSError, json.JSONDecodeError) as e:
@@ -1057,6 +1057,7 @@ class Comparison:
             fields["wall_over_gen"] = round(wall / gen, 2)
         note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
                 f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
+                f"decode {fields.get('decode_chunk')} a call" if fields.get("decode_chunk") is not None else "",
                 "wall = both jobs" if warm else ""]
         fields["note"] = ", ".join(n for n in note if n)
         self.stage(key, **fields)

@@ -17,6 +17,19 @@ int64_t frame_activation_bytes(const Manifest& m, int height, int width, bool gu
   return static_cast<int64_t>(per_element * (guided ? 2 : 1));
 }
 
+int64_t decode_frame_bytes(const Manifest& m, int height, int width, bool on_cpu) {
+  const double area = static_cast<double>(height) * width / (512.0 * 512.0);
+  const double element_size = m.dtype == "float32" ? 4.0 : 2.0;
+  const double measured = on_cpu ? 0.9e9 * (element_size / 4.0) : 0.54e9 * (element_size / 2.0);
+  return static_cast<int64_t>(measured * area);
+}
+
+int decode_chunk_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t frames, int cap) {
+  int fit = batch_for_budget(budget_bytes, per_frame_bytes, frames);
+  if (cap > 0) fit = std::min(fit, cap);
+  return even_batch(fit, frames);
+}
+
 int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t total_frames) {
   const int64_t fit = per_frame_bytes > 0 ? budget_bytes / per_frame_bytes : total_frames;
   return static_cast<int>(std::max<int64_t>(1, std::min(fit, total_frames)));

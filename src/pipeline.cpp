@@ -106,29 +106,33 @@ std::vector<Frame> to_frames(const torch::Tensor& image) {
 
 namespace {
 
-int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
-  const Manifest& m = bundle.manifest();
-  const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
-  const bool on_cpu = !bundle.device().is_cuda();
-  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0, on_cpu);
-  if (on_cpu) {
+// The bytes a job's model calls may take on its device, beyond what is in use: on the CPU half of
+// MemAvailable; on CUDA four fifths of the free memory (the rest is the allocator's slack), within
+// --max-vram. -1 when it cannot be read.
+int64_t memory_budget(const RunConfig& config, const Bundle& bundle) {
+  if (!bundle.device().is_cuda()) {
     std::ifstream in("/proc/meminfo");
     std::stringstream text;
     text << in.rdbuf();
     const int64_t available = mem_available_bytes(text.str());
-    if (available <= 0) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
-    return batch_for_budget(available / 2, per_frame, total_frames);
+    return available <= 0 ? -1 : available / 2;
   }
   int64_t free_bytes = 0, total_bytes = 0;
-  if (!bundle.device_memory(free_bytes, total_bytes)) {
-    return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
-  }
-  // Keep a fifth of the free memory for the VAE decode (chunks of 4 frames) and the allocator's slack.
+  if (!bundle.device_memory(free_bytes, total_bytes)) return -1;
   int64_t budget = static_cast<int64_t>(static_cast<double>(free_bytes) * 0.8);
   if (config.max_vram_gb > 0) {
     const int64_t in_use = total_bytes - free_bytes;
     budget = std::min(budget, static_cast<int64_t>(config.max_vram_gb * double(1 << 30)) - in_use);
   }
+  return budget;
+}
+
+int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
+  const Manifest& m = bundle.manifest();
+  const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
+  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0, !bundle.device().is_cuda());
+  const int64_t budget = memory_budget(config, bundle);
+  if (budget < 0) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
   return batch_for_budget(budget, per_frame, total_frames);
 }
 
@@ -145,6 +149,17 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
     batch = std::min(batch, compiled_frames_cap(m.unet.compiled, guided));
   }
   return even_batch(batch, total_frames);
+}
+
+int choose_decode_chunk(const RunConfig& config, const Bundle& bundle, int64_t frames_per_call) {
+  const Manifest& m = bundle.manifest();
+  const bool on_cpu = !bundle.device().is_cuda();
+  const int64_t per_frame =
+      decode_frame_bytes(m, resolved_size(config.height, m), resolved_size(config.width, m), on_cpu);
+  int64_t budget = memory_budget(config, bundle);
+  if (budget < 0) return decode_chunk_for_budget(0, 0, frames_per_call, kCpuDecodeChunk);
+  if (!on_cpu && config.max_vram_gb <= 0) budget = std::min(budget, kCudaDecodeBudgetBytes);
+  return decode_chunk_for_budget(budget, per_frame, frames_per_call, on_cpu ? kCpuDecodeChunk : 0);
 }
 
 WalkTexts walk_texts(const RunConfig& config) {
@@ -307,14 +322,15 @@ std::vector<std::string> truncation_warnings(const RunConfig& config, const Text
   return out;
 }
 
-void decode_frames(const Bundle& bundle, const torch::Tensor& latents, const std::function<void()>& after_decode,
-                   const std::function<void(const Frame&)>& each_frame) {
+void decode_frames(const Bundle& bundle, const torch::Tensor& latents, int64_t chunk,
+                   const std::function<void()>& after_decode, const std::function<void(const Frame&)>& each_frame) {
   const int64_t count = latents.size(0);
-  for (int64_t d = 0; d < count; d += kDecodeChunk) {
-    const int64_t n = std::min<int64_t>(kDecodeChunk, count - d);
+  chunk = std::max<int64_t>(1, chunk);
+  for (int64_t d = 0; d < count; d += chunk) {
+    const int64_t n = std::min<int64_t>(chunk, count - d);
     torch::Tensor part = latents.slice(0, d, d + n);
-    if (n < kDecodeChunk && count > kDecodeChunk) {
-      part = torch::cat({part, part.slice(0, n - 1, n).expand({kDecodeChunk - n, -1, -1, -1})});
+    if (n < chunk && count > chunk) {
+      part = torch::cat({part, part.slice(0, n - 1, n).expand({chunk - n, -1, -1, -1})});
     }
     const torch::Tensor image = bundle.decode(part).slice(0, 0, n);
     if (after_decode) after_decode();
@@ -384,7 +400,7 @@ class WalkRenderer {
       phase = Clock::now();
       int64_t k = c.first;
       decode_frames(
-          bundle_, latents, [&] { stop_if_interrupted(); },
+          bundle_, latents, result_.decode_chunk, [&] { stop_if_interrupted(); },
           [&](const Frame& frame) { writer.add(rendered[static_cast<size_t>(k++)], frame); });
       result_.seconds_decode += seconds_since(phase);
     }
@@ -452,6 +468,7 @@ RunResult run_walk(const Bundle& bundle, const RunConfig& config, const std::vec
   RenderOrder order(plan.first_equal_frames());
   order.set_batch(choose_batch(config, bundle, static_cast<int64_t>(order.rendered().size())));
   result.batch = order.batch();
+  result.decode_chunk = choose_decode_chunk(config, bundle, order.batch());
   const int64_t calls_per_chunk = static_cast<int64_t>(sampler.calls_per_run());
   // --pace even renders the walk `pace_passes` times to measure it before the pass that is written.
   const int passes = config.pace == Pace::kEven ? config.pace_passes + 1 : 1;

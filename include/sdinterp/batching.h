@@ -14,8 +14,14 @@
 namespace sdinterp {
 
 constexpr int kCpuDefaultBatch = 4;
-// Frames per VAE decode call.
-constexpr int64_t kDecodeChunk = 4;
+// Frames per VAE decode call on the CPU, at most (fewer where memory is short): larger calls gain
+// little there, and smaller ones let an encoder work on the frames while the next call decodes.
+// Also the chunk when the free memory cannot be read.
+constexpr int kCpuDecodeChunk = 4;
+// On CUDA without --max-vram, the decode's activations are kept within this many bytes: an SD-1.5
+// job at 512x512 in float16 (about 2 GiB of weights, 0.54 GB per decoded frame) then peaks under
+// 10 GiB with 11 frames per call, and larger images decode in fewer frames per call.
+constexpr int64_t kCudaDecodeBudgetBytes = int64_t{6} << 30;
 
 // Frames per call that keep the UNet batch (twice the frames with guidance) within `compiled`'s
 // batch_max; at least 1.
@@ -33,6 +39,17 @@ int64_t mem_available_bytes(const std::string& meminfo);
 // batch 60 with 1.7 GB of weights, about 55 MB per UNet batch element; on the CPU in fp32
 // (oneDNN), 207 MB per batch element (peak RSS above the weights at batch 2 and 6).
 int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, bool guided, bool on_cpu = false);
+
+// Memory one frame's VAE decode needs at once. Measured for Stable Diffusion's VAE decoder (the
+// same in SD 1.x, 2.x and XL: 128 channels at full size) at 512x512: on the CPU in float32, 0.9 GB
+// per frame (peak RSS above the weights, TorchScript, 1 and 2 frames per call); on CUDA in float16,
+// 0.54 GB (diffusers' peak allocated memory decoding 30 frames in one call on an H200, less the
+// weights). Grows with the image area and the element size.
+int64_t decode_frame_bytes(const Manifest& manifest, int height, int width, bool on_cpu = false);
+
+// Frames per VAE decode call for calls of `frames` latents: as many as `budget_bytes` holds, at
+// most `cap` (0: no cap), at least 1, evened out over `frames` (15 + 15, not 16 + 14).
+int decode_chunk_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t frames, int cap = 0);
 
 // The chunking rule itself, free of devices: frames that fit `budget_bytes` (at least 1, at
 // most `total_frames`).

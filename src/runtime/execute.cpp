@@ -533,6 +533,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"dtype", m.dtype},
       {"frames_written", r.frames},
       {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
+      {"decode_chunk", r.decode_chunk},
       {"timings_s",
        {{"text", r.seconds_text},
         {"sampling", r.seconds_sampling},
