@@ -172,6 +172,15 @@ TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
   EXPECT_EQ(meta["sdinterp"]["dtype"], "float32");
   EXPECT_TRUE(meta["sdinterp"]["bundle"]["hashes"]["files"].contains("unet.pt"));
   EXPECT_TRUE(meta["sdinterp"]["timings_s"].contains("sampling"));
+  // 3 frames in one UNet call, decoded in one call of 3 on the CPU (at most kCpuDecodeChunk).
+  EXPECT_EQ(meta["sdinterp"]["decode_chunk"], 3);
+  const auto& load = meta["sdinterp"]["bundle_load_s"];
+  for (const char* key : {"text_encoder", "unet", "vae_decoder", "compiled_unet", "total"}) {
+    ASSERT_TRUE(load.contains(key) && load[key].is_number()) << key;
+    EXPECT_GE(load[key].get<double>(), 0.0) << key;
+  }
+  EXPECT_GT(load["unet"].get<double>(), 0.0);
+  EXPECT_GE(load["total"].get<double>(), load["unet"].get<double>());
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run first.json --png-dir second -q");
   ASSERT_EQ(r.status, 0) << r.output;
   for (int i = 0; i < 3; ++i) {

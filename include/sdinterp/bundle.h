@@ -57,6 +57,13 @@ class Bundle {
   // does not load it).
   bool has_compiled_unet() const;
   const std::string& compiled_unet_problem() const { return compiled_problem_; }
+  // Where the load's time went, in seconds: each TorchScript module (read, unpickled and, on CUDA,
+  // copied to the device; the three load at once, so their sum can exceed `total`), the compiled
+  // UNet package, and the whole of Bundle::load.
+  struct LoadSeconds {
+    double text_encoder = 0, unet = 0, vae_decoder = 0, compiled_unet = 0, total = 0;
+  };
+  const LoadSeconds& load_seconds() const { return load_seconds_; }
   // Throws ModelError when the engine is kCompiled and the package is missing, not loaded, or does
   // not accept latents of this size (then no call of the run could use it).
   void check_engine(int64_t latent_h, int64_t latent_w) const;
@@ -86,6 +93,7 @@ class Bundle {
   UnetEngine engine_ = UnetEngine::kAuto;
   std::unique_ptr<Modules> modules_;
   std::string compiled_problem_;
+  LoadSeconds load_seconds_;
 };
 
 // "float32" -> kFloat32 etc.

@@ -12,7 +12,9 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <optional>
 
 #include "sdinterp/compiled_package.h"
@@ -302,11 +304,32 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   bundle.dtype_ = parse_dtype(man.dtype);
   bundle.engine_ = engine;
   c10::InferenceMode guard;
-  bundle.modules_->text_encoder = load_module(root / man.text_encoder.file, device);
-  bundle.modules_->unet = load_module(root / man.unet.file, device);
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  // The three modules load at once: reading and unpickling one overlaps another's (and on CUDA its
+  // copies to the device). Each is its own archive and compilation unit. The first failure in
+  // this order is reported, after every load has ended.
+  auto load_timed = [&](const fs::path& path, double& seconds) {
+    return std::async(std::launch::async, [path, &device, &seconds, seconds_since] {
+      c10::InferenceMode inner;
+      const auto t = std::chrono::steady_clock::now();
+      torch::jit::Module module = load_module(path, device);
+      seconds = seconds_since(t);
+      return module;
+    });
+  };
+  LoadSeconds& times = bundle.load_seconds_;
+  auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder);
+  auto unet = load_timed(root / man.unet.file, times.unet);
+  auto vae_decoder = load_timed(root / man.vae.decoder, times.vae_decoder);
+  for (auto* pending : {&text_encoder, &unet, &vae_decoder}) pending->wait();
+  bundle.modules_->text_encoder = text_encoder.get();
+  bundle.modules_->unet = unet.get();
+  bundle.modules_->vae_decoder = vae_decoder.get();
   if (man.unet.latent_multiple == 0)
     bundle.manifest_.unet.latent_multiple = traced_latent_multiple(bundle.modules_->unet);
-  bundle.modules_->vae_decoder = load_module(root / man.vae.decoder, device);
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
@@ -315,9 +338,12 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   // running a CUDA package from C++ (README, "Compiled UNet"), and a crash cannot fall back.
   const bool wanted = engine == UnetEngine::kCompiled || (engine == UnetEngine::kAuto && !device.is_cuda());
   if (wanted && !compiled.file.empty()) {
+    const auto t = std::chrono::steady_clock::now();
     bundle.modules_->compiled_unet =
         load_compiled_unet(root / compiled.file, compiled, bundle.modules_->unet, device, bundle.compiled_problem_);
+    times.compiled_unet = seconds_since(t);
   }
+  times.total = seconds_since(start);
   return bundle;
 }
 
