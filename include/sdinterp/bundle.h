@@ -41,8 +41,13 @@ class Bundle {
   torch::Device device() const { return device_; }
   UnetEngine engine() const { return engine_; }
 
-  // ids: int64 [B, max_length] -> float32 [B, max_length, hidden] on the bundle's device.
+  // ids: int64 [B, max_length] -> float32 [B, max_length, hidden] on the bundle's device. The
+  // results for the last few batches of ids are kept: the same batch again (a later job with the
+  // same prompts and negatives) returns them without running the encoder. The tensor returned is
+  // shared with later calls: callers must not change it in place.
   torch::Tensor encode_text(const torch::Tensor& ids) const;
+  // How many encode_text calls were answered from those kept results.
+  int64_t text_encoder_cache_hits() const;
   // Which module ran a UNet call, tallied by the caller (the sampler).
   struct UnetCalls {
     int64_t compiled = 0;

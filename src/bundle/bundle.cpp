@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <optional>
 
 #include "sdinterp/compiled_package.h"
@@ -259,6 +260,18 @@ struct Bundle::Modules {
   torch::jit::Module vae_decoder;
   std::optional<torch::jit::Module> vae_encoder;  // loaded on first use: only image-morph needs it
   std::unique_ptr<PackageLoader> compiled_unet;   // null when the bundle has none or it failed to load
+  // The text encoder's outputs for the last token batches it was given, newest last: jobs of a
+  // batch that repeat their prompts and negatives (other seeds, other walks) skip the encoder. A
+  // batch is looked up whole, so a result is the one the encoder gives for exactly that batch.
+  struct EncodedText {
+    std::vector<int64_t> ids;
+    std::vector<int64_t> shape;
+    torch::Tensor embeddings;
+  };
+  static constexpr size_t kEncodedTexts = 8;
+  std::vector<EncodedText> encoded_texts;
+  int64_t encoded_text_hits = 0;
+  std::mutex encoded_texts_mutex;
 };
 
 Bundle::Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device)
@@ -349,13 +362,38 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
 
 torch::Tensor Bundle::encode_text(const torch::Tensor& ids) const {
   c10::InferenceMode guard;
+  const torch::Tensor host = ids.to(torch::kCPU, torch::kInt64).contiguous();
+  std::vector<int64_t> key(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
+  const std::vector<int64_t> shape = host.sizes().vec();
+  auto& cache = modules_->encoded_texts;
+  {
+    std::lock_guard<std::mutex> lock(modules_->encoded_texts_mutex);
+    for (auto it = cache.begin(); it != cache.end(); ++it) {
+      if (it->shape == shape && it->ids == key) {
+        Modules::EncodedText hit = std::move(*it);
+        cache.erase(it);
+        cache.push_back(std::move(hit));
+        ++modules_->encoded_text_hits;
+        return cache.back().embeddings;
+      }
+    }
+  }
   torch::Tensor out = modules_->text_encoder.forward({ids.to(device_)}).toTensor();
   if (out.dim() != 3 || out.size(2) != manifest_.text_encoder.hidden_size) {
     throw ModelError(dir_ + ": the text encoder returned shape " + c10::str(out.sizes()) + ", expected [B, " +
                      std::to_string(manifest_.tokenizer.max_length) + ", " +
                      std::to_string(manifest_.text_encoder.hidden_size) + "] (model.json does not match the modules)");
   }
-  return out.to(torch::kFloat32);
+  out = out.to(torch::kFloat32);
+  std::lock_guard<std::mutex> lock(modules_->encoded_texts_mutex);
+  if (cache.size() == Modules::kEncodedTexts) cache.erase(cache.begin());
+  cache.push_back({std::move(key), shape, out});
+  return out;
+}
+
+int64_t Bundle::text_encoder_cache_hits() const {
+  std::lock_guard<std::mutex> lock(modules_->encoded_texts_mutex);
+  return modules_->encoded_text_hits;
 }
 
 bool Bundle::has_compiled_unet() const { return modules_->compiled_unet != nullptr; }
