@@ -3,6 +3,7 @@ max_over_mean, smoothness) and the seconds of each walk, as the README's table s
 of frames (uniform above, even below) as a picture.
 
     .venv/bin/python bench/pace_table.py [--bundle models/tiny-sd] [--strip docs/pace-strip.png]
+        [--walks slerp-latent,circular] [--flags "--height 64 --width 64"]
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ WALKS = {
 }
 
 
-def run(binary: str, bundle: str, out: Path, walk: list[str], pace: str) -> dict:
-    subprocess.run([binary, "generate", "--bundle", bundle, *walk, "--pace", pace, "--png-dir", str(out), "-q",
+def run(binary: str, bundle: str, out: Path, walk: list[str], pace: str, flags: list[str] = ()) -> dict:
+    subprocess.run([binary, "generate", "--bundle", bundle, *walk, *flags, "--pace", pace, "--png-dir", str(out), "-q",
                     "--progress", "none"], check=True, capture_output=True)
     return json.loads(out.with_suffix(".json").read_text())["sdinterp"]
 
@@ -41,13 +42,22 @@ def main() -> None:
     parser.add_argument("--binary", default=str(REPO / "build" / "sdinterp"))
     parser.add_argument("--bundle", default="models/tiny-sd")
     parser.add_argument("--strip", default="")
+    parser.add_argument("--walks", default="", help="comma-separated walk names (the table's first column, up to "
+                                                    "the first space or comma); default all")
+    parser.add_argument("--flags", default="", help="more generate flags for every walk, e.g. a smaller size")
     args = parser.parse_args()
+    import shlex
+
+    flags = shlex.split(args.flags)
+    wanted = set(filter(None, args.walks.split(",")))
     print("| walk | pace | istd | cv | max/mean | smoothness | seconds |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, walk) in enumerate(WALKS.items()):
+            if wanted and name.split(" ")[0].rstrip(",") not in wanted:
+                continue
             for pace in ("uniform", "even"):
-                meta = run(args.binary, args.bundle, Path(tmp) / f"{index}-{pace}", walk, pace)
+                meta = run(args.binary, args.bundle, Path(tmp) / f"{index}-{pace}", walk, pace, flags)
                 s = meta["smoothness"]
                 print(f"| {name} | {pace} | {s['istd']:.3f} | {s['cv']:.4f} | {s['max_over_mean']:.3f} | "
                       f"{s['smoothness']:.4f} | {meta['timings_s']['total']:.2f} |")
