@@ -245,6 +245,20 @@ std::vector<std::string> WalkParams::problems() const {
   if (mode != WalkMode::kImageMorph && !images.empty()) {
     out.push_back("--image is for --mode image-morph (this is --mode " + mode_name + ")");
   }
+  // One walk's options given to another do nothing there: refused when they differ from their
+  // defaults (run metadata records every key, defaults included, and must run again as it is).
+  const WalkParams defaults;
+  auto only_for = [&](bool changed, const std::string& option, WalkMode owner) {
+    if (changed && mode != owner) {
+      out.push_back(option + " is for --mode " + walk_mode_name(owner) + " (this is --mode " + mode_name + ")");
+    }
+  };
+  only_for(strength != defaults.strength, "--strength " + number_text(strength), WalkMode::kImageMorph);
+  only_for(fit != defaults.fit, "--fit " + fit_name(fit), WalkMode::kImageMorph);
+  only_for(inversion != defaults.inversion, "--inversion " + inversion_name(inversion), WalkMode::kImageMorph);
+  only_for(adain != defaults.adain, "--adain", WalkMode::kImageMorph);
+  only_for(step_size != defaults.step_size, "--step-size " + number_text(step_size), WalkMode::kPromptWalk);
+  only_for(ease != defaults.ease, "--ease " + ease_name(ease), WalkMode::kTimeline);
   if (mode == WalkMode::kMultiPrompt) {
     if (n < 2) out.push_back("--mode multi-prompt needs at least 2 --prompt (got " + std::to_string(n) + ")");
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != n) {

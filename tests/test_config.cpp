@@ -186,6 +186,38 @@ TEST(Config, ImageMorphProblems) {
   EXPECT_TRUE(mentions(c.problems(), "--image is for --mode image-morph (this is --mode slerp-latent)"));
 }
 
+TEST(Config, AnotherWalksOptionIsRefusedUnlessItIsTheDefault) {
+  // Run metadata records every key with its value: defaults must pass in every mode.
+  for (WalkMode mode : {WalkMode::kSlerpLatent, WalkMode::kCircular, WalkMode::kPromptWalk}) {
+    RunConfig c = valid();
+    c.mode = mode;
+    EXPECT_TRUE(c.problems().empty()) << walk_mode_name(mode);
+  }
+  struct Case {
+    void (*set)(RunConfig&);
+    const char* words;
+  };
+  const Case cases[] = {
+      {[](RunConfig& c) { c.strength = 0.8; },
+       "--strength 0.8 is for --mode image-morph (this is --mode slerp-latent)"},
+      {[](RunConfig& c) { c.fit = Fit::kPad; }, "--fit pad is for --mode image-morph (this is --mode slerp-latent)"},
+      {[](RunConfig& c) { c.inversion = Inversion::kDdim; }, "--inversion ddim is for --mode image-morph"},
+      {[](RunConfig& c) { c.adain = true; }, "--adain is for --mode image-morph (this is --mode slerp-latent)"},
+      {[](RunConfig& c) { c.step_size = 0.01; },
+       "--step-size 0.01 is for --mode prompt-walk (this is --mode slerp-latent)"},
+      {[](RunConfig& c) { c.ease = Ease::kSine; }, "--ease sine is for --mode timeline (this is --mode slerp-latent)"},
+  };
+  for (const Case& k : cases) {
+    RunConfig c = valid();
+    k.set(c);
+    EXPECT_TRUE(mentions(c.problems(), k.words)) << k.words;
+  }
+  RunConfig walk = valid();
+  walk.mode = WalkMode::kPromptWalk;
+  walk.step_size = 0.01;
+  EXPECT_TRUE(walk.problems().empty());
+}
+
 TEST(Config, ImageMorphFramesShareTheJoints) {
   RunConfig c = valid();
   c.mode = WalkMode::kImageMorph;

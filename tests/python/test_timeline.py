@@ -205,6 +205,8 @@ def test_the_compact_flag_form_equals_the_job_file(sdinterp, tmp_path):
     ({"mode": "multi-prompt", "prompt": ["a", "b"], "keyframes": [{"frame": 0, "prompt": "a"}]},
      "keyframes are for --mode timeline (this is --mode multi-prompt)"),
     ({"mode": "circular", "prompt": "a", "cycle": True}, "--cycle is for --mode timeline"),
+    ({"mode": "circular", "prompt": "a", "ease": "sine"}, "--ease sine is for --mode timeline (this is --mode circular)"),
+    ({"mode": "circular", "prompt": "a", "strength": 0.8}, "--strength 0.8 is for --mode image-morph"),
     ({"keyframes": [{"frame": 0, "prompt": "a", "sed": 4}, {"frame": 2, "prompt": "b"}]},
      'keyframe 1: unknown key "sed" (did you mean "seed"?)'),
     ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 2, "prompt": "b"}], "prompt": "x"},
