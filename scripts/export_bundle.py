@@ -69,6 +69,21 @@ TRACE_BATCH, VERIFY_BATCH = 2, 3
 # branch (more than 2^31 elements).
 AOTI_BATCH = (2, 63)
 AOTI_LATENT_MAX = 128
+# Inductor settings for the compiled UNet (--aoti-tuning NAME), recorded in model.json. "default" is
+# inductor's own. "fast-diffusion" is what PyTorch's "Accelerating Generative AI III: Diffusion, Fast"
+# and diffusers' torch.compile guide report for SD UNets (1x1 convolutions as matrix products,
+# coordinate-descent tuning of the generated kernels' launch settings, no epilogue fusion): about
+# 1.3x over eager for SDXL at batch 1 on an A100; its gain on sdinterp's batch-60 calls is to be
+# measured on a GPU. "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels
+# (longer compiles). The coordinate-descent and autotune settings act on GPU kernels only.
+AOTI_TUNINGS = {
+    "default": {},
+    "fast-diffusion": {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
+                       "coordinate_descent_check_all_directions": True, "epilogue_fusion": False},
+    "max-autotune-gemm": {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
+                          "coordinate_descent_check_all_directions": True, "epilogue_fusion": False,
+                          "max_autotune_gemm": True},
+}
 TOKENIZER_PROBES = [
     "a photo of a cat",
     "",
@@ -125,6 +140,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--add-aoti", action="store_true",
                    help="add unet.pt2 to the existing bundle OUT_DIR, exported before from the same MODEL for the "
                         "same --device and --dtype, instead of exporting it again")
+    p.add_argument("--aoti-tuning", choices=sorted(AOTI_TUNINGS), default="default",
+                   help="inductor settings for --aoti/--add-aoti: default (inductor's), fast-diffusion (1x1 "
+                        "convolutions as matrix products, coordinate-descent tuning, no epilogue fusion), "
+                        "max-autotune-gemm (also benchmarked GEMM kernels; longer compiles); recorded in model.json")
     p.add_argument("--description", default=None, help="model.json description (default: names the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
@@ -521,7 +540,7 @@ def trace_all(pipe, out: Path, device: str, dtype: str, tokenizer_record: dict) 
 
 
 def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
-                      max_length: int) -> tuple[dict, dict]:
+                      max_length: int, tuning: str = "default") -> tuple[dict, dict]:
     """Compiles the UNet wrapper with AOTInductor into out/unet.pt2, without its weights (sdinterp
     hands it the TorchScript UNet's, so they are in memory once), with a dynamic batch and latent
     size. Verified as sdinterp runs it: weights taken from the saved unet.pt, outputs compared with
@@ -554,7 +573,7 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
                                           dynamic_shapes=({0: batch, 2: lh, 3: lw}, {0: batch}, {0: batch}))
             torch._inductor.aoti_compile_and_package(
                 program, package_path=str(out / "unet.pt2"),
-                inductor_configs={"aot_inductor.package_constants_in_so": False})
+                inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {type(e).__name__}: {first}") from e
@@ -581,7 +600,7 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     gc.collect()
     record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
               "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "weights_fnv1a64": signature,
-              "compile_seconds": round(compile_seconds, 1)}
+              "compile_seconds": round(compile_seconds, 1), "tuning": tuning}
     if device == "cpu":
         # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
         from torch._inductor.utils import parallel_num_threads
@@ -635,7 +654,7 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
     try:
         os.symlink(out / "unet.pt", tmp / "unet.pt")
         record, report = compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), tmp, args.device,
-                                           args.dtype, int(manifest["tokenizer"]["max_length"]))
+                                           args.dtype, int(manifest["tokenizer"]["max_length"]), args.aoti_tuning)
         print_report({"modules": {"unet_aoti": report}})
         if not report["ok"]:
             worst = max(c["relative_error"] for c in report["checks"])
@@ -655,6 +674,8 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
 
 def export(args: argparse.Namespace) -> int:
     out = Path(args.out_dir).absolute()
+    if args.aoti_tuning != "default" and not (args.aoti or args.add_aoti):
+        raise ExportError(f"--aoti-tuning {args.aoti_tuning} is for the compiled UNet: add --aoti or --add-aoti")
     if args.add_aoti:
         if not (out / "model.json").is_file():
             raise ExportError(f"--add-aoti: {out} is not a bundle (no model.json)")
@@ -729,7 +750,8 @@ def export(args: argparse.Namespace) -> int:
         compiled = None
         if args.aoti:
             compiled, verification["modules"]["unet_aoti"] = compile_unet_aoti(
-                pipe.unet, int(te_cfg.hidden_size), tmp, args.device, args.dtype, tokenizer_record["max_length"])
+                pipe.unet, int(te_cfg.hidden_size), tmp, args.device, args.dtype, tokenizer_record["max_length"],
+                args.aoti_tuning)
         print_report(verification)
         failed = [f"{name} ({chk['inputs']}: relative error {chk['relative_error']:.3g} > {chk['tolerance']:.0e})"
                   for name, rep in verification["modules"].items() for chk in rep["checks"] if not chk["ok"]]

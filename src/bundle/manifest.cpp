@@ -154,6 +154,7 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
     m.unet.compiled.latent_max = static_cast<int>(c.integer("latent_max", m.unet.compiled.latent_multiple, 1 << 16));
     m.unet.compiled.threads = static_cast<int>(c.integer_or("threads", 0, 1 << 16, 0));
     m.unet.compiled.weights_fnv1a64 = c.string_or("weights_fnv1a64", "");
+    m.unet.compiled.tuning = c.string_or("tuning", "default");
   }
 
   FieldReader vae = top.object("vae");

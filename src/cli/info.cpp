@@ -24,7 +24,8 @@ nlohmann::json bundle_summary(const std::string& dir) {
                 {"batch_min", c.batch_min},
                 {"batch_max", c.batch_max},
                 {"latent_multiple", c.latent_multiple},
-                {"latent_max", c.latent_max}};
+                {"latent_max", c.latent_max},
+                {"tuning", c.tuning}};
   }
   return {{"path", dir},
           {"description", m.description},
@@ -84,7 +85,8 @@ int run_info(const InfoOptions& o) {
       const int f = b["vae_scale_factor"].get<int>();
       std::cout << "  compiled UNet (AOTInductor) " << c["file"].get<std::string>() << ": UNet batch " << c["batch_min"]
                 << ".." << c["batch_max"] << ", images in steps of " << c["latent_multiple"].get<int>() * f
-                << " px up to " << c["latent_max"].get<int>() * f << " px\n";
+                << " px up to " << c["latent_max"].get<int>() * f << " px, inductor settings "
+                << c["tuning"].get<std::string>() << "\n";
     }
   }
   return 0;

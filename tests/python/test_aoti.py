@@ -128,7 +128,7 @@ def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sdinterp, w
     compiled = manifest["unet"]["compiled"]
     assert {k: compiled[k] for k in ("kind", "file", "batch_min", "batch_max", "latent_multiple", "latent_max")} == {
         "kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 2, "latent_max": 128}
-    assert compiled["compile_seconds"] > 0
+    assert compiled["compile_seconds"] > 0 and compiled["tuning"] == "default"
     report = manifest["export"]["verification"]["modules"]["unet_aoti"]
     assert report["ok"] and len(report["checks"]) == 2
     assert all(c["relative_error"] <= 1e-4 for c in report["checks"])
@@ -161,12 +161,21 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     assert proc.returncode == 2 and "is a cpu/float32 bundle; pass --device cpu --dtype float32" in proc.stderr
     proc = run_exporter_cli(sd2.folder, bundle, "--add-aoti", check=False)
     assert proc.returncode == 2 and "is not the model" in proc.stderr, proc.stderr[-2000:]
+    proc = run_exporter_cli(sd1.folder, bundle, "--aoti-tuning", "fast-diffusion", "--overwrite", check=False)
+    assert proc.returncode == 2 and "--aoti-tuning fast-diffusion is for the compiled UNet: add --aoti or --add-aoti" \
+        in proc.stderr, proc.stderr[-2000:]
     assert json.loads((bundle / "model.json").read_text()) == before and not (bundle / "unet.pt2").exists()
     assert not list(tmp_path.glob(".bundle.aoti-*")), "no scratch folder left"
 
-    run_exporter_cli(sd1.folder, bundle, "--add-aoti")
+    # Compiled with the fast-diffusion inductor settings (1x1 convolutions as matrix products, no
+    # epilogue fusion; the GPU-only tunings are inert here): verified, recorded, and the frames below
+    # still match diffusers.
+    run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-tuning", "fast-diffusion")
     after = json.loads((bundle / "model.json").read_text())
     assert after["unet"]["compiled"]["file"] == "unet.pt2" and (bundle / "unet.pt2").is_file()
+    assert after["unet"]["compiled"]["tuning"] == "fast-diffusion"
+    info = subprocess.run([sdinterp, "info", "--bundle", str(bundle)], capture_output=True, text=True, check=True)
+    assert "inductor settings fast-diffusion" in info.stdout, info.stdout
     assert after["export"]["verification"]["modules"]["unet_aoti"]["ok"]
     # Everything else is as it was.
     for key in ("text_encoder", "vae", "tokenizer", "source", "noise_schedule"):
