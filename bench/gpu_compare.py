@@ -112,6 +112,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-diffusers-batch", action="store_true", help="skip (b) and (b2)")
     p.add_argument("--skip-vae-slicing", action="store_true", help="skip (b2)")
     p.add_argument("--skip-sdinterp", action="store_true", help="skip the export and (c)")
+    p.add_argument("--aoti-tuning", default="default",
+                   help="export_bundle.py --aoti-tuning for row (d)'s compile: default, fast-diffusion or "
+                        "max-autotune-gemm (default: default)")
     p.add_argument("--skip-aoti", action="store_true",
                    help="skip (d): compiling the bundle's UNet with AOTInductor (export_bundle.py --add-aoti) "
                         "and the sdinterp runs on it")
@@ -621,7 +624,7 @@ class Comparison:
         """Starts export_bundle.py --add-aoti on the bundle of (c) in the background (its own process
         group, output in OUT/aoti.log). Its time is reported, not timed against anything: a one-time
         cost per model, dtype and GPU."""
-        cmd = self._exporter_command(folder, bundle, "--add-aoti")
+        cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", self.a.aoti_tuning]
         log(f"compiling the UNet in the background: {' '.join(cmd[1:])} (log: aoti.log)")
         logf = open(self.out / "aoti.log", "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
