@@ -37,6 +37,20 @@ def run(binary: str, bundle: str, out: Path, walk: list[str], pace: str, flags: 
     return json.loads(out.with_suffix(".json").read_text())["sdinterp"]
 
 
+def keyframe_bound(walk: list[str], distances: list[float]) -> float:
+    """The lowest cv any pacing can reach with a timeline's keyframes on their frames: each segment's
+    distances at that segment's mean (its frames and its total picture distance are fixed)."""
+    import numpy as np
+
+    keys = [int(walk[i + 1].split(",")[0].split(":")[0]) for i, a in enumerate(walk) if a == "--keyframe"]
+    d = np.asarray(distances, dtype=float)
+    best = d.copy()
+    for a, b in zip(keys, keys[1:] + [len(d)]):
+        if b > a:
+            best[a:b] = d[a:b].mean()
+    return float(best.std() / best.mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=str(REPO / "build" / "sdinterp"))
@@ -52,6 +66,7 @@ def main() -> None:
     wanted = set(filter(None, args.walks.split(",")))
     print("| walk | pace | istd | cv | max/mean | smoothness | seconds |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    bounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, walk) in enumerate(WALKS.items()):
             if wanted and name.split(" ")[0].rstrip(",") not in wanted:
@@ -59,8 +74,18 @@ def main() -> None:
             for pace in ("uniform", "even"):
                 meta = run(args.binary, args.bundle, Path(tmp) / f"{index}-{pace}", walk, pace, flags)
                 s = meta["smoothness"]
+                if pace == "uniform":
+                    uniform_cv = s["cv"]
+                if pace == "even" and "--keyframe" in walk:
+                    bound = keyframe_bound(walk, s["distances"])
+                    bounds.append(f"{name}: {bound:.4f} ({100 * (bound / uniform_cv - 1):+.0f}% against uniform)")
                 print(f"| {name} | {pace} | {s['istd']:.3f} | {s['cv']:.4f} | {s['max_over_mean']:.3f} | "
                       f"{s['smoothness']:.4f} | {meta['timings_s']['total']:.2f} |")
+        if bounds:
+            print("\nLowest cv any pacing can reach with the keyframes on their frames (each segment at its mean "
+                  "distance):")
+            for line in bounds:
+                print(f"- {line}")
         if args.strip:
             from PIL import Image
 
