@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "python"))
+
+from pace_bound import lowest_cv_with_keyframes_fixed  # noqa: E402
 
 WALKS = {
     "prompt-walk": ["--mode", "prompt-walk", "--prompt", "Epic shot of Sweden", "--seed", "42", "--step-size", "0.01"],
@@ -38,17 +42,9 @@ def run(binary: str, bundle: str, out: Path, walk: list[str], pace: str, flags: 
 
 
 def keyframe_bound(walk: list[str], distances: list[float]) -> float:
-    """The lowest cv any pacing can reach with a timeline's keyframes on their frames: each segment's
-    distances at that segment's mean (its frames and its total picture distance are fixed)."""
-    import numpy as np
-
+    """tests/python/pace_bound.py's bound for a timeline walk given as generate arguments."""
     keys = [int(walk[i + 1].split(",")[0].split(":")[0]) for i, a in enumerate(walk) if a == "--keyframe"]
-    d = np.asarray(distances, dtype=float)
-    best = d.copy()
-    for a, b in zip(keys, keys[1:] + [len(d)]):
-        if b > a:
-            best[a:b] = d[a:b].mean()
-    return float(best.std() / best.mean())
+    return lowest_cv_with_keyframes_fixed(distances, keys)
 
 
 def main() -> None:

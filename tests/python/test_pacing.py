@@ -17,6 +17,7 @@ from PIL import Image
 import tiny_sd
 from conftest import GUIDANCE, STEPS, assert_frame_matches
 from golden_cases import notebook_slerp as slerp
+from pace_bound import lowest_cv_with_keyframes_fixed
 
 BUNDLE = str(tiny_sd.TINY_SD)
 
@@ -124,17 +125,6 @@ def test_paced_frames_are_the_walk_at_their_weights(sdinterp, tmp_path):
     if abs(weights[2] - uniform_t[2]) > 0.02:
         with pytest.raises(AssertionError):
             assert_frame_matches(even[2], image, "paced frame 2 at its uniform weight")
-
-
-def lowest_cv_with_keyframes_fixed(distances: list[float], keyframes: list[int]) -> float:
-    """Keyframes stay on their frames, so each segment keeps its frame count and (nearly) its picture
-    distance: the evenest a pacing can make the walk is every segment at its own mean distance."""
-    d = np.asarray(distances, dtype=float)
-    best = d.copy()
-    for a, b in zip(keyframes, keyframes[1:] + [len(d)]):
-        if b > a:
-            best[a:b] = d[a:b].mean()
-    return float(best.std() / best.mean())
 
 
 def test_an_uneven_timeline_is_paced_as_far_as_its_keyframes_allow(sdinterp, tmp_path):
