@@ -115,6 +115,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--aoti-tuning", default="default",
                    help="export_bundle.py --aoti-tuning for row (d)'s compile: default, fast-diffusion or "
                         "max-autotune-gemm (default: default)")
+    p.add_argument("--aoti-reuse", default=None, metavar="PACKAGE",
+                   help="a unet.pt2 an earlier run brought back (OUT/unet-DTYPE-TUNING.pt2; same torch, GPU kind "
+                        "and model): row (d) takes it instead of compiling (export_bundle.py --aoti-reuse)")
     p.add_argument("--skip-aoti", action="store_true",
                    help="skip (d): compiling the bundle's UNet with AOTInductor (export_bundle.py --add-aoti) "
                         "and the sdinterp runs on it")
@@ -505,6 +508,7 @@ class Comparison:
             self.write()
             self.print_table()
             self._save_frames()
+            self._scrub_paths()
             if not a.keep_workdir and self.work is not None:
                 shutil.rmtree(self.work / "model", ignore_errors=True)
                 shutil.rmtree(self.work / "bundle", ignore_errors=True)
@@ -512,6 +516,22 @@ class Comparison:
                 if tmp is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
         return 0
+
+    def _scrub_paths(self) -> None:
+        """The results and logs name this machine's folders only as WORK (the scratch folder), REPO
+        (the checkout) and OUT, so that a run's results can be committed (no machine paths in the
+        repository)."""
+        names = [(str(self.work), "WORK"), (str(REPO), "REPO"), (str(self.out), "OUT")]
+        names = sorted({(p, n) for p, n in names if p and p != "."}, key=lambda pn: -len(pn[0]))
+        for f in self.out.iterdir():
+            if not f.is_file() or f.suffix not in (".json", ".md", ".log", ".txt"):
+                continue
+            text = f.read_text(errors="replace")
+            scrubbed = text
+            for path, name in names:
+                scrubbed = scrubbed.replace(path, name)
+            if scrubbed != text and f.name != "run.log":  # run.log is still being written by the caller's tee
+                f.write_text(scrubbed)
 
     def _run_stages(self) -> None:
         a, torch = self.a, self.torch
@@ -625,6 +645,8 @@ class Comparison:
         group, output in OUT/aoti.log). Its time is reported, not timed against anything: a one-time
         cost per model, dtype and GPU."""
         cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", self.a.aoti_tuning]
+        if self.a.aoti_reuse:
+            cmd += ["--aoti-reuse", str(Path(self.a.aoti_reuse).absolute())]
         log(f"compiling the UNet in the background: {' '.join(cmd[1:])} (log: aoti.log)")
         logf = open(self.out / "aoti.log", "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
@@ -662,8 +684,15 @@ class Comparison:
         fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1))
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
-            fields.update(compile_seconds=compiled.get("compile_seconds"),
-                          package_mib=round((bundle / "unet.pt2").stat().st_size / 2**20, 1))
+            size = (bundle / "unet.pt2").stat().st_size
+            fields.update(compile_seconds=compiled.get("compile_seconds"), reused=compiled.get("reused"),
+                          package_mib=round(size / 2**20, 1))
+            # Brought back for later runs (the device tool returns files up to 16 MiB): the next run
+            # on the same torch, GPU kind and model passes it to --aoti-reuse instead of compiling.
+            if not compiled.get("reused") and size <= 16 * 2**20:
+                kept = self.out / f"unet-{self.a.dtype}-{compiled.get('tuning', 'default')}.pt2"
+                shutil.copyfile(bundle / "unet.pt2", kept)
+                fields["package_kept"] = kept.name
         self.stage("aoti_compile", **fields)
         log(f"--add-aoti: exit {rc} after {dt:.1f} s")
         if rc != 0:

@@ -216,6 +216,14 @@ run() {
       --workdir "$work/py" --out "$out" --deadline "$deadline" "${args[@]}" || echo "run: gpu_compare.py exited $?"
   wait "$build_pid" || true  # not a bare `wait`: that would wait for the tee above, forever
   [ -f "$status" ] && echo "run: build exit status $(cat "$status") (log: build.log)"
+  # No machine paths in what may be committed: the scratch folder and the checkout by name only
+  # (gpu_compare.py has already named its own scratch folder WORK; run.log is still being written).
+  local f
+  for f in "$out"/*.log "$out"/results.json "$out"/results.md; do
+    if [ -f "$f" ] && [ "$(basename "$f")" != run.log ]; then
+      sed -i "s#$work#GPU_WORK#g; s#$REPO#REPO#g" "$f"
+    fi
+  done
   # The device tool brings back at most 8 files: the logs travel as one archive.
   local logs=()
   for f in "$out"/*.log; do [ "$(basename "$f")" = run.log ] || logs+=("$(basename "$f")"); done

@@ -144,6 +144,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="inductor settings for --aoti/--add-aoti: default (inductor's), fast-diffusion (1x1 "
                         "convolutions as matrix products, coordinate-descent tuning, no epilogue fusion), "
                         "max-autotune-gemm (also benchmarked GEMM kernels; longer compiles); recorded in model.json")
+    p.add_argument("--aoti-reuse", default=None, metavar="PACKAGE",
+                   help="with --aoti/--add-aoti: take this unet.pt2, compiled before for the same model, dtype, "
+                        "GPU kind and torch (e.g. brought back from an earlier GPU run), instead of compiling; "
+                        "it is verified like a fresh compile. Give --aoti-tuning it was compiled with")
     p.add_argument("--description", default=None, help="model.json description (default: names the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
@@ -539,12 +543,30 @@ def trace_all(pipe, out: Path, device: str, dtype: str, tokenizer_record: dict) 
     return {"modules": reports, "tracer_warnings": {k: v for k, v in notes.items() if v}}
 
 
+def compile_package(unet, example: tuple, latent_dims: dict, batch, path: Path, tuning: str) -> None:
+    """torch.export with a dynamic batch and latent size, then AOTInductor without the weights."""
+    import torch
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(unet, example, dynamic_shapes=(latent_dims, {0: batch}, {0: batch}))
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(path),
+                inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {type(e).__name__}: {first}") from e
+
+
 def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
-                      max_length: int, tuning: str = "default") -> tuple[dict, dict]:
+                      max_length: int, tuning: str = "default", reuse: Path | None = None) -> tuple[dict, dict]:
     """Compiles the UNet wrapper with AOTInductor into out/unet.pt2, without its weights (sdinterp
     hands it the TorchScript UNet's, so they are in memory once), with a dynamic batch and latent
     size. Verified as sdinterp runs it: weights taken from the saved unet.pt, outputs compared with
-    the eager UNet at two shapes. Returns (the manifest's unet.compiled record, a verification report)."""
+    the eager UNet at two shapes. Returns (the manifest's unet.compiled record, a verification report).
+    `reuse`: a unet.pt2 compiled before for the same model, dtype, GPU kind and torch (brought back
+    from an earlier run): copied instead of compiled, then verified the same way."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
@@ -563,25 +585,25 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     lh = f * torch.export.Dim("latent_h", min=1, max=AOTI_LATENT_MAX // f)
     lw = f * torch.export.Dim("latent_w", min=1, max=AOTI_LATENT_MAX // f)
     example = inputs(4, 2 * f, 3 * f)
-    log(f"compiling unet.pt2 with AOTInductor (UNet batch {AOTI_BATCH[0]}..{AOTI_BATCH[1]}, latents in multiples "
-        f"of {f} up to {AOTI_LATENT_MAX}; minutes for SD-sized models)")
     t0 = time.monotonic()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.export.export(unet, example,
-                                          dynamic_shapes=({0: batch, 2: lh, 3: lw}, {0: batch}, {0: batch}))
-            torch._inductor.aoti_compile_and_package(
-                program, package_path=str(out / "unet.pt2"),
-                inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {type(e).__name__}: {first}") from e
+    if reuse is not None:
+        log(f"reusing {reuse.name} instead of compiling (verified below like a fresh compile)")
+        shutil.copyfile(reuse, out / "unet.pt2")
+    else:
+        log(f"compiling unet.pt2 with AOTInductor (UNet batch {AOTI_BATCH[0]}..{AOTI_BATCH[1]}, latents in "
+            f"multiples of {f} up to {AOTI_LATENT_MAX}; minutes for SD-sized models)")
+        compile_package(unet, example, {0: batch, 2: lh, 3: lw}, batch, out / "unet.pt2", tuning)
     compile_seconds = time.monotonic() - t0
-    del program
     gc.collect()
 
-    package = torch._inductor.aoti_load_package(str(out / "unet.pt2"))
+    try:
+        package = torch._inductor.aoti_load_package(str(out / "unet.pt2"))
+    except Exception as e:
+        if reuse is None:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ExportError(f"--aoti-reuse {reuse.name}: cannot load it here (compiled by another torch or for "
+                          f"another machine?): {type(e).__name__}: {first}") from e
     scripted = torch.jit.load(str(out / "unet.pt"), map_location=None)
     weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
     needed = package.get_constant_fqns()
@@ -601,6 +623,8 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
               "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "weights_fnv1a64": signature,
               "compile_seconds": round(compile_seconds, 1), "tuning": tuning}
+    if reuse is not None:
+        record.update(compile_seconds=0.0, reused=reuse.name)
     if device == "cpu":
         # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
         from torch._inductor.utils import parallel_num_threads
@@ -644,6 +668,10 @@ def print_report(verification: dict) -> None:
 # Main
 
 
+def reuse_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.aoti_reuse).absolute() if args.aoti_reuse else None
+
+
 def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
     """--add-aoti: compiles unet.pt2 for the bundle OUT_DIR made from the same weights. Both files
     are replaced by rename, the package first: model.json names it only once it is whole."""
@@ -654,7 +682,8 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
     try:
         os.symlink(out / "unet.pt", tmp / "unet.pt")
         record, report = compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), tmp, args.device,
-                                           args.dtype, int(manifest["tokenizer"]["max_length"]), args.aoti_tuning)
+                                           args.dtype, int(manifest["tokenizer"]["max_length"]), args.aoti_tuning,
+                                           reuse_path(args))
         print_report({"modules": {"unet_aoti": report}})
         if not report["ok"]:
             worst = max(c["relative_error"] for c in report["checks"])
@@ -676,6 +705,11 @@ def export(args: argparse.Namespace) -> int:
     out = Path(args.out_dir).absolute()
     if args.aoti_tuning != "default" and not (args.aoti or args.add_aoti):
         raise ExportError(f"--aoti-tuning {args.aoti_tuning} is for the compiled UNet: add --aoti or --add-aoti")
+    if args.aoti_reuse is not None:
+        if not (args.aoti or args.add_aoti):
+            raise ExportError("--aoti-reuse is for the compiled UNet: add --aoti or --add-aoti")
+        if not Path(args.aoti_reuse).is_file():
+            raise ExportError(f"--aoti-reuse {args.aoti_reuse}: no such file")
     if args.add_aoti:
         if not (out / "model.json").is_file():
             raise ExportError(f"--add-aoti: {out} is not a bundle (no model.json)")
@@ -751,7 +785,7 @@ def export(args: argparse.Namespace) -> int:
         if args.aoti:
             compiled, verification["modules"]["unet_aoti"] = compile_unet_aoti(
                 pipe.unet, int(te_cfg.hidden_size), tmp, args.device, args.dtype, tokenizer_record["max_length"],
-                args.aoti_tuning)
+                args.aoti_tuning, reuse_path(args))
         print_report(verification)
         failed = [f"{name} ({chk['inputs']}: relative error {chk['relative_error']:.3g} > {chk['tolerance']:.0e})"
                   for name, rep in verification["modules"].items() for chk in rep["checks"] if not chk["ok"]]

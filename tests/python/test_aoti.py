@@ -121,9 +121,15 @@ def test_missing_or_broken_package(tiny_aoti, sdinterp, tmp_path):
     assert proc.returncode == 3 and "has no compiled UNet; re-export it with --aoti" in proc.stderr, proc.stderr
 
 
-def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sdinterp, workdir, tmp_path):
+@pytest.fixture(scope="session")
+def sd1_aoti(sd1, workdir) -> Path:
     bundle = workdir / "sd1-tiny-aoti"
     export_in_process(sd1.folder, bundle, "--aoti")
+    return bundle
+
+
+def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sd1_aoti, sdinterp, tmp_path):
+    bundle = sd1_aoti
     manifest = json.loads((bundle / "model.json").read_text())
     compiled = manifest["unet"]["compiled"]
     assert {k: compiled[k] for k in ("kind", "file", "batch_min", "batch_max", "latent_multiple", "latent_max")} == {
@@ -188,6 +194,38 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     for i, frame in enumerate(frames):
         assert_frame_matches(frame, ref, f"frame {i}")
 
+
+
+def test_add_aoti_reusing_a_package_compiled_before(sd1, sd1_aoti, sdinterp, tmp_path):
+    # A package brought back from an earlier (GPU) run is taken instead of compiling, verified like a
+    # fresh compile, and recorded as reused; one that cannot load here is refused with nothing changed.
+    import shutil
+
+    from conftest import run_exporter_cli
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sd1.bundle, bundle)
+    before = json.loads((bundle / "model.json").read_text())
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes(b"not a package")
+    proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-reuse", broken, check=False)
+    assert proc.returncode == 2 and "--aoti-reuse broken.pt2: cannot load it here" in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((bundle / "model.json").read_text()) == before and not (bundle / "unet.pt2").exists()
+    proc = run_exporter_cli(sd1.folder, bundle, "--aoti-reuse", sd1_aoti / "unet.pt2", "--overwrite", check=False)
+    assert proc.returncode == 2 and "--aoti-reuse is for the compiled UNet" in proc.stderr, proc.stderr[-2000:]
+
+    proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-reuse", sd1_aoti / "unet.pt2")
+    assert "reusing unet.pt2 instead of compiling" in proc.stderr
+    compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
+    assert compiled["reused"] == "unet.pt2" and compiled["compile_seconds"] == 0.0
+    assert (bundle / "unet.pt2").read_bytes() == (sd1_aoti / "unet.pt2").read_bytes()
+    assert str(tmp_path) not in (bundle / "model.json").read_text()  # the path is recorded by name only
+    frames = generate(sdinterp, bundle, tmp_path / "f", "--prompt", "a photo of a cat", "--seed", 1234,
+                      "--mode", "prompt-walk", "--frames", 2, "--step-size", 0)
+    assert unet_calls(tmp_path / "f") == {"aoti": 15, "torchscript": 0}
+    ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
+    for i, frame in enumerate(frames):
+        assert_frame_matches(frame, ref, f"frame {i}")
 
 def test_cpu_package_is_not_used_with_another_thread_count(tiny_aoti, sdinterp, tmp_path):
     import os
