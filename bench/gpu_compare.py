@@ -652,7 +652,9 @@ class Comparison:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(),
-                "shown": " ".join(["scripts/export_bundle.py", *cmd[3:]])}
+                # The reused package by name: it lies outside the folders _scrub_paths names.
+                "shown": " ".join(["scripts/export_bundle.py",
+                                   *(Path(c).name if c == cmd[-1] and self.a.aoti_reuse else c for c in cmd[3:])])}
 
     def _timed_stages_need(self) -> float:
         """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
