@@ -76,13 +76,12 @@ AOTI_LATENT_MAX = 128
 # 1.3x over eager for SDXL at batch 1 on an A100; its gain on sdinterp's batch-60 calls is to be
 # measured on a GPU. "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels
 # (longer compiles). The coordinate-descent and autotune settings act on GPU kernels only.
+_FAST_DIFFUSION = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
+                   "coordinate_descent_check_all_directions": True, "epilogue_fusion": False}
 AOTI_TUNINGS = {
     "default": {},
-    "fast-diffusion": {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
-                       "coordinate_descent_check_all_directions": True, "epilogue_fusion": False},
-    "max-autotune-gemm": {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
-                          "coordinate_descent_check_all_directions": True, "epilogue_fusion": False,
-                          "max_autotune_gemm": True},
+    "fast-diffusion": _FAST_DIFFUSION,
+    "max-autotune-gemm": {**_FAST_DIFFUSION, "max_autotune_gemm": True},
 }
 TOKENIZER_PROBES = [
     "a photo of a cat",
@@ -543,6 +542,12 @@ def trace_all(pipe, out: Path, device: str, dtype: str, tokenizer_record: dict) 
     return {"modules": reports, "tracer_warnings": {k: v for k, v in notes.items() if v}}
 
 
+def error_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def compile_package(unet, example: tuple, latent_dims: dict, batch, path: Path, tuning: str) -> None:
     """torch.export with a dynamic batch and latent size, then AOTInductor without the weights."""
     import torch
@@ -555,8 +560,7 @@ def compile_package(unet, example: tuple, latent_dims: dict, batch, path: Path, 
                 program, package_path=str(path),
                 inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {type(e).__name__}: {first}") from e
+        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {error_line(e)}") from e
 
 
 def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
@@ -601,9 +605,8 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
     except Exception as e:
         if reuse is None:
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ExportError(f"--aoti-reuse {reuse.name}: cannot load it here (compiled by another torch or for "
-                          f"another machine?): {type(e).__name__}: {first}") from e
+                          f"another machine?): {error_line(e)}") from e
     scripted = torch.jit.load(str(out / "unet.pt"), map_location=None)
     weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
     needed = package.get_constant_fqns()
@@ -753,8 +756,7 @@ def export(args: argparse.Namespace) -> int:
     except ExportError:
         raise
     except Exception as e:  # hub, file format and config errors: one line, not a traceback
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ExportError(f"cannot load {args.model}: {type(e).__name__}: {first}") from e
+        raise ExportError(f"cannot load {args.model}: {error_line(e)}") from e
     schedule = check_supported(pipe, args.prediction_type)
     attention = set_attention(pipe, args.compat)
     pipe.to(args.device)  # loaded in the bundle's dtype already

@@ -153,6 +153,16 @@ def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sd1_aoti, s
             assert_frame_matches(frame, ref, f"sd1-tiny aoti frame {i} vs diffusers")
 
 
+def assert_renders_diffusers_frames_through_the_package(sd1, sdinterp: str, bundle: Path, out: Path) -> None:
+    """A 2-frame prompt-walk of sd1-tiny on `bundle`: every UNet call on the package, frames as diffusers'."""
+    frames = generate(sdinterp, bundle, out, "--prompt", "a photo of a cat", "--seed", 1234,
+                      "--mode", "prompt-walk", "--frames", 2, "--step-size", 0)
+    assert unet_calls(out) == {"aoti": 15, "torchscript": 0}
+    ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
+    for i, frame in enumerate(frames):
+        assert_frame_matches(frame, ref, f"frame {i}")
+
+
 def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     import shutil
 
@@ -187,12 +197,7 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     for key in ("text_encoder", "vae", "tokenizer", "source", "noise_schedule"):
         assert after[key] == before[key]
     assert not list(tmp_path.glob(".bundle.aoti-*"))
-    frames = generate(sdinterp, bundle, tmp_path / "f", "--prompt", "a photo of a cat", "--seed", 1234,
-                      "--mode", "prompt-walk", "--frames", 2, "--step-size", 0)
-    assert unet_calls(tmp_path / "f") == {"aoti": 15, "torchscript": 0}
-    ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
-    for i, frame in enumerate(frames):
-        assert_frame_matches(frame, ref, f"frame {i}")
+    assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "f")
 
 
 
@@ -220,12 +225,8 @@ def test_add_aoti_reusing_a_package_compiled_before(sd1, sd1_aoti, sdinterp, tmp
     assert compiled["reused"] == "unet.pt2" and compiled["compile_seconds"] == 0.0
     assert (bundle / "unet.pt2").read_bytes() == (sd1_aoti / "unet.pt2").read_bytes()
     assert str(tmp_path) not in (bundle / "model.json").read_text()  # the path is recorded by name only
-    frames = generate(sdinterp, bundle, tmp_path / "f", "--prompt", "a photo of a cat", "--seed", 1234,
-                      "--mode", "prompt-walk", "--frames", 2, "--step-size", 0)
-    assert unet_calls(tmp_path / "f") == {"aoti": 15, "torchscript": 0}
-    ref = sd1.reference("a photo of a cat", "", 1234, 64, 64)
-    for i, frame in enumerate(frames):
-        assert_frame_matches(frame, ref, f"frame {i}")
+    assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "f")
+
 
 def test_cpu_package_is_not_used_with_another_thread_count(tiny_aoti, sdinterp, tmp_path):
     import os
