@@ -65,3 +65,53 @@ def notebook_slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
     theta_0 = math.acos(dot)
     theta_t = theta_0 * t
     return (math.sin(theta_0 - theta_t) / math.sin(theta_0)) * v0 + (math.sin(theta_t) / math.sin(theta_0)) * v1
+
+
+def diffusers_case_frames(pipe, case: dict, device: str = "cpu") -> np.ndarray:
+    """diffusers' own frames of a golden case on `device`: the notebook's four walks (golden README)
+    driven through `pipe` (tiny_sd.rebuild_pipeline(), float32) from the case's stored latents.
+    Float32 [N, H, W, 3] in [0, 1], as golden_frames(case)."""
+    import math
+
+    import torch
+
+    latents = torch.from_numpy(np.fromfile(GOLDEN / case["latents_file"], dtype="<f4")
+                               .reshape(case["latents_shape"]).copy())
+    prompts, negatives = case["prompts"], case["negative_prompts"]
+    if len(negatives) == 1:
+        negatives = negatives * len(prompts)
+
+    def embed(text: str):
+        ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True,
+                             return_tensors="pt").input_ids
+        return pipe.text_encoder(ids.to(device))[0]
+
+    frames = case["frames"]
+    calls = []  # (prompt embeddings, negative embeddings, latents) per frame
+    with torch.inference_mode():
+        positive = [embed(p) for p in prompts]
+        negative = [embed(n) for n in negatives]
+        if case["mode"] == "prompt-walk":
+            step = case["step_size"]
+            calls = [(positive[0] + step * i, negative[0] + step * i, latents) for i in range(frames)]
+        elif case["mode"] == "slerp-latent":
+            calls = [(positive[0], negative[0], notebook_slerp(float(t), latents[0:1], latents[1:2]).float())
+                     for t in np.linspace(0, 1, frames)]
+        elif case["mode"] == "multi-prompt":
+            for j in range(len(prompts) - 1):
+                for t in np.linspace(0, 1, frames):
+                    calls.append((notebook_slerp(float(t), positive[j], positive[j + 1]).float(),
+                                  notebook_slerp(float(t), negative[j], negative[j + 1]).float(), latents))
+        elif case["mode"] == "circular":
+            for angle in np.linspace(0, 2, frames) * math.pi:
+                calls.append((positive[0], negative[0],
+                              math.cos(angle) * latents[0] + math.sin(angle) * latents[1]))
+        else:
+            raise ValueError(f"unknown golden mode {case['mode']}")
+        out = []
+        for prompt_embeds, negative_embeds, lat in calls:
+            out.append(pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                            latents=lat.to(device), num_inference_steps=case["steps"],
+                            guidance_scale=case["guidance_scale"], height=case["height"], width=case["width"],
+                            output_type="np").images[0])
+    return np.stack(out)

@@ -2,7 +2,8 @@
 byte, and the golden frames.
 
 This is also the path bench/gpu_compare.py takes on a GPU to check the CUDA float32 frames (tiny-sd
-is traced for the CPU and a trace bakes its device in).
+is traced for the CPU and a trace bakes its device in), and there it runs diffusers itself on the
+four golden walks (golden_cases.diffusers_case_frames), checked here against the golden frames.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import pytest
 
 import tiny_sd
 from conftest import assert_frame_matches, generate
-from golden_cases import CASES, case_args, golden_frames
+import numpy as np
+
+from golden_cases import CASES, case_args, diffusers_case_frames, golden_frames
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +60,32 @@ def test_reexported_tiny_sd_gives_the_golden_frames(case, reexported, sdinterp, 
     assert len(frames) == golden.shape[0]
     for i, frame in enumerate(frames):
         assert_frame_matches(frame, golden[i], f"{case['name']} frame {i} (re-exported tiny-sd)")
+
+
+@pytest.fixture(scope="module")
+def rebuilt_pipeline():
+    pipe = tiny_sd.rebuild_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_diffusers_walks_give_the_golden_frames(case, rebuilt_pipeline):
+    # The reference that gpu_compare.py runs on the GPU: on the CPU it is the golden frames again
+    # (4.7e-6 at most here; the golden frames came from another diffusers version and machine).
+    frames = diffusers_case_frames(rebuilt_pipeline, case)
+    golden = golden_frames(case)
+    assert frames.shape == golden.shape
+    assert float(np.abs(frames - golden).max()) < 1e-4
+
+
+def test_diffusers_walks_tell_a_wrong_walk(rebuilt_pipeline):
+    # The same check fails for a walk that differs from the case: ten times the step size.
+    case = next(c for c in CASES if c["mode"] == "prompt-walk")
+    frames = diffusers_case_frames(rebuilt_pipeline, dict(case, step_size=10 * case["step_size"]))
+    golden = golden_frames(case)
+    assert float(np.abs(frames[0] - golden[0]).max()) < 1e-4  # frame 0 has no step yet
+    assert float(np.abs(frames[-1] - golden[-1]).max()) > 1e-3
 
 
 def test_rebuild_refuses_a_wrong_config(monkeypatch):
