@@ -113,6 +113,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'job and reports the second (model loaded and warmed up by the first)')
     p.add_argument("--wait-build", default="", metavar="FILE",
                    help="before timing anything, wait until FILE (the background build's exit status) exists")
+    p.add_argument("--wait-also", action="append", default=[], metavar="FILE",
+                   help="before timing anything, wait until FILE exists too (repeatable; gpu_compare.sh passes "
+                        "the AOTInductor probe's exit-status file: the probe runs beside the untimed stages)")
     p.add_argument("--skip-notebook-loop", action="store_true", help="skip (a)")
     p.add_argument("--skip-diffusers-batch", action="store_true", help="skip (b) and (b2)")
     p.add_argument("--skip-vae-slicing", action="store_true", help="skip (b2)")
@@ -319,6 +322,22 @@ def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: i
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def filesystem_bindings(ld_dir: Path) -> dict:
+    """From LD_DEBUG=bindings output files: how many std::filesystem symbol references of each object
+    bound to each library, as "object -> library": count."""
+    import re
+
+    pattern = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: \w+ symbol `(_ZN[K]?St10filesystem\S*)'")
+    counts: dict = {}
+    for f in sorted(ld_dir.glob("ld*")):
+        for line in f.read_text(errors="replace").splitlines():
+            m = pattern.search(line)
+            if m:
+                key = f"{Path(m.group(1)).name} -> {Path(m.group(2)).name}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:20])
 
 
 def sync(device: str) -> None:
@@ -581,6 +600,7 @@ class Comparison:
         if golden_bundle is not None and not a.skip_sdinterp:
             self._golden_run(golden_bundle)
         aoti_ok = self._finish_aoti(compile_job, bundle) if compile_job else False
+        self._wait_also()
 
         if not a.skip_diffusers_batch:
             pipe.to(dtype=dtype)
@@ -782,6 +802,8 @@ class Comparison:
                     entry["unet_calls"] = meta.get("unet_calls")
                 else:
                     entry.update(ok=False, error=(r.stderr.strip().splitlines() or [""])[-1][:200])
+                    if r.returncode < 0:  # killed by a signal: the crash issue 13 is about
+                        self._crash_triage(cmd, env, f"golden {engine} {case['name']}")
                 ok = ok and entry["ok"]
                 results.append(entry)
         self.stage("golden", cases=results, ok=ok, run_s=round(time.perf_counter() - t0, 1))
@@ -863,6 +885,76 @@ class Comparison:
         if rc != "0":
             self.note(f"the sdinterp build failed (exit status {rc}): see build.log; sdinterp not measured")
             self.a.skip_sdinterp = True
+
+    def _wait_also(self) -> None:
+        """Untimed work started beside this script (the probe) ends before anything is timed."""
+        for name in self.a.wait_also:
+            status, t0 = Path(name), time.perf_counter()
+            if not status.exists():
+                log(f"waiting for {status.name} before the timed stages")
+            while not status.exists() and self.clock.left() > 60:
+                time.sleep(1)
+            self.stage("setup", **{f"waited_for_{status.stem}_s": round(time.perf_counter() - t0, 1)})
+            if not status.exists():
+                self.note(f"{status.name} did not appear with 60 s left: timings below may be disturbed")
+
+    def _crash_triage(self, cmd: list[str], env: dict, what: str) -> None:
+        """A run that died of a signal, looked at again (issue 13, item 1). The leading suspect is two
+        copies of std::filesystem (libstdc++'s, first in sdinterp's global symbol scope, and the one that
+        libtorch.so and libtorch_cpu.so carry and export) meeting in the package's loader. So the same
+        command runs with each of those libraries preloaded (their copy first for everyone), then once
+        under LD_DEBUG=bindings to record where each library's std::filesystem references bound, and
+        under cuda-gdb (where the machine has it) for a backtrace. Results: golden.crash_triage, and
+        the whole outputs in triage.log."""
+        if self.results["stages"].get("golden", {}).get("crash_triage") or self.clock.left() < 60:
+            return
+        torch_lib = Path(self.torch.__file__).parent / "lib"
+        shown = shlex.join(cmd)
+        report: dict = {"what": what, "variants": []}
+        log_path = self.out / "triage.log"
+        with open(log_path, "a") as f:
+            f.write(f"# crash triage: {what}\n$ {shown}\n")
+        for name, extra in (("preload libtorch_cpu.so", {"LD_PRELOAD": str(torch_lib / "libtorch_cpu.so")}),
+                            ("preload libtorch.so", {"LD_PRELOAD": str(torch_lib / "libtorch.so")})):
+            try:
+                r = subprocess.run(cmd, env={**env, **extra}, capture_output=True, text=True, timeout=120)
+                rc, err = r.returncode, r.stderr
+            except subprocess.TimeoutExpired:
+                rc, err = "timeout", ""
+            report["variants"].append({"variant": name, "rc": rc,
+                                       "last_line": (err.strip().splitlines() or [""])[-1][:200]})
+            with open(log_path, "a") as f:
+                f.write(f"## {name}: exit {rc}\n{err}\n")
+        ld_dir = self.work / "ld-bindings"
+        shutil.rmtree(ld_dir, ignore_errors=True)
+        ld_dir.mkdir(parents=True)
+        try:
+            subprocess.run(cmd, env={**env, "LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": str(ld_dir / "ld")},
+                           capture_output=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+        report["filesystem_bindings"] = filesystem_bindings(ld_dir)
+        with open(log_path, "a") as f:
+            f.write("## std::filesystem bindings (from -> to: count)\n"
+                    + "".join(f"{k}: {v}\n" for k, v in report["filesystem_bindings"].items()))
+        gdb = shutil.which("cuda-gdb") or shutil.which("gdb")
+        # The debugger only with time to spare beyond the timed stages (a CUDA program runs slowly
+        # under cuda-gdb).
+        spare = self.clock.left() - self._timed_stages_need() - 30
+        if gdb and spare >= 30:
+            try:
+                r = subprocess.run([gdb, "-q", "-batch", "-ex", "set pagination off", "-ex", "run", "-ex", "bt",
+                                    "-ex", "info sharedlibrary", "--args", *cmd],
+                                   env=env, capture_output=True, text=True, timeout=min(120.0, spare))
+                out = r.stdout + r.stderr
+            except subprocess.TimeoutExpired as e:
+                out = f"timed out: {e}"
+            report["backtrace"] = [line for line in out.splitlines() if line.startswith("#")][:25]
+            with open(log_path, "a") as f:
+                f.write(f"## {Path(gdb).name}\n{out}\n")
+        self.stage("golden", crash_triage=report)
+        log(f"crash triage ({what}): {report['variants']}; std::filesystem bindings: "
+            f"{report['filesystem_bindings']}; backtrace: {report.get('backtrace', 'no debugger')[:6]}")
 
     def _peaks_start(self) -> None:
         torch = self.torch

@@ -12,7 +12,9 @@
 #
 # Environment for `run`: OUT (results folder, default ./bench/results/gpu-compare), GPU_WORK (scratch, default
 # /tmp/sdinterp-gpu), PYTHON (default python3), JOBS (build jobs, default nproc), GPU_BUDGET_S (seconds the
-# whole run may take, default 540: the Python part skips what no longer fits and always writes its results).
+# whole run may take, default 540: the Python part skips what no longer fits and always writes its results),
+# PROBE (1: run the AOTInductor probe carried in bench/gpu/probe beside the untimed stages, the default when
+# it is there; 0: not), PROBE_DEVICE (cuda, or cpu for a dry run here).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 GPU_DIR=$REPO/bench/gpu
@@ -47,6 +49,17 @@ prepare() {
   echo "prepare: debs: ${DEBS[*]}"
   if ! apt-cache show libcli11-dev >/dev/null 2>&1; then apt-get update -qq; fi
   (cd "$GPU_DIR/debs" && apt-get -o APT::Sandbox::User=root download -q "${DEBS[@]}" >/dev/null)
+
+  # The AOTInductor probe (issue 13, item 1) travels with the tree too: `run` starts it beside the
+  # untimed stages.
+  local probe=$REPO/../shared/probes/aoti-cuda
+  rm -rf "$GPU_DIR/probe"
+  if [ -f "$probe/run_probe.sh" ]; then
+    cp -r "$probe" "$GPU_DIR/probe"
+    echo "prepare: probe copied from ../shared/probes/aoti-cuda"
+  else
+    echo "prepare: no ../shared/probes/aoti-cuda: the run goes without the probe"
+  fi
 
   # Exported symbols of the FFmpeg runtime libraries the -dev packages point at (their first Depends).
   local tmp
@@ -208,25 +221,53 @@ run() {
   # gpu_compare.py waits for it before anything it times.
   ( set +e; build "$deps" "$build_dir" "$py" >"$out/build.log" 2>&1; echo $? >"$status" ) &
   local build_pid=$!
+  # The probe (bench/gpu/probe, from ../shared/probes/aoti-cuda) runs beside the untimed stages too,
+  # with the carried prefix as its extra library path (as sdinterp runs); gpu_compare.py waits for its
+  # exit-status file before timing anything.
+  local wait_also=() probe_pid=""
+  local probe_out=$work/probe-out
+  if [ "${PROBE:-1}" = 1 ] && [ -f "$GPU_DIR/probe/run_probe.sh" ]; then
+    rm -rf "$probe_out" "$work/probe.rc"
+    ( set +e; OUT=$probe_out PYTHON=$py PROBE_WORK=$work/probe PROBE_EXTRA_LD=$deps/usr/lib/x86_64-linux-gnu \
+        bash "$GPU_DIR/probe/run_probe.sh" "${PROBE_DEVICE:-cuda}" >/dev/null 2>&1; echo $? >"$work/probe.rc" ) &
+    probe_pid=$!
+    wait_also=(--wait-also "$work/probe.rc")
+    echo "run: the AOTInductor probe runs in the background (${PROBE_DEVICE:-cuda})"
+  fi
   local args=("$@")
   [ ${#args[@]} -gt 0 ] || args=(--device cuda)
   PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
     "$py" "$REPO/bench/gpu_compare.py" --sdinterp "$build_dir/sdinterp" \
       --sdinterp-lib-path "$deps/usr/lib/x86_64-linux-gnu" --wait-build "$status" \
-      --workdir "$work/py" --out "$out" --deadline "$deadline" "${args[@]}" || echo "run: gpu_compare.py exited $?"
+      --workdir "$work/py" --out "$out" --deadline "$deadline" "${wait_also[@]}" "${args[@]}" ||
+    echo "run: gpu_compare.py exited $?"
   wait "$build_pid" || true  # not a bare `wait`: that would wait for the tee above, forever
   [ -f "$status" ] && echo "run: build exit status $(cat "$status") (log: build.log)"
+  if [ -n "$probe_pid" ]; then
+    wait "$probe_pid" || true
+    echo "run: probe exit status $(cat "$work/probe.rc" 2>/dev/null || echo none); its summary:"
+    cat "$probe_out/summary.txt" 2>/dev/null || true
+    grep -E "^bindings|std::filesystem from|cuda\* from" "$probe_out/probe.log" 2>/dev/null || true
+    # Its files travel in logs.tar.gz as probe-NAME.
+    local p
+    for p in "$probe_out"/*; do [ -f "$p" ] && cp "$p" "$out/probe-$(basename "$p")"; done
+  fi
   # No machine paths in what may be committed: the scratch folder and the checkout by name only
   # (gpu_compare.py has already named its own scratch folder WORK; run.log is still being written).
   local f
-  for f in "$out"/*.log "$out"/results.json "$out"/results.md; do
+  for f in "$out"/*.log "$out"/probe-* "$out"/results.json "$out"/results.md; do
     if [ -f "$f" ] && [ "$(basename "$f")" != run.log ]; then
       sed -i "s#$work#GPU_WORK#g; s#$REPO#REPO#g" "$f"
     fi
   done
   # The device tool brings back at most 8 files: the logs travel as one archive.
   local logs=()
-  for f in "$out"/*.log; do [ "$(basename "$f")" = run.log ] || logs+=("$(basename "$f")"); done
+  for f in "$out"/*; do
+    case $(basename "$f") in
+      run.log) ;;
+      *.log | probe-*) logs+=("$(basename "$f")") ;;
+    esac
+  done
   if [ ${#logs[@]} -gt 0 ] && tar -czf "$out/logs.tar.gz" -C "$out" "${logs[@]}"; then
     (cd "$out" && rm -f "${logs[@]}")
     echo "run: logs in logs.tar.gz: ${logs[*]}"
