@@ -1,0 +1,107 @@
+"""bench/gpu_compare.py, the one prepared GPU run, exercised here on the CPU: a GPU window is 15
+minutes now and then, so the script must not fail there for a reason the CPU could have shown.
+
+The smoke run covers the stages issue 13 added: row (e) (bench/diffusers_e2e.py, diffusers timed
+from process start), the golden check and the CUDA float32 parity check (here on the CPU), and the
+checks against issue 13's numbers; the crash triage is run on a command that dies of SIGSEGV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import gpu_compare  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke(sdinterp, tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("gpu-compare")
+    out, work = base / "out", base / "work"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_compare.py"), "--smoke", "--device", "cpu",
+                           "--skip-aoti", "--skip-notebook-loop", "--sdinterp", sdinterp, "--out", str(out),
+                           "--workdir", str(work)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {"base": base, "out": out, "stdout": proc.stdout, "stderr": proc.stderr,
+            "results": json.loads((out / "results.json").read_text())}
+
+
+def test_smoke_run_has_every_row(smoke):
+    stages = smoke["results"]["stages"]
+    for key in ("b", "c", "c-warm", "e"):
+        assert key in stages, f"row {key} missing: {sorted(stages)}"
+    e = stages["e"]
+    assert e["rc"] == 0 and e["frames_written"] == 3
+    # Its phases are seconds since the script's start, in order; the parent timed the whole process.
+    phases = e["phases_s"]
+    assert 0 < phases["imports_s"] <= phases["load_s"] <= phases["generated_s"] <= phases["written_s"] <= e["wall_s"]
+    # The script does (b)'s job: the same pipeline, saved and loaded again, gives the same first frame.
+    same = smoke["results"]["comparisons"]["diffusers script (e) vs (b)"]
+    assert same["max_abs_diff"] == 0
+
+
+def test_smoke_run_checks_golden_and_parity(smoke):
+    golden = smoke["results"]["stages"]["golden"]
+    assert golden["ok"] is True
+    parity = golden["parity"]
+    assert isinstance(parity, list) and sorted(r["case"] for r in parity) == sorted(
+        ["ex1_prompt_walk", "ex2_slerp_latent", "ex3_multi_prompt", "ex4_circular"])
+    for row in parity:
+        assert row["engine"] == "torchscript"
+        assert row["ours_max_diff"] <= 1 and row["diffusers_max_diff"] <= 1
+        assert 0 <= row["ours_unequal"] < 0.01 and 0 <= row["diffusers_unequal"] < 0.01
+        assert row["ok"] == (row["ours_unequal"] <= row["diffusers_unequal"])
+    criteria = [c["criterion"] for c in smoke["results"]["checks"]]
+    assert any("float32 parity on the golden cases" in c for c in criteria)
+    assert any("whole command <= 1.3x its generation time" in c for c in criteria)
+    assert any("faster than (e), the diffusers script end to end" in c for c in criteria)
+
+
+def test_smoke_results_name_no_machine_folder(smoke):
+    for name in ("results.json", "results.md", "sdinterp.log"):
+        text = (smoke["out"] / name).read_text()
+        assert str(smoke["base"]) not in text, name
+        assert str(REPO) not in text, name
+
+
+def test_filesystem_bindings_counts_ld_debug_lines(tmp_path):
+    (tmp_path / "ld.123").write_text(
+        "     123:\tbinding file /opt/torch/lib/libtorch_cpu.so [0] to /lib/x86_64-linux-gnu/libstdc++.so.6 [0]: "
+        "normal symbol `_ZNSt10filesystem7__cxx114pathD1Ev' [GLIBCXX_3.4.26]\n"
+        "     123:\tbinding file /opt/torch/lib/libtorch_cpu.so [0] to /lib/x86_64-linux-gnu/libstdc++.so.6 [0]: "
+        "normal symbol `_ZNKSt10filesystem7__cxx114path5_List5beginEv' [GLIBCXX_3.4.26]\n"
+        "     123:\tbinding file /opt/torch/lib/libtorch.so [0] to /opt/torch/lib/libtorch.so [0]: "
+        "normal symbol `_ZNSt10filesystem6statusERKNS_7__cxx114pathE'\n"
+        "     123:\tbinding file /opt/torch/lib/libtorch.so [0] to /lib/x86_64-linux-gnu/libc.so.6 [0]: "
+        "normal symbol `malloc' [GLIBC_2.2.5]\n")
+    assert gpu_compare.filesystem_bindings(tmp_path) == {"libtorch_cpu.so -> libstdc++.so.6": 2,
+                                                         "libtorch.so -> libtorch.so": 1}
+
+
+def test_crash_triage_reruns_a_command_that_died(tmp_path):
+    import torch
+
+    args = gpu_compare.parse_args(["--smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
+                                   "--workdir", str(tmp_path / "work")])
+    comparison = gpu_compare.Comparison(args)
+    comparison.torch = torch
+    comparison.work.mkdir(parents=True)
+    comparison.results["stages"]["golden"] = {}
+    comparison._crash_triage(["sh", "-c", "kill -SEGV $$"], dict(os.environ), "a command that dies")
+    report = comparison.results["stages"]["golden"]["crash_triage"]
+    assert [v["variant"] for v in report["variants"]] == ["preload libtorch_cpu.so", "preload libtorch.so"]
+    assert all(v["rc"] == -11 for v in report["variants"])
+    assert report["filesystem_bindings"] == {}  # sh binds no std::filesystem
+    assert "preload libtorch_cpu.so: exit -11" in (tmp_path / "out" / "triage.log").read_text()
+    # Once per run: a second crash is not looked at again.
+    comparison._crash_triage(["sh", "-c", "exit 0"], dict(os.environ), "another")
+    assert comparison.results["stages"]["golden"]["crash_triage"]["what"] == "a command that dies"
