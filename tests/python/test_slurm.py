@@ -102,6 +102,7 @@ def slurm(tmp_path_factory):
             pytest.fail(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr}")
         return proc.stdout
 
+    run.folder = folder  # its logs, for a failing test to show
     try:
         wait_for("the loopback Slurm to be idle",
                  lambda: run("sinfo", "-h", "-o", "%T", check=False).strip() == "idle", timeout=60)
@@ -180,18 +181,35 @@ def test_a_slurm_array_with_a_killed_and_requeued_task_completes_the_set(sdinter
     assert not (tmp_path / "out" / "7.gif").exists()
     slurm("scontrol", "requeue", f"{array_id}_1")
     slurm("scontrol", "update", f"JobId={array_id}_1", "StartTime=now")
-    # In one CI run the requeued task stayed pending for the whole wait (its start time set before the
-    # requeue had taken effect, it seems): while it is pending, its start time is set to now again.
+    # In two fresh-clone CI runs the requeued task stayed pending for the whole wait. Slurm records the
+    # SIGKILL'd batch step as Reason=JobLaunchFailure, and a job requeued after a launch failure can be
+    # held ("launch failed requeued held", priority 0), which a start time does not lift, and a batch
+    # step's failure can drain the node. So while the task is pending, every 10 s it is released (a
+    # no-op for a job that is not held), a drained or down node is resumed, and the task's start time
+    # is set to now again.
     nudged = [time.monotonic()]
 
     def all_completed():
         states = task_states(slurm, array_id)
         if states.get(1) == "PENDING" and time.monotonic() - nudged[0] > 10:
+            slurm("scontrol", "release", f"{array_id}_1", check=False)
+            node_state = slurm("sinfo", "-h", "-o", "%T", check=False)
+            if any(word in node_state for word in ("drain", "down", "fail")):
+                slurm("scontrol", "update", "NodeName=localhost", "State=RESUME", check=False)
             slurm("scontrol", "update", f"JobId={array_id}_1", "StartTime=now", check=False)
             nudged[0] = time.monotonic()
         return states if len(states) == 3 and all(v == "COMPLETED" for v in states.values()) else None
 
-    states = wait_for("every task to complete", all_completed, timeout=240, every=0.5)
+    try:
+        states = wait_for("every task to complete", all_completed, timeout=240, every=0.5)
+    except BaseException:
+        # What the next failure needs to be understood: the task's record, its log, the controller's.
+        task_log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("slurm-*_1.out"))
+        print("task 1:", slurm("scontrol", "show", "job", f"{array_id}_1", check=False), "\ntask 1's log:", task_log)
+        for log_file in sorted((slurm.folder / "log").glob("*.log")):
+            print(f"{log_file.name} (last 40 lines):", *log_file.read_text(errors="replace").splitlines()[-40:],
+                  sep="\n")
+        raise
     assert states == {0: "COMPLETED", 1: "COMPLETED", 2: "COMPLETED"}
 
     status = subprocess.run([sdinterp, "batch", "jobs.jsonl", "--status", "--json"], cwd=tmp_path,
