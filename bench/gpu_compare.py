@@ -817,7 +817,7 @@ class Comparison:
         here differs from its CPU golden frames, and by at most 1 anywhere."""
         import numpy as np
         from PIL import Image
-        from golden_cases import CASES, diffusers_case_frames, golden_frames
+        from golden_cases import CASES, diffusers_case_frames, golden_frames, to_8bit
 
         torch, a = self.torch, self.a
         if self.clock.left() < 60:
@@ -833,9 +833,8 @@ class Comparison:
             pipe.set_progress_bar_config(disable=True)
             rows = []
             for case in CASES:
-                theirs = np.round(255 * np.clip(diffusers_case_frames(pipe, case, a.device), 0, 1)).astype(np.int16)
-                golden = np.round(255 * np.clip(golden_frames(case), 0, 1)).astype(np.int16)
-                gap = np.abs(theirs - golden)
+                theirs = to_8bit(diffusers_case_frames(pipe, case, a.device))
+                gap = np.abs(theirs - to_8bit(golden_frames(case)))
                 for run in self.results["stages"]["golden"].get("cases", []):
                     if run["case"] != case["name"] or run.get("rc") != 0:
                         continue
@@ -869,19 +868,15 @@ class Comparison:
         if not a.wait_build:
             return
         status = Path(a.wait_build)
-        t0 = time.perf_counter()
-        if not status.exists():
-            log(f"waiting for the sdinterp build ({status})")
-        while not status.exists():
-            if self.clock.left() < 60:
-                self.note("the sdinterp build had not finished with 60 s left: timings below may be disturbed "
-                          "by it, and sdinterp is skipped")
-                self.a.skip_sdinterp = True
-                return
-            time.sleep(1)
+        waited = self._wait_for_file(status, "the sdinterp build")
+        if waited is None:
+            self.note("the sdinterp build had not finished with 60 s left: timings below may be disturbed "
+                      "by it, and sdinterp is skipped")
+            self.a.skip_sdinterp = True
+            return
         rc = status.read_text().strip()
-        self.stage("setup", build_wait_s=round(time.perf_counter() - t0, 1), build_rc=rc)
-        log(f"build finished (exit status {rc}; waited {time.perf_counter() - t0:.0f} s)")
+        self.stage("setup", build_wait_s=waited, build_rc=rc)
+        log(f"build finished (exit status {rc}; waited {waited:.0f} s)")
         if rc != "0":
             self.note(f"the sdinterp build failed (exit status {rc}): see build.log; sdinterp not measured")
             self.a.skip_sdinterp = True
@@ -889,14 +884,23 @@ class Comparison:
     def _wait_also(self) -> None:
         """Untimed work started beside this script (the probe) ends before anything is timed."""
         for name in self.a.wait_also:
-            status, t0 = Path(name), time.perf_counter()
-            if not status.exists():
-                log(f"waiting for {status.name} before the timed stages")
-            while not status.exists() and self.clock.left() > 60:
-                time.sleep(1)
-            self.stage("setup", **{f"waited_for_{status.stem}_s": round(time.perf_counter() - t0, 1)})
-            if not status.exists():
+            status = Path(name)
+            waited = self._wait_for_file(status, "untimed work before the timed stages")
+            if waited is None:
                 self.note(f"{status.name} did not appear with 60 s left: timings below may be disturbed")
+            else:
+                self.stage("setup", **{f"waited_for_{status.stem}_s": waited})
+
+    def _wait_for_file(self, path: Path, what: str) -> float | None:
+        """Seconds waited until `path` exists, or None when only 60 s of the budget were left first."""
+        t0 = time.perf_counter()
+        if not path.exists():
+            log(f"waiting for {what} ({path})")
+        while not path.exists():
+            if self.clock.left() < 60:
+                return None
+            time.sleep(1)
+        return round(time.perf_counter() - t0, 1)
 
     def _crash_triage(self, cmd: list[str], env: dict, what: str) -> None:
         """A run that died of a signal, looked at again (issue 13, item 1). The leading suspect is two
@@ -1060,9 +1064,6 @@ class Comparison:
         """(e): bench/diffusers_e2e.py in a fresh process, the same job as sdinterp's whole command (the
         saved pipeline loaded onto the device, all frames in one call, PNG frames written), timed from
         the launch to its exit."""
-        import numpy as np
-        from PIL import Image
-
         a = self.a
         method = f"(e) diffusers {a.dtype} script, end to end (process start to written frames)"
         if not (folder / "model_index.json").is_file():
@@ -1110,14 +1111,21 @@ class Comparison:
             fields["note"] = f"no phase times: {e}"
         if baseline is not None and mem.get("samples"):
             fields["peak_device_gib"] = round((mem["peak_used_bytes"] - baseline) / GIB, 2)
-        frames = sorted(out.glob("frame_*.png"))
+        self._record_frames("e", out, fields)
+        self.stage("e", **fields)
+        log(f"{method}: exit {proc.returncode}, wall {wall:.2f} s; {fields.get('note', '')}")
+
+    def _record_frames(self, key: str, png_dir: Path, fields: dict) -> None:
+        """A run's PNG frames: how many were written, and the first one for the comparisons."""
+        import numpy as np
+        from PIL import Image
+
+        frames = sorted(png_dir.glob("frame_*.png"))
         fields["frames_written"] = len(frames)
         if frames:
             img = np.asarray(Image.open(frames[0]).convert("RGB"))
             fields["frame0"] = image_stats(img)
-            self.frames0["e"] = img
-        self.stage("e", **fields)
-        log(f"{method}: exit {proc.returncode}, wall {wall:.2f} s; {fields.get('note', '')}")
+            self.frames0[key] = img
 
     def _sdinterp_env(self) -> dict:
         env = dict(os.environ)
@@ -1152,9 +1160,6 @@ class Comparison:
             f.write(f"$ {shlex.join(cmd)}\n# exit {r.returncode}, {dt:.2f} s (warm-up)\n# stderr:\n{r.stderr}\n")
 
     def _sdinterp(self, bundle: Path, name: str, flags: list[str]) -> None:
-        import numpy as np
-        from PIL import Image
-
         a = self.a
         warm = name == "warm" or name.endswith(" warm")
         key = "c" if name == "default" else "c-" + "-".join("".join(ch if ch.isalnum() else " " for ch in name).split())
@@ -1251,12 +1256,7 @@ class Comparison:
             fields["baseline_device_gib"] = round(baseline / GIB, 2)
         if mem.get("peak_process_bytes"):
             fields["peak_process_gib"] = round(mem["peak_process_bytes"] / GIB, 2)
-        frames = sorted(png_dir.glob("frame_*.png"))
-        fields["frames_written"] = len(frames)
-        if frames:
-            img = np.asarray(Image.open(frames[0]).convert("RGB"))
-            fields["frame0"] = image_stats(img)
-            self.frames0[key] = img
+        self._record_frames(key, png_dir, fields)
         gen = fields.get("gen_s")
         if gen and not warm:
             fields["wall_over_gen"] = round(wall / gen, 2)

@@ -38,11 +38,26 @@ def sampling_args(case: dict) -> list[str]:
     return ["--steps", str(case["steps"]), "--guidance", f"{case['guidance_scale']:g}"]
 
 
+def to_8bit(frames: np.ndarray) -> np.ndarray:
+    """diffusers' float frames in [0, 1] as the 8-bit values a PNG of them holds, round(255 x), as int16
+    (so that differences can be taken)."""
+    return np.round(255.0 * np.clip(frames, 0.0, 1.0)).astype(np.int16)
+
+
+def embed_text(pipe, text: str, device: str = "cpu"):
+    """The pipeline's text embeddings of `text`, tokenized as StableDiffusionPipeline does."""
+    import torch
+
+    ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return pipe.text_encoder(ids.to(device))[0]
+
+
 def frame_agreement(ours: np.ndarray, reference: np.ndarray) -> dict:
     """An 8-bit frame against diffusers' float frame: the golden tolerance is |ours - round(255 x)| <= 1
     with at least 99.9% of values equal; the reference must be a real picture of noise (not flat or
     mostly saturated) for the comparison to mean anything."""
-    ref = np.round(255.0 * np.clip(reference, 0.0, 1.0)).astype(np.int16)
+    ref = to_8bit(reference)
     if ours.shape != ref.shape:
         return {"ok": False, "problem": f"shape {ours.shape} != diffusers {ref.shape}"}
     diff = np.abs(ours.astype(np.int16) - ref)
@@ -81,16 +96,11 @@ def diffusers_case_frames(pipe, case: dict, device: str = "cpu") -> np.ndarray:
     if len(negatives) == 1:
         negatives = negatives * len(prompts)
 
-    def embed(text: str):
-        ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True,
-                             return_tensors="pt").input_ids
-        return pipe.text_encoder(ids.to(device))[0]
-
     frames = case["frames"]
     calls = []  # (prompt embeddings, negative embeddings, latents) per frame
     with torch.inference_mode():
-        positive = [embed(p) for p in prompts]
-        negative = [embed(n) for n in negatives]
+        positive = [embed_text(pipe, p, device) for p in prompts]
+        negative = [embed_text(pipe, n, device) for n in negatives]
         if case["mode"] == "prompt-walk":
             step = case["step_size"]
             calls = [(positive[0] + step * i, negative[0] + step * i, latents) for i in range(frames)]

@@ -32,7 +32,7 @@ from PIL import Image
 
 import tiny_sd
 from conftest import GUIDANCE, STEPS, assert_frame_matches
-from golden_cases import notebook_slerp
+from golden_cases import embed_text, notebook_slerp, to_8bit
 
 BUNDLE = str(tiny_sd.TINY_SD)
 SIZE = 64
@@ -146,14 +146,6 @@ def encode(pipe, pixels) -> "torch.Tensor":
         return pipe.vae.encode(pixels / 255 * 2 - 1).latent_dist.mean * SCALING
 
 
-def embed(pipe, text: str):
-    import torch
-
-    ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-    with torch.no_grad():
-        return pipe.text_encoder(ids)[0]
-
-
 def noise_for(seed: int):
     import torch
 
@@ -224,7 +216,7 @@ def morph_plan(count: int, frames: int) -> list[tuple[int, float]]:
 def start_latents(pipe, latents, prompts, kind, seed, steps, t_start, inversion):
     if inversion == "noise":
         return [noised(L, seed, kind, steps, t_start) for L in latents]
-    conds = [embed(pipe, prompts[k if len(prompts) > 1 else 0]) for k in range(len(latents))]
+    conds = [embed_text(pipe, prompts[k if len(prompts) > 1 else 0]) for k in range(len(latents))]
     return [ddim_inverted(pipe, L, c, steps, t_start) for L, c in zip(latents, conds)]
 
 
@@ -239,8 +231,8 @@ def reference_morph(pipe, images, prompts, negatives=(), seed=0, frames=5, kind=
     t_start = begin(steps, strength)
     latents = [encode(pipe, im) for im in images]
     starts = start_latents(pipe, latents, prompts, kind, seed, steps, t_start, inversion)
-    conds = [embed(pipe, p) for p in prompts]
-    uncs = [embed(pipe, n) for n in (list(negatives) or [""])]
+    conds = [embed_text(pipe, p) for p in prompts]
+    uncs = [embed_text(pipe, n) for n in (list(negatives) or [""])]
 
     def at(embeds, p, t):
         return embeds[0] if len(embeds) == 1 else mix(t, embeds[p], embeds[p + 1])
@@ -423,7 +415,7 @@ DDIM_PATH_EQUAL = 0.99
 def ddim_path_problems(ours: list, reference: dict, what: str) -> list[str]:
     problems = []
     for f in sorted(reference):
-        ref = np.round(255.0 * np.clip(reference[f], 0.0, 1.0)).astype(np.int16)
+        ref = to_8bit(reference[f])
         diff = np.abs(ours[f].astype(np.int16) - ref)
         equal = float((diff == 0).mean())
         print(f"{what} frame {f}: max diff {int(diff.max())}, {equal:.3%} equal")
@@ -468,7 +460,7 @@ def test_ddim_inversion_then_ddim_sampling_at_guidance_1_and_strength_1(sdinterp
             "--inversion", "ddim", "--strength", 1]
     _, ours, starts = morph(sdinterp, tmp_path, args, guidance=1)
     assert len(ours) == 2 and starts is not None and starts.shape == (2, 4, 8, 8)
-    cond = embed(pipe, "a red fox")
+    cond = embed_text(pipe, "a red fox")
     inverted = [ddim_inverted(pipe, encode(pipe, p), cond, STEPS, 0) for p in pixels]
     problems = [f"start latent {k}: {relative(starts[k], inverted[k][0].numpy()):.2e} relative (< 1e-4 expected)"
                 for k in range(2) if not relative(starts[k], inverted[k][0].numpy()) < 1e-4]

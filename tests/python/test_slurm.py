@@ -181,12 +181,12 @@ def test_a_slurm_array_with_a_killed_and_requeued_task_completes_the_set(sdinter
     assert not (tmp_path / "out" / "7.gif").exists()
     slurm("scontrol", "requeue", f"{array_id}_1")
     slurm("scontrol", "update", f"JobId={array_id}_1", "StartTime=now")
-    # In two fresh-clone CI runs the requeued task stayed pending for the whole wait. Slurm records the
-    # SIGKILL'd batch step as Reason=JobLaunchFailure, and a job requeued after a launch failure can be
-    # held ("launch failed requeued held", priority 0), which a start time does not lift, and a batch
-    # step's failure can drain the node. So while the task is pending, every 10 s it is released (a
-    # no-op for a job that is not held), a drained or down node is resumed, and the task's start time
-    # is set to now again.
+    # In two fresh-clone CI runs the requeued task stayed pending for the whole wait; the cause was not
+    # seen. Slurm records the SIGKILL'd batch step as Reason=JobLaunchFailure; a job requeued after a
+    # launch failure may be held ("launch failed requeued held", priority 0), or the step's failure may
+    # drain the node, and a start time lifts neither. So while the task is pending, every 10 s it is
+    # released (a no-op for a job that is not held), a drained or down node is resumed, and the task's
+    # start time is set to now again.
     nudged = [time.monotonic()]
 
     def all_completed():

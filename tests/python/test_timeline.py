@@ -20,7 +20,7 @@ from PIL import Image
 
 import tiny_sd
 from conftest import GUIDANCE, STEPS, assert_frame_matches
-from golden_cases import notebook_slerp as slerp
+from golden_cases import embed_text, notebook_slerp as slerp
 
 BUNDLE = str(tiny_sd.TINY_SD)
 SIZE = 64
@@ -54,16 +54,10 @@ def reference_frames(pipe, keyframes: list[dict], seed: int, cycle: bool = False
     import torch
 
     keys = resolve(keyframes, seed)
-
-    def embed(text: str):
-        ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        with torch.no_grad():
-            return pipe.text_encoder(ids)[0]
-
     for k in keys:
         torch.manual_seed(k["seed"])
         k["latent"] = torch.randn(1, 4, SIZE // 8, SIZE // 8)
-        k["positive"], k["negative_embeds"] = embed(k["prompt"]), embed(k["negative"])
+        k["positive"], k["negative_embeds"] = embed_text(pipe, k["prompt"]), embed_text(pipe, k["negative"])
     plan = []
     for i, k in enumerate(keys):
         closing = i + 1 == len(keys)
