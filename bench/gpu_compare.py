@@ -662,7 +662,8 @@ class Comparison:
         timeout = max(30.0, self.clock.left() - 60.0) if self.clock.deadline else None
         rc, dt, shown = self._run_exporter(self._exporter_command(folder, bundle, "--overwrite"), "export.log",
                                            "exporting", timeout)
-        size = sum(f.stat().st_size for f in bundle.glob("*.pt")) if bundle.is_dir() else 0
+        size = sum(f.stat().st_size for f in [*bundle.glob("*.pt"), *bundle.glob("*.safetensors")]) \
+            if bundle.is_dir() else 0
         self.stage("export", command=shown, rc=rc, seconds=round(dt, 1), bundle_gib=round(size / GIB, 2))
         log(f"export exited {rc} after {dt:.1f} s; bundle {size / GIB:.2f} GiB")
         if rc != 0:

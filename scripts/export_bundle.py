@@ -55,7 +55,10 @@ import time
 import warnings
 from pathlib import Path
 
-FORMAT_VERSION = 2
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bundle_weights beside this file, however it is run
+from bundle_weights import load_module, save_module, weights_path  # noqa: E402
+
+FORMAT_VERSION = 3  # 3: weights beside each module file (scripts/bundle_weights.py)
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5")
 # Largest accepted max|traced - eager| / max|eager| per dtype. Traced and eager run the same kernels,
@@ -449,13 +452,13 @@ def trace_save_verify(name: str, module, trace_inputs: tuple, verify_inputs: tup
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(module, trace_inputs, check_trace=False)
-        save_without_debug_records(traced, path)
+        save_module(traced, path, save_without_debug_records)
     del traced
     gc.collect()
     notes = sorted({f"{Path(w.filename).name}:{w.lineno}: {str(w.message).split('.')[0]}" for w in caught
                     if issubclass(w.category, torch.jit.TracerWarning)})
     t_trace = time.monotonic() - t0
-    loaded = torch.jit.load(str(path), map_location=None)
+    loaded = load_module(path)
     loaded.eval()
     results = []
     with torch.no_grad():
@@ -607,7 +610,7 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
             raise
         raise ExportError(f"--aoti-reuse {reuse.name}: cannot load it here (compiled by another torch or for "
                           f"another machine?): {error_line(e)}") from e
-    scripted = torch.jit.load(str(out / "unet.pt"), map_location=None)
+    scripted = load_module(out / "unet.pt")
     weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
     needed = package.get_constant_fqns()
     missing = [n for n in needed if n not in weights]
@@ -683,7 +686,9 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
         raise ExportError(f"{args.model} is not the model {out} was exported from (weights differ); export it anew")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.aoti-", dir=out.parent))
     try:
-        os.symlink(out / "unet.pt", tmp / "unet.pt")
+        for f in (out / "unet.pt", weights_path(out / "unet.pt")):  # the weights beside it too (format 3)
+            if f.is_file():
+                os.symlink(f, tmp / f.name)
         record, report = compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), tmp, args.device,
                                            args.dtype, int(manifest["tokenizer"]["max_length"]), args.aoti_tuning,
                                            reuse_path(args))

@@ -63,7 +63,12 @@ TEST(Manifest, ReadsVersion1) {
 TEST(Manifest, LoadsTinySd) {
   // models/tiny-sd is scripts/export_bundle.py's output (models/README.md says how it is made).
   Manifest m = load_manifest(test::tiny_sd());
-  EXPECT_EQ(m.format_version, 2);
+  EXPECT_EQ(m.format_version, 3);
+  EXPECT_TRUE(m.weights_beside());
+  EXPECT_EQ(m.files(),
+            (std::vector<std::string>{"model.json", "tokenizer/vocab.json", "tokenizer/merges.txt", "text_encoder.pt",
+                                      "text_encoder.safetensors", "unet.pt", "unet.safetensors", "vae_decoder.pt",
+                                      "vae_decoder.safetensors", "vae_encoder.pt", "vae_encoder.safetensors"}));
   EXPECT_EQ((std::pair{m.device, m.dtype}), (std::pair<std::string, std::string>{"cpu", "float32"}));
   EXPECT_EQ(m.attention, "classic");
   EXPECT_EQ(m.source.kind, "folder");

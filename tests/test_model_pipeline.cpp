@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "io/png_io.h"
@@ -261,6 +263,45 @@ TEST(Bundle, CorruptModuleFileIsRefused) {
     EXPECT_NE(std::string(e.what()).find("vae_decoder.pt: cannot load TorchScript module"), std::string::npos)
         << e.what();
   }
+}
+
+// A format version 3 bundle's weights files (unet.safetensors beside unet.pt): each fault is one
+// line naming the file.
+TEST(Bundle, BrokenWeightsFilesAreRefused) {
+  namespace fs = std::filesystem;
+  auto expect_refused = [](const std::function<void(const fs::path&)>& spoil, const std::string& expected) {
+    test::TempDir dir;
+    fs::copy(test::tiny_sd(), dir.str(), fs::copy_options::recursive);
+    spoil(fs::path(dir.str()));
+    try {
+      Bundle::load(dir.str(), parse_device("cpu"));
+      ADD_FAILURE() << "loaded; expected " << expected;
+    } catch (const ModelError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(expected), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  expect_refused([](const fs::path& d) { fs::remove(d / "unet.safetensors"); },
+                 "unet.safetensors: missing bundle file");
+  expect_refused([](const fs::path& d) { fs::resize_file(d / "unet.safetensors", 4); },
+                 "unet.safetensors: too short to be a weights file (4 bytes)");
+  expect_refused([](const fs::path& d) { fs::resize_file(d / "unet.safetensors", 1000); },
+                 "unet.safetensors: truncated weights file (its header runs past the end)");
+  expect_refused([](const fs::path& d) { fs::resize_file(d / "unet.safetensors", 100000); },
+                 "its data lie outside the file (truncated?) (the bundle is corrupt; re-export it)");
+  expect_refused(
+      [](const fs::path& d) {
+        std::fstream f(d / "text_encoder.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(8);
+        f.put('[');  // the header's opening brace
+      },
+      "text_encoder.safetensors: not a safetensors file (its header is not a JSON object)");
+  expect_refused(
+      [](const fs::path& d) {
+        fs::copy_file(d / "vae_decoder.safetensors", d / "unet.safetensors", fs::copy_options::overwrite_existing);
+      },
+      "unet.safetensors: has no weight \"m.");
 }
 
 }  // namespace

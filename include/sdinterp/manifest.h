@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +86,15 @@ struct Manifest {
 
   nlohmann::json raw;  // the file as read, for run metadata
 
+  // Format version 3 (scripts/bundle_weights.py): each module file X.pt holds the TorchScript code
+  // with placeholders for its weights, which are in weights_file(X.pt) = X.safetensors beside it.
+  bool weights_beside() const { return format_version >= 3; }
+  // The TorchScript module files: text encoder, UNet, VAE decoder, and the VAE encoder when there is one.
+  std::vector<std::string> module_files() const;
+  // The files a bundle consists of (relative to its folder), less the optional compiled UNet:
+  // model.json, the tokenizer's, the module files and, in format version 3, their weights files.
+  std::vector<std::string> files() const;
+
   // The bundle's native image size: sample_size * scale_factor.
   int native_size() const { return unet.sample_size * vae.scale_factor; }
 
@@ -93,9 +103,12 @@ struct Manifest {
   std::string export_command(const std::string& device, const std::string& dtype) const;
 };
 
-// Newest manifest format this build reads. Version 2 (scripts/export_bundle.py) adds "attention"
-// and "source"; version 1 (models/tiny-sd) is still read.
-constexpr int kManifestFormatVersion = 2;
+// Newest manifest format this build reads. Version 3 keeps each module's weights beside it (see
+// weights_beside); version 2 adds "attention" and "source"; version 1 is still read.
+constexpr int kManifestFormatVersion = 3;
+
+// The weights file of a module file in a version 3 bundle: "unet.pt" -> "unet.safetensors".
+std::string weights_file(const std::string& module_file);
 
 // Parses model.json text; `source` names the file in error messages. Throws ModelError with one
 // line naming the file and the field for a missing or mistyped field.

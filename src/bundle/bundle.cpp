@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 
+#include "bundle/weights_file.h"
 #include "sdinterp/compiled_package.h"
 #include "sdinterp/errors.h"
 
@@ -86,23 +87,27 @@ std::string first_line(std::string what) {
   return what;
 }
 
-torch::jit::Module load_module(const fs::path& path, const torch::Device& device) {
+// Loads a module file; in a format version 3 bundle (weights_beside) its weights come from the
+// weights file beside it (attach_weights).
+torch::jit::Module load_module(const fs::path& path, const torch::Device& device, bool weights_beside) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw ModelError(path.string() + ": missing bundle file (the bundle is incomplete; re-export it)");
   }
+  torch::jit::Module module;
   try {
     // A CUDA bundle on cuda:0 is loaded without map_location: its weights come back on the GPU
     // and the graph's shape constants stay on the CPU (see the GPU notes: a map_location moves
     // them too, each shape computation then synchronises and CUDA graph capture fails).
-    torch::jit::Module module = (device.is_cpu() || device.index() == 0) ? torch::jit::load(path.string())
-                                                                         : torch::jit::load(path.string(), device);
+    module = (device.is_cpu() || device.index() == 0) ? torch::jit::load(path.string())
+                                                      : torch::jit::load(path.string(), device);
     module.eval();
-    return module;
   } catch (const c10::Error& e) {
     throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " +
                      first_line(e.what_without_backtrace()));
   }
+  if (weights_beside) attach_weights(module, path.parent_path() / weights_file(path.filename().string()), device);
+  return module;
 }
 
 // A version 1 bundle's UNet was traced at latent sides that are multiples of its down factor:
@@ -325,10 +330,10 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   // copies to the device). Each is its own archive and compilation unit. The first failure in
   // this order is reported, after every load has ended.
   auto load_timed = [&](const fs::path& path, double& seconds) {
-    return std::async(std::launch::async, [path, &device, &seconds, seconds_since] {
+    return std::async(std::launch::async, [path, &device, &seconds, seconds_since, beside = man.weights_beside()] {
       c10::InferenceMode inner;
       const auto t = std::chrono::steady_clock::now();
-      torch::jit::Module module = load_module(path, device);
+      torch::jit::Module module = load_module(path, device, beside);
       seconds = seconds_since(t);
       return module;
     });
@@ -449,7 +454,7 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) const {
                        "re-export it with scripts/export_bundle.py");
     }
     const fs::path file = fs::path(dir_) / manifest_.vae.encoder;
-    modules_->vae_encoder = load_module(file, device_);
+    modules_->vae_encoder = load_module(file, device_, manifest_.weights_beside());
     check_module(*modules_->vae_encoder, file, manifest_, device_, dtype_);
   }
   torch::Tensor mean = modules_->vae_encoder->forward({images.to(device_, dtype_)}).toTensor().to(torch::kFloat32);

@@ -43,9 +43,7 @@ std::string fnv1a64_file(const std::string& path) {
 }
 
 nlohmann::json bundle_hashes(const std::string& dir, const Manifest& m) {
-  std::vector<std::string> files = {"model.json",        m.tokenizer.vocab, m.tokenizer.merges,
-                                    m.text_encoder.file, m.unet.file,       m.vae.decoder};
-  if (!m.vae.encoder.empty()) files.push_back(m.vae.encoder);
+  std::vector<std::string> files = m.files();
   // The compiled UNet is optional at run time (a missing one falls back to unet.pt): hashed when present.
   std::error_code ec;
   if (!m.unet.compiled.file.empty() && std::filesystem::is_regular_file(dir + "/" + m.unet.compiled.file, ec)) {

@@ -200,6 +200,25 @@ std::string Manifest::export_command(const std::string& to_device, const std::st
   return command;
 }
 
+std::vector<std::string> Manifest::module_files() const {
+  std::vector<std::string> out = {text_encoder.file, unet.file, vae.decoder};
+  if (!vae.encoder.empty()) out.push_back(vae.encoder);
+  return out;
+}
+
+std::vector<std::string> Manifest::files() const {
+  std::vector<std::string> out = {"model.json", tokenizer.vocab, tokenizer.merges};
+  for (const auto& f : module_files()) {
+    out.push_back(f);
+    if (weights_beside()) out.push_back(weights_file(f));
+  }
+  return out;
+}
+
+std::string weights_file(const std::string& module_file) {
+  return std::filesystem::path(module_file).replace_extension(".safetensors").string();
+}
+
 Manifest load_manifest(const std::string& bundle_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

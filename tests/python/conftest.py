@@ -21,12 +21,31 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EXPORTER = REPO / "scripts" / "export_bundle.py"
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))
 
 import random_pipelines  # noqa: E402
+from bundle_weights import inline_weights, load_module, module_tensors, save_module, weights_path  # noqa: E402,F401
 from golden_cases import frame_agreement  # noqa: E402
 
 # The notebook's settings.
 STEPS, GUIDANCE = 15, 8.0
+
+
+def rewrite_module(path: Path, module) -> None:
+    """Saves a changed module of a bundle the way the bundle keeps its modules: the weights beside the
+    file when they were (format version 3), inside it otherwise."""
+    import torch
+
+    def save(m, p):
+        torch.jit.save(m, str(p))
+
+    beside = weights_path(path).is_file()
+    for f in (path, weights_path(path)):
+        f.unlink(missing_ok=True)  # links (bundles copied with links to models/tiny-sd) are replaced, not written through
+    if beside:
+        save_module(module, path, save)
+    else:
+        save(module, path)
 
 
 def load_exporter():

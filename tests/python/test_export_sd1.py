@@ -3,12 +3,12 @@
 import hashlib
 import json
 
-from conftest import assert_frame_matches, generate
+from conftest import assert_frame_matches, generate, load_module
 
 
 def test_manifest_records_the_model(sd1):
     m = json.loads((sd1.bundle / "model.json").read_text())
-    assert m["format_version"] == 2
+    assert m["format_version"] == 3
     assert (m["device"], m["dtype"], m["attention"]) == ("cpu", "float32", "sdpa")
     assert m["tokenizer"] == {"kind": "clip-bpe", "vocab": "tokenizer/vocab.json", "merges": "tokenizer/merges.txt",
                                    "max_length": 77, "bos_id": 49406, "eos_id": 49407, "pad_id": 49407}
@@ -75,6 +75,6 @@ def test_compat_export_uses_classic_attention(sd1, workdir):
         n.kind() for n in torch.jit.load(str(sd1.bundle / "unet.pt")).inlined_graph.nodes()}
     g = torch.Generator().manual_seed(5)
     x, t, ctx = torch.randn(2, 4, 8, 12, generator=g), torch.tensor([3.0, 900.0]), torch.randn(2, 77, 32, generator=g)
-    classic = torch.jit.load(str(bundle / "unet.pt"))(x, t, ctx)
-    sdpa = torch.jit.load(str(sd1.bundle / "unet.pt"))(x, t, ctx)
+    classic = load_module(bundle / "unet.pt")(x, t, ctx)
+    sdpa = load_module(sd1.bundle / "unet.pt")(x, t, ctx)
     torch.testing.assert_close(classic, sdpa, rtol=1e-4, atol=1e-5)

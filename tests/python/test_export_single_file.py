@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import random_pipelines
-from conftest import assert_frame_matches, generate, run_exporter_cli
+from conftest import assert_frame_matches, generate, load_module, run_exporter_cli
 
 
 def test_single_file_export_matches(sd1, sdinterp, workdir, tmp_path):
@@ -28,8 +28,8 @@ def test_single_file_export_matches(sd1, sdinterp, workdir, tmp_path):
     # The conversion is lossless: the traced UNets of both bundles give the same numbers.
     g = torch.Generator().manual_seed(3)
     x, t, ctx = torch.randn(2, 4, 8, 8, generator=g), torch.tensor([10.0, 700.0]), torch.randn(2, 77, 32, generator=g)
-    a = torch.jit.load(str(bundle / "unet.pt"))(x, t, ctx)
-    b = torch.jit.load(str(sd1.bundle / "unet.pt"))(x, t, ctx)
+    a = load_module(bundle / "unet.pt")(x, t, ctx)
+    b = load_module(sd1.bundle / "unet.pt")(x, t, ctx)
     assert torch.equal(a, b)
 
     prompt, seed = "a photo of a cat", 1234

@@ -80,10 +80,26 @@ def archive_problems(pt: Path, machine_paths: list[bytes]) -> list[str]:
 
 
 def manifest_problems(manifest: Path, machine_paths: list[bytes]) -> list[str]:
-    text = manifest.read_bytes()
+    return json_problems(manifest, manifest.read_bytes(), machine_paths)
+
+
+def weights_problems(weights: Path, machine_paths: list[bytes]) -> list[str]:
+    """A weights file's JSON header (tensor names, metadata); its data are scanned for this machine's folders."""
+    data = weights.read_bytes()
+    header = data[8:8 + int.from_bytes(data[:8], "little")]
+    return json_problems(weights, header, machine_paths) + [f"{weights}: names {p.decode()} in its data"
+                                                            for p in machine_paths if p in data[8 + len(header):]]
+
+
+def json_problems(where: Path, text: bytes, machine_paths: list[bytes]) -> list[str]:
     found = [p.decode() for p in machine_paths if p in text]
     strings = re.findall(rb'"(/[^"]*)"', text)
-    return [f"{manifest}: names {p}" for p in found] + [f"{manifest}: absolute path {s.decode()}" for s in strings]
+    return [f"{where}: names {p}" for p in found] + [f"{where}: absolute path {s.decode()}" for s in strings]
+
+
+def file_problems(f: Path, paths: list[bytes]) -> list[str]:
+    checks = {".json": manifest_problems, ".safetensors": weights_problems}
+    return checks.get(f.suffix, archive_problems)(f, paths)
 
 
 def machine_paths(*more: Path) -> list[bytes]:
@@ -98,20 +114,21 @@ def machine_paths(*more: Path) -> list[bytes]:
 def test_no_committed_archive_names_a_path_of_the_machine(tmp_path):
     import subprocess
 
-    tracked = subprocess.run(["git", "ls-files", "*.pt", "*.pt2", "*/model.json"], cwd=tiny_sd.REPO, capture_output=True,
-                             text=True, check=True).stdout.split()
-    files = [tiny_sd.REPO / f for f in tracked] if tracked else [*tiny_sd.TINY_SD.glob("*.pt"), tiny_sd.TINY_SD / "model.json"]
-    assert tiny_sd.TINY_SD / "unet.pt" in files
+    tracked = subprocess.run(["git", "ls-files", "*.pt", "*.pt2", "*.safetensors", "*/model.json"], cwd=tiny_sd.REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    files = [tiny_sd.REPO / f for f in tracked] if tracked else [
+        *tiny_sd.TINY_SD.glob("*.pt"), *tiny_sd.TINY_SD.glob("*.safetensors"), tiny_sd.TINY_SD / "model.json"]
+    assert tiny_sd.TINY_SD / "unet.pt" in files and tiny_sd.TINY_SD / "unet.safetensors" in files
     paths = machine_paths(tmp_path)
-    problems = [p for f in files if f.suffix != ".json" for p in archive_problems(f, paths)]
-    problems += [p for f in files if f.suffix == ".json" for p in manifest_problems(f, paths)]
+    problems = [p for f in files for p in file_problems(f, paths)]
     assert not problems, "\n".join(problems[:20])
 
 
 def test_fresh_export_names_no_path_of_the_machine(sd1, workdir):
     paths = machine_paths(workdir, sd1.folder)
-    problems = [p for pt in sorted(sd1.bundle.glob("*.pt")) for p in archive_problems(pt, paths)]
-    problems += manifest_problems(sd1.bundle / "model.json", paths)
+    files = sorted([*sd1.bundle.glob("*.pt"), *sd1.bundle.glob("*.safetensors"), sd1.bundle / "model.json"])
+    assert sd1.bundle / "unet.safetensors" in files
+    problems = [p for f in files for p in file_problems(f, paths)]
     assert not problems, "\n".join(problems[:20])
 
 

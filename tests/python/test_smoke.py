@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from conftest import load_module, rewrite_module
+
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "scripts" / "smoke.py"
 
@@ -39,11 +41,10 @@ def test_fails_when_the_frames_are_wrong(sdinterp, tmp_path):
     # The VAE decoder's last convolution slightly off: pictures that look right, numbers that are not.
     bundle = tmp_path / "bundle"
     shutil.copytree(REPO / "models" / "tiny-sd", bundle, symlinks=True)
-    decoder = torch.jit.load(str(bundle / "vae_decoder.pt"))
+    decoder = load_module(bundle / "vae_decoder.pt")
     bias = next(p for n, p in decoder.named_parameters() if n.endswith("decoder.conv_out.bias"))
     bias.data += 0.02
-    (bundle / "vae_decoder.pt").unlink()
-    torch.jit.save(decoder, str(bundle / "vae_decoder.pt"))
+    rewrite_module(bundle / "vae_decoder.pt", decoder)
     proc = smoke(sdinterp, "--bundle", bundle)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.count(": WRONG") == 4, proc.stdout

@@ -25,6 +25,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from bundle_weights import load_module  # noqa: E402  (a bundle's module, its weights beside it or inside)
+
 TINY_SD = REPO / "models" / "tiny-sd"
 DESCRIPTION = ("tiny random-weight model with the Stable Diffusion 1.x architecture (diffusers UNet2DConditionModel, "
                "AutoencoderKL, transformers CLIPTextModel), for tests and smoke runs only: it draws noise, not pictures")
@@ -58,7 +61,7 @@ def rebuild_unet():
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import AttnProcessor
 
-    scripted = torch.jit.load(str(TINY_SD / "unet.pt"))
+    scripted = load_module(TINY_SD / "unet.pt")
     unet = UNet2DConditionModel(**UNET_CONFIG).eval()
     unet.set_attn_processor(AttnProcessor())
     unet.load_state_dict(_weights(scripted), strict=True)
@@ -75,8 +78,8 @@ def rebuild_vae():
     from diffusers import AutoencoderKL
     from diffusers.models.attention_processor import AttnProcessor
 
-    decoder = torch.jit.load(str(TINY_SD / "vae_decoder.pt"))
-    encoder = torch.jit.load(str(TINY_SD / "vae_encoder.pt"))
+    decoder = load_module(TINY_SD / "vae_decoder.pt")
+    encoder = load_module(TINY_SD / "vae_encoder.pt")
     vae = AutoencoderKL(**VAE_CONFIG).eval()
     vae.set_attn_processor(AttnProcessor())
     vae.load_state_dict(_weights(decoder), strict=True)
@@ -93,7 +96,7 @@ def rebuild_text_encoder():
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    scripted = torch.jit.load(str(TINY_SD / "text_encoder.pt"))
+    scripted = load_module(TINY_SD / "text_encoder.pt")
     model = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)).eval()
     missing, unexpected = model.load_state_dict(_weights(scripted), strict=False)
     if unexpected or any(not k.endswith("position_ids") for k in missing):
