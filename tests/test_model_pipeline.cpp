@@ -8,7 +8,10 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <set>
 
+#include "bundle/weights_file.h"
 #include "io/png_io.h"
 #include "sdinterp/bundle.h"
 #include "sdinterp/errors.h"
@@ -302,6 +305,38 @@ TEST(Bundle, BrokenWeightsFilesAreRefused) {
         fs::copy_file(d / "vae_decoder.safetensors", d / "unet.safetensors", fs::copy_options::overwrite_existing);
       },
       "unet.safetensors: has no weight \"m.");
+}
+
+// The copied placement (CUDA's: the file's data in one buffer, the weights views of it) run on the
+// CPU gives the mapped placement's UNet output.
+TEST(Bundle, CopiedWeightsGiveTheMappedOnesResult) {
+  const std::filesystem::path dir(test::tiny_sd());
+  c10::InferenceMode guard;
+  auto load = [&](std::optional<WeightsPlacement> placement) {
+    torch::jit::Module m = torch::jit::load((dir / "unet.pt").string());
+    m.eval();
+    if (placement) attach_weights(m, dir / "unet.safetensors", torch::Device(torch::kCPU), *placement);
+    return m;
+  };
+  torch::manual_seed(3);
+  const std::vector<torch::jit::IValue> in = {torch::randn({2, 4, 8, 8}), torch::tensor({10.0f, 700.0f}),
+                                              torch::randn({2, 77, 32})};
+  torch::jit::Module mapped = load(WeightsPlacement::kMapped);
+  torch::jit::Module copied = load(WeightsPlacement::kCopied);
+  const torch::Tensor a = mapped.forward(in).toTensor();
+  const torch::Tensor b = copied.forward(in).toTensor();
+  const torch::Tensor placeholders = load(std::nullopt).forward(in).toTensor();
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-6);
+  EXPECT_GT((a - placeholders).abs().max().item<double>(), 1e-3);  // the comparison can fail
+  // Copied: every weight a view of one buffer; mapped: each its own.
+  std::set<const void*> copied_storages, mapped_storages;
+  for (const auto& p : copied.parameters()) copied_storages.insert(p.storage().data());
+  for (const auto& p : mapped.parameters()) mapped_storages.insert(p.storage().data());
+  EXPECT_EQ(copied_storages.size(), 1u);
+  EXPECT_GT(mapped_storages.size(), 100u);
+  EXPECT_THROW(
+      attach_weights(mapped, dir / "unet.safetensors", torch::Device(torch::kCUDA, 0), WeightsPlacement::kMapped),
+      std::logic_error);
 }
 
 }  // namespace

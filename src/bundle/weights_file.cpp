@@ -125,6 +125,15 @@ std::unordered_map<std::string, Entry> parse_entries(const Mapping& file, const 
 }  // namespace
 
 void attach_weights(torch::jit::Module& module, const std::filesystem::path& file, const torch::Device& device) {
+  attach_weights(module, file, device, device.is_cpu() ? WeightsPlacement::kMapped : WeightsPlacement::kCopied);
+}
+
+void attach_weights(torch::jit::Module& module, const std::filesystem::path& file, const torch::Device& device,
+                    WeightsPlacement placement) {
+  if (placement == WeightsPlacement::kMapped && !device.is_cpu()) {
+    throw std::logic_error("attach_weights: mapped weights are for the CPU");
+  }
+  const bool mapped = placement == WeightsPlacement::kMapped;
   const std::string name = file.string();
   const std::shared_ptr<Mapping> mapping = map_file(name);
   uint64_t data_start = 0;
@@ -151,7 +160,7 @@ void attach_weights(torch::jit::Module& module, const std::filesystem::path& fil
   const uint64_t data_size = mapping->size - data_start;
   unsigned char* data = static_cast<unsigned char*>(mapping->base) + data_start;
   torch::Tensor on_device;  // CUDA: the file's data, copied in one piece
-  if (!device.is_cpu() && data_size > 0) {
+  if (!mapped && data_size > 0) {
     on_device = torch::empty({static_cast<int64_t>(data_size)}, torch::dtype(torch::kUInt8).device(device));
     for (int64_t at = 0; at < static_cast<int64_t>(data_size); at += kCopyChunk) {
       const int64_t n = std::min<int64_t>(kCopyChunk, static_cast<int64_t>(data_size) - at);
@@ -161,7 +170,7 @@ void attach_weights(torch::jit::Module& module, const std::filesystem::path& fil
   for (const auto& [key, placeholder] : wanted) {
     const Entry& e = entries.at(key);
     torch::Tensor weight;
-    if (device.is_cpu()) {
+    if (mapped) {
       weight = torch::from_blob(
           data + e.begin, e.shape, [mapping](void*) {}, torch::dtype(e.dtype));
     } else {

@@ -16,4 +16,10 @@ namespace sdinterp {
 // for weights whose names, dtypes or shapes differ from the module's.
 void attach_weights(torch::jit::Module& module, const std::filesystem::path& file, const torch::Device& device);
 
+// How the weights reach the module: mapped (the CPU's way) or copied to `device` in one piece (CUDA's
+// way; on the CPU for tests, so that the device path runs here too).
+enum class WeightsPlacement { kMapped, kCopied };
+void attach_weights(torch::jit::Module& module, const std::filesystem::path& file, const torch::Device& device,
+                    WeightsPlacement placement);
+
 }  // namespace sdinterp

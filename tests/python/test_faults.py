@@ -219,6 +219,7 @@ def test_a_batch_goes_on_past_every_kind_of_failure(sdinterp, tmp_path):
     broken = tmp_path / "broken-bundle"  # loads, but fails when run: the VAE decoder as the UNet
     shutil.copytree(BUNDLE, broken)
     shutil.copy(broken / "vae_decoder.pt", broken / "unet.pt")
+    shutil.copy(broken / "vae_decoder.safetensors", broken / "unet.safetensors")  # its weights beside it
     (tmp_path / "taken.gif").write_bytes(b"not ours")
     good = {"bundle": BUNDLE, "prompt": "a fox", "seed": 1, "frames": 2, "steps": 1}
     lines = [
