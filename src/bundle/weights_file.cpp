@@ -55,7 +55,7 @@ std::shared_ptr<Mapping> map_file(const std::string& name) {
   const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) throw ModelError(name + ": missing bundle file (the bundle is incomplete; re-export it)");
-    corrupt(name, std::string("cannot open it: ") + std::strerror(errno));
+    throw ModelError(name + ": cannot open the weights file: " + std::strerror(errno));
   }
   struct stat st {};
   auto mapping = std::make_shared<Mapping>();
@@ -70,7 +70,7 @@ std::shared_ptr<Mapping> map_file(const std::string& name) {
     if (mapping->base == MAP_FAILED) err = errno;
   }
   ::close(fd);
-  if (err != 0) corrupt(name, std::string("cannot map it: ") + std::strerror(err));
+  if (err != 0) throw ModelError(name + ": cannot map the weights file: " + std::strerror(err));
   ::madvise(mapping->base, mapping->size, MADV_WILLNEED);  // start reading a cold file now
   return mapping;
 }
