@@ -179,19 +179,28 @@ def test_a_slurm_array_with_a_killed_and_requeued_task_completes_the_set(sdinter
     os.kill(pid, signal.SIGKILL)
     wait_for("task 1 to fail", lambda: task_states(slurm, array_id).get(1) == "FAILED", timeout=60)
     assert not (tmp_path / "out" / "7.gif").exists()
-    slurm("scontrol", "requeue", f"{array_id}_1")
-    slurm("scontrol", "update", f"JobId={array_id}_1", "StartTime=now")
-    # In two fresh-clone CI runs the requeued task stayed pending for the whole wait; the cause was not
-    # seen. Slurm records the SIGKILL'd batch step as Reason=JobLaunchFailure; a job requeued after a
-    # launch failure may be held ("launch failed requeued held", priority 0), or the step's failure may
-    # drain the node, and a start time lifts neither. So while the task is pending, every 10 s it is
-    # released (a no-op for a job that is not held), a drained or down node is resumed, and the task's
-    # start time is set to now again.
-    nudged = [time.monotonic()]
+    # Requeued with its start time set to now, the task can be launched before slurmd has finished
+    # with the killed run: slurmd then refuses it ("Job N already killed, do not launch batch job",
+    # seen in a fresh-clone CI run's slurmd.log) and the task is FAILED again at once (Restarts=1,
+    # Reason=NonZeroExitCode, nothing in its log). A cluster script would requeue it again; so does
+    # this test, every 3 s while the task is FAILED, up to 5 times. While it is pending, every 10 s it
+    # is also released (a no-op for a job that is not held), a drained or down node is resumed, and
+    # its start time is set to now again.
+    def requeue():
+        slurm("scontrol", "requeue", f"{array_id}_1", check=False)
+        slurm("scontrol", "update", f"JobId={array_id}_1", "StartTime=now", check=False)
+
+    requeue()
+    requeues, nudged = [1], [time.monotonic()]
 
     def all_completed():
         states = task_states(slurm, array_id)
-        if states.get(1) == "PENDING" and time.monotonic() - nudged[0] > 10:
+        waited = time.monotonic() - nudged[0]
+        if states.get(1) == "FAILED" and waited > 3 and requeues[0] < 6:
+            requeue()
+            requeues[0] += 1
+            nudged[0] = time.monotonic()
+        elif states.get(1) == "PENDING" and waited > 10:
             slurm("scontrol", "release", f"{array_id}_1", check=False)
             node_state = slurm("sinfo", "-h", "-o", "%T", check=False)
             if any(word in node_state for word in ("drain", "down", "fail")):
@@ -205,7 +214,8 @@ def test_a_slurm_array_with_a_killed_and_requeued_task_completes_the_set(sdinter
     except BaseException:
         # What the next failure needs to be understood: the task's record, its log, the controller's.
         task_log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("slurm-*_1.out"))
-        print("task 1:", slurm("scontrol", "show", "job", f"{array_id}_1", check=False), "\ntask 1's log:", task_log)
+        print(f"task 1 (requeued {requeues[0]} times):", slurm("scontrol", "show", "job", f"{array_id}_1", check=False),
+              "\ntask 1's log:", task_log)
         for log_file in sorted((slurm.folder / "log").glob("*.log")):
             print(f"{log_file.name} (last 40 lines):", *log_file.read_text(errors="replace").splitlines()[-40:],
                   sep="\n")
