@@ -67,22 +67,26 @@ def write_weights(tensors: dict, path: Path, describes: str) -> None:
                 f.write(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
+def split_weights(data: bytes) -> tuple[bytes, bytes]:
+    """A weights file's bytes as its JSON header (spaces included) and its tensor data."""
+    (length,) = struct.unpack("<Q", data[:8])
+    return data[8:8 + length], data[8 + length:]
+
+
 def read_weights(path: Path) -> dict:
     """name -> CPU tensor of a weights file, padding left out."""
     import torch
 
-    data = Path(path).read_bytes()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
+    header_bytes, tensor_data = split_weights(Path(path).read_bytes())
+    header = json.loads(header_bytes)
     by_name = {v: k for k, v in DTYPES.items()}
-    start = 8 + length
     out = {}
     for name, e in header.items():
         if name == "__metadata__" or name.startswith(PADDING_PREFIX):
             continue
         b, end = e["data_offsets"]
         dtype = getattr(torch, by_name[e["dtype"]])
-        raw = torch.frombuffer(bytearray(data[start + b:start + end]), dtype=torch.uint8) if end > b else \
+        raw = torch.frombuffer(bytearray(tensor_data[b:end]), dtype=torch.uint8) if end > b else \
             torch.empty(0, dtype=torch.uint8)
         out[name] = raw.view(dtype).reshape(e["shape"])
     return out

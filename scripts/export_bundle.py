@@ -56,7 +56,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bundle_weights beside this file, however it is run
-from bundle_weights import load_module, save_module, weights_path  # noqa: E402
+from bundle_weights import load_module, module_tensors, save_module, weights_path  # noqa: E402
 
 FORMAT_VERSION = 3  # 3: weights beside each module file (scripts/bundle_weights.py)
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -611,7 +611,7 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
         raise ExportError(f"--aoti-reuse {reuse.name}: cannot load it here (compiled by another torch or for "
                           f"another machine?): {error_line(e)}") from e
     scripted = load_module(out / "unet.pt")
-    weights = {**dict(scripted.named_parameters()), **dict(scripted.named_buffers())}
+    weights = module_tensors(scripted)
     needed = package.get_constant_fqns()
     missing = [n for n in needed if n not in weights]
     if missing:

@@ -40,6 +40,11 @@ class ModelError : public Error {
   explicit ModelError(const std::string& message) : Error(kExitModel, message) {}
 };
 
+// A file the bundle's manifest names is not there.
+inline ModelError missing_bundle_file(const std::string& path) {
+  return ModelError(path + ": missing bundle file (the bundle is incomplete; re-export it)");
+}
+
 // A file could not be read or written.
 class IoError : public Error {
  public:

@@ -92,7 +92,7 @@ std::string first_line(std::string what) {
 torch::jit::Module load_module(const fs::path& path, const torch::Device& device, bool weights_beside) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    throw ModelError(path.string() + ": missing bundle file (the bundle is incomplete; re-export it)");
+    throw missing_bundle_file(path.string());
   }
   torch::jit::Module module;
   try {

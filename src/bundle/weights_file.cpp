@@ -54,7 +54,7 @@ struct Entry {
 std::shared_ptr<Mapping> map_file(const std::string& name) {
   const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) throw ModelError(name + ": missing bundle file (the bundle is incomplete; re-export it)");
+    if (errno == ENOENT) throw missing_bundle_file(name);
     throw ModelError(name + ": cannot open the weights file: " + std::strerror(errno));
   }
   struct stat st {};

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tiny_sd
+from bundle_weights import split_weights
 from conftest import assert_frame_matches, generate, reference_image
 
 # (height, width): neither a multiple of tiny-sd's 16 px nor of SD 1.x's 64 px steps.
@@ -85,10 +86,9 @@ def manifest_problems(manifest: Path, machine_paths: list[bytes]) -> list[str]:
 
 def weights_problems(weights: Path, machine_paths: list[bytes]) -> list[str]:
     """A weights file's JSON header (tensor names, metadata); its data are scanned for this machine's folders."""
-    data = weights.read_bytes()
-    header = data[8:8 + int.from_bytes(data[:8], "little")]
+    header, tensor_data = split_weights(weights.read_bytes())
     return json_problems(weights, header, machine_paths) + [f"{weights}: names {p.decode()} in its data"
-                                                            for p in machine_paths if p in data[8 + len(header):]]
+                                                            for p in machine_paths if p in tensor_data]
 
 
 def json_problems(where: Path, text: bytes, machine_paths: list[bytes]) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 import tiny_sd
-from bundle_weights import ALIGNMENT, PADDING_PREFIX, module_tensors, read_weights, write_weights
+from bundle_weights import ALIGNMENT, PADDING_PREFIX, module_tensors, read_weights, split_weights, write_weights
 from conftest import generate, inline_weights, load_module
 
 MODULES = ("text_encoder.pt", "unet.pt", "vae_decoder.pt", "vae_encoder.pt")
@@ -30,10 +29,9 @@ def test_weights_files_are_safetensors_with_aligned_data(name):
 
     pt = tiny_sd.TINY_SD / name
     weights = pt.with_suffix(".safetensors")
-    raw = weights.read_bytes()
-    (length,) = struct.unpack("<Q", raw[:8])
-    assert (8 + length) % ALIGNMENT == 0
-    header = json.loads(raw[8:8 + length])
+    header_bytes, _ = split_weights(weights.read_bytes())
+    assert (8 + len(header_bytes)) % ALIGNMENT == 0
+    header = json.loads(header_bytes)
     placeholders = module_tensors(torch.jit.load(str(pt)))
     named = {k: v for k, v in header.items() if k != "__metadata__" and not k.startswith(PADDING_PREFIX)}
     assert set(named) == set(placeholders)
