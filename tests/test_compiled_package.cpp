@@ -2,8 +2,14 @@
 // instruction set, GPU architecture.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+#include <vector>
+
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/compiled_package.h"
+#include "sdinterp/errors.h"
+#include "test_support.h"
 
 namespace sdinterp {
 namespace {
@@ -76,6 +82,49 @@ TEST(CompiledPackage, Fnv1a64KnownAnswers) {
   EXPECT_EQ(fnv1a64_text(""), "cbf29ce484222325");
   EXPECT_EQ(fnv1a64_text("a"), "af63dc4c8601ec8c");
   EXPECT_EQ(fnv1a64_text("foobar"), "85944171f73967e8");
+}
+
+// Bytes (7i + 3) mod 256, i = 0..n-1: every lane and tail path of XXH64 sees varied bytes.
+std::string pattern(size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>((i * 7 + 3) % 256);
+  return out;
+}
+
+TEST(BundleHash, Xxh64EqualsTheReferenceImplementation) {
+  // xxhash.xxh64(pattern(n)).hexdigest() from the Python xxhash package (libxxhash): lengths on
+  // either side of the 4- and 8-byte tails and of the 32-byte stripe.
+  const std::vector<std::pair<size_t, std::string>> known = {
+      {0, "ef46db3751d8e999"},  {1, "1f25c8d0bc1f4bb6"},  {3, "31d2363f52e564c9"},   {4, "9bb64b7d66ee9fda"},
+      {7, "9a7b149959ce60d8"},  {8, "dab99d95c6f90092"},  {9, "170bb6bf975b4c02"},   {12, "d52e407833af5133"},
+      {31, "a2aa5f33cc4a6119"}, {32, "23c3c17ef790fd97"}, {33, "50a7cfc7ba588784"},  {63, "5e3e54b431c7493c"},
+      {64, "0eb64b3ef6eeb01f"}, {65, "a383b724b2bd12f1"}, {100, "a61f8d4c170fe531"}, {1037, "d2a90d804d876bff"},
+  };
+  for (const auto& [n, hash] : known) {
+    const std::string bytes = pattern(n);
+    EXPECT_EQ(xxh64_hex(bytes.data(), bytes.size()), hash) << n << " bytes";
+  }
+  // Files are read in 1 MiB pieces: one that ends on a piece, and one that ends 37 bytes past two.
+  test::TempDir dir;
+  const std::vector<std::pair<size_t, std::string>> files = {{size_t{1} << 20, "989560ce899d661b"},
+                                                             {(size_t{2} << 20) + 37, "c40df5852d339e9d"}};
+  for (const auto& [n, hash] : files) {
+    std::ofstream(dir / "f", std::ios::binary) << pattern(n);
+    EXPECT_EQ(find_file_hash_algorithm("xxh64")->file(dir / "f"), hash) << n << " bytes";
+  }
+}
+
+TEST(BundleHash, AlgorithmsByName) {
+  EXPECT_STREQ(recorded_file_hash_algorithm().name, "xxh64");
+  // Run metadata written before XXH64 names FNV-1a; its file hashes still compare.
+  const FileHashAlgorithm* fnv = find_file_hash_algorithm("fnv1a-64");
+  ASSERT_NE(fnv, nullptr);
+  EXPECT_EQ(fnv->text("foobar"), "85944171f73967e8");
+  EXPECT_EQ(find_file_hash_algorithm("sha1"), nullptr);
+  test::TempDir dir;
+  std::ofstream(dir / "f", std::ios::binary) << "foobar";
+  EXPECT_EQ(fnv->file(dir / "f"), "85944171f73967e8");
+  EXPECT_THROW(fnv->file(dir / "missing"), IoError);
 }
 
 TEST(CompiledPackage, WeightsSignatureEqualsTheExporters) {

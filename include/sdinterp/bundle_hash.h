@@ -1,7 +1,10 @@
 // Content hashes of a bundle's files, for run metadata and bug reports. No torch.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -9,13 +12,31 @@
 
 namespace sdinterp {
 
-// FNV-1a 64 of a file's bytes, as 16 hex digits. Throws IoError if unreadable.
-std::string fnv1a64_file(const std::string& path);
-// FNV-1a 64 of a string's bytes, as 16 hex digits.
+// FNV-1a 64 of a string's bytes, as 16 hex digits (the compiled UNet's weights signature).
 std::string fnv1a64_text(const std::string& text);
 
-// {"algorithm": "fnv1a-64", "files": {"model.json": "...", "unet.pt": "...", ...}, "combined": "..."}
-// over model.json, the tokenizer files and every module the manifest names.
-nlohmann::json bundle_hashes(const std::string& dir, const Manifest& manifest);
+// XXH64 (seed 0) of bytes, as 16 hex digits: what `xxh64sum` prints for a file of those bytes.
+std::string xxh64_hex(const void* data, size_t size);
+
+// The algorithms bundle_hashes knows, by the name run metadata records ("xxh64", "fnv1a-64"); the
+// first is the one a run records. Each hashes a file's bytes, or a string's, to 16 hex digits (a
+// file that cannot be read: IoError).
+struct FileHashAlgorithm {
+  const char* name;
+  std::string (*file)(const std::string& path);
+  std::string (*text)(const std::string& text);
+};
+const std::vector<FileHashAlgorithm>& file_hash_algorithms();
+// The algorithm of that name, or nullptr.
+const FileHashAlgorithm* find_file_hash_algorithm(const std::string& name);
+// The algorithm a run records.
+const FileHashAlgorithm& recorded_file_hash_algorithm();
+
+// {"algorithm": "xxh64", "files": {"model.json": "...", "unet.pt": "...", ...}, "combined": "..."}
+// over model.json, the tokenizer files, every module the manifest names and its weights file,
+// and the compiled UNet when present. `algorithm` defaults to the one a run records; the combined
+// hash is the same algorithm's of the lines "NAME=HASH\n" in name order.
+nlohmann::json bundle_hashes(const std::string& dir, const Manifest& manifest,
+                             const FileHashAlgorithm& algorithm = recorded_file_hash_algorithm());
 
 }  // namespace sdinterp

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from PIL import Image
 
 import tiny_sd
@@ -365,6 +366,46 @@ def test_metadata_reruns_from_another_folder_and_warns_about_a_changed_bundle(sd
     proc = run(sdinterp, elsewhere, "run", "../../out/a.gif.json", "-o", "strict.gif", "--strict", "--progress", "none")
     assert proc.returncode == 3 and "(model.json)" in proc.stderr and "--strict" in proc.stderr
     assert not (elsewhere / "strict.gif").exists()
+
+
+def fnv1a64(data: bytes) -> str:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def test_metadata_hashes_are_xxh64_and_older_fnv1a_metadata_is_still_checked(sdinterp, tmp_path):
+    shutil.copytree(BUNDLE, tmp_path / "model")
+    proc = run(sdinterp, tmp_path, "generate", "--bundle", "model", "--prompt", "a fox", "--seed", 5, "--frames", 2,
+               "--steps", 1, "-o", "a.gif", "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "a.gif.json").read_text())
+    hashes = meta["sdinterp"]["bundle"]["hashes"]
+    # What `xxh64sum FILE` prints, for every file of the bundle, and the combined line list.
+    assert hashes["algorithm"] == "xxh64"
+    assert {"model.json", "unet.pt", "unet.safetensors", "tokenizer/vocab.json"} <= set(hashes["files"])
+    for name, value in hashes["files"].items():
+        assert value == xxhash.xxh64((tmp_path / "model" / name).read_bytes()).hexdigest(), name
+    lines = "".join(f"{name}={value}\n" for name, value in hashes["files"].items())
+    assert hashes["combined"] == xxhash.xxh64(lines.encode()).hexdigest()
+    # Metadata of an sdinterp that hashed with FNV-1a: compared with FNV-1a hashes, so it runs quietly
+    # when the files are the same and names the one that changed.
+    hashes["algorithm"] = "fnv1a-64"
+    hashes["files"] = {name: fnv1a64((tmp_path / "model" / name).read_bytes()) for name in hashes["files"]}
+    (tmp_path / "old.json").write_text(json.dumps(meta))
+    proc = run(sdinterp, tmp_path, "run", "old.json", "-o", "b.gif", "--strict", "--progress", "none")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert (tmp_path / "b.gif").read_bytes() == (tmp_path / "a.gif").read_bytes()
+    (tmp_path / "model" / "vae_decoder.pt").write_bytes((tmp_path / "model" / "vae_decoder.pt").read_bytes() + b" ")
+    proc = run(sdinterp, tmp_path, "run", "old.json", "-o", "c.gif", "--strict", "--progress", "none")
+    assert proc.returncode == 3 and "records (vae_decoder.pt); the frames would not repeat" in proc.stderr, proc.stderr
+    # An algorithm this build does not know: every file is called changed.
+    hashes["algorithm"] = "sha3-512"
+    (tmp_path / "unknown.json").write_text(json.dumps(meta))
+    proc = run(sdinterp, tmp_path, "run", "unknown.json", "-o", "d.gif", "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert "records (every file (a hash algorithm this sdinterp does not know: 'sha3-512'))" in proc.stderr
 
 
 # -------------------------------------------------------------------------------------------------
