@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,17 @@ const std::vector<FileHashAlgorithm>& file_hash_algorithms();
 const FileHashAlgorithm* find_file_hash_algorithm(const std::string& name);
 // The algorithm a run records.
 const FileHashAlgorithm& recorded_file_hash_algorithm();
+
+// The files bundle_hashes covers, by their names in the bundle: Manifest::files(), and the
+// compiled UNet when present (it is optional at run time: a missing one falls back to unet.pt).
+std::vector<std::string> hashed_bundle_files(const std::string& dir, const Manifest& manifest);
+
+// What shows that a file changed without reading it: its device, inode, size, and modification and
+// status-change times ("missing" when it is not there). By name in `dir`.
+using FileSignatures = std::map<std::string, std::string>;
+FileSignatures file_signatures(const std::string& dir, const std::vector<std::string>& files);
+// The names whose signature is not what `before` recorded ("" when none): "model.json, unet.pt".
+std::string changed_files(const std::string& dir, const FileSignatures& before);
 
 // {"algorithm": "xxh64", "files": {"model.json": "...", "unet.pt": "...", ...}, "combined": "..."}
 // over model.json, the tokenizer files, every module the manifest names and its weights file,

@@ -1,5 +1,7 @@
 #include "sdinterp/bundle_hash.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include <cstdio>
@@ -158,15 +160,43 @@ const FileHashAlgorithm* find_file_hash_algorithm(const std::string& name) {
 
 const FileHashAlgorithm& recorded_file_hash_algorithm() { return file_hash_algorithms().front(); }
 
-nlohmann::json bundle_hashes(const std::string& dir, const Manifest& m, const FileHashAlgorithm& algorithm) {
+std::vector<std::string> hashed_bundle_files(const std::string& dir, const Manifest& m) {
   std::vector<std::string> files = m.files();
-  // The compiled UNet is optional at run time (a missing one falls back to unet.pt): hashed when present.
   std::error_code ec;
   if (!m.unet.compiled.file.empty() && std::filesystem::is_regular_file(dir + "/" + m.unet.compiled.file, ec)) {
     files.push_back(m.unet.compiled.file);
   }
+  return files;
+}
+
+FileSignatures file_signatures(const std::string& dir, const std::vector<std::string>& files) {
+  FileSignatures out;
+  for (const std::string& name : files) {
+    struct stat st {};
+    if (::stat((dir + "/" + name).c_str(), &st) != 0) {
+      out[name] = "missing";
+      continue;
+    }
+    out[name] = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+                std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+                std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  }
+  return out;
+}
+
+std::string changed_files(const std::string& dir, const FileSignatures& before) {
+  std::vector<std::string> names;
+  for (const auto& [name, signature] : before) names.push_back(name);
+  std::string list;
+  for (const auto& [name, signature] : file_signatures(dir, names)) {
+    if (signature != before.at(name)) list += (list.empty() ? "" : ", ") + name;
+  }
+  return list;
+}
+
+nlohmann::json bundle_hashes(const std::string& dir, const Manifest& m, const FileHashAlgorithm& algorithm) {
   nlohmann::json out = {{"algorithm", algorithm.name}, {"files", nlohmann::json::object()}};
-  for (const auto& f : files) out["files"][f] = algorithm.file(dir + "/" + f);
+  for (const auto& f : hashed_bundle_files(dir, m)) out["files"][f] = algorithm.file(dir + "/" + f);
   std::string all;  // in name order, the order the metadata lists them
   for (const auto& [name, hash] : out["files"].items()) all += name + "=" + hash.get<std::string>() + "\n";
   out["combined"] = algorithm.text(all);

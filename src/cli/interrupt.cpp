@@ -1,10 +1,12 @@
 #include "cli/interrupt.h"
 
 #include <execinfo.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 
 #include "io/atomic_output.h"
@@ -14,6 +16,8 @@ namespace sdinterp::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_crashing{false};  // a thread is reporting a crash
+constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
 
 void write_text(const char* text) {
   ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
@@ -30,11 +34,84 @@ extern "C" void on_signal(int) {
   ::_exit(kExitInterrupted);
 }
 
+// Parses a hexadecimal number at `p`, moving past it.
+uintptr_t parse_hex(const char*& p) {
+  uintptr_t value = 0;
+  for (;; ++p) {
+    const char c = *p;
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return value;
+    value = value * 16 + static_cast<uintptr_t>(digit);
+  }
+}
+
+// The file mapped at `address`, from /proc/self/maps, into `path` (empty when none or unreadable).
+// System calls and a fixed buffer only: for the signal handler.
+void mapped_file_at(uintptr_t address, char* path, size_t path_size) {
+  path[0] = '\0';
+  const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  static char buf[16384];  // lines "START-END PERMS OFFSET DEV INODE   PATH\n", kept whole across reads
+  size_t have = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0) break;
+    have += static_cast<size_t>(n);
+    buf[have] = '\0';
+    char* line = buf;
+    char* end = nullptr;
+    while ((end = std::strchr(line, '\n')) != nullptr) {
+      *end = '\0';
+      const char* p = line;
+      const uintptr_t start = parse_hex(p);
+      ++p;  // '-'
+      const uintptr_t stop = parse_hex(p);
+      if (address >= start && address < stop) {
+        const char* name = std::strchr(line, '/');
+        if (name != nullptr) {
+          std::strncpy(path, name, path_size - 1);
+          path[path_size - 1] = '\0';
+        }
+        ::close(fd);
+        return;
+      }
+      line = end + 1;
+    }
+    have = static_cast<size_t>(buf + have - line);
+    std::memmove(buf, line, have);
+    if (have == sizeof buf - 1) have = 0;  // a line longer than the buffer: not one of ours
+  }
+  ::close(fd);
+}
+
+// A bus error at an address past the end of a mapped file (BUS_ADRERR): the file was cut short
+// while sdinterp read it, most likely a bundle's weights file written over in place. That is no
+// bug: one line naming the file, the temporaries removed, the bundle's exit status.
+void on_file_cut_short(uintptr_t address) {
+  static char path[4096];
+  mapped_file_at(address, path, sizeof path);
+  write_text("sdinterp: error: ");
+  write_text(path[0] != '\0' ? path : "a file this run had mapped");
+  write_text(
+      " was cut short while this run read it, so the run stopped and wrote nothing (replace a bundle's "
+      "files by renaming new ones into place, not by writing over them)\n");
+  io::remove_listed_temporaries();
+  ::_exit(kExitModel);
+}
+
 // A crash (a bug in sdinterp or a library under it) ends with one line naming the signal and the
 // call stack, instead of a bare "Segmentation fault", and the documented internal-error status.
 // Only async-signal-safe calls here; backtrace() is primed at install time so that it does not
 // load libgcc inside the handler.
-extern "C" void on_crash(int signal_number) {
+extern "C" void on_crash(int signal_number, siginfo_t* info, void*) {
+  // LibTorch's worker threads fault together when they share a cause (a file cut short under all
+  // of them): the first one reports and ends the process, the others wait for that.
+  if (g_crashing.exchange(true)) {
+    for (;;) ::pause();
+  }
+  if (signal_number == SIGBUS && info != nullptr && info->si_code == BUS_ADRERR) {
+    on_file_cut_short(reinterpret_cast<uintptr_t>(info->si_addr));
+  }
   write_text("sdinterp: internal error: ");
   write_text(signal_number == SIGSEGV  ? "segmentation fault"
              : signal_number == SIGBUS ? "bus error"
@@ -60,10 +137,13 @@ void install_crash_handlers() {
   ss.ss_size = sizeof alternate_stack;
   ::sigaltstack(&ss, nullptr);
   struct sigaction action {};
-  action.sa_handler = on_crash;
-  action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+  action.sa_sigaction = on_crash;
+  // Not SA_RESETHAND: a second thread's fault would then end the process before the first one has
+  // reported. A fault inside the handler still ends the process: the four are blocked there.
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&action.sa_mask);
-  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE}) ::sigaction(s, &action, nullptr);
+  for (int s : kCrashSignals) sigaddset(&action.sa_mask, s);
+  for (int s : kCrashSignals) ::sigaction(s, &action, nullptr);
 }
 
 void install_interrupt_handlers() {

@@ -6,7 +6,9 @@
 namespace sdinterp::cli {
 
 void install_interrupt_handlers();
-// SIGSEGV, SIGBUS, SIGILL, SIGFPE: one "internal error" line, the call stack, exit status 1.
+// SIGSEGV, SIGBUS, SIGILL, SIGFPE: one "internal error" line, the call stack, exit status 1. A bus
+// error past the end of a mapped file (a bundle's weights file cut short while in use): one line
+// naming the file, the temporaries removed, exit status 3.
 void install_crash_handlers();
 bool interrupt_requested();
 

@@ -403,9 +403,23 @@ std::string differing_files(const nlohmann::json& recorded,
 
 }  // namespace
 
+namespace {
+std::string cache_key(const ModelOptions& model) {
+  return model.bundle_dir + "\n" + device_name(model.device) + "\n" + unet_engine_name(model.unet_engine);
+}
+}  // namespace
+
+void BundleCache::refresh(const ModelOptions& model) {
+  auto it = entries_.find(cache_key(model));
+  if (it != entries_.end() && !changed_files(model.bundle_dir, it->second.files).empty()) entries_.erase(it);
+}
+
+std::string BundleCache::changed_since_load(const ModelOptions& model) {
+  return changed_files(model.bundle_dir, entry(model).files);
+}
+
 BundleCache::Entry& BundleCache::entry(const ModelOptions& model) {
-  const std::string key =
-      model.bundle_dir + "\n" + device_name(model.device) + "\n" + unet_engine_name(model.unet_engine);
+  const std::string key = cache_key(model);
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     Entry e;
@@ -414,6 +428,7 @@ BundleCache::Entry& BundleCache::entry(const ModelOptions& model) {
     // the development machine, and an SD-1.5 bundle is 2.1 GB in float16).
     const std::string dir = model.bundle_dir;
     Manifest manifest = load_manifest(dir);
+    e.files = file_signatures(dir, hashed_bundle_files(dir, manifest));
     e.hashes = std::async(std::launch::async, [dir, manifest] { return bundle_hashes(dir, manifest); }).share();
     // The process-wide LibTorch settings are made here, the one place, before any bundle loads.
     configure_torch(manifest);
@@ -484,9 +499,11 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   } smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
   sinks.push_back(&smoothness);
 
-  const Bundle& bundle = cache.get(c);
+  const ModelOptions cached_as = c;  // the cache's key: `c` records the device resolved below
+  cache.refresh(cached_as);
+  const Bundle& bundle = cache.get(cached_as);
   if (interrupted != nullptr && interrupted()) throw InterruptedError();
-  const std::shared_future<nlohmann::json> hashes = cache.hashes(c);  // waited for at the end
+  const std::shared_future<nlohmann::json> hashes = cache.hashes(cached_as);  // waited for at the end
   const std::string bundle_changed_words = "the bundle's files differ from the ones the run metadata records (";
   const auto hashes_with = [&](const FileHashAlgorithm& algorithm) {
     return &algorithm == &recorded_file_hash_algorithm() ? hashes.get()
@@ -500,7 +517,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   }
   const Manifest& m = bundle.manifest();
   c.validate_for(m);
-  if (c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty() && cache.first_warning(c)) {
+  if (c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty() && cache.first_warning(cached_as)) {
     std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
   }
   // Metadata records what was actually used, defaults resolved.
@@ -533,6 +550,15 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       std::cerr << "sdinterp: warning: " << bundle_changed_words << differ
                 << "); the frames may differ from the recorded run (--strict refuses such a run)\n";
     }
+  }
+  // The frames came from the files as loaded, and the hashes are of the files as read: both hold
+  // only if no file changed in between (once the hashing has read them all).
+  hashes.wait();
+  const std::string changed = cache.changed_since_load(cached_as);
+  if (!changed.empty()) {
+    throw ModelError("the bundle's files changed while this job used them (" + changed +
+                     "): its frames may mix old and new weights and its metadata may not record the files it "
+                     "used, so nothing was written; run it again");
   }
   nlohmann::json metadata = job_to_json(c);
   relativize_metadata_paths(metadata, c, meta);

@@ -1,6 +1,7 @@
 """Nothing lost, nothing half-written, under real faults: a full disk (RLIMIT_FSIZE) at several
 points of a run, signals at every phase, clashes known before rendering, any bytes in a prompt or
-path, a batch with jobs that fail in every way, and many random kills of a batch.
+path, a batch with jobs that fail in every way, many random kills of a batch, and a bundle's
+weights file cut short or written over under a run.
 
 Each case runs the sdinterp binary on tiny-sd as a user would. "Visible" means a name that does
 not start with a dot: temporaries are hidden (".NAME.tmp-XXXXXX") and removed by the next run.
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import xxhash
 
 import tiny_sd
 
@@ -152,6 +154,71 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run(sdinterp, tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert b"removed temporaries an interrupted run left" in proc.stderr
     assert hidden(tmp_path) == [] and "late.mp4" in visible(tmp_path)
+
+
+# -------------------------------------------------------------------------------------------------
+# A bundle changed under a run (its weights files are mapped, and read on the CPU throughout)
+
+def walk_on(sdinterp: str, bundle: Path, cwd: Path, *outputs) -> subprocess.Popen:
+    """A 30-frame walk on `bundle`, printing JSON progress on stdout (about 4 s on 2 cores)."""
+    args = ["generate", "--bundle", str(bundle), "--prompt", "a fox", "--seed", "5", "--steps", "40",
+            "--frames", "30", "--progress", "json", *map(str, outputs)]
+    return subprocess.Popen([sdinterp, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_step(proc: subprocess.Popen) -> None:
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            return
+    pytest.fail("no step event: " + proc.stderr.read())
+
+
+def test_a_weights_file_cut_short_under_a_run_is_named_and_nothing_is_written(sdinterp, tmp_path):
+    bundle = tmp_path / "model"
+    shutil.copytree(BUNDLE, bundle)
+    (tmp_path / "out").mkdir()
+    proc = walk_on(sdinterp, bundle, tmp_path / "out", "-o", "walk.gif", "--png-dir", "frames")
+    wait_for_step(proc)
+    weights = bundle / "unet.safetensors"
+    os.truncate(weights, weights.stat().st_size // 2)  # what `cp new old` does first
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert err.strip().splitlines()[-1] == (
+        f"sdinterp: error: {weights} was cut short while this run read it, so the run stopped and wrote nothing "
+        "(replace a bundle's files by renaming new ones into place, not by writing over them)"), err
+    assert visible(tmp_path / "out") == [] and hidden(tmp_path / "out") == [], hidden(tmp_path / "out")
+
+
+def test_a_bundle_written_over_under_a_run_fails_the_job_and_the_next_job_loads_it_again(sdinterp, tmp_path):
+    bundle = tmp_path / "model"
+    shutil.copytree(BUNDLE, bundle)
+    weights = bundle / "vae_decoder.safetensors"
+    proc = walk_on(sdinterp, bundle, tmp_path, "-o", "walk.gif")
+    wait_for_step(proc)
+    weights.write_bytes(weights.read_bytes())  # the same bytes, written over in place
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert err.strip().splitlines()[-1] == (
+        "sdinterp: error: the bundle's files changed while this job used them (vae_decoder.safetensors): its frames "
+        "may mix old and new weights and its metadata may not record the files it used, so nothing was written; "
+        "run it again"), err
+    assert visible(tmp_path) == ["model"] + [f"model/{p}" for p in visible(bundle)]
+    # In a batch: the job during which the bundle changed fails; the next one loads the bundle as it
+    # is now (one load more) and runs.
+    job = {"bundle": str(bundle), "prompt": "a fox", "seed": 5, "steps": 40, "frames": 30}
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps({**job, "output": f"{n}.gif"}) + "\n"
+                                                 for n in ("first", "second")))
+    proc = subprocess.Popen([sdinterp, "batch", "jobs.jsonl", "--progress", "json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_step(proc)
+    weights.write_bytes(weights.read_bytes())
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 6, err
+    assert "jobs.jsonl:1:" in err and "changed while this job used them (vae_decoder.safetensors)" in err, err
+    assert "second.gif" in visible(tmp_path) and "first.gif" not in visible(tmp_path)
+    assert json.loads((tmp_path / "second.gif.json").read_text())["sdinterp"]["bundle"]["hashes"]["files"][
+        "vae_decoder.safetensors"] == xxhash.xxh64(weights.read_bytes()).hexdigest()
 
 
 # -------------------------------------------------------------------------------------------------
