@@ -3,7 +3,8 @@ placeholder for every parameter and buffer, and X.safetensors beside it holds th
 tensor's data aligned to 256 bytes (the gaps are U8 tensors named sdinterp.padding.N, so the file
 stays a valid safetensors file). sdinterp maps X.safetensors and uses the weights in place on the
 CPU, or copies them to the device in one piece; it never reads them into a buffer of its own
-(src/bundle/weights_file.cpp). Format version 2 bundles keep the weights inside X.pt.
+(src/bundle/weights_header.cpp parses the header, weights_file.cpp maps the file). Format version 2
+bundles keep the weights inside X.pt.
 
 The exporter writes modules with save_module; tests, the benchmarks and the exporter's own checks
 read any bundle's module with load_module."""
@@ -17,7 +18,7 @@ from pathlib import Path
 WEIGHTS_SUFFIX = ".safetensors"
 ALIGNMENT = 256
 PADDING_PREFIX = "sdinterp.padding."
-# torch dtype name -> safetensors dtype; src/bundle/weights_file.cpp reads the same names.
+# torch dtype name -> safetensors dtype; src/bundle/weights_header.cpp reads the same names.
 DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int64": "I64",
           "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
 

@@ -428,7 +428,9 @@ const std::vector<std::string>& job_keys() {
 
 void apply_job(const json& job, RunConfig& c, const std::string& source) {
   if (!job.is_object()) throw ConfigError(prefix(source) + "a job must be a JSON object");
-  for (const auto& [key, v] : job.items()) {
+  for (const auto& item : job.items()) {
+    const std::string& key = item.key();  // not a structured binding: the lambda below captures it
+    const json& v = item.value();
     if (key == "sdinterp") continue;              // metadata written by sdinterp: information only
     if (!key.empty() && key[0] == '_') continue;  // a comment: "_note": "..."
     const auto& table = job_key_table();
@@ -551,6 +553,11 @@ json parse_job_object(std::string_view text, const std::string& source, int firs
     }
     throw ConfigError(source + ":" + std::to_string((first_line > 0 ? first_line : 1) + line - 1) + ":" +
                       std::to_string(column) + ": not valid JSON: " + detail);
+  } catch (const json::exception& e) {
+    // A number too large for any JSON number type (out_of_range 406): nlohmann gives no position.
+    std::string detail = e.what();
+    if (const auto bracket = detail.find("] "); bracket != std::string::npos) detail = detail.substr(bracket + 2);
+    throw ConfigError(where + ": not valid JSON: " + detail);
   }
   if (!job.is_object()) throw ConfigError(where + ": a job must be a JSON object, not " + job.type_name());
   return job;

@@ -89,5 +89,16 @@ TEST(JobKeys, UnknownAndMistypedKeysNameThemselves) {
   EXPECT_THROW(apply_job({{"image", 3}}, c, "j"), ConfigError);
 }
 
+TEST(JobFiles, ANumberTooLargeForJsonIsAUsageError) {
+  // Found by fuzz/job_fuzz.cpp: nlohmann reports it as out_of_range, not as a parse error.
+  try {
+    parse_job(R"({"prompt": "a", "seed": 88888888888888888888888888E8888888888888})", "job.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "job.json: not valid JSON: number overflow parsing '88888888888888888888888888E8888888888888'");
+  }
+}
+
 }  // namespace
 }  // namespace sdinterp

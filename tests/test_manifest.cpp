@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "bundle/weights_header.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
 #include "test_support.h"
@@ -223,6 +224,33 @@ TEST(Manifest, MissingBundleFolder) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("bundle folder not found"), std::string::npos);
   }
+}
+
+TEST(WeightsHeader, TheFuzzersSeedParses) {
+  // fuzz/seeds/weights_header_fuzz/small.safetensors, written by scripts/bundle_weights.write_weights.
+  const std::string file =
+      test::read_text(std::string(SDINTERP_SOURCE_DIR) + "/fuzz/seeds/weights_header_fuzz/small.safetensors");
+  const auto* bytes = reinterpret_cast<const unsigned char*>(file.data());
+  const WeightsHeader h = parse_weights_header(bytes, file.size(), "small.safetensors");
+  EXPECT_EQ(h.data_start % 256, 0u);
+  ASSERT_EQ(h.weights.size(), 4u);  // the padding left out
+  const WeightEntry& w = h.weights.at("conv.weight");
+  EXPECT_EQ(w.dtype, WeightDtype::kF16);
+  EXPECT_EQ(w.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(w.begin, 0u);
+  EXPECT_EQ(w.end, 12u);
+  EXPECT_EQ(h.weights.at("scale").shape, std::vector<int64_t>{});
+  EXPECT_EQ(h.weights.at("mask").dtype, WeightDtype::kBool);
+  // Cut short: the last weight's data lie outside the file.
+  try {
+    parse_weights_header(bytes, file.size() - 1, "small.safetensors");
+    FAIL() << "a truncated file parsed";
+  } catch (const ModelError& e) {
+    EXPECT_STREQ(e.what(),
+                 "small.safetensors: weight \"mask\": its data lie outside the file (truncated?) (the bundle is "
+                 "corrupt; re-export it)");
+  }
+  EXPECT_THROW(parse_weights_header(bytes, 7, "small.safetensors"), ModelError);
 }
 
 }  // namespace

@@ -1,0 +1,77 @@
+#include "bundle/weights_header.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "sdinterp/errors.h"
+
+namespace sdinterp {
+namespace {
+constexpr const char* kPaddingPrefix = "sdinterp.padding.";  // alignment gaps, not weights
+}  // namespace
+
+const std::vector<WeightDtypeInfo>& weight_dtypes() {
+  static const std::vector<WeightDtypeInfo> table = {{"F32", WeightDtype::kF32, 4},   {"F16", WeightDtype::kF16, 2},
+                                                     {"BF16", WeightDtype::kBF16, 2}, {"F64", WeightDtype::kF64, 8},
+                                                     {"I64", WeightDtype::kI64, 8},   {"I32", WeightDtype::kI32, 4},
+                                                     {"I16", WeightDtype::kI16, 2},   {"I8", WeightDtype::kI8, 1},
+                                                     {"U8", WeightDtype::kU8, 1},     {"BOOL", WeightDtype::kBool, 1}};
+  return table;
+}
+
+void corrupt_weights_file(const std::string& name, const std::string& what) {
+  throw ModelError(name + ": " + what + " (the bundle is corrupt; re-export it)");
+}
+
+WeightsHeader parse_weights_header(const unsigned char* bytes, uint64_t size, const std::string& name) {
+  if (size < 8) corrupt_weights_file(name, "too short to be a weights file (" + std::to_string(size) + " bytes)");
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
+  if (header_size > size - 8) corrupt_weights_file(name, "truncated weights file (its header runs past the end)");
+  WeightsHeader out;
+  out.data_start = 8 + header_size;
+  const uint64_t data_size = size - out.data_start;
+  const auto* text = reinterpret_cast<const char*>(bytes + 8);
+  const nlohmann::json header = nlohmann::json::parse(text, text + header_size, nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded() || !header.is_object()) {
+    corrupt_weights_file(name, "not a safetensors file (its header is not a JSON object)");
+  }
+  for (const auto& item : header.items()) {
+    const std::string& key = item.key();  // not a structured binding: the lambda below captures it
+    const nlohmann::json& value = item.value();
+    if (key == "__metadata__" || key.rfind(kPaddingPrefix, 0) == 0) continue;
+    auto bad = [&](const std::string& what) { corrupt_weights_file(name, "weight \"" + key + "\": " + what); };
+    if (!value.is_object() || !value.contains("dtype") || !value.at("dtype").is_string() || !value.contains("shape") ||
+        !value.at("shape").is_array() || !value.contains("data_offsets") || !value.at("data_offsets").is_array() ||
+        value.at("data_offsets").size() != 2) {
+      bad("expected an object with dtype, shape and two data_offsets");
+    }
+    const std::string dtype = value.at("dtype").get<std::string>();
+    const auto& dtypes = weight_dtypes();
+    const auto known =
+        std::find_if(dtypes.begin(), dtypes.end(), [&](const WeightDtypeInfo& d) { return dtype == d.name; });
+    if (known == dtypes.end()) bad("unknown dtype \"" + dtype + "\"");
+    WeightEntry e{known->dtype, known->bytes, {}, 0, 0};
+    uint64_t data_bytes = known->bytes;
+    for (const auto& dim : value.at("shape")) {
+      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > (uint64_t{1} << 40)) bad("a dimension is not a size");
+      e.shape.push_back(dim.get<int64_t>());
+      if (__builtin_mul_overflow(data_bytes, dim.get<uint64_t>(), &data_bytes)) bad("its size overflows");
+    }
+    for (const auto& off : value.at("data_offsets")) {
+      if (!off.is_number_unsigned()) bad("data_offsets are not byte offsets");
+    }
+    e.begin = value.at("data_offsets")[0].get<uint64_t>();
+    e.end = value.at("data_offsets")[1].get<uint64_t>();
+    if (e.begin > e.end || e.end > data_size) bad("its data lie outside the file (truncated?)");
+    if (e.end - e.begin != data_bytes) {
+      bad("its data are " + std::to_string(e.end - e.begin) + " bytes, its shape needs " + std::to_string(data_bytes));
+    }
+    if ((out.data_start + e.begin) % e.element_bytes != 0) bad("its data are not aligned to its dtype");
+    out.weights.emplace(key, std::move(e));
+  }
+  return out;
+}
+
+}  // namespace sdinterp
