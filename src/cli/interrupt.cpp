@@ -87,11 +87,13 @@ void mapped_file_at(uintptr_t address, char* path, size_t path_size) {
 // A bus error at an address past the end of a mapped file (BUS_ADRERR): the file was cut short
 // while sdinterp read it, most likely a bundle's weights file written over in place. That is no
 // bug: one line naming the file, the temporaries removed, the bundle's exit status.
+// Returns only when `address` lies in no mapped file (then it is reported as a crash).
 void on_file_cut_short(uintptr_t address) {
   static char path[4096];
   mapped_file_at(address, path, sizeof path);
+  if (path[0] == '\0') return;
   write_text("sdinterp: error: ");
-  write_text(path[0] != '\0' ? path : "a file this run had mapped");
+  write_text(path);
   write_text(
       " was cut short while this run read it, so the run stopped and wrote nothing (replace a bundle's "
       "files by renaming new ones into place, not by writing over them)\n");
