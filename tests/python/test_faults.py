@@ -156,6 +156,22 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run(sdinterp, tmp_pat
     assert hidden(tmp_path) == [] and "late.mp4" in visible(tmp_path)
 
 
+@pytest.mark.parametrize("signum, words", [(signal.SIGSEGV, "segmentation fault"), (signal.SIGBUS, "bus error")],
+                         ids=["SIGSEGV", "SIGBUS"])
+def test_a_crash_is_one_line_and_the_call_stack(signum, words, sdinterp, tmp_path):
+    # Sent from outside (as a crash would arrive, minus the cause): not a file cut short, so reported
+    # as the internal error it would be, exit 1, with the temporaries left to the next run.
+    proc = start_walk(sdinterp, tmp_path)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            break
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert f"sdinterp: internal error: {words} (a bug: please report it with the command line and this stack)" in err
+    assert visible(tmp_path) == []
+
+
 # -------------------------------------------------------------------------------------------------
 # A bundle changed under a run (its weights files are mapped, and read on the CPU throughout)
 
