@@ -401,12 +401,10 @@ std::string differing_files(const nlohmann::json& recorded,
   return list;
 }
 
-}  // namespace
-
-namespace {
 std::string cache_key(const ModelOptions& model) {
   return model.bundle_dir + "\n" + device_name(model.device) + "\n" + unet_engine_name(model.unet_engine);
 }
+
 }  // namespace
 
 void BundleCache::refresh(const ModelOptions& model) {
