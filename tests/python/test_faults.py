@@ -96,6 +96,13 @@ def start_walk(sdinterp: str, cwd: Path, size: int = 128) -> subprocess.Popen:
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_step(proc: subprocess.Popen) -> None:
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            return
+    pytest.fail("no step event: " + proc.stderr.read())
+
+
 @pytest.mark.parametrize("phase", ["load", "start", "step", "frame", "last-frame"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_at_any_phase_stops_the_run(phase, signum, sdinterp, tmp_path):
@@ -128,9 +135,7 @@ def test_a_signal_at_any_phase_stops_the_run(phase, signum, sdinterp, tmp_path):
 
 def test_a_second_signal_ends_at_once_and_removes_the_temporaries(sdinterp, tmp_path):
     proc = start_walk(sdinterp, tmp_path, size=256)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "step":
-            break
+    wait_for_step(proc)
     # Both during the next model call (a second); two of one kind could merge into one delivery.
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
@@ -162,9 +167,7 @@ def test_a_crash_is_one_line_and_the_call_stack(signum, words, sdinterp, tmp_pat
     # Sent from outside (as a crash would arrive, minus the cause): not a file cut short, so reported
     # as the internal error it would be, exit 1, with the temporaries left to the next run.
     proc = start_walk(sdinterp, tmp_path)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "step":
-            break
+    wait_for_step(proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
@@ -181,13 +184,6 @@ def walk_on(sdinterp: str, bundle: Path, cwd: Path, *outputs) -> subprocess.Pope
             "--frames", "30", "--progress", "json", *map(str, outputs)]
     return subprocess.Popen([sdinterp, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-def wait_for_step(proc: subprocess.Popen) -> None:
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "step":
-            return
-    pytest.fail("no step event: " + proc.stderr.read())
 
 
 def test_a_weights_file_cut_short_under_a_run_is_named_and_nothing_is_written(sdinterp, tmp_path):
