@@ -23,6 +23,11 @@ from the seed, slerp between them, 30 frames x 15 LMS steps at 512x512, guidance
       diffusers in a fresh process (imports, the saved pipeline loaded onto the device, all frames in
       one call, PNG frames written), timed from process start to exit
 
+and, before (a), the levers of issue 13 items 2 and 3 on diffusers' own modules in this process: one
+UNet call at the walk's guided batch, contiguous and channels_last, and the walk's VAE decode in
+sdinterp's chunks, eager, channels_last, and through the decoder compiled with AOTInductor by
+bench/compile_vae_decoder.py (in the background once the build is done; OUT/vae_compile.log);
+
 and checks correctness on the device: tiny-sd (models/tiny-sd, rebuilt as a diffusers pipeline by
 tests/python/tiny_sd.py) re-exported in float32 for the device, with a compiled UNet on CUDA, runs
 the four golden cases (tests/golden) through sdinterp with each UNet engine; every frame must be
@@ -134,6 +139,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-golden", action="store_true",
                    help="skip the golden check (tiny-sd re-exported in float32 for this device, the four golden "
                         "cases through sdinterp)")
+    p.add_argument("--skip-levers", action="store_true",
+                   help="skip the levers stage: one UNet call and the walk's VAE decode timed in this process "
+                        "(eager, channels_last, and the decoder compiled with AOTInductor in the background by "
+                        "bench/compile_vae_decoder.py), issue 13 items 2 and 3")
     p.add_argument("--aoti-run", action="append", default=None, metavar="NAME=FLAGS",
                    help='sdinterp runs on the compiled UNet, as --sdinterp-run (default: "aoti=" and "aoti warm="); '
                         "--unet-engine aoti is added")
@@ -445,6 +454,17 @@ class Comparison:
             for k, v in self.results["comparisons"].items():
                 lines.append(f"| {k} | {f(v.get('psnr_db'))} | {f(v.get('max_abs_diff'), '{:.0f}')} |")
             lines.append("")
+        lv = self.results["stages"].get("levers", {})
+        if any(k.startswith(("unet_call_ms", "vae_decode_s")) for k in lv):
+            lines += [f"Levers, timed in this process on diffusers' modules in {m.get('dtype')} (median after a "
+                      f"warm-up; `levers` in results.json):", "",
+                      "| what | contiguous | channels_last | compiled (AOTInductor) | note |", "| --- | --- | --- | --- | --- |",
+                      f"| one UNet call, batch {lv.get('unet_batch')}, ms | {f(lv.get('unet_call_ms_contiguous'), '{:.1f}')} "
+                      f"| {f(lv.get('unet_call_ms_channels_last'), '{:.1f}')} | row (d) | |",
+                      f"| VAE decode of the walk, {lv.get('decode_chunk')} frames a call, s "
+                      f"| {f(lv.get('vae_decode_s_eager'), '{:.3f}')} | {f(lv.get('vae_decode_s_channels_last'), '{:.3f}')} "
+                      f"| {f(lv.get('vae_decode_s_aoti'), '{:.3f}')} | compile {f(lv.get('vae_compile_s'), '{:.0f}')} s; "
+                      f"max abs diff {f(lv.get('vae_aoti_max_abs_diff'), '{:.2g}')} |", ""]
         if self.results.get("checks"):
             lines += ["| criterion (issues 7 and 13) | value | pass |", "| --- | --- | --- |"]
             for c in self.results["checks"]:
@@ -592,14 +612,19 @@ class Comparison:
                 torch.cuda.empty_cache()
         # Untimed work overlaps: the AOTInductor compile of the UNet (d) runs in the background from
         # here, beside the sdinterp build and the golden check; nothing is timed until both are over.
-        compile_job = None
+        compile_job = vae_job = None
         if not a.skip_sdinterp and not a.skip_aoti and export_ok:
             compile_job = self._start_aoti(folder, bundle)
         golden_bundle = self._golden_export() if not a.skip_golden else None
         self._wait_build()
+        # The levers' VAE decoder compile once the build has freed the cores; it is waited for (or
+        # stopped) after the UNet's, so it takes time only from what would be left over.
+        if not a.skip_levers and export_ok:
+            vae_job = self._start_vae_compile(folder)
         if golden_bundle is not None and not a.skip_sdinterp:
             self._golden_run(golden_bundle)
         aoti_ok = self._finish_aoti(compile_job, bundle) if compile_job else False
+        vae_package = self._finish_vae_compile(vae_job) if vae_job else None
         self._wait_also()
 
         if not a.skip_diffusers_batch:
@@ -626,6 +651,8 @@ class Comparison:
             if not a.skip_diffusers_e2e:
                 self._diffusers_e2e(folder)
             pipe.to(a.device)
+        if not a.skip_levers:
+            self._levers(pipe, vae_package)
         if not a.skip_notebook_loop:
             pipe.to(dtype=torch.float32)
             self._notebook_loop(pipe, latents)
@@ -690,29 +717,12 @@ class Comparison:
         """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
         sdinterp run, and (a) (which is extrapolated from the frames it finishes when short)."""
         a = self.a
-        return 20.0 + 20.0 * (len(a.sdinterp_run) + len(a.aoti_run)) + 30.0
+        return 20.0 + 20.0 * (len(a.sdinterp_run) + len(a.aoti_run)) + 30.0 + (0.0 if a.skip_levers else 20.0)
 
     def _finish_aoti(self, job: dict, bundle: Path) -> bool:
         """Waits for the background compile, but stops it (row (d) then says so) when the timed stages
         would no longer fit."""
-        proc = job["proc"]
-        reserve = self._timed_stages_need()
-        if proc.poll() is None:
-            log(f"waiting for the UNet compile (stopped with {reserve:.0f} s left for the timed stages)")
-        timed_out = False
-        while proc.poll() is None:
-            if self.clock.deadline and self.clock.left() < reserve:
-                timed_out = True
-                try:
-                    os.killpg(proc.pid, 9)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
-                break
-            time.sleep(0.5)
-        job["log"].close()
-        dt = time.perf_counter() - job["t0"]
-        rc = "timeout" if timed_out else proc.returncode
+        rc, dt, timed_out = self._wait_background(job, "the UNet compile")
         fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1))
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
@@ -731,6 +741,145 @@ class Comparison:
             self.note(f"(d) AOTInductor compile {'stopped at its time limit' if timed_out else f'failed ({rc})'} "
                       f"after {dt:.0f} s: see aoti.log")
         return rc == 0
+
+    def _wait_background(self, job: dict, what: str) -> tuple[int | str, float, bool]:
+        """Waits for a background compile, but stops it when the timed stages would no longer fit.
+        Returns (exit status or "timeout", seconds since it started, whether it was stopped)."""
+        proc = job["proc"]
+        reserve = self._timed_stages_need()
+        if proc.poll() is None:
+            log(f"waiting for {what} (stopped with {reserve:.0f} s left for the timed stages)")
+        timed_out = False
+        while proc.poll() is None:
+            if self.clock.deadline and self.clock.left() < reserve:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, 9)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+                break
+            time.sleep(0.5)
+        job["log"].close()
+        return ("timeout" if timed_out else proc.returncode), time.perf_counter() - job["t0"], timed_out
+
+    # ---- levers: issue 13 items 2 and 3 asked of diffusers' own modules in this process
+
+    def _start_vae_compile(self, folder: Path) -> dict:
+        """bench/compile_vae_decoder.py in the background (output in OUT/vae_compile.log), beside the
+        UNet's compile: the VAE decoder as sdinterp would take a compiled one, timed in _levers."""
+        package = self.work / "vae_decoder.pt2"
+        package.unlink(missing_ok=True)
+        cmd = [sys.executable, str(REPO / "bench" / "compile_vae_decoder.py"), str(folder), str(package),
+               "--device", self.a.device, "--dtype", self.a.dtype, "--tuning", self.a.aoti_tuning]
+        log(f"compiling the VAE decoder in the background: {' '.join(cmd[2:])} (log: vae_compile.log)")
+        logf = open(self.out / "vae_compile.log", "w")
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        return {"proc": proc, "log": logf, "t0": time.perf_counter(), "package": package}
+
+    def _finish_vae_compile(self, job: dict) -> Path | None:
+        rc, dt, timed_out = self._wait_background(job, "the VAE decoder's compile")
+        fields = dict(vae_compile_rc=rc, vae_compile_wall_s=round(dt, 1))
+        lines = (self.out / "vae_compile.log").read_text(errors="replace").strip().splitlines()
+        if rc == 0 and lines:
+            try:
+                fields.update({f"vae_{k}": v for k, v in json.loads(lines[-1]).items()})
+            except json.JSONDecodeError:
+                pass
+        self.stage("levers", **fields)
+        log(f"VAE decoder compile: exit {rc} after {dt:.1f} s")
+        if rc != 0:
+            self.note(f"VAE decoder compile {'stopped at its time limit' if timed_out else f'failed ({rc})'}: "
+                      "see vae_compile.log")
+        return job["package"] if rc == 0 else None
+
+    def _levers(self, pipe, vae_package: Path | None) -> None:
+        """Timed in this process on diffusers' modules in the run's dtype, each after a warm-up pass:
+        one UNet call at the walk's guided batch, contiguous and channels_last (item 2 lists the
+        layout); the walk's VAE decode in sdinterp's chunks (its metadata's decode_chunk), eager,
+        channels_last, and through the compiled decoder given the eager weights (item 3: compiled
+        too if that pays), with the largest difference from the eager frames."""
+        import statistics
+
+        a, torch = self.a, self.torch
+        if self.clock.left() < 90:
+            self.stage("levers", note="skipped: out of time")
+            return
+        dtype = getattr(torch, a.dtype)
+        t_start = time.perf_counter()
+        pipe.to(device=a.device, dtype=dtype)
+        g = torch.Generator().manual_seed(a.seed)
+        lh = lw = a.size // 8
+        n = 2 * a.frames if a.guidance > 1 else a.frames
+        hidden = pipe.text_encoder.config.hidden_size
+        channels_last = torch.channels_last
+
+        def timed(fn, repeats: int) -> tuple[float, object]:
+            out = fn()  # warm-up
+            sync(a.device)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = fn()
+                sync(a.device)
+                times.append(time.perf_counter() - t0)
+            return statistics.median(times), out
+
+        fields: dict = {"unet_batch": n}
+        try:
+            with torch.inference_mode():
+                x = torch.randn(n, pipe.unet.config.in_channels, lh, lw, generator=g).to(a.device, dtype)
+                ctx = torch.randn(n, 77, hidden, generator=g).to(a.device, dtype)
+                t = torch.full((n,), 981.0, device=a.device)
+                for layout in ("contiguous", "channels_last"):
+                    if layout == "channels_last":
+                        pipe.unet.to(memory_format=channels_last)
+                        x = x.contiguous(memory_format=channels_last)
+                    s, _ = timed(lambda: pipe.unet(x, t, encoder_hidden_states=ctx, return_dict=False)[0], 3)
+                    fields[f"unet_call_ms_{layout}"] = round(s * 1000, 1)
+                pipe.unet.to(memory_format=torch.contiguous_format)
+                del x, ctx
+                chunk = self.results["stages"].get("c", {}).get("decode_chunk") or a.frames
+                z = torch.randn(a.frames, pipe.vae.config.latent_channels, lh, lw, generator=g).to(a.device, dtype)
+                fields["decode_chunk"] = chunk
+
+                def decode(fn, layout=torch.contiguous_format):
+                    return torch.cat([fn(c.contiguous(memory_format=layout)) for c in z.split(chunk)])
+
+                s, eager = timed(lambda: decode(lambda c: pipe.vae.decode(c, return_dict=False)[0]), 2)
+                fields["vae_decode_s_eager"] = round(s, 3)
+                pipe.vae.to(memory_format=channels_last)
+                s, out = timed(lambda: decode(lambda c: pipe.vae.decode(c, return_dict=False)[0], channels_last), 2)
+                fields.update(vae_decode_s_channels_last=round(s, 3),
+                              vae_channels_last_max_abs_diff=float((out.float() - eager.float()).abs().max()))
+                pipe.vae.to(memory_format=torch.contiguous_format)
+                if vae_package is not None and self.clock.left() > 60:
+                    sys.path.insert(0, str(REPO / "scripts"))
+                    from export_bundle import make_wrappers
+
+                    _, _, VaeDecoder, _ = make_wrappers()
+                    wrapper = VaeDecoder(pipe.vae)
+                    weights = dict(wrapper.named_parameters())
+                    weights.update(wrapper.named_buffers())
+                    package = torch._inductor.aoti_load_package(str(vae_package))
+                    names = package.get_constant_fqns()
+                    package.load_constants({k: weights[k] for k in names}, check_full_update=True, user_managed=True)
+                    s, out = timed(lambda: decode(package), 2)
+                    fields.update(vae_decode_s_aoti=round(s, 3),
+                                  vae_aoti_max_abs_diff=float((out.float() - eager.float()).abs().max()))
+                    del package
+        except Exception as e:  # measurements for the record: the rows before and (a) after still stand
+            fields["note"] = f"stopped by {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        finally:
+            pipe.unet.to(memory_format=torch.contiguous_format)
+            pipe.vae.to(memory_format=torch.contiguous_format)
+            gc.collect()
+            if a.cuda:
+                torch.cuda.empty_cache()
+        fields["levers_s"] = round(time.perf_counter() - t_start, 1)
+        self.stage("levers", **fields)
+        log(f"levers: {fields}")
 
     # ---- golden check: tiny-sd re-exported for this device in float32, the notebook's four examples
 

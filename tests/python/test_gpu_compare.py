@@ -66,8 +66,22 @@ def test_smoke_run_checks_golden_and_parity(smoke):
     assert any("faster than (e), the diffusers script end to end" in c for c in criteria)
 
 
+def test_smoke_run_times_the_levers(smoke):
+    """Issue 13 items 2 and 3 asked in the run: a UNet call in both layouts, the walk's decode eager,
+    channels_last and through the compiled decoder, whose frames must be the eager ones (float32)."""
+    levers = smoke["results"]["stages"]["levers"]
+    assert levers["vae_compile_rc"] == 0 and levers["vae_compile_s"] > 0, levers
+    for key in ("unet_call_ms_contiguous", "unet_call_ms_channels_last", "vae_decode_s_eager",
+                "vae_decode_s_channels_last", "vae_decode_s_aoti"):
+        assert levers[key] > 0, (key, levers)
+    assert levers["unet_batch"] == 6 and levers["decode_chunk"] == smoke["results"]["stages"]["c"]["decode_chunk"]
+    assert levers["vae_aoti_max_abs_diff"] < 1e-4 and levers["vae_channels_last_max_abs_diff"] < 1e-4, levers
+    assert "| VAE decode of the walk" in (smoke["out"] / "results.md").read_text()
+    assert (smoke["out"] / "vae_compile.log").is_file()
+
+
 def test_smoke_results_name_no_machine_folder(smoke):
-    for name in ("results.json", "results.md", "sdinterp.log"):
+    for name in ("results.json", "results.md", "sdinterp.log", "vae_compile.log"):
         text = (smoke["out"] / name).read_text()
         assert str(smoke["base"]) not in text, name
         assert str(REPO) not in text, name
