@@ -4,8 +4,39 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
+
+#include "sdinterp/errors.h"
 
 namespace sdinterp::io {
+namespace {
+
+// How the modules are opened, by the value of SDINTERP_DLOPEN: local (the default) keeps LibTorch's
+// symbols out of the program's global scope; global and deepbind are there to diagnose a symbol
+// clash between LibTorch and the program (issue 13: a CUDA AOTInductor package crashed sdinterp,
+// while Python ran it), the first entry is the default.
+struct DlopenMode {
+  const char* name;
+  int flags;
+};
+constexpr DlopenMode kDlopenModes[] = {
+    {"local", RTLD_NOW | RTLD_LOCAL},
+    {"global", RTLD_NOW | RTLD_GLOBAL},
+    {"deepbind", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND},
+};
+
+int dlopen_flags() {
+  const char* wanted = std::getenv("SDINTERP_DLOPEN");
+  if (wanted == nullptr || *wanted == '\0') return kDlopenModes[0].flags;
+  std::string names;
+  for (const DlopenMode& mode : kDlopenModes) {
+    if (std::string(wanted) == mode.name) return mode.flags;
+    names += std::string(names.empty() ? "" : ", ") + mode.name;
+  }
+  throw ConfigError("SDINTERP_DLOPEN is '" + std::string(wanted) + "': use " + names + " (or leave it unset)");
+}
+
+}  // namespace
 
 ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<std::string>& fallbacks,
                                 const char* symbol) {
@@ -18,10 +49,11 @@ ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<
   }
   candidates.insert(candidates.end(), fallbacks.begin(), fallbacks.end());
 
+  const int flags = dlopen_flags();
   ModuleSymbol found;
   for (const std::string& path : candidates) {
     if (::access(path.c_str(), F_OK) != 0) continue;
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    void* handle = ::dlopen(path.c_str(), flags);
     if (handle == nullptr) {
       const char* why = ::dlerror();
       if (found.error.empty()) found = {nullptr, path, why != nullptr ? why : path + " cannot be loaded"};

@@ -3,7 +3,8 @@ minutes now and then, so the script must not fail there for a reason the CPU cou
 
 The smoke run covers the stages issue 13 added: row (e) (bench/diffusers_e2e.py, diffusers timed
 from process start), the golden check and the CUDA float32 parity check (here on the CPU), and the
-checks against issue 13's numbers; the crash triage is run on a command that dies of SIGSEGV.
+checks against issue 13's numbers; the crash triage is run on a command that dies of SIGSEGV, and on
+one that crashes as sdinterp does (its handler's line, exit 1) unless a variant gets around it.
 """
 
 from __future__ import annotations
@@ -112,10 +113,77 @@ def test_crash_triage_reruns_a_command_that_died(tmp_path):
     comparison.results["stages"]["golden"] = {}
     comparison._crash_triage(["sh", "-c", "kill -SEGV $$"], dict(os.environ), "a command that dies")
     report = comparison.results["stages"]["golden"]["crash_triage"]
-    assert [v["variant"] for v in report["variants"]] == ["preload libtorch_cpu.so", "preload libtorch.so"]
-    assert all(v["rc"] == -11 for v in report["variants"])
+    assert [v["variant"] for v in report["variants"]] == ["preload libtorch_cpu.so", "preload libtorch.so",
+                                                          "SDINTERP_DLOPEN=global", "SDINTERP_DLOPEN=deepbind"]
+    assert all(v["rc"] == -11 and v["crashed"] for v in report["variants"])
+    assert "workaround" not in report and comparison.workaround is None
     assert report["filesystem_bindings"] == {}  # sh binds no std::filesystem
     assert "preload libtorch_cpu.so: exit -11" in (tmp_path / "out" / "triage.log").read_text()
     # Once per run: a second crash is not looked at again.
     comparison._crash_triage(["sh", "-c", "exit 0"], dict(os.environ), "another")
     assert comparison.results["stages"]["golden"]["crash_triage"]["what"] == "a command that dies"
+
+
+def test_crash_triage_finds_a_way_around_and_the_compiled_runs_take_it(tmp_path):
+    import torch
+
+    args = gpu_compare.parse_args(["--smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
+                                   "--workdir", str(tmp_path / "work")])
+    comparison = gpu_compare.Comparison(args)
+    comparison.torch = torch
+    comparison.work.mkdir(parents=True)
+    comparison.results["stages"]["golden"] = {}
+    # Crashes as sdinterp does (its handler's line, exit 1) unless its modules are opened RTLD_DEEPBIND.
+    crash = ('[ "$SDINTERP_DLOPEN" = deepbind ] && exit 0; echo "sdinterp: internal error: segmentation fault '
+             '(a bug: please report it with the command line and this stack)" >&2; echo "./sdinterp(+0x1d2f)" >&2; exit 1')
+    comparison._crash_triage(["sh", "-c", crash], dict(os.environ), "a compiled run")
+    report = comparison.results["stages"]["golden"]["crash_triage"]
+    assert [(v["rc"], v["crashed"]) for v in report["variants"]] == [(1, True), (1, True), (1, True), (0, False)]
+    assert report["variants"][0]["last_line"].startswith("sdinterp: internal error: segmentation fault")
+    assert report["workaround"] == "SDINTERP_DLOPEN=deepbind"
+    assert comparison._sdinterp_env(compiled=True)["SDINTERP_DLOPEN"] == "deepbind"
+    assert comparison._sdinterp_env().get("SDINTERP_DLOPEN") == os.environ.get("SDINTERP_DLOPEN")
+    assert any("SDINTERP_DLOPEN=deepbind" in n for n in comparison.results["notes"])
+
+
+def test_a_real_sdinterp_crash_is_seen_as_a_crash(sdinterp, tmp_path):
+    # sdinterp's crash handler exits 1 with its own line, so gpu_compare cannot wait for a death by
+    # signal: the crash is sent from outside mid-walk, as in test_faults.
+    proc = subprocess.Popen([sdinterp, "generate", "--bundle", str(REPO / "models" / "tiny-sd"), "--prompt", "a fox",
+                             "--seed", "5", "--steps", "40", "--frames", "30", "--progress", "json", "--png-dir",
+                             str(tmp_path / "frames")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step":
+            break
+    proc.send_signal(11)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and gpu_compare.crashed(proc.returncode, err), err
+    assert gpu_compare.error_line(err).startswith("sdinterp: internal error: segmentation fault")
+    # Other failures are not crashes: a usage error, and an internal error that is no crash.
+    bad = subprocess.run([sdinterp, "generate", "--frames", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and not gpu_compare.crashed(bad.returncode, bad.stderr)
+    assert not gpu_compare.crashed(1, "sdinterp: internal error: cannot load the model runtime: x\n")
+    assert gpu_compare.crashed(-11, "")
+
+
+@pytest.mark.parametrize("mode", ["local", "global", "deepbind"])
+def test_each_dlopen_mode_gives_the_default_frames(mode, sdinterp, tmp_path):
+    # The triage's SDINTERP_DLOPEN variants must be runs of the same program: same frames.
+    def frames(name: str, extra: dict) -> list[bytes]:
+        out = tmp_path / name
+        subprocess.run([sdinterp, "generate", "--bundle", str(REPO / "models" / "tiny-sd"), "--prompt", "a fox",
+                        "--seed", "3", "--frames", "3", "--steps", "2", "--png-dir", str(out), "-q"],
+                       check=True, env={**os.environ, **extra})
+        return [f.read_bytes() for f in sorted(out.glob("frame_*.png"))]
+
+    default = frames("default", {"SDINTERP_DLOPEN": ""})
+    assert len(default) == 3 and frames(mode, {"SDINTERP_DLOPEN": mode}) == default
+
+
+def test_an_unknown_dlopen_mode_is_refused(sdinterp, tmp_path):
+    proc = subprocess.run([sdinterp, "generate", "--bundle", str(REPO / "models" / "tiny-sd"), "--prompt", "a fox",
+                           "-o", str(tmp_path / "a.gif")], capture_output=True, text=True,
+                          env={**os.environ, "SDINTERP_DLOPEN": "lazy"})
+    assert proc.returncode == 2
+    assert proc.stderr == "sdinterp: error: SDINTERP_DLOPEN is 'lazy': use local, global, deepbind (or leave it unset)\n"
+    assert not (tmp_path / "a.gif").exists()
