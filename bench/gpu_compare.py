@@ -337,11 +337,10 @@ def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: i
 def triage_variants(torch_lib: Path) -> list[tuple[str, dict]]:
     """The ways a crashed command is run again (issue 13 item 1), each with the environment it adds:
     LibTorch's own std::filesystem first for everyone (preloaded), and sdinterp's modules opened
-    with RTLD_GLOBAL or RTLD_DEEPBIND instead of RTLD_LOCAL (SDINTERP_DLOPEN, src/io/module_loader.cpp)."""
+    with RTLD_GLOBAL instead of RTLD_LOCAL (SDINTERP_DLOPEN, src/io/module_loader.cpp)."""
     return [("preload libtorch_cpu.so", {"LD_PRELOAD": str(torch_lib / "libtorch_cpu.so")}),
             ("preload libtorch.so", {"LD_PRELOAD": str(torch_lib / "libtorch.so")}),
-            ("SDINTERP_DLOPEN=global", {"SDINTERP_DLOPEN": "global"}),
-            ("SDINTERP_DLOPEN=deepbind", {"SDINTERP_DLOPEN": "deepbind"})]
+            ("SDINTERP_DLOPEN=global", {"SDINTERP_DLOPEN": "global"})]
 
 
 # sdinterp's crash handler (src/cli/interrupt.cpp) ends a crashed process with this line, its call
@@ -1103,8 +1102,8 @@ class Comparison:
         (issue 13, item 1). The leading suspect is two copies of std::filesystem (libstdc++'s, first in
         sdinterp's global symbol scope, and the one that libtorch.so and libtorch_cpu.so carry and
         export) meeting in the package's loader. So the same command runs with each of those libraries
-        preloaded (their copy first for everyone) and with sdinterp's modules opened RTLD_GLOBAL and
-        RTLD_DEEPBIND (triage_variants); the first of these that runs cleanly becomes the workaround
+        preloaded (their copy first for everyone) and with sdinterp's modules opened RTLD_GLOBAL
+        (triage_variants); the first of these that runs cleanly becomes the workaround
         the rest of the run's compiled-UNet runs use. Then once under LD_DEBUG=bindings to record where
         each library's std::filesystem references bound, and under cuda-gdb (where the machine has it)
         for a backtrace. Results: golden.crash_triage, and the whole outputs in triage.log."""
@@ -1367,7 +1366,7 @@ class Comparison:
         with open(self.out / "sdinterp.log", "a") as f:
             f.write(f"$ {shlex.join(cmd)}\n# exit {r.returncode}, {dt:.2f} s (warm-up)\n# stderr:\n{r.stderr}\n")
 
-    def _sdinterp(self, bundle: Path, name: str, flags: list[str]) -> None:
+    def _sdinterp(self, bundle: Path, name: str, flags: list[str], retry: bool = True) -> None:
         a = self.a
         warm = name == "warm" or name.endswith(" warm")
         key = "c" if name == "default" else "c-" + "-".join("".join(ch if ch.isalnum() else " " for ch in name).split())
@@ -1443,6 +1442,13 @@ class Comparison:
             fields["note"] = f"exit status {rc}: {error_line(stderr)}"
             self.stage(key, **fields)
             self.note(f"{method} failed: exit status {rc} (sdinterp.log)")
+            # A compiled-UNet row that crashed is the crash the golden check may not have reached (its
+            # tiny package can fail its own verification): looked at here then, and the row measured
+            # again if a way around it turned up.
+            if row == "(d)" and retry and self.workaround is None and crashed(rc, stderr):
+                self._crash_triage(cmd, env, method)
+                if self.workaround:
+                    self._sdinterp(bundle, name, flags, retry=False)
             return
         starts = [t for t, e in events if e.get("event") == "start"]
         dones = [t for t, e in events if e.get("event") == "done"]

@@ -11,10 +11,12 @@
 namespace sdinterp::io {
 namespace {
 
-// How the modules are opened, by the value of SDINTERP_DLOPEN: local (the default) keeps LibTorch's
-// symbols out of the program's global scope; global and deepbind are there to diagnose a symbol
-// clash between LibTorch and the program (issue 13: a CUDA AOTInductor package crashed sdinterp,
-// while Python ran it), the first entry is the default.
+// How the modules are opened, by the value of SDINTERP_DLOPEN; the first entry is the default.
+// local keeps LibTorch's symbols out of the program's global scope; global is there to diagnose a
+// symbol clash between LibTorch and the program (issue 13: a CUDA AOTInductor package crashed
+// sdinterp, while Python ran it). RTLD_DEEPBIND is no choice: the module's references to std::cout
+// then bind to libstdc++'s own copy instead of the executable's (a copy relocation), which is never
+// constructed, and the first progress line crashes.
 struct DlopenMode {
   const char* name;
   int flags;
@@ -22,7 +24,6 @@ struct DlopenMode {
 constexpr DlopenMode kDlopenModes[] = {
     {"local", RTLD_NOW | RTLD_LOCAL},
     {"global", RTLD_NOW | RTLD_GLOBAL},
-    {"deepbind", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND},
 };
 
 int dlopen_flags() {

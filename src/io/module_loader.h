@@ -15,8 +15,8 @@ struct ModuleSymbol {
 
 // `symbol` from the first of `file_name` beside the running executable, then `fallbacks` (full
 // paths), that loads; a candidate that does not exist is skipped quietly, one that fails to load
-// or lacks the symbol gives the error. Opened with RTLD_LOCAL unless SDINTERP_DLOPEN says global or
-// deepbind (a diagnostic; any other value throws ConfigError).
+// or lacks the symbol gives the error. Opened with RTLD_LOCAL unless SDINTERP_DLOPEN=global (a
+// diagnostic; any other value but local throws ConfigError).
 ModuleSymbol load_module_symbol(const std::string& file_name, const std::vector<std::string>& fallbacks,
                                 const char* symbol);
 
