@@ -14,7 +14,7 @@ enum ExitCode : int {
   kExitUsage = 2,          // bad flags, bad values, bad job file
   kExitModel = 3,          // missing, corrupt or mismatched bundle
   kExitIo = 4,             // cannot read input or write output
-  kExitOutOfMemory = 5,    // the device ran out of memory
+  kExitOutOfMemory = 5,    // out of memory (the GPU's, or the machine's on the CPU)
   kExitBatchFailures = 6,  // `batch`: at least one job failed (the others ran)
   kExitInterrupted = 130,
 };

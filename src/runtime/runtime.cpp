@@ -44,6 +44,9 @@ std::string libtorch_summary(const std::string& what) {
   return error.empty() ? first : error;
 }
 
+// How LibTorch's CPU allocator begins its message when an allocation fails (c10/core/impl/alloc_cpu.cpp).
+constexpr const char* kCpuAllocationFailure = "DefaultCPUAllocator: can't allocate memory";
+
 bool verbose_from_environment() {
   const char* value = std::getenv("SDINTERP_VERBOSE");
   return value != nullptr && *value != '\0' && std::string(value) != "0";
@@ -55,6 +58,13 @@ bool verbose_from_environment() {
 template <typename F>
 auto translating_libtorch_errors(const char* what_failed, const char* hint, ExitCode code, bool verbose, F f) {
   auto translated = [&](const std::string& what) {
+    // LibTorch's CPU allocator reports a failed allocation as a plain error (an enforce, which the
+    // TorchScript interpreter passes on as a RuntimeError), not as the OutOfMemoryError the CUDA
+    // allocator throws: out of memory all the same.
+    if (const auto at = what.find(kCpuAllocationFailure); at != std::string::npos) {
+      return Error(kExitOutOfMemory, "out of memory: " + what.substr(at, what.find('\n', at) - at) +
+                                         " (try a smaller --batch or a smaller --height/--width)");
+    }
     verbose = verbose || verbose_from_environment();
     if (verbose) std::cerr << what << (what.empty() || what.back() != '\n' ? "\n" : "");
     std::string advice = hint;

@@ -423,3 +423,21 @@ def test_a_publish_cut_short_is_undone_by_the_next_run(sdinterp, tmp_path):
     assert sorted(visible(tmp_path)) == ["jobs.jsonl", "walk", "walk.gif", "walk.gif.json", "walk/frame_0000.png",
                                          "walk/frame_0001.png"]
     assert hidden(tmp_path) == []
+
+
+def test_running_out_of_memory_on_the_cpu_is_exit_5(sdinterp, tmp_path):
+    # LibTorch's CPU allocator fails with a plain error, not the OutOfMemoryError CUDA's throws; it
+    # is the same case for the user: exit 5, one line, nothing written. The address-space limit makes
+    # the 34 GB attention matrix of a 2048x2048 frame fail on any machine.
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
+
+    proc = subprocess.run([sdinterp, "generate", "--bundle", BUNDLE, "--prompt", "a fox",
+                           "--seed", "1", "--frames", "2", "--batch", "2", "--steps", "1", "--height", "2048",
+                           "--width", "2048", "-o", "big.gif"], cwd=tmp_path, capture_output=True, text=True,
+                          preexec_fn=limit, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sdinterp: error: out of memory: DefaultCPUAllocator: can't allocate")
+    assert lines[0].endswith("(try a smaller --batch or a smaller --height/--width)")
+    assert visible(tmp_path) == [] and hidden(tmp_path) == []

@@ -212,3 +212,15 @@ def test_a_compiled_row_that_crashes_is_triaged_and_measured_again(sdinterp, tmp
     row = stages["c-aoti"]
     assert row["rc"] == 0 and row["gen_s"] > 0 and row["command"].startswith("SDINTERP_DLOPEN=global sdinterp ")
     assert any("(d) sdinterp aoti (whole command) failed" in n for n in comparison.results["notes"])
+
+
+def test_the_modules_export_their_entry_points_only(sdinterp):
+    # Nothing of LibTorch's may bind to sdinterp's own copies of template instances and type records
+    # (src/runtime/exports.map): LibTorch then binds as it does in Python, one difference fewer with
+    # the process in which the CUDA package ran.
+    for module, entry in (("libsdinterp_runtime.so", "sdinterp_runtime_create"),
+                          ("libsdinterp_codecs.so", "sdinterp_codecs_make_sink")):
+        listed = subprocess.run(["nm", "-D", "--defined-only", str(Path(sdinterp).parent / module)],
+                                capture_output=True, text=True, check=True).stdout.split("\n")
+        exported = [line.split()[-1] for line in listed if line.strip() and line.split()[1] not in "tbdr"]
+        assert exported == [entry], (module, exported[:10])
