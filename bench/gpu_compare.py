@@ -343,10 +343,11 @@ def triage_variants(torch_lib: Path) -> list[tuple[str, dict]]:
             ("SDINTERP_DLOPEN=global", {"SDINTERP_DLOPEN": "global"})]
 
 
-# sdinterp's crash handler (src/cli/interrupt.cpp) ends a crashed process with this line, its call
-# stack and exit status 1, so a crash is not seen as a death by signal.
-CRASH_LINE = re.compile(r"^sdinterp: internal error: (segmentation fault|bus error|illegal instruction|"
-                        r"arithmetic fault|fatal signal) \(", re.MULTILINE)
+# sdinterp's crash handler (src/cli/interrupt.cpp) ends a crashed process with this line (the signal
+# in words, then the plea that only a crash gets), its call stack and exit status 1, so a crash is
+# not seen as a death by signal.
+CRASH_LINE = re.compile(r"^sdinterp: internal error: .*\(a bug: please report it with the command line and "
+                        r"this stack\)$", re.MULTILINE)
 
 
 def crashed(rc, stderr: str) -> bool:
