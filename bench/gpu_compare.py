@@ -80,6 +80,10 @@ SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, be
 sys.path.insert(0, str(REPO / "tests" / "python"))
 from random_pipelines import CONFIGS, rescale_outputs  # noqa: E402
 
+# The exporter's module wrappers, for the levers stage's compiled VAE decoder (imported there: it
+# needs diffusers, which the GPU machine gets from the carried wheels).
+sys.path.insert(0, str(EXPORTER.parent))
+
 SD15 = CONFIGS["sd15"]
 TINY = CONFIGS["sd1-tiny"]
 
@@ -886,7 +890,6 @@ class Comparison:
                               vae_channels_last_max_abs_diff=float((out.float() - eager.float()).abs().max()))
                 pipe.vae.to(memory_format=torch.contiguous_format)
                 if vae_package is not None and self.clock.left() > 60:
-                    sys.path.insert(0, str(REPO / "scripts"))
                     from export_bundle import make_wrappers
 
                     _, _, VaeDecoder, _ = make_wrappers()

@@ -102,15 +102,23 @@ def test_filesystem_bindings_counts_ld_debug_lines(tmp_path):
                                                          "libtorch.so -> libtorch.so": 1}
 
 
-def test_crash_triage_reruns_a_command_that_died(tmp_path):
+def bare_comparison(tmp_path: Path, *extra: str) -> gpu_compare.Comparison:
+    """A CPU smoke Comparison set up as run() would leave it before its stages, for calling one of
+    them alone."""
     import torch
 
     args = gpu_compare.parse_args(["--smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
-                                   "--workdir", str(tmp_path / "work")])
+                                   "--workdir", str(tmp_path / "work"), *extra])
     comparison = gpu_compare.Comparison(args)
     comparison.torch = torch
+    comparison.sampler = None  # no CUDA
     comparison.work.mkdir(parents=True)
     comparison.results["stages"]["golden"] = {}
+    return comparison
+
+
+def test_crash_triage_reruns_a_command_that_died(tmp_path):
+    comparison = bare_comparison(tmp_path)
     comparison._crash_triage(["sh", "-c", "kill -SEGV $$"], dict(os.environ), "a command that dies")
     report = comparison.results["stages"]["golden"]["crash_triage"]
     assert [v["variant"] for v in report["variants"]] == ["preload libtorch_cpu.so", "preload libtorch.so",
@@ -125,14 +133,7 @@ def test_crash_triage_reruns_a_command_that_died(tmp_path):
 
 
 def test_crash_triage_finds_a_way_around_and_the_compiled_runs_take_it(tmp_path):
-    import torch
-
-    args = gpu_compare.parse_args(["--smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
-                                   "--workdir", str(tmp_path / "work")])
-    comparison = gpu_compare.Comparison(args)
-    comparison.torch = torch
-    comparison.work.mkdir(parents=True)
-    comparison.results["stages"]["golden"] = {}
+    comparison = bare_comparison(tmp_path)
     # Crashes as sdinterp does (its handler's line, exit 1) unless its modules are opened RTLD_GLOBAL.
     crash = ('[ "$SDINTERP_DLOPEN" = global ] && exit 0; echo "sdinterp: internal error: segmentation fault '
              '(a bug: please report it with the command line and this stack)" >&2; echo "./sdinterp(+0x1d2f)" >&2; exit 1')
@@ -200,12 +201,7 @@ def test_a_compiled_row_that_crashes_is_triaged_and_measured_again(sdinterp, tmp
                     ' line and this stack)" >&2; exit 1\nfi\n'
                     f'exec {sdinterp} "${{@/#aoti/torchscript}}"\n')
     fake.chmod(0o755)
-    args = gpu_compare.parse_args(["--smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
-                                   "--workdir", str(tmp_path / "work"), "--sdinterp", str(fake)])
-    comparison = gpu_compare.Comparison(args)
-    comparison.torch = __import__("torch")
-    comparison.sampler = None  # run() sets it: none without CUDA
-    comparison.work.mkdir(parents=True)
+    comparison = bare_comparison(tmp_path, "--sdinterp", str(fake))
     comparison._sdinterp(REPO / "models" / "tiny-sd", "aoti", ["--unet-engine", "aoti"])
     stages = comparison.results["stages"]
     assert stages["golden"]["crash_triage"]["workaround"] == "SDINTERP_DLOPEN=global"
