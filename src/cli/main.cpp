@@ -1,4 +1,6 @@
 // sdinterp's entry point: subcommands, and the one place errors become a line and an exit status.
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -16,9 +18,24 @@ std::string usage_error_text(const std::string& what) {
   return what.substr(0, at) + " given " + what.substr(at + marker.size()) + " times; give it once";
 }
 
-}  // namespace
+// Ends the process once a command is over: its outputs are published and closed, its threads
+// joined, its lines written. What a normal exit would still do is tear down the loaded bundle and
+// LibTorch's static state (operator registries, oneDNN's pass tables, ...), memory the kernel
+// frees anyway: measured on the development machine, 0.14-0.17 s of every command (tiny-sd's walk
+// and an SD-1.5-sized one), about 5% of the main job's. Under AddressSanitizer the normal exit
+// stays, so that its leak check still runs.
+[[noreturn]] void end_process(int status) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+#ifndef __SANITIZE_ADDRESS__
+  std::_Exit(status);
+#else
+  std::exit(status);
+#endif
+}
 
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
   using namespace sdinterp;
   CLI::App app{"sdinterp: Stable Diffusion latent-space walks as animations"};
   app.name("sdinterp");
@@ -56,3 +73,7 @@ int main(int argc, char** argv) {
   }
   return status;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { end_process(run_command(argc, argv)); }
