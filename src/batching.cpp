@@ -20,7 +20,7 @@ int64_t frame_activation_bytes(const Manifest& m, int height, int width, bool gu
 int64_t decode_frame_bytes(const Manifest& m, int height, int width, bool on_cpu) {
   const double area = static_cast<double>(height) * width / (512.0 * 512.0);
   const double element_size = m.dtype == "float32" ? 4.0 : 2.0;
-  const double measured = on_cpu ? 0.9e9 * (element_size / 4.0) : 0.54e9 * (element_size / 2.0);
+  const double measured = on_cpu ? 0.9e9 * (element_size / 4.0) : 1.23e9 * (element_size / 2.0);
   return static_cast<int64_t>(measured * area);
 }
 

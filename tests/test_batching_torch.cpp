@@ -104,21 +104,21 @@ TEST(Batching, ExplicitBatchIsNotEvenedOut) {
 }
 
 TEST(Batching, DecodeEstimateScalesWithAreaAndDtype) {
-  EXPECT_EQ(decode_frame_bytes(sd15("float16"), 512, 512), 540000000);
-  EXPECT_EQ(decode_frame_bytes(sd15("float32"), 512, 512), 1080000000);
-  EXPECT_EQ(decode_frame_bytes(sd15("float16"), 1024, 1024), 4 * 540000000LL);
+  EXPECT_EQ(decode_frame_bytes(sd15("float16"), 512, 512), 1230000000);
+  EXPECT_EQ(decode_frame_bytes(sd15("float32"), 512, 512), 2460000000);
+  EXPECT_EQ(decode_frame_bytes(sd15("float16"), 1024, 1024), 4 * 1230000000LL);
   EXPECT_EQ(decode_frame_bytes(sd15("float32"), 512, 512, /*on_cpu=*/true), 900000000);
   EXPECT_EQ(decode_frame_bytes(sd15("float32"), 256, 256, true), 225000000);
 }
 
 TEST(Batching, DecodeChunkRule) {
-  // SD-1.5 float16 at 512x512 on CUDA without --max-vram: the default decode budget holds 11 frames,
-  // evened over a call of 30 frames to 10 + 10 + 10; at 1024x1024 2 frames a call.
+  // SD-1.5 float16 at 512x512 on CUDA without --max-vram: the default decode budget holds 5 frames,
+  // 5 + 5 + ... over a call of 30 frames; at 1024x1024 1 frame a call.
   const int64_t half = decode_frame_bytes(sd15("float16"), 512, 512);
-  EXPECT_EQ(decode_chunk_for_budget(kCudaDecodeBudgetBytes, half, 30), 10);
-  EXPECT_EQ(decode_chunk_for_budget(kCudaDecodeBudgetBytes, 4 * half, 30), 2);
-  // Weights resident (about 2 GiB) plus the decode stay under 10 GiB.
-  EXPECT_LT((int64_t{2} << 30) + 11 * half, int64_t{10} << 30);
+  EXPECT_EQ(decode_chunk_for_budget(kCudaDecodeBudgetBytes, half, 30), 5);
+  EXPECT_EQ(decode_chunk_for_budget(kCudaDecodeBudgetBytes, 4 * half, 30), 1);
+  // Weights and context resident (about 2.5 GiB) plus the decode stay under 10 GiB.
+  EXPECT_LT((int64_t{5} << 29) + 5 * half, int64_t{10} << 30);
   // A small GPU decodes what fits, at least one frame; never more frames than the call has.
   EXPECT_EQ(decode_chunk_for_budget(int64_t{1} << 30, half, 30), 1);
   EXPECT_EQ(decode_chunk_for_budget(-1, half, 30), 1);

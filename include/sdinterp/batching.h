@@ -19,8 +19,8 @@ constexpr int kCpuDefaultBatch = 4;
 // Also the chunk when the free memory cannot be read.
 constexpr int kCpuDecodeChunk = 4;
 // On CUDA without --max-vram, the decode's activations are kept within this many bytes: an SD-1.5
-// job at 512x512 in float16 (about 2 GiB of weights, 0.54 GB per decoded frame) then peaks under
-// 10 GiB with 11 frames per call, and larger images decode in fewer frames per call.
+// job at 512x512 in float16 (about 2.5 GiB of weights and CUDA context, 1.23 GB per decoded frame)
+// then peaks near 8.3 GiB with 5 frames per call, and larger images decode in fewer frames per call.
 constexpr int64_t kCudaDecodeBudgetBytes = int64_t{6} << 30;
 
 // Frames per call that keep the UNet batch (twice the frames with guidance) within `compiled`'s
@@ -43,8 +43,10 @@ int64_t frame_activation_bytes(const Manifest& manifest, int height, int width, 
 // Memory one frame's VAE decode needs at once. Measured for Stable Diffusion's VAE decoder (the
 // same in SD 1.x, 2.x and XL: 128 channels at full size) at 512x512: on the CPU in float32, 0.9 GB
 // per frame (peak RSS above the weights, TorchScript, 1 and 2 frames per call); on CUDA in float16,
-// 0.54 GB (diffusers' peak allocated memory decoding 30 frames in one call on an H200, less the
-// weights). Grows with the image area and the element size.
+// 1.23 GB: the device's peak on an H100 (nvml) was 13.96 GiB decoding 10 frames a call, about
+// 2.5 GiB of it weights and context; diffusers' 30-frame decode gives 1.1 GiB a frame the same way
+// (35.65 GiB). Its peak allocated memory, 0.54 GB a frame, was planned with until 2026-12-06 and
+// left the job at 14 GiB, --max-vram 10 too. Grows with the image area and the element size.
 int64_t decode_frame_bytes(const Manifest& manifest, int height, int width, bool on_cpu = false);
 
 // Frames per VAE decode call for calls of `frames` latents: as many as `budget_bytes` holds, at

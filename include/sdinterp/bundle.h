@@ -24,8 +24,8 @@ void configure_torch(const Manifest& manifest);
 class Bundle {
  public:
   // Loads DIR/model.json, the tokenizer and the modules on `device` (auto: the device the bundle
-  // was traced for), and the AOTInductor package when `engine` may use it (kCompiled; kAuto on the
-  // CPU: on CUDA the package runs only when asked for). Throws ModelError for a missing or corrupt
+  // was traced for), and the AOTInductor package when `engine` may use it (kCompiled, kAuto).
+  // Throws ModelError for a missing or corrupt
   // file, or a bundle traced for another device than asked (with how to re-export); a package
   // that cannot be used leaves its reason in compiled_unet_problem().
   static Bundle load(const std::string& dir, const DeviceChoice& device = {}, UnetEngine engine = UnetEngine::kAuto);

@@ -12,18 +12,20 @@ namespace sdinterp::io {
 namespace {
 
 // How the modules are opened, by the value of SDINTERP_DLOPEN; the first entry is the default.
-// local keeps LibTorch's symbols out of the program's global scope; global is there to diagnose a
-// symbol clash between LibTorch and the program (issue 13: a CUDA AOTInductor package crashed
-// sdinterp, while Python ran it). RTLD_DEEPBIND is no choice: the module's references to std::cout
-// then bind to libstdc++'s own copy instead of the executable's (a copy relocation), which is never
-// constructed, and the first progress line crashes.
+// global, as Python's torch puts LibTorch's libraries in the global scope: opened RTLD_LOCAL, a
+// CUDA AOTInductor package crashed in its constructor (issue 13; the H100 run of 2026-12-06: a
+// std::regex in the package's parse_device_str reached a locale facet of the wrong libstdc++
+// copy), and opened RTLD_GLOBAL it ran, in sdinterp and in the probe. local is kept to diagnose.
+// RTLD_DEEPBIND is no choice: the module's references to std::cout then bind to libstdc++'s own
+// copy instead of the executable's (a copy relocation), which is never constructed, and the first
+// progress line crashes.
 struct DlopenMode {
   const char* name;
   int flags;
 };
 constexpr DlopenMode kDlopenModes[] = {
-    {"local", RTLD_NOW | RTLD_LOCAL},
     {"global", RTLD_NOW | RTLD_GLOBAL},
+    {"local", RTLD_NOW | RTLD_LOCAL},
 };
 
 int dlopen_flags() {
