@@ -187,7 +187,7 @@ def test_an_unknown_dlopen_mode_is_refused(sdinterp, tmp_path):
                            "-o", str(tmp_path / "a.gif")], capture_output=True, text=True,
                           env={**os.environ, "SDINTERP_DLOPEN": "lazy"})
     assert proc.returncode == 2
-    assert proc.stderr == "sdinterp: error: SDINTERP_DLOPEN is 'lazy': use local, global (or leave it unset)\n"
+    assert proc.stderr == "sdinterp: error: SDINTERP_DLOPEN is 'lazy': use global, local (or leave it unset)\n"
     assert not (tmp_path / "a.gif").exists()
 
 
