@@ -20,7 +20,8 @@ constexpr int kCpuDefaultBatch = 4;
 constexpr int kCpuDecodeChunk = 4;
 // On CUDA without --max-vram, the decode's activations are kept within this many bytes: an SD-1.5
 // job at 512x512 in float16 (about 2.5 GiB of weights and CUDA context, 1.23 GB per decoded frame)
-// then peaks near 8.3 GiB with 5 frames per call, and larger images decode in fewer frames per call.
+// then should peak near 8.3 GiB with 5 frames per call (estimated; not yet measured on a GPU), and
+// larger images decode in fewer frames per call.
 constexpr int64_t kCudaDecodeBudgetBytes = int64_t{6} << 30;
 
 // Frames per call that keep the UNet batch (twice the frames with guidance) within `compiled`'s

@@ -25,9 +25,9 @@ class Bundle {
  public:
   // Loads DIR/model.json, the tokenizer and the modules on `device` (auto: the device the bundle
   // was traced for), and the AOTInductor package when `engine` may use it (kCompiled, kAuto).
-  // Throws ModelError for a missing or corrupt
-  // file, or a bundle traced for another device than asked (with how to re-export); a package
-  // that cannot be used leaves its reason in compiled_unet_problem().
+  // Throws ModelError for a missing or corrupt file, or a bundle traced for another device than
+  // asked (with how to re-export); a package that cannot be used leaves its reason in
+  // compiled_unet_problem().
   static Bundle load(const std::string& dir, const DeviceChoice& device = {}, UnetEngine engine = UnetEngine::kAuto);
   // The same with DIR/model.json already read (load_manifest(dir)).
   static Bundle load(const std::string& dir, Manifest manifest, const DeviceChoice& device, UnetEngine engine);
