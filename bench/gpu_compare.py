@@ -84,6 +84,13 @@ from random_pipelines import CONFIGS, rescale_outputs  # noqa: E402
 # needs diffusers, which the GPU machine gets from the carried wheels).
 sys.path.insert(0, str(EXPORTER.parent))
 
+# Packages an earlier GPU run brought back (OUT/unet-DTYPE-TUNING.pt2), carried to the next run in
+# this folder (ignored by git: a package holds the compiling machine's paths) for --aoti-reuse auto.
+AOTI_CACHE = REPO / "bench" / "gpu" / "cache"
+
+# sdinterp's switch for cuDNN's timed choice of convolution algorithms (src/bundle/bundle.cpp).
+CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
+
 SD15 = CONFIGS["sd15"]
 TINY = CONFIGS["sd1-tiny"]
 
@@ -135,9 +142,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--aoti-tuning", default="default",
                    help="export_bundle.py --aoti-tuning for row (d)'s compile: default, fast-diffusion or "
                         "max-autotune-gemm (default: default)")
-    p.add_argument("--aoti-reuse", default=None, metavar="PACKAGE",
+    p.add_argument("--aoti-reuse", default="auto", metavar="PACKAGE",
                    help="a unet.pt2 an earlier run brought back (OUT/unet-DTYPE-TUNING.pt2; same torch, GPU kind "
-                        "and model): row (d) takes it instead of compiling (export_bundle.py --aoti-reuse)")
+                        "and model): row (d) takes it instead of compiling (export_bundle.py --aoti-reuse); if it "
+                        "cannot be used, the UNet is compiled. auto (the default): bench/gpu/cache/"
+                        "unet-DTYPE-TUNING.pt2 when that file is there (carried, not committed) and this is no "
+                        "--smoke run; none: always compile")
+    p.add_argument("--aoti-also", default="auto", metavar="TUNING",
+                   help="a second compile of the UNet with these inductor settings (export_bundle.py "
+                        "--aoti-tuning), in the background on a copy of the bundle (hard links), and warm runs "
+                        "of sdinterp on it beside row (d)'s: auto (the default) is fast-diffusion when row (d)'s "
+                        "package is reused on CUDA (the compile then fits in the run), else none")
+    p.add_argument("--skip-smoke-command", action="store_true",
+                   help="skip running the GPU runners' smoke command (scripts/smoke.py --device DEVICE, issue 13 "
+                        "item 5) in the untimed part of the run")
     p.add_argument("--skip-aoti", action="store_true",
                    help="skip (d): compiling the bundle's UNet with AOTInductor (export_bundle.py --add-aoti) "
                         "and the sdinterp runs on it")
@@ -171,7 +189,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     if a.sdinterp_run is None:
         a.sdinterp_run = ["default=", "max-vram 10=--max-vram 10", "warm="]
     if a.aoti_run is None:
-        a.aoti_run = ["aoti=", "aoti warm="]
+        a.aoti_run = ["aoti=", "aoti warm=", f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1"]
+    if a.aoti_reuse == "auto":
+        cached = AOTI_CACHE / f"unet-{a.dtype}-{a.aoti_tuning}.pt2"
+        a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None
+    elif a.aoti_reuse == "none":
+        a.aoti_reuse = None
+    if a.aoti_also == "auto":
+        a.aoti_also = "fast-diffusion" if a.aoti_reuse and a.cuda and a.aoti_tuning != "fast-diffusion" else None
+    elif a.aoti_also == "none":
+        a.aoti_also = None
     return a
 
 
@@ -340,11 +367,25 @@ def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: i
 
 def triage_variants(torch_lib: Path) -> list[tuple[str, dict]]:
     """The ways a crashed command is run again (issue 13 item 1), each with the environment it adds:
-    LibTorch's own std::filesystem first for everyone (preloaded), and sdinterp's modules opened
-    with RTLD_GLOBAL instead of RTLD_LOCAL (SDINTERP_DLOPEN, src/io/module_loader.cpp)."""
+    LibTorch's libraries preloaded, first in everyone's symbol scope. On the H100 run of 2026-12-06
+    either preload cured the compiled UNet's crash, as did opening sdinterp's modules RTLD_GLOBAL,
+    which is sdinterp's default since (src/io/module_loader.cpp): a crash now is another one, and
+    these say whether it is of the same kind (which library a symbol binds to)."""
     return [("preload libtorch_cpu.so", {"LD_PRELOAD": str(torch_lib / "libtorch_cpu.so")}),
-            ("preload libtorch.so", {"LD_PRELOAD": str(torch_lib / "libtorch.so")}),
-            ("SDINTERP_DLOPEN=global", {"SDINTERP_DLOPEN": "global"})]
+            ("preload libtorch.so", {"LD_PRELOAD": str(torch_lib / "libtorch.so")})]
+
+
+def link_copy(src: Path, dst: Path) -> None:
+    """`dst` as a copy of the folder `src` made of hard links (a second bundle without a second 2 GB):
+    the exporter replaces the files it changes by rename, so the two stay apart."""
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, copy_function=os.link)
+
+
+def split_env(flags: list[str]) -> tuple[list[str], dict]:
+    """A run's extra words: NAME=VALUE words (upper-case names) are its environment, the rest flags."""
+    env = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in flags if re.match(r"^[A-Z][A-Z0-9_]*=", w)}
+    return [w for w in flags if not re.match(r"^[A-Z][A-Z0-9_]*=", w)], env
 
 
 # sdinterp's crash handler (src/cli/interrupt.cpp) ends a crashed process with this line (the signal
@@ -490,16 +531,14 @@ class Comparison:
                 lines.append(f"| {k} | {f(v.get('psnr_db'))} | {f(v.get('max_abs_diff'), '{:.0f}')} |")
             lines.append("")
         lv = self.results["stages"].get("levers", {})
-        if any(k.startswith(("unet_call_ms", "vae_decode_s")) for k in lv):
+        measured = [k for k in lv if k.startswith(("unet_call_ms", "vae_decode_s", "vae_aoti", "vae_channels"))]
+        if measured:
             lines += [f"Levers, timed in this process on diffusers' modules in {m.get('dtype')} (median after a "
-                      f"warm-up; `levers` in results.json):", "",
-                      "| what | contiguous | channels_last | compiled (AOTInductor) | note |", "| --- | --- | --- | --- | --- |",
-                      f"| one UNet call, batch {lv.get('unet_batch')}, ms | {f(lv.get('unet_call_ms_contiguous'), '{:.1f}')} "
-                      f"| {f(lv.get('unet_call_ms_channels_last'), '{:.1f}')} | row (d) | |",
-                      f"| VAE decode of the walk, {lv.get('decode_chunk')} frames a call, s "
-                      f"| {f(lv.get('vae_decode_s_eager'), '{:.3f}')} | {f(lv.get('vae_decode_s_channels_last'), '{:.3f}')} "
-                      f"| {f(lv.get('vae_decode_s_aoti'), '{:.3f}')} | compile {f(lv.get('vae_compile_s'), '{:.0f}')} s; "
-                      f"max abs diff {f(lv.get('vae_aoti_max_abs_diff'), '{:.2g}')} |", ""]
+                      f"warm-up; UNet batch {lv.get('unet_batch')}, VAE decode of the walk in "
+                      f"{lv.get('decode_chunk')} frames a call unless named; `levers` in results.json):", "",
+                      "| lever | value |", "| --- | --- |"]
+            lines += [f"| {k} | {lv[k]} |" for k in measured]
+            lines.append("")
         if self.results.get("checks"):
             lines += ["| criterion (issues 7 and 13) | value | pass |", "| --- | --- | --- |"]
             for c in self.results["checks"]:
@@ -593,6 +632,8 @@ class Comparison:
             if not a.keep_workdir and self.work is not None:
                 shutil.rmtree(self.work / "model", ignore_errors=True)
                 shutil.rmtree(self.work / "bundle", ignore_errors=True)
+                for extra in self.work.glob("bundle-*"):
+                    shutil.rmtree(extra, ignore_errors=True)
                 shutil.rmtree(self.work / "runs", ignore_errors=True)
                 if tmp is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -647,9 +688,14 @@ class Comparison:
                 torch.cuda.empty_cache()
         # Untimed work overlaps: the AOTInductor compile of the UNet (d) runs in the background from
         # here, beside the sdinterp build and the golden check; nothing is timed until both are over.
-        compile_job = vae_job = None
+        compile_job = vae_job = also_job = None
+        also_bundle = self.work / f"bundle-{a.aoti_also}" if a.aoti_also else None
         if not a.skip_sdinterp and not a.skip_aoti and export_ok:
-            compile_job = self._start_aoti(folder, bundle)
+            if also_bundle is not None:
+                link_copy(bundle, also_bundle)  # before --add-aoti replaces model.json in `bundle`
+            compile_job = self._start_aoti(folder, bundle, reuse=a.aoti_reuse)
+            if also_bundle is not None:
+                also_job = self._start_aoti(folder, also_bundle, a.aoti_also, None, f"aoti-{a.aoti_also}.log")
         golden_bundle = self._golden_export() if not a.skip_golden else None
         self._wait_build()
         # The levers' VAE decoder compile once the build has freed the cores; it is waited for (or
@@ -658,7 +704,10 @@ class Comparison:
             vae_job = self._start_vae_compile(folder)
         if golden_bundle is not None and not a.skip_sdinterp:
             self._golden_run(golden_bundle)
-        aoti_ok = self._finish_aoti(compile_job, bundle) if compile_job else False
+        if not a.skip_smoke_command and not a.skip_sdinterp:
+            self._smoke_command()
+        aoti_ok = self._finish_aoti(compile_job) if compile_job else False
+        also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}") if also_job else False
         vae_package = self._finish_vae_compile(vae_job) if vae_job else None
         self._wait_also()
 
@@ -683,6 +732,8 @@ class Comparison:
                 for spec in a.aoti_run:
                     name, _, flags = spec.partition("=")
                     self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
+            if also_ok:  # the second compile's package, warm (its first job is the same as (d)'s)
+                self._sdinterp(also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"])
             if not a.skip_diffusers_e2e:
                 self._diffusers_e2e(folder)
             pipe.to(a.device)
@@ -732,49 +783,61 @@ class Comparison:
             self.note(f"export failed ({rc}): see export.log; sdinterp not measured")
         return rc == 0
 
-    def _start_aoti(self, folder: Path, bundle: Path) -> dict:
-        """Starts export_bundle.py --add-aoti on the bundle of (c) in the background (its own process
-        group, output in OUT/aoti.log). Its time is reported, not timed against anything: a one-time
+    def _start_aoti(self, folder: Path, bundle: Path, tuning: str | None = None, reuse: str | None = None,
+                    log_name: str = "aoti.log") -> dict:
+        """Starts export_bundle.py --add-aoti on `bundle` in the background (its own process group,
+        output in OUT/LOG_NAME), with inductor settings `tuning` (default: --aoti-tuning) and a package
+        to reuse instead of compiling. Its time is reported, not timed against anything: a one-time
         cost per model, dtype and GPU."""
-        cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", self.a.aoti_tuning]
-        if self.a.aoti_reuse:
-            cmd += ["--aoti-reuse", str(Path(self.a.aoti_reuse).absolute())]
-        log(f"compiling the UNet in the background: {' '.join(cmd[1:])} (log: aoti.log)")
-        logf = open(self.out / "aoti.log", "w")
+        tuning = tuning or self.a.aoti_tuning
+        cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", tuning]
+        if reuse:
+            cmd += ["--aoti-reuse", str(Path(reuse).absolute())]
+        # The reused package by name: it lies outside the folders _scrub_paths names.
+        shown = " ".join(["scripts/export_bundle.py", *(Path(c).name if reuse and c == cmd[-1] else c for c in cmd[3:])])
+        log(f"compiling the UNet ({tuning}) in the background: {shown} (log: {log_name})")
+        logf = open(self.out / log_name, "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        return {"proc": proc, "log": logf, "t0": time.perf_counter(),
-                # The reused package by name: it lies outside the folders _scrub_paths names.
-                "shown": " ".join(["scripts/export_bundle.py",
-                                   *(Path(c).name if c == cmd[-1] and self.a.aoti_reuse else c for c in cmd[3:])])}
+        return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
+                "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name}
 
     def _timed_stages_need(self) -> float:
         """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
         sdinterp run, and (a) (which is extrapolated from the frames it finishes when short)."""
         a = self.a
-        return 20.0 + 20.0 * (len(a.sdinterp_run) + len(a.aoti_run)) + 30.0 + (0.0 if a.skip_levers else 20.0)
+        runs = len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
+        return 20.0 + 20.0 * runs + 30.0 + (0.0 if a.skip_levers else 20.0)
 
-    def _finish_aoti(self, job: dict, bundle: Path) -> bool:
-        """Waits for the background compile, but stops it (row (d) then says so) when the timed stages
-        would no longer fit."""
-        rc, dt, timed_out = self._wait_background(job, "the UNet compile")
-        fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1))
+    def _finish_aoti(self, job: dict, stage: str = "aoti_compile") -> bool:
+        """Waits for a background compile, but stops it (its rows then say so) when the timed stages
+        would no longer fit. A reused package that cannot be used here is compiled instead, if the
+        run still has the time."""
+        bundle, tuning = job["bundle"], job["tuning"]
+        rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})")
+        fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1), tuning=tuning)
+        if rc != 0 and job["reuse"] and not timed_out:
+            fields["reuse_failed"] = error_line((self.out / job["log_name"]).read_text(errors="replace"))
+            self.note(f"the reused package {Path(job['reuse']).name} was refused ({fields['reuse_failed']}): "
+                      "compiling instead")
+            self.stage(stage, **fields)
+            return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"]), stage)
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             size = (bundle / "unet.pt2").stat().st_size
             fields.update(compile_seconds=compiled.get("compile_seconds"), reused=compiled.get("reused"),
                           package_mib=round(size / 2**20, 1))
             # Brought back for later runs (the device tool returns files up to 16 MiB): the next run
-            # on the same torch, GPU kind and model passes it to --aoti-reuse instead of compiling.
+            # on the same torch, GPU kind and model carries it in bench/gpu/cache (--aoti-reuse auto).
             if not compiled.get("reused") and size <= 16 * 2**20:
-                kept = self.out / f"unet-{self.a.dtype}-{compiled.get('tuning', 'default')}.pt2"
+                kept = self.out / f"unet-{self.a.dtype}-{compiled.get('tuning', tuning)}.pt2"
                 shutil.copyfile(bundle / "unet.pt2", kept)
                 fields["package_kept"] = kept.name
-        self.stage("aoti_compile", **fields)
-        log(f"--add-aoti: exit {rc} after {dt:.1f} s")
+        self.stage(stage, **fields)
+        log(f"--add-aoti ({tuning}): exit {rc} after {dt:.1f} s")
         if rc != 0:
-            self.note(f"(d) AOTInductor compile {'stopped at its time limit' if timed_out else f'failed ({rc})'} "
-                      f"after {dt:.0f} s: see aoti.log")
+            self.note(f"AOTInductor compile ({tuning}) {'stopped at its time limit' if timed_out else f'failed ({rc})'} "
+                      f"after {dt:.0f} s: see {job['log_name']}")
         return rc == 0
 
     def _wait_background(self, job: dict, what: str) -> tuple[int | str, float, bool]:
@@ -830,11 +893,16 @@ class Comparison:
         return job["package"] if rc == 0 else None
 
     def _levers(self, pipe, vae_package: Path | None) -> None:
-        """Timed in this process on diffusers' modules in the run's dtype, each after a warm-up pass:
-        one UNet call at the walk's guided batch, contiguous and channels_last (item 2 lists the
-        layout); the walk's VAE decode in sdinterp's chunks (its metadata's decode_chunk), eager,
-        channels_last, and through the compiled decoder given the eager weights (item 3: compiled
-        too if that pays), with the largest difference from the eager frames."""
+        """Timed in this process on diffusers' modules in the run's dtype, each after a warm-up pass
+        (issue 13 items 2 and 3; what sdinterp would build in is decided from these):
+        - one UNet call at the walk's guided batch: contiguous; channels_last; with cuDNN's timed
+          algorithm choice (cudnn.benchmark, sdinterp's SDINTERP_CUDNN_BENCHMARK); with the attention
+          projections fused (diffusers' fuse_qkv_projections); with each scaled_dot_product_attention
+          backend forced (flash, memory-efficient, cuDNN);
+        - the walk's VAE decode: in sdinterp's chunks (its metadata's decode_chunk) eager, with
+          cudnn.benchmark, channels_last, and through the compiled decoder given the eager weights;
+          eager in chunks of 5, 10 and all frames at once (the memory plan's speed cost).
+        A lever that fails is recorded as its error; the others stand."""
         import statistics
 
         a, torch = self.a, self.torch
@@ -849,6 +917,8 @@ class Comparison:
         n = 2 * a.frames if a.guidance > 1 else a.frames
         hidden = pipe.text_encoder.config.hidden_size
         channels_last = torch.channels_last
+        fields: dict = {"unet_batch": n}
+        cudnn = torch.backends.cudnn
 
         def timed(fn, repeats: int) -> tuple[float, object]:
             out = fn()  # warm-up
@@ -861,34 +931,87 @@ class Comparison:
                 times.append(time.perf_counter() - t0)
             return statistics.median(times), out
 
-        fields: dict = {"unet_batch": n}
+        def lever(key: str, fn, repeats: int, scale: float = 1.0, digits: int = 1):
+            """fields[key] = the median time of fn (times `scale`), or its error; returns fn's output."""
+            if self.clock.left() < 45:
+                fields[key] = "skipped: out of time"
+                return None
+            try:
+                s, out = timed(fn, repeats)
+                fields[key] = round(s * scale, digits)
+                return out
+            except Exception as e:  # noqa: BLE001 - a lever's failure is a finding
+                fields[key] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                return None
+
         try:
             with torch.inference_mode():
                 x = torch.randn(n, pipe.unet.config.in_channels, lh, lw, generator=g).to(a.device, dtype)
                 ctx = torch.randn(n, 77, hidden, generator=g).to(a.device, dtype)
                 t = torch.full((n,), 981.0, device=a.device)
-                for layout in ("contiguous", "channels_last"):
-                    if layout == "channels_last":
-                        pipe.unet.to(memory_format=channels_last)
-                        x = x.contiguous(memory_format=channels_last)
-                    s, _ = timed(lambda: pipe.unet(x, t, encoder_hidden_states=ctx, return_dict=False)[0], 3)
-                    fields[f"unet_call_ms_{layout}"] = round(s * 1000, 1)
-                pipe.unet.to(memory_format=torch.contiguous_format)
+
+                def unet(sample=None):
+                    return pipe.unet(x if sample is None else sample, t, encoder_hidden_states=ctx,
+                                     return_dict=False)[0]
+
+                lever("unet_call_ms_contiguous", unet, 3, 1000)
+                try:
+                    cudnn.benchmark = True
+                    lever("unet_call_ms_cudnn_benchmark", unet, 3, 1000)
+                finally:
+                    cudnn.benchmark = False
+                try:
+                    pipe.unet.to(memory_format=channels_last)
+                    lever("unet_call_ms_channels_last", lambda: unet(x.contiguous(memory_format=channels_last)), 3,
+                          1000)
+                finally:
+                    pipe.unet.to(memory_format=torch.contiguous_format)
+                if a.cuda:
+                    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                    for backend, key in ((SDPBackend.FLASH_ATTENTION, "flash"),
+                                         (SDPBackend.EFFICIENT_ATTENTION, "efficient"),
+                                         (SDPBackend.CUDNN_ATTENTION, "cudnn")):
+                        def forced(b=backend):
+                            with sdpa_kernel(b):
+                                return unet()
+                        lever(f"unet_call_ms_sdpa_{key}", forced, 3, 1000)
+                if hasattr(pipe.unet, "fuse_qkv_projections"):
+                    try:
+                        pipe.unet.fuse_qkv_projections()
+                        lever("unet_call_ms_fused_qkv", unet, 3, 1000)
+                    except Exception as e:  # noqa: BLE001
+                        fields["unet_call_ms_fused_qkv"] = f"error: {type(e).__name__}: {str(e)[:160]}"
+                    finally:
+                        if hasattr(pipe.unet, "unfuse_qkv_projections"):
+                            pipe.unet.unfuse_qkv_projections()
                 del x, ctx
                 chunk = self.results["stages"].get("c", {}).get("decode_chunk") or a.frames
                 z = torch.randn(a.frames, pipe.vae.config.latent_channels, lh, lw, generator=g).to(a.device, dtype)
                 fields["decode_chunk"] = chunk
 
-                def decode(fn, layout=torch.contiguous_format):
-                    return torch.cat([fn(c.contiguous(memory_format=layout)) for c in z.split(chunk)])
+                def decode(fn, layout=torch.contiguous_format, size=chunk):
+                    return torch.cat([fn(c.contiguous(memory_format=layout)) for c in z.split(size)])
 
-                s, eager = timed(lambda: decode(lambda c: pipe.vae.decode(c, return_dict=False)[0]), 2)
-                fields["vae_decode_s_eager"] = round(s, 3)
-                pipe.vae.to(memory_format=channels_last)
-                s, out = timed(lambda: decode(lambda c: pipe.vae.decode(c, return_dict=False)[0], channels_last), 2)
-                fields.update(vae_decode_s_channels_last=round(s, 3),
-                              vae_channels_last_max_abs_diff=float((out.float() - eager.float()).abs().max()))
-                pipe.vae.to(memory_format=torch.contiguous_format)
+                def vae(c):
+                    return pipe.vae.decode(c, return_dict=False)[0]
+
+                eager = lever("vae_decode_s_eager", lambda: decode(vae), 2, digits=3)
+                try:
+                    cudnn.benchmark = True
+                    lever("vae_decode_s_cudnn_benchmark", lambda: decode(vae), 2, digits=3)
+                finally:
+                    cudnn.benchmark = False
+                try:
+                    pipe.vae.to(memory_format=channels_last)
+                    out = lever("vae_decode_s_channels_last", lambda: decode(vae, channels_last), 2, digits=3)
+                    if out is not None and eager is not None:
+                        fields["vae_channels_last_max_abs_diff"] = float((out.float() - eager.float()).abs().max())
+                finally:
+                    pipe.vae.to(memory_format=torch.contiguous_format)
+                for size in sorted({5, 10, a.frames}):
+                    if size != chunk and size <= a.frames:
+                        lever(f"vae_decode_s_eager_chunk_{size}", lambda size=size: decode(vae, size=size), 2, digits=3)
                 if vae_package is not None and self.clock.left() > 60:
                     from export_bundle import make_wrappers
 
@@ -899,13 +1022,14 @@ class Comparison:
                     package = torch._inductor.aoti_load_package(str(vae_package))
                     names = package.get_constant_fqns()
                     package.load_constants({k: weights[k] for k in names}, check_full_update=True, user_managed=True)
-                    s, out = timed(lambda: decode(package), 2)
-                    fields.update(vae_decode_s_aoti=round(s, 3),
-                                  vae_aoti_max_abs_diff=float((out.float() - eager.float()).abs().max()))
+                    out = lever("vae_decode_s_aoti", lambda: decode(package), 2, digits=3)
+                    if out is not None and eager is not None:
+                        fields["vae_aoti_max_abs_diff"] = float((out.float() - eager.float()).abs().max())
                     del package
         except Exception as e:  # measurements for the record: the rows before and (a) after still stand
             fields["note"] = f"stopped by {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         finally:
+            cudnn.benchmark = False
             pipe.unet.to(memory_format=torch.contiguous_format)
             pipe.vae.to(memory_format=torch.contiguous_format)
             gc.collect()
@@ -914,6 +1038,35 @@ class Comparison:
         fields["levers_s"] = round(time.perf_counter() - t_start, 1)
         self.stage("levers", **fields)
         log(f"levers: {fields}")
+
+    # ---- the GPU runners' smoke command (issue 13 item 5)
+
+    def _smoke_command(self) -> None:
+        """scripts/smoke.py --device DEVICE, as README tells a GPU runner to run it after the set-up
+        (here with this run's build and carried libraries): it exports tiny-sd for the device and checks
+        the four golden cases. Untimed; its exit status and last lines go to the stage smoke_command."""
+        a = self.a
+        spare = self.clock.left() - self._timed_stages_need()
+        if not Path(a.sdinterp).is_file() or spare < 60:
+            self.stage("smoke_command", note="skipped: " + ("no binary" if spare >= 60 else "out of time"))
+            return
+        cmd = [sys.executable, str(REPO / "scripts" / "smoke.py"), "--device", a.device, "--sdinterp", a.sdinterp]
+        shown = shlex.join(["scripts/smoke.py", "--device", a.device])
+        log(f"the smoke command: {shown}")
+        t0 = time.perf_counter()
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, env=self._sdinterp_env(),
+                               timeout=min(300.0, spare - 30))
+            rc, output = r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            partial = e.stdout or ""
+            rc, output = "timeout", partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        dt = time.perf_counter() - t0
+        with open(self.out / "smoke.log", "w") as f:
+            f.write(f"$ {shown}\n# exit {rc}, {dt:.1f} s\n{output}\n")
+        lines = [line for line in output.splitlines() if line.startswith("smoke: ")]
+        self.stage("smoke_command", command=shown, rc=rc, seconds=round(dt, 1), lines=lines[-6:])
+        log(f"the smoke command: exit {rc} after {dt:.1f} s; {lines[-1] if lines else 'no verdict'}")
 
     # ---- golden check: tiny-sd re-exported for this device in float32, the notebook's four examples
 
@@ -1372,7 +1525,9 @@ class Comparison:
 
     def _sdinterp(self, bundle: Path, name: str, flags: list[str], retry: bool = True) -> None:
         a = self.a
-        warm = name == "warm" or name.endswith(" warm")
+        words = list(flags)
+        flags, extra_env = split_env(flags)
+        warm = "warm" in name.split()
         key = "c" if name == "default" else "c-" + "-".join("".join(ch if ch.isalnum() else " " for ch in name).split())
         row = "(d)" if "--unet-engine" in flags and "aoti" in flags else "(c)"
         if warm:
@@ -1407,8 +1562,10 @@ class Comparison:
             for k, v in job.items():
                 cmd += [f"--{k}", f"{v:g}" if isinstance(v, float) else str(v)]
             cmd += ["--png-dir", str(png_dir), "--progress", "json", "-q", *flags]
-        env = self._sdinterp_env(compiled=row == "(d)")
+        env = {**self._sdinterp_env(compiled=row == "(d)"), **extra_env}
         shown = shlex.join(["sdinterp", *cmd[1:]]).replace(str(bundle), "BUNDLE").replace(str(png_dir), "X")
+        if extra_env:
+            shown = " ".join(f"{k}={v}" for k, v in extra_env.items()) + " " + shown
         if row == "(d)" and self.workaround:
             shown = f"{self.workaround['name']} {shown}"
         log(f"{method}: {shown}")
@@ -1452,7 +1609,7 @@ class Comparison:
             if row == "(d)" and retry and self.workaround is None and crashed(rc, stderr):
                 self._crash_triage(cmd, env, method)
                 if self.workaround:
-                    self._sdinterp(bundle, name, flags, retry=False)
+                    self._sdinterp(bundle, name, words, retry=False)
             return
         starts = [t for t, e in events if e.get("event") == "start"]
         dones = [t for t, e in events if e.get("event") == "done"]
@@ -1463,7 +1620,8 @@ class Comparison:
             fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
                           decode_chunk=info.get("decode_chunk"), unet_calls=info.get("unet_calls"),
                           device_reported=info.get("device"), dtype_reported=info.get("dtype"),
-                          libtorch=info.get("libtorch"))
+                          libtorch=info.get("libtorch"), bundle_load_s=info.get("bundle_load_s"),
+                          cuda_memory_peaks_gib=info.get("cuda_memory_peaks_gib"))
         except (OSError, json.JSONDecodeError) as e:
             fields["note"] = f"no metadata: {e}"
         # Load: from the launch to the first progress event (run_walk starts once the bundle is loaded).
@@ -1550,6 +1708,10 @@ class Comparison:
                                               f"{r['diffusers_unequal']:.5f}" for r in parity)
                                     + f"; max |diff| {worst}",
                            "pass": all(r["ok"] for r in parity)})
+        smoke = st.get("smoke_command", {})
+        if "rc" in smoke:
+            checks.append({"criterion": f"the smoke command ({smoke['command']}) passes on this machine",
+                           "value": f"exit {smoke['rc']}, {smoke['seconds']} s", "pass": smoke["rc"] == 0})
         c = st.get("c", {})
         capped = st.get("c-max-vram-10", {})
         if capped.get("gen_s") and c.get("gen_s"):

@@ -3,7 +3,7 @@
 #
 #   bench/gpu_compare.sh prepare        here (Debian 12, PyPI and Debian reachable): fills bench/gpu/wheels,
 #                                        bench/gpu/debs and bench/gpu/ffmpeg-symbols.txt, which travel with
-#                                        the working tree to the GPU machine (untracked, not ignored)
+#                                        the working tree to the GPU machine (ignored: named in the carry list)
 #   bench/gpu_compare.sh run [-- ARGS]  on the GPU machine (no network): unpacks the debs into a prefix,
 #                                        installs the wheels, builds build/sdinterp against that prefix and
 #                                        the torch wheel's LibTorch (in the background), and runs
@@ -13,8 +13,10 @@
 # Environment for `run`: OUT (results folder, default ./bench/results/gpu-compare), GPU_WORK (scratch, default
 # /tmp/sdinterp-gpu), PYTHON (default python3), JOBS (build jobs, default nproc), GPU_BUDGET_S (seconds the
 # whole run may take, default 540: the Python part skips what no longer fits and always writes its results),
-# PROBE (1: run the AOTInductor probe carried in bench/gpu/probe beside the untimed stages, the default when
-# it is there; 0: not), PROBE_DEVICE (cuda, or cpu for a dry run here).
+# PROBE (1: run the AOTInductor probe carried in bench/gpu/probe beside the untimed stages; 0, the default
+# since the probe found the crash's cause on the H100 run of 2026-12-06: not), PROBE_DEVICE (cuda, or cpu for
+# a dry run here). A compiled UNet package an earlier run brought back, copied to bench/gpu/cache/ and
+# carried, is reused instead of compiling (gpu_compare.py --aoti-reuse auto).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 GPU_DIR=$REPO/bench/gpu
@@ -91,12 +93,10 @@ prepare() {
   } >"$GPU_DIR/ffmpeg-symbols.txt"
   rm -rf "$tmp"
 
-  echo "prepare: carried files (untracked; they must not be committed, and .gitignore must not hide them):"
+  echo "prepare: carried files (ignored by git: the device call names them in its carry list, with"
+  echo "bench/gpu/probe and bench/gpu/cache, where a package an earlier run brought back goes):"
   du -ch "$GPU_DIR"/wheels/* "$GPU_DIR"/debs/* "$GPU_DIR/ffmpeg-symbols.txt" | tail -1
   ls -s "$GPU_DIR"/wheels "$GPU_DIR"/debs
-  if git check-ignore -q "$GPU_DIR/debs/x.deb" || git check-ignore -q "$GPU_DIR/wheels/x.whl"; then
-    echo "prepare: WARNING: git ignores bench/gpu/debs or wheels: they would not travel" >&2
-  fi
 }
 
 # Unpacks the carried .debs into $DEPS/usr and points their pkg-config files there; builds the
@@ -226,7 +226,7 @@ run() {
   # exit-status file before timing anything.
   local wait_also=() probe_pid=""
   local probe_out=$work/probe-out
-  if [ "${PROBE:-1}" = 1 ] && [ -f "$GPU_DIR/probe/run_probe.sh" ]; then
+  if [ "${PROBE:-0}" = 1 ] && [ -f "$GPU_DIR/probe/run_probe.sh" ]; then
     rm -rf "$probe_out" "$work/probe.rc"
     ( set +e; OUT=$probe_out PYTHON=$py PROBE_WORK=$work/probe PROBE_EXTRA_LD=$deps/usr/lib/x86_64-linux-gnu \
         bash "$GPU_DIR/probe/run_probe.sh" "${PROBE_DEVICE:-cuda}" >/dev/null 2>&1; echo $? >"$work/probe.rc" ) &
@@ -278,5 +278,5 @@ run() {
 case ${1:-} in
   prepare) shift; prepare "$@" ;;
   run) shift; run "$@" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -390,6 +390,7 @@ class WalkRenderer {
       const FrameChunk chunk =
           plan.chunk(std::vector<int64_t>(rendered.begin() + c.first, rendered.begin() + c.first + c.count));
       auto phase = Clock::now();
+      bundle_.reset_memory_peaks();
       const torch::Tensor latents =
           sampler_.run(chunk.latents, chunk.positive, chunk.negative, [&](size_t, size_t, const torch::Tensor&) {
             ++event_.calls_done;
@@ -397,14 +398,26 @@ class WalkRenderer {
             report(ProgressEvent::Kind::kStep);
           });
       result_.seconds_sampling += seconds_since(phase);
+      keep_peaks(result_.peak_allocated_sampling, result_.peak_reserved_sampling);
       phase = Clock::now();
       int64_t k = c.first;
       decode_frames(
           bundle_, latents, result_.decode_chunk, [&] { stop_if_interrupted(); },
           [&](const Frame& frame) { writer.add(rendered[static_cast<size_t>(k++)], frame); });
       result_.seconds_decode += seconds_since(phase);
+      keep_peaks(result_.peak_allocated_decode, result_.peak_reserved_decode);
     }
     writer.finish();  // repeats after the last rendered frame
+  }
+
+  // The device memory peaks since the last reset, kept as a phase's largest (bundle_.memory_peaks);
+  // then reset for the next phase.
+  void keep_peaks(int64_t& allocated, int64_t& reserved) const {
+    Bundle::MemoryPeaks peaks;
+    if (!bundle_.memory_peaks(peaks)) return;
+    allocated = std::max(allocated, peaks.allocated);
+    reserved = std::max(reserved, peaks.reserved);
+    bundle_.reset_memory_peaks();
   }
 
   // Checked between model calls, decoded chunks and outputs: a signal stops every phase within

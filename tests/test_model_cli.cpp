@@ -181,6 +181,9 @@ TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
   }
   EXPECT_GT(load["unet"].get<double>(), 0.0);
   EXPECT_GE(load["total"].get<double>(), load["unet"].get<double>());
+  // The caching allocator's peaks are CUDA's: null on the CPU.
+  ASSERT_TRUE(meta["sdinterp"].contains("cuda_memory_peaks_gib"));
+  EXPECT_TRUE(meta["sdinterp"]["cuda_memory_peaks_gib"].is_null());
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " run first.json --png-dir second -q");
   ASSERT_EQ(r.status, 0) << r.output;
   for (int i = 0; i < 3; ++i) {

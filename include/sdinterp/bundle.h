@@ -18,7 +18,9 @@ namespace sdinterp {
 
 // The process-wide LibTorch settings a bundle made as `manifest` says needs, made once by the
 // runtime before loading it: on CUDA, TorchScript's graph executor unoptimised (no per-shape
-// recompilation) and, for float32 bundles, no TF32 (frames as diffusers' float32 ones).
+// recompilation), for float32 bundles no TF32 (frames as diffusers' float32 ones), and cuDNN's
+// algorithm timing as SDINTERP_CUDNN_BENCHMARK says (off unless 1). ConfigError for another value
+// of that variable, on any device.
 void configure_torch(const Manifest& manifest);
 
 class Bundle {
@@ -84,6 +86,15 @@ class Bundle {
   // Free and total memory of the bundle's CUDA device in bytes; false on the CPU or when it cannot
   // be read.
   bool device_memory(int64_t& free_bytes, int64_t& total_bytes) const;
+  // On CUDA, the most bytes LibTorch's caching allocator had handed out (allocated) and had taken
+  // from the device (reserved, the cache included) since the last reset_memory_peaks(); false on
+  // the CPU or when they cannot be read.
+  struct MemoryPeaks {
+    int64_t allocated = -1;
+    int64_t reserved = -1;
+  };
+  void reset_memory_peaks() const;
+  bool memory_peaks(MemoryPeaks& peaks) const;
 
  private:
   Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device);

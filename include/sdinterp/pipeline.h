@@ -68,6 +68,10 @@ struct RunResult {
   // UNet calls made by the AOTInductor package and by the TorchScript module.
   int64_t unet_calls_compiled = 0, unet_calls_torchscript = 0;
   double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
+  // On CUDA, the caching allocator's peaks in the sampling and in the decode phases, in bytes (the
+  // reserved peak of a phase counts what earlier phases left cached); -1 on the CPU.
+  int64_t peak_allocated_sampling = -1, peak_reserved_sampling = -1;
+  int64_t peak_allocated_decode = -1, peak_reserved_decode = -1;
   // --pace even: the UNet calls and seconds of the measuring passes (included in the above).
   int64_t pace_extra_unet_calls = 0;
   double seconds_pacing = 0;

@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/Utils.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <cuda_runtime_api.h>
 #include <sys/utsname.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -187,36 +189,53 @@ std::string constant_unfit(const at::Tensor& weight, std::optional<c10::ScalarTy
   return "";
 }
 
-// Loads the AOTInductor package of the UNet and hands it the TorchScript UNet's weights (the
-// package is compiled without them: no second copy in memory). Returns the package, or null and
-// why it cannot be used in `problem`.
-std::unique_ptr<PackageLoader> load_compiled_unet(const fs::path& path, const Manifest::Unet::Compiled& record,
-                                                  const torch::jit::Module& unet, const torch::Device& device,
-                                                  std::string& problem) {
+// The AOTInductor package of the UNet, opened (metadata checked, its code loaded) before the
+// TorchScript UNet it takes its weights from is ready: Bundle::load opens it beside the modules'
+// loads. `package` is null, and `problem` says why, when it cannot be used.
+struct OpenedPackage {
+  std::unique_ptr<PackageLoader> package;
+  std::string problem;
+};
+
+OpenedPackage open_compiled_unet(const fs::path& path, const Manifest::Unet::Compiled& record,
+                                 const torch::Device& device) {
+  OpenedPackage out;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    problem = path.string() + ": missing file (model.json names it; re-export the bundle with --aoti)";
-    return nullptr;
+    out.problem = path.string() + ": missing file (model.json names it; re-export the bundle with --aoti)";
+    return out;
   }
-  std::unique_ptr<PackageLoader> package;
   try {
+    c10::InferenceMode guard;
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
     const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
     const std::string mismatch =
         compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
                                   device.is_cuda() ? "cuda" : "cpu", machine_facts(device), record.threads);
     if (!mismatch.empty()) {
-      problem = path.string() + ": " + mismatch;
-      return nullptr;
+      out.problem = path.string() + ": " + mismatch;
+      return out;
     }
-    package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);
+    out.package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);
   } catch (const std::exception& e) {
-    problem = path.string() +
-              ": cannot load the AOTInductor package (made by another PyTorch, or for another "
-              "machine?): " +
-              first_line(e.what());
+    out.problem = path.string() +
+                  ": cannot load the AOTInductor package (made by another PyTorch, or for another "
+                  "machine?): " +
+                  first_line(e.what());
+  }
+  return out;
+}
+
+// Hands an opened package the TorchScript UNet's weights (the package is compiled without them:
+// no second copy in memory). Returns the package, or null and why it cannot be used in `problem`.
+std::unique_ptr<PackageLoader> fit_compiled_unet(OpenedPackage opened, const fs::path& path,
+                                                 const Manifest::Unet::Compiled& record, const torch::jit::Module& unet,
+                                                 const torch::Device& device, std::string& problem) {
+  if (opened.package == nullptr) {
+    problem = opened.problem;
     return nullptr;
   }
+  std::unique_ptr<PackageLoader> package = std::move(opened.package);
   std::unordered_map<std::string, at::Tensor> weights;
   for (const auto& p : unet.named_parameters()) weights.emplace(p.name, p.value);
   for (const auto& b : unet.named_buffers()) weights.emplace(b.name, b.value);
@@ -289,8 +308,23 @@ Bundle::Bundle(Bundle&&) noexcept = default;
 Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
+namespace {
+// SDINTERP_CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms at each new input shape and
+// keep the fastest (torch.backends.cudnn.benchmark in Python; off by default there and here); 0 or
+// unset: its heuristics choose. A measuring switch for the GPU runs (bench/README-gpu.md): the
+// timed choice can differ between processes, and so can the frames' last bits.
+bool cudnn_benchmark_wanted() {
+  const char* value = std::getenv("SDINTERP_CUDNN_BENCHMARK");
+  if (value == nullptr || *value == '\0' || std::string(value) == "0") return false;
+  if (std::string(value) == "1") return true;
+  throw ConfigError("SDINTERP_CUDNN_BENCHMARK is '" + std::string(value) + "': use 0 or 1 (or leave it unset)");
+}
+}  // namespace
+
 void configure_torch(const Manifest& m) {
+  const bool cudnn_benchmark = cudnn_benchmark_wanted();
   if (m.device != "cuda") return;
+  at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   // TorchScript's profiling executor specialises and compiles each graph at the second call of
   // every new input shape: on an H200 the first job of a process spent 3.5 s more sampling than
   // the next (SD-1.5, batch 60). Unoptimised graphs skip that and run at eager speed (the GPU
@@ -339,10 +373,36 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
     });
   };
   LoadSeconds& times = bundle.load_seconds_;
+  // On CUDA the device's context is made at once, beside the reads and unpickling, rather than
+  // when the first weight reaches the device.
+  std::future<void> context;
+  if (device.is_cuda()) {
+    context = std::async(std::launch::async, [device] {
+      c10::InferenceMode inner;
+      (void)torch::empty({1}, torch::TensorOptions().device(device));
+    });
+  }
   auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder);
   auto unet = load_timed(root / man.unet.file, times.unet);
   auto vae_decoder = load_timed(root / man.vae.decoder, times.vae_decoder);
+  const auto& compiled = man.unet.compiled;
+  // kAuto uses the package on CUDA too since the H100 run of 2026-12-06: its crash there came from
+  // opening the runtime RTLD_LOCAL (src/io/module_loader.cpp), and through the package the golden
+  // frames held (8/8 runs) with warm sampling 10% faster than TorchScript's. The package is opened
+  // beside the modules' loads (its weights are handed over once the UNet is loaded).
+  const bool wanted = engine == UnetEngine::kCompiled || engine == UnetEngine::kAuto;
+  std::future<OpenedPackage> package;
+  if (wanted && !compiled.file.empty()) {
+    package = std::async(std::launch::async, [path = root / compiled.file, &compiled, device, &times, seconds_since] {
+      const auto t = std::chrono::steady_clock::now();
+      OpenedPackage opened = open_compiled_unet(path, compiled, device);
+      times.compiled_unet = seconds_since(t);
+      return opened;
+    });
+  }
+  if (context.valid()) context.wait();
   for (auto* pending : {&text_encoder, &unet, &vae_decoder}) pending->wait();
+  if (package.valid()) package.wait();
   bundle.modules_->text_encoder = text_encoder.get();
   bundle.modules_->unet = unet.get();
   bundle.modules_->vae_decoder = vae_decoder.get();
@@ -351,16 +411,11 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
-  const auto& compiled = man.unet.compiled;
-  // kAuto uses the package on CUDA too since the H100 run of 2026-12-06: its crash there came from
-  // opening the runtime RTLD_LOCAL (src/io/module_loader.cpp), and through the package the golden
-  // frames held (8/8 runs) with warm sampling 10% faster than TorchScript's.
-  const bool wanted = engine == UnetEngine::kCompiled || engine == UnetEngine::kAuto;
-  if (wanted && !compiled.file.empty()) {
+  if (package.valid()) {
     const auto t = std::chrono::steady_clock::now();
-    bundle.modules_->compiled_unet =
-        load_compiled_unet(root / compiled.file, compiled, bundle.modules_->unet, device, bundle.compiled_problem_);
-    times.compiled_unet = seconds_since(t);
+    bundle.modules_->compiled_unet = fit_compiled_unet(package.get(), root / compiled.file, compiled,
+                                                       bundle.modules_->unet, device, bundle.compiled_problem_);
+    times.compiled_unet += seconds_since(t);
   }
   times.total = seconds_since(start);
   return bundle;
@@ -470,6 +525,28 @@ torch::Tensor Bundle::decode(const torch::Tensor& latents) const {
   c10::InferenceMode guard;
   torch::Tensor scaled = latents / manifest_.vae.scaling_factor;
   return modules_->vae_decoder.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+}
+
+void Bundle::reset_memory_peaks() const {
+  if (!device_.is_cuda()) return;
+  try {
+    c10::getDeviceAllocator(device_.type())->resetPeakStats(device_.index());
+  } catch (const std::exception&) {
+    // Only the record of the peaks is lost.
+  }
+}
+
+bool Bundle::memory_peaks(MemoryPeaks& peaks) const {
+  if (!device_.is_cuda()) return false;
+  try {
+    const auto stats = c10::getDeviceAllocator(device_.type())->getDeviceStats(device_.index());
+    constexpr auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    peaks.allocated = stats.allocated_bytes[all].peak;
+    peaks.reserved = stats.reserved_bytes[all].peak;
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 bool Bundle::device_memory(int64_t& free_bytes, int64_t& total_bytes) const {

@@ -368,6 +368,14 @@ bool recover_interrupted_publish(const std::string& meta) {
 }
 
 // --pace even's weights as metadata records them: one per frame, null where not re-placed.
+// The run's CUDA memory peaks by phase in GiB (RunResult), or null on the CPU.
+nlohmann::json cuda_memory_peaks_json(const RunResult& r) {
+  if (r.peak_allocated_sampling < 0 && r.peak_allocated_decode < 0) return nullptr;
+  auto gib = [](int64_t bytes) { return bytes < 0 ? nlohmann::json(nullptr) : nlohmann::json(bytes / 1073741824.0); };
+  return {{"sampling", {{"allocated", gib(r.peak_allocated_sampling)}, {"reserved", gib(r.peak_reserved_sampling)}}},
+          {"decode", {{"allocated", gib(r.peak_allocated_decode)}, {"reserved", gib(r.peak_reserved_decode)}}}};
+}
+
 nlohmann::json pace_weights_json(const std::vector<double>& weights) {
   nlohmann::json out = nlohmann::json::array();
   for (double w : weights) out.push_back(std::isnan(w) ? nlohmann::json(nullptr) : nlohmann::json(w));
@@ -576,6 +584,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
         {"vae_decoder", bundle.load_seconds().vae_decoder},
         {"compiled_unet", bundle.load_seconds().compiled_unet},
         {"total", bundle.load_seconds().total}}},
+      {"cuda_memory_peaks_gib", cuda_memory_peaks_json(r)},
       {"timings_s",
        {{"text", r.seconds_text},
         {"sampling", r.seconds_sampling},
