@@ -150,9 +150,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--smoke run; none: always compile")
     p.add_argument("--aoti-also", default="auto", metavar="TUNING",
                    help="a second compile of the UNet with these inductor settings (export_bundle.py "
-                        "--aoti-tuning), in the background on a copy of the bundle (hard links), and warm runs "
-                        "of sdinterp on it beside row (d)'s: auto (the default) is fast-diffusion when row (d)'s "
-                        "package is reused on CUDA (the compile then fits in the run), else none")
+                        "--aoti-tuning), in the background on a copy of the bundle (hard links), and a warm run "
+                        "of sdinterp on it beside row (d)'s: auto (the default), when row (d)'s package is reused "
+                        "on CUDA (the compile then fits in the run), is the first of the exporter's settings "
+                        "with no package in bench/gpu/cache (fast-diffusion, then max-autotune-gemm), else none")
     p.add_argument("--skip-smoke-command", action="store_true",
                    help="skip running the GPU runners' smoke command (scripts/smoke.py --device DEVICE, issue 13 "
                         "item 5) in the untimed part of the run")
@@ -191,15 +192,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     if a.aoti_run is None:
         a.aoti_run = ["aoti=", "aoti warm=", f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1"]
     if a.aoti_reuse == "auto":
-        cached = AOTI_CACHE / f"unet-{a.dtype}-{a.aoti_tuning}.pt2"
+        cached = aoti_cached(a.dtype, a.aoti_tuning)
         a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None
     elif a.aoti_reuse == "none":
         a.aoti_reuse = None
     if a.aoti_also == "auto":
-        a.aoti_also = "fast-diffusion" if a.aoti_reuse and a.cuda and a.aoti_tuning != "fast-diffusion" else None
+        # The next setting in the exporter's list that no earlier run has brought back: one more each run.
+        from export_bundle import AOTI_TUNINGS
+
+        uncached = [t for t in AOTI_TUNINGS if t != a.aoti_tuning and not aoti_cached(a.dtype, t).is_file()]
+        a.aoti_also = uncached[0] if a.aoti_reuse and a.cuda and uncached else None
     elif a.aoti_also == "none":
         a.aoti_also = None
     return a
+
+
+def aoti_cached(dtype: str, tuning: str) -> Path:
+    """Where a package an earlier run brought back is carried (its name in that run's OUT)."""
+    return AOTI_CACHE / f"unet-{dtype}-{tuning}.pt2"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -275,6 +275,11 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     a = gpu_compare.parse_args(["--device", "cuda", *base])
     assert a.aoti_reuse == str(tmp_path / "cache" / "unet-float16-default.pt2")
     assert a.aoti_also == "fast-diffusion"  # the time saved goes to a second tuning
+    # One more setting each run: once fast-diffusion's package is carried too, the next one.
+    (tmp_path / "cache" / "unet-float16-fast-diffusion.pt2").write_bytes(b"PK")
+    assert gpu_compare.parse_args(["--device", "cuda", *base]).aoti_also == "max-autotune-gemm"
+    (tmp_path / "cache" / "unet-float16-max-autotune-gemm.pt2").write_bytes(b"PK")
+    assert gpu_compare.parse_args(["--device", "cuda", *base]).aoti_also is None
     a = gpu_compare.parse_args(["--device", "cuda", "--aoti-reuse", "none", *base])
     assert a.aoti_reuse is None and a.aoti_also is None
     a = gpu_compare.parse_args(["--device", "cuda", "--aoti-also", "none", *base])
