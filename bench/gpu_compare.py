@@ -88,8 +88,10 @@ sys.path.insert(0, str(EXPORTER.parent))
 # this folder (ignored by git: a package holds the compiling machine's paths) for --aoti-reuse auto.
 AOTI_CACHE = REPO / "bench" / "gpu" / "cache"
 
-# sdinterp's switch for cuDNN's timed choice of convolution algorithms (src/bundle/bundle.cpp).
+# sdinterp's switches (src/bundle/bundle.cpp): cuDNN's timed choice of convolution algorithms (off
+# unless 1), and the first use of CUDA's libraries beside the load (on unless 0).
 CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
+CUDA_WARM_UP_ENV = "SDINTERP_CUDA_WARM_UP"
 
 SD15 = CONFIGS["sd15"]
 TINY = CONFIGS["sd1-tiny"]
@@ -190,7 +192,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if a.sdinterp_run is None:
         a.sdinterp_run = ["default=", "max-vram 10=--max-vram 10", "warm="]
     if a.aoti_run is None:
-        a.aoti_run = ["aoti=", "aoti warm=", f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1"]
+        a.aoti_run = ["aoti=", "aoti warm=", f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1",
+                      f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0"]
     if a.aoti_reuse == "auto":
         cached = aoti_cached(a.dtype, a.aoti_tuning)
         a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None

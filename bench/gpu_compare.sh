@@ -12,7 +12,7 @@
 #
 # Environment for `run`: OUT (results folder, default ./bench/results/gpu-compare), GPU_WORK (scratch, default
 # /tmp/sdinterp-gpu), PYTHON (default python3), JOBS (build jobs, default nproc), GPU_BUDGET_S (seconds the
-# whole run may take, default 540: the Python part skips what no longer fits and always writes its results),
+# whole run may take, default 560: the Python part skips what no longer fits and always writes its results),
 # PROBE (1: run the AOTInductor probe carried in bench/gpu/probe beside the untimed stages; 0, the default
 # since the probe found the crash's cause on the H100 run of 2026-12-06: not), PROBE_DEVICE (cuda, or cpu for
 # a dry run here). A compiled UNet package an earlier run brought back, copied to bench/gpu/cache/ and
@@ -189,7 +189,7 @@ run() {
     esac
   done
   local started=$SECONDS
-  local deadline=$(( $(date +%s) + ${GPU_BUDGET_S:-540} ))
+  local deadline=$(( $(date +%s) + ${GPU_BUDGET_S:-560} ))
   local out=${OUT:-$REPO/bench/results/gpu-compare}
   local work=${GPU_WORK:-/tmp/sdinterp-gpu}
   local py=${PYTHON:-python3}

@@ -309,20 +309,50 @@ Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
 namespace {
+// The value of an on/off environment variable: 1 on, 0 off, unset or empty `otherwise`.
+bool env_switch(const char* name, bool otherwise) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return otherwise;
+  if (std::string(value) == "0" || std::string(value) == "1") return std::string(value) == "1";
+  throw ConfigError(std::string(name) + " is '" + value + "': use 0 or 1 (or leave it unset)");
+}
+
 // SDINTERP_CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms at each new input shape and
 // keep the fastest (torch.backends.cudnn.benchmark in Python; off by default there and here); 0 or
 // unset: its heuristics choose. A measuring switch for the GPU runs (bench/README-gpu.md): the
 // timed choice can differ between processes, and so can the frames' last bits.
-bool cudnn_benchmark_wanted() {
-  const char* value = std::getenv("SDINTERP_CUDNN_BENCHMARK");
-  if (value == nullptr || *value == '\0' || std::string(value) == "0") return false;
-  if (std::string(value) == "1") return true;
-  throw ConfigError("SDINTERP_CUDNN_BENCHMARK is '" + std::string(value) + "': use 0 or 1 (or leave it unset)");
+constexpr const char* kCudnnBenchmarkVariable = "SDINTERP_CUDNN_BENCHMARK";
+// SDINTERP_CUDA_WARM_UP=0 leaves out the CUDA libraries' first use during the load (warm_up_cuda):
+// to measure what it saves.
+constexpr const char* kCudaWarmUpVariable = "SDINTERP_CUDA_WARM_UP";
+
+// The first use of CUDA's libraries in a process costs its first job: the context, cuBLAS's handle
+// and workspace, cuDNN's handle and engine libraries, and the first launch of each kernel (loaded
+// lazily). Bundle::load makes a few tiny calls of the ops the models use on a thread of their own,
+// beside the modules' reads and copies. Nothing they leave changes a later result: cuDNN's and
+// cuBLAS's choices depend on the shapes of each call (without SDINTERP_CUDNN_BENCHMARK), not on
+// earlier calls. A failure here is left for the models' own calls to report.
+void warm_up_cuda(const torch::Device& device, torch::ScalarType dtype) {
+  c10::InferenceMode guard;
+  try {
+    const auto options = torch::TensorOptions().device(device).dtype(dtype);
+    torch::Tensor image = torch::ones({1, 8, 8, 8}, options);
+    image = torch::conv2d(image, torch::ones({8, 8, 3, 3}, options), {}, 1, 1);
+    image = torch::silu(torch::group_norm(image, 4));
+    image = torch::upsample_nearest2d(image, std::vector<int64_t>{16, 16});
+    torch::Tensor tokens = torch::ones({16, 64}, options);
+    tokens = torch::gelu(torch::layer_norm(torch::linear(tokens, torch::ones({64, 64}, options)), {64}));
+    const torch::Tensor heads = tokens.view({1, 1, 16, 64});
+    tokens = at::scaled_dot_product_attention(heads, heads, heads).view({16, 64}).softmax(-1);
+    (void)(image.sum() + tokens.sum()).item<float>();  // waits for the device
+  } catch (const std::exception&) {
+  }
 }
 }  // namespace
 
 void configure_torch(const Manifest& m) {
-  const bool cudnn_benchmark = cudnn_benchmark_wanted();
+  const bool cudnn_benchmark = env_switch(kCudnnBenchmarkVariable, false);
+  (void)env_switch(kCudaWarmUpVariable, true);  // a bad value is refused on any device, as the other
   if (m.device != "cuda") return;
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   // TorchScript's profiling executor specialises and compiles each graph at the second call of
@@ -374,12 +404,14 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   };
   LoadSeconds& times = bundle.load_seconds_;
   // On CUDA the device's context is made at once, beside the reads and unpickling, rather than
-  // when the first weight reaches the device.
+  // when the first weight reaches the device; then the first use of CUDA's libraries
+  // (warm_up_cuda) overlaps the rest of the load.
   std::future<void> context;
   if (device.is_cuda()) {
-    context = std::async(std::launch::async, [device] {
+    context = std::async(std::launch::async, [device, dtype = bundle.dtype_] {
       c10::InferenceMode inner;
       (void)torch::empty({1}, torch::TensorOptions().device(device));
+      if (env_switch(kCudaWarmUpVariable, true)) warm_up_cuda(device, dtype);
     });
   }
   auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder);
@@ -400,7 +432,6 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
       return opened;
     });
   }
-  if (context.valid()) context.wait();
   for (auto* pending : {&text_encoder, &unet, &vae_decoder}) pending->wait();
   if (package.valid()) package.wait();
   bundle.modules_->text_encoder = text_encoder.get();
@@ -417,6 +448,7 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
                                                        bundle.modules_->unet, device, bundle.compiled_problem_);
     times.compiled_unet += seconds_since(t);
   }
+  if (context.valid()) context.wait();  // the warm-up's calls are over before the first job's
   times.total = seconds_since(start);
   return bundle;
 }

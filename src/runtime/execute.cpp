@@ -367,7 +367,6 @@ bool recover_interrupted_publish(const std::string& meta) {
   return true;
 }
 
-// --pace even's weights as metadata records them: one per frame, null where not re-placed.
 // The run's CUDA memory peaks by phase in GiB (RunResult), or null on the CPU.
 nlohmann::json cuda_memory_peaks_json(const RunResult& r) {
   if (r.peak_allocated_sampling < 0 && r.peak_allocated_decode < 0) return nullptr;
@@ -376,6 +375,7 @@ nlohmann::json cuda_memory_peaks_json(const RunResult& r) {
           {"decode", {{"allocated", gib(r.peak_allocated_decode)}, {"reserved", gib(r.peak_reserved_decode)}}}};
 }
 
+// --pace even's weights as metadata records them: one per frame, null where not re-placed.
 nlohmann::json pace_weights_json(const std::vector<double>& weights) {
   nlohmann::json out = nlohmann::json::array();
   for (double w : weights) out.push_back(std::isnan(w) ? nlohmann::json(nullptr) : nlohmann::json(w));

@@ -270,6 +270,7 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     a = gpu_compare.parse_args(["--device", "cuda", *base])
     assert a.aoti_reuse is None and a.aoti_also is None  # nothing carried: compile, once
     assert "aoti warm cudnn-benchmark=SDINTERP_CUDNN_BENCHMARK=1" in a.aoti_run
+    assert "aoti no-warm-up=SDINTERP_CUDA_WARM_UP=0" in a.aoti_run
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "unet-float16-default.pt2").write_bytes(b"PK")
     a = gpu_compare.parse_args(["--device", "cuda", *base])
@@ -331,16 +332,19 @@ def test_link_copy_shares_files_until_one_is_replaced(tmp_path):
     assert (src / "model.json").read_text() == "a" and (dst / "model.json").read_text() == "b"
 
 
-def test_an_unknown_cudnn_benchmark_value_is_refused_and_one_changes_nothing_on_the_cpu(sdinterp, tmp_path):
+@pytest.mark.parametrize("variable", ["SDINTERP_CUDNN_BENCHMARK", "SDINTERP_CUDA_WARM_UP"])
+def test_an_unknown_cuda_switch_value_is_refused_and_each_value_changes_nothing_on_the_cpu(variable, sdinterp,
+                                                                                          tmp_path):
     def run(value: str, out: str):
         return subprocess.run([sdinterp, "generate", "--bundle", str(REPO / "models" / "tiny-sd"), "--prompt", "a fox",
                                "--seed", "3", "--frames", "2", "--steps", "2", "--png-dir", str(tmp_path / out), "-q"],
-                              capture_output=True, text=True, env={**os.environ, "SDINTERP_CUDNN_BENCHMARK": value})
+                              capture_output=True, text=True, env={**os.environ, variable: value})
 
     bad = run("yes", "bad")
     assert bad.returncode == 2
-    assert bad.stderr == "sdinterp: error: SDINTERP_CUDNN_BENCHMARK is 'yes': use 0 or 1 (or leave it unset)\n"
+    assert bad.stderr == f"sdinterp: error: {variable} is 'yes': use 0 or 1 (or leave it unset)\n"
     assert not (tmp_path / "bad").exists()
-    assert run("1", "one").returncode == 0 and run("", "unset").returncode == 0
-    frames = [sorted((tmp_path / d).glob("frame_*.png")) for d in ("one", "unset")]
-    assert len(frames[0]) == 2 and [f.read_bytes() for f in frames[0]] == [f.read_bytes() for f in frames[1]]
+    for value in ("0", "1", ""):
+        assert run(value, f"v{value}").returncode == 0
+    frames = [[f.read_bytes() for f in sorted((tmp_path / f"v{v}").glob("frame_*.png"))] for v in ("0", "1", "")]
+    assert len(frames[0]) == 2 and frames[0] == frames[1] == frames[2]
