@@ -88,6 +88,9 @@ sys.path.insert(0, str(EXPORTER.parent))
 # this folder (ignored by git: a package holds the compiling machine's paths) for --aoti-reuse auto.
 AOTI_CACHE = REPO / "bench" / "gpu" / "cache"
 
+# The golden check's extra run of each case: TorchScript, one frame a call (--batch 1).
+PER_FRAME_RUN = "torchscript-batch1"
+
 # sdinterp's switches (src/bundle/bundle.cpp): cuDNN's timed choice of convolution algorithms (off
 # unless 1), and the first use of CUDA's libraries beside the load (on unless 0).
 CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
@@ -1125,21 +1128,24 @@ class Comparison:
             return
         manifest = json.loads((bundle / "model.json").read_text())
         engines = ["torchscript"] + (["aoti"] if manifest["unet"].get("compiled") else [])
+        # Each engine at sdinterp's own batch, and TorchScript once more one frame a call, as the
+        # parity check's diffusers renders them (GPU libraries may round differently by batch size).
+        runs = [(engine, engine, []) for engine in engines] + [(PER_FRAME_RUN, "torchscript", ["--batch", "1"])]
         results, ok = [], True
         t0 = time.perf_counter()
-        for engine in engines:
+        for label, engine, extra in runs:
             for case in CASES:
-                out = self.work / "runs" / f"golden-{engine}-{case['name']}"
+                out = self.work / "runs" / f"golden-{label}-{case['name']}"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 cmd = [a.sdinterp, "generate", "--bundle", str(bundle), "--device", a.device, "--unet-engine",
                        engine, "--png-dir", str(out), "--overwrite", "--progress", "none", "-q",
-                       *case_args(case), *sampling_args(case)]
-                entry = self._golden_case(cmd, engine, case, out)
+                       *case_args(case), *sampling_args(case), *extra]
+                entry = self._golden_case(cmd, label, case, out)
                 if entry.pop("crashed", False):  # the crash issue 13 is about
                     self._crash_triage(cmd, self._sdinterp_env(), f"golden {engine} {case['name']}")
                     if self.workaround and engine == "aoti":  # a way around it: the case again, that way
                         first = entry
-                        entry = self._golden_case(cmd, engine, case, out)
+                        entry = self._golden_case(cmd, label, case, out)
                         entry.pop("crashed", None)
                         entry.update(workaround=self.workaround["name"], without_workaround=first)
                 ok = ok and entry["ok"]
@@ -1713,14 +1719,16 @@ class Comparison:
                                     f"max |diff| {worst}", "pass": golden["ok"]})
         parity = golden.get("parity")
         if isinstance(parity, list) and parity:
-            worst = max(r["ours_max_diff"] for r in parity)
+            # Judged on sdinterp's defaults; the per-frame run is shown beside them.
+            judged = [r for r in parity if r["engine"] != PER_FRAME_RUN] or parity
+            worst = max(r["ours_max_diff"] for r in judged)
             checks.append({"criterion": f"{self.a.device} float32 parity on the golden cases: sdinterp as close to "
                                         f"diffusers on {self.a.device} as that is to the golden frames (share of "
                                         "8-bit values that differ), and within 1/255 everywhere",
                            "value": "; ".join(f"{r['engine']} {r['case']}: {r['ours_unequal']:.5f} vs "
                                               f"{r['diffusers_unequal']:.5f}" for r in parity)
-                                    + f"; max |diff| {worst}",
-                           "pass": all(r["ok"] for r in parity)})
+                                    + f"; max |diff| {worst} (defaults)",
+                           "pass": all(r["ok"] for r in judged)})
         smoke = st.get("smoke_command", {})
         if "rc" in smoke:
             checks.append({"criterion": f"the smoke command ({smoke['command']}) passes on this machine",
