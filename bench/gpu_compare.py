@@ -1537,7 +1537,13 @@ class Comparison:
         t0 = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         dt = time.perf_counter() - t0
-        self.stage("setup", sdinterp_warmup_s=round(dt, 2), sdinterp_warmup_rc=r.returncode)
+        # The warm-up names no engine: which one ran is what the default (auto) chose for this bundle.
+        try:
+            calls = json.loads(Path(str(out) + ".json").read_text())["sdinterp"]["unet_calls"]
+        except (OSError, KeyError, json.JSONDecodeError):
+            calls = None
+        self.stage("setup", sdinterp_warmup_s=round(dt, 2), sdinterp_warmup_rc=r.returncode,
+                   sdinterp_default_engine_calls=calls)
         log(f"sdinterp warm-up (2 frames, 1 step, 64x64; untimed): exit {r.returncode}, {dt:.1f} s")
         with open(self.out / "sdinterp.log", "a") as f:
             f.write(f"$ {shlex.join(cmd)}\n# exit {r.returncode}, {dt:.2f} s (warm-up)\n# stderr:\n{r.stderr}\n")
@@ -1656,8 +1662,11 @@ class Comparison:
         self._record_frames(key, png_dir, fields)
         gen = fields.get("gen_s")
         if gen and not warm:
-            fields["wall_over_gen"] = round(wall / gen, 2)
+            # The ratio issue 13 judges, and what it is made of: the seconds outside the generation
+            # (process start, load, writing the outputs' end, exit).
+            fields.update(wall_over_gen=round(wall / gen, 2), outside_gen_s=round(wall - gen, 3))
         note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
+                f"outside generation {fields['outside_gen_s']} s" if "outside_gen_s" in fields else "",
                 f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
                 f"decode {fields.get('decode_chunk')} a call" if fields.get("decode_chunk") is not None else "",
                 "wall = both jobs" if warm else ""]

@@ -50,6 +50,12 @@ def test_smoke_run_has_every_row(smoke):
     assert same["max_abs_diff"] == 0
 
 
+def test_smoke_run_records_the_default_engine(smoke):
+    # The untimed warm-up names no engine: the smoke bundle has no compiled UNet, so TorchScript ran.
+    calls = smoke["results"]["stages"]["setup"]["sdinterp_default_engine_calls"]
+    assert calls["aoti"] == 0 and calls["torchscript"] > 0, calls
+
+
 def test_smoke_run_checks_golden_and_parity(smoke):
     golden = smoke["results"]["stages"]["golden"]
     assert golden["ok"] is True
@@ -264,6 +270,7 @@ def test_a_run_with_environment_words_runs_with_them(sdinterp, tmp_path):
     comparison._sdinterp(REPO / "models" / "tiny-sd", "cudnn", ["SDINTERP_CUDNN_BENCHMARK=1"])
     row = comparison.results["stages"]["c-cudnn"]
     assert row["rc"] == 0 and row["command"].startswith("SDINTERP_CUDNN_BENCHMARK=1 sdinterp generate ")
+    assert row["outside_gen_s"] == pytest.approx(row["wall_s"] - row["gen_s"], abs=2e-3) and row["outside_gen_s"] > 0
     assert (tmp_path / "seen").read_text() == "1\n"
     # The metadata's load and memory records come along (no CUDA here: no memory peaks).
     assert row["bundle_load_s"]["total"] > 0 and row["cuda_memory_peaks_gib"] is None
