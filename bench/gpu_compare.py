@@ -213,9 +213,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
+def aoti_package_name(dtype: str, tuning: str) -> str:
+    """The name a compiled UNet is brought back under in OUT, and carried under in AOTI_CACHE."""
+    return f"unet-{dtype}-{tuning}.pt2"
+
+
 def aoti_cached(dtype: str, tuning: str) -> Path:
-    """Where a package an earlier run brought back is carried (its name in that run's OUT)."""
-    return AOTI_CACHE / f"unet-{dtype}-{tuning}.pt2"
+    """Where a package an earlier run brought back is carried."""
+    return AOTI_CACHE / aoti_package_name(dtype, tuning)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,10 +403,19 @@ def link_copy(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=os.link)
 
 
+ENV_WORD = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)")
+
+
 def split_env(flags: list[str]) -> tuple[list[str], dict]:
     """A run's extra words: NAME=VALUE words (upper-case names) are its environment, the rest flags."""
-    env = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in flags if re.match(r"^[A-Z][A-Z0-9_]*=", w)}
-    return [w for w in flags if not re.match(r"^[A-Z][A-Z0-9_]*=", w)], env
+    rest, env = [], {}
+    for word in flags:
+        match = ENV_WORD.fullmatch(word)
+        if match:
+            env[match[1]] = match[2]
+        else:
+            rest.append(word)
+    return rest, env
 
 
 # sdinterp's crash handler (src/cli/interrupt.cpp) ends a crashed process with this line (the signal
@@ -846,7 +860,7 @@ class Comparison:
             # Brought back for later runs (the device tool returns files up to 16 MiB): the next run
             # on the same torch, GPU kind and model carries it in bench/gpu/cache (--aoti-reuse auto).
             if not compiled.get("reused") and size <= 16 * 2**20:
-                kept = self.out / f"unet-{self.a.dtype}-{compiled.get('tuning', tuning)}.pt2"
+                kept = self.out / aoti_package_name(self.a.dtype, compiled.get("tuning", tuning))
                 shutil.copyfile(bundle / "unet.pt2", kept)
                 fields["package_kept"] = kept.name
         self.stage(stage, **fields)
@@ -947,6 +961,9 @@ class Comparison:
                 times.append(time.perf_counter() - t0)
             return statistics.median(times), out
 
+        def failed(e: Exception) -> str:
+            return f"error: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
         def lever(key: str, fn, repeats: int, scale: float = 1.0, digits: int = 1):
             """fields[key] = the median time of fn (times `scale`), or its error; returns fn's output."""
             if self.clock.left() < 45:
@@ -957,7 +974,7 @@ class Comparison:
                 fields[key] = round(s * scale, digits)
                 return out
             except Exception as e:  # noqa: BLE001 - a lever's failure is a finding
-                fields[key] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                fields[key] = failed(e)
                 return None
 
         try:
@@ -996,8 +1013,8 @@ class Comparison:
                     try:
                         pipe.unet.fuse_qkv_projections()
                         lever("unet_call_ms_fused_qkv", unet, 3, 1000)
-                    except Exception as e:  # noqa: BLE001
-                        fields["unet_call_ms_fused_qkv"] = f"error: {type(e).__name__}: {str(e)[:160]}"
+                    except Exception as e:  # noqa: BLE001 - fusing failed: a finding too
+                        fields["unet_call_ms_fused_qkv"] = failed(e)
                     finally:
                         if hasattr(pipe.unet, "unfuse_qkv_projections"):
                             pipe.unet.unfuse_qkv_projections()

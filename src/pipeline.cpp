@@ -386,11 +386,11 @@ class WalkRenderer {
       report(ProgressEvent::Kind::kFrame);
     });
     const std::vector<int64_t>& rendered = order_.rendered();
+    bundle_.reset_memory_peaks();  // then after each phase (keep_peaks)
     for (const RenderOrder::Chunk& c : order_.chunks()) {
       const FrameChunk chunk =
           plan.chunk(std::vector<int64_t>(rendered.begin() + c.first, rendered.begin() + c.first + c.count));
       auto phase = Clock::now();
-      bundle_.reset_memory_peaks();
       const torch::Tensor latents =
           sampler_.run(chunk.latents, chunk.positive, chunk.negative, [&](size_t, size_t, const torch::Tensor&) {
             ++event_.calls_done;
