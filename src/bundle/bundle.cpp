@@ -22,6 +22,7 @@
 
 #include "bundle/weights_file.h"
 #include "sdinterp/compiled_package.h"
+#include "sdinterp/cuda_start.h"
 #include "sdinterp/errors.h"
 
 namespace sdinterp {
@@ -322,9 +323,8 @@ bool env_switch(const char* name, bool otherwise) {
 // unset: its heuristics choose. A measuring switch for the GPU runs (bench/README-gpu.md): the
 // timed choice can differ between processes, and so can the frames' last bits.
 constexpr const char* kCudnnBenchmarkVariable = "SDINTERP_CUDNN_BENCHMARK";
-// SDINTERP_CUDA_WARM_UP=0 leaves out the CUDA libraries' first use during the load (warm_up_cuda):
-// to measure what it saves.
-constexpr const char* kCudaWarmUpVariable = "SDINTERP_CUDA_WARM_UP";
+// SDINTERP_CUDA_WARM_UP (kCudaWarmUpVariable, sdinterp/cuda_start.h)=0 leaves out the CUDA
+// libraries' first use during the load (warm_up_cuda): to measure what it saves.
 
 // The first use of CUDA's libraries in a process costs its first job: the context, cuBLAS's handle
 // and workspace, cuDNN's handle and engine libraries, and the first launch of each kernel (loaded

@@ -21,7 +21,7 @@ void add_generate_command(CLI::App& app, int& status) {
       RunConfig config;
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref("command line", 0, config.output, config.png_dir);
-      run_and_report(*runtime().new_session(), config, *ui);
+      run_and_report(*runtime(&config).new_session(), config, *ui);
     });
     status = 0;
   });

@@ -67,7 +67,7 @@ void add_run_command(CLI::App& app, int& status) {
       }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);
-      run_and_report(*runtime().new_session(), config, *ui);
+      run_and_report(*runtime(&config).new_session(), config, *ui);
     });
     status = 0;
   });
@@ -301,7 +301,7 @@ void add_batch_command(CLI::App& app, int& status) {
           }
           continue;
         }
-        if (!session) session = runtime().new_session();
+        if (!session) session = runtime(&config).new_session();
         run_and_report(*session, config, job_ui);
         remove_error_record(config);
         ++done;

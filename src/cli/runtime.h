@@ -68,8 +68,10 @@ struct RuntimeHost {
 constexpr const char* kDefaultGompSpinCount = "1000";
 
 // The runtime, loaded on first call (and kept until the process ends: LibTorch cannot be
-// unloaded). Throws Error with kExitInternal when the library is missing or stale.
-Runtime& runtime();
+// unloaded). Throws Error with kExitInternal when the library is missing or stale. `first_job`,
+// when given, is the first job it will run: on CUDA that device's context is started on a thread
+// of its own before the library loads (sdinterp/cuda_start.h).
+Runtime& runtime(const RunConfig* first_job = nullptr);
 
 // The library's one exported entry point: extern "C" Runtime* sdinterp_runtime_create(
 // const RuntimeHost*, int interface_version), null when the versions differ.

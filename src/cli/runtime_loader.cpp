@@ -4,6 +4,7 @@
 #include "cli/interrupt.h"
 #include "cli/runtime.h"
 #include "io/module_loader.h"
+#include "sdinterp/cuda_start.h"
 #include "sdinterp/errors.h"
 
 namespace sdinterp::cli {
@@ -27,9 +28,10 @@ void tune_openmp() {
 
 }  // namespace
 
-Runtime& runtime() {
+Runtime& runtime(const RunConfig* first_job) {
   static Runtime* instance = nullptr;  // never freed: the library is never unloaded
   if (instance != nullptr) return *instance;
+  if (first_job != nullptr) start_cuda_context(job_cuda_device(*first_job));
   tune_openmp();
   const io::ModuleSymbol module = io::load_module_symbol("libsdinterp_runtime.so", {}, kRuntimeEntryPoint);
   if (module.address == nullptr) {
