@@ -430,6 +430,22 @@ def crashed(rc, stderr: str) -> bool:
     return (isinstance(rc, int) and rc < 0) or (rc == 1 and bool(CRASH_LINE.search(stderr or "")))
 
 
+def load_breakdown(seconds: dict | None) -> str:
+    """The bundle's load from a row's metadata (`bundle_load_s`), in a few words; "" without it."""
+    if not seconds or seconds.get("total") is None:
+        return ""
+    words = [f"bundle load {seconds['total']:.3f} s"]
+    weights = seconds.get("weights") or {}
+    if seconds.get("unet") is not None:
+        unet = f"UNet {seconds['unet']:.3f}"
+        if weights.get("unet") is not None:
+            unet += f" (weights {weights['unet']:.3f})"
+        words.append(unet)
+    if seconds.get("cuda_context"):
+        words.append(f"context at {seconds['cuda_context']:.3f}")
+    return ", ".join(words)
+
+
 def error_line(stderr: str) -> str:
     """The line that says what went wrong: sdinterp's own error line (not the call stack after a
     crash's), else the last line."""
@@ -1684,6 +1700,7 @@ class Comparison:
             fields.update(wall_over_gen=round(wall / gen, 2), outside_gen_s=round(wall - gen, 3))
         note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
                 f"outside generation {fields['outside_gen_s']} s" if "outside_gen_s" in fields else "",
+                load_breakdown(fields.get("bundle_load_s")) if not warm else "",
                 f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
                 f"decode {fields.get('decode_chunk')} a call" if fields.get("decode_chunk") is not None else "",
                 "wall = both jobs" if warm else ""]

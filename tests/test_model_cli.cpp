@@ -181,6 +181,15 @@ TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
   }
   EXPECT_GT(load["unet"].get<double>(), 0.0);
   EXPECT_GE(load["total"].get<double>(), load["unet"].get<double>());
+  // Of each module's load, its weights file's part (tiny-sd is a format 3 bundle: weights beside).
+  for (const char* key : {"text_encoder", "unet", "vae_decoder"}) {
+    ASSERT_TRUE(load["weights"].contains(key) && load["weights"][key].is_number()) << key;
+    EXPECT_GT(load["weights"][key].get<double>(), 0.0) << key;
+    EXPECT_LE(load["weights"][key].get<double>(), load[key].get<double>()) << key;
+  }
+  // No CUDA context on the CPU.
+  EXPECT_EQ(load["cuda_context"].get<double>(), 0.0);
+  EXPECT_EQ(load["cuda_warm_up"].get<double>(), 0.0);
   // The caching allocator's peaks are CUDA's: null on the CPU.
   ASSERT_TRUE(meta["sdinterp"].contains("cuda_memory_peaks_gib"));
   EXPECT_TRUE(meta["sdinterp"]["cuda_memory_peaks_gib"].is_null());

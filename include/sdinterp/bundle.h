@@ -65,10 +65,17 @@ class Bundle {
   bool has_compiled_unet() const;
   const std::string& compiled_unet_problem() const { return compiled_problem_; }
   // Where the load's time went, in seconds: each TorchScript module (read, unpickled and, on CUDA,
-  // copied to the device; the three load at once, so their sum can exceed `total`), the compiled
-  // UNet package, and the whole of Bundle::load.
+  // copied to the device; the three load at once, so their sum can exceed `total`) and of that the
+  // part spent on its weights file (mapped, and on CUDA copied to the device: `weights`), the
+  // compiled UNet package, and the whole of Bundle::load. On CUDA also: from the load's start until
+  // the device's context was there (`cuda_context`; the executable may have started making it
+  // before, sdinterp/cuda_start.h) and the CUDA libraries' first use after it (`cuda_warm_up`).
   struct LoadSeconds {
     double text_encoder = 0, unet = 0, vae_decoder = 0, compiled_unet = 0, total = 0;
+    struct Weights {
+      double text_encoder = 0, unet = 0, vae_decoder = 0;
+    } weights;
+    double cuda_context = 0, cuda_warm_up = 0;
   };
   const LoadSeconds& load_seconds() const { return load_seconds_; }
   // Throws ModelError when the engine is kCompiled and the package is missing, not loaded, or does

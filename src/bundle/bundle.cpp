@@ -91,8 +91,9 @@ std::string first_line(std::string what) {
 }
 
 // Loads a module file; in a format version 3 bundle (weights_beside) its weights come from the
-// weights file beside it (attach_weights).
-torch::jit::Module load_module(const fs::path& path, const torch::Device& device, bool weights_beside) {
+// weights file beside it (attach_weights), which takes `weights_seconds`.
+torch::jit::Module load_module(const fs::path& path, const torch::Device& device, bool weights_beside,
+                               double& weights_seconds) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw missing_bundle_file(path.string());
@@ -109,7 +110,11 @@ torch::jit::Module load_module(const fs::path& path, const torch::Device& device
     throw ModelError(path.string() + ": cannot load TorchScript module (corrupt or not a TorchScript file): " +
                      first_line(e.what_without_backtrace()));
   }
-  if (weights_beside) attach_weights(module, path.parent_path() / weights_file(path.filename().string()), device);
+  if (weights_beside) {
+    const auto t = std::chrono::steady_clock::now();
+    attach_weights(module, path.parent_path() / weights_file(path.filename().string()), device);
+    weights_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
   return module;
 }
 
@@ -393,14 +398,15 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   // The three modules load at once: reading and unpickling one overlaps another's (and on CUDA its
   // copies to the device). Each is its own archive and compilation unit. The first failure in
   // this order is reported, after every load has ended.
-  auto load_timed = [&](const fs::path& path, double& seconds) {
-    return std::async(std::launch::async, [path, &device, &seconds, seconds_since, beside = man.weights_beside()] {
-      c10::InferenceMode inner;
-      const auto t = std::chrono::steady_clock::now();
-      torch::jit::Module module = load_module(path, device, beside);
-      seconds = seconds_since(t);
-      return module;
-    });
+  auto load_timed = [&](const fs::path& path, double& seconds, double& weights_seconds) {
+    return std::async(std::launch::async,
+                      [path, &device, &seconds, &weights_seconds, seconds_since, beside = man.weights_beside()] {
+                        c10::InferenceMode inner;
+                        const auto t = std::chrono::steady_clock::now();
+                        torch::jit::Module module = load_module(path, device, beside, weights_seconds);
+                        seconds = seconds_since(t);
+                        return module;
+                      });
   };
   LoadSeconds& times = bundle.load_seconds_;
   // On CUDA the device's context is made at once, beside the reads and unpickling, rather than
@@ -408,15 +414,20 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   // (warm_up_cuda) overlaps the rest of the load.
   std::future<void> context;
   if (device.is_cuda()) {
-    context = std::async(std::launch::async, [device, dtype = bundle.dtype_] {
+    context = std::async(std::launch::async, [device, dtype = bundle.dtype_, &times, start, seconds_since] {
       c10::InferenceMode inner;
       (void)torch::empty({1}, torch::TensorOptions().device(device));
-      if (env_switch(kCudaWarmUpVariable, true)) warm_up_cuda(device, dtype);
+      times.cuda_context = seconds_since(start);
+      if (env_switch(kCudaWarmUpVariable, true)) {
+        const auto t = std::chrono::steady_clock::now();
+        warm_up_cuda(device, dtype);
+        times.cuda_warm_up = seconds_since(t);
+      }
     });
   }
-  auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder);
-  auto unet = load_timed(root / man.unet.file, times.unet);
-  auto vae_decoder = load_timed(root / man.vae.decoder, times.vae_decoder);
+  auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder, times.weights.text_encoder);
+  auto unet = load_timed(root / man.unet.file, times.unet, times.weights.unet);
+  auto vae_decoder = load_timed(root / man.vae.decoder, times.vae_decoder, times.weights.vae_decoder);
   const auto& compiled = man.unet.compiled;
   // kAuto uses the package on CUDA too since the H100 run of 2026-12-06: its crash there came from
   // opening the runtime RTLD_LOCAL (src/io/module_loader.cpp), and through the package the golden
@@ -542,7 +553,8 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) const {
                        "re-export it with scripts/export_bundle.py");
     }
     const fs::path file = fs::path(dir_) / manifest_.vae.encoder;
-    modules_->vae_encoder = load_module(file, device_, manifest_.weights_beside());
+    double weights_seconds = 0;  // not part of the bundle's load
+    modules_->vae_encoder = load_module(file, device_, manifest_.weights_beside(), weights_seconds);
     check_module(*modules_->vae_encoder, file, manifest_, device_, dtype_);
   }
   torch::Tensor mean = modules_->vae_encoder->forward({images.to(device_, dtype_)}).toTensor().to(torch::kFloat32);

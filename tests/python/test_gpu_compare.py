@@ -274,6 +274,17 @@ def test_a_run_with_environment_words_runs_with_them(sdinterp, tmp_path):
     assert (tmp_path / "seen").read_text() == "1\n"
     # The metadata's load and memory records come along (no CUDA here: no memory peaks).
     assert row["bundle_load_s"]["total"] > 0 and row["cuda_memory_peaks_gib"] is None
+    # The row's note says where the load went, the UNet's weights file apart.
+    load = row["bundle_load_s"]
+    assert f"bundle load {load['total']:.3f} s" in row["note"]
+    assert f"UNet {load['unet']:.3f} (weights {load['weights']['unet']:.3f})" in row["note"]
+
+
+def test_the_load_breakdown_in_words():
+    load = {"total": 1.5, "unet": 1.2, "weights": {"unet": 0.9}, "cuda_context": 0.4}
+    assert gpu_compare.load_breakdown(load) == "bundle load 1.500 s, UNet 1.200 (weights 0.900), context at 0.400"
+    assert gpu_compare.load_breakdown({"total": 0.2, "unet": 0.1, "cuda_context": 0.0}) == "bundle load 0.200 s, UNet 0.100"
+    assert gpu_compare.load_breakdown(None) == gpu_compare.load_breakdown({}) == ""
 
 
 def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
