@@ -92,9 +92,12 @@ AOTI_CACHE = REPO / "bench" / "gpu" / "cache"
 PER_FRAME_RUN = "torchscript-batch1"
 
 # sdinterp's switches (src/bundle/bundle.cpp): cuDNN's timed choice of convolution algorithms (off
-# unless 1), and the first use of CUDA's libraries beside the load (on unless 0).
+# unless 1), the first use of CUDA (the context started while LibTorch loads, and CUDA's libraries
+# used beside the load; on unless 0), and the weights' copy to the device through pinned buffers
+# by several threads (off unless 1).
 CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
 CUDA_WARM_UP_ENV = "SDINTERP_CUDA_WARM_UP"
+PINNED_UPLOAD_ENV = "SDINTERP_PINNED_UPLOAD"
 
 SD15 = CONFIGS["sd15"]
 TINY = CONFIGS["sd1-tiny"]
@@ -196,7 +199,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         a.sdinterp_run = ["default=", "max-vram 10=--max-vram 10", "warm="]
     if a.aoti_run is None:
         a.aoti_run = ["aoti=", "aoti warm=", f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1",
-                      f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0"]
+                      f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0", f"aoti pinned-upload={PINNED_UPLOAD_ENV}=1"]
     if a.aoti_reuse == "auto":
         cached = aoti_cached(a.dtype, a.aoti_tuning)
         a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None

@@ -323,10 +323,12 @@ TEST(Bundle, CopiedWeightsGiveTheMappedOnesResult) {
                                               torch::randn({2, 77, 32})};
   torch::jit::Module mapped = load(WeightsPlacement::kMapped);
   torch::jit::Module copied = load(WeightsPlacement::kCopied);
+  torch::jit::Module staged = load(WeightsPlacement::kStaged);
   const torch::Tensor a = mapped.forward(in).toTensor();
   const torch::Tensor b = copied.forward(in).toTensor();
   const torch::Tensor placeholders = load(std::nullopt).forward(in).toTensor();
   EXPECT_LE((a - b).abs().max().item<double>(), 1e-6);
+  EXPECT_TRUE(torch::equal(staged.forward(in).toTensor(), b));
   EXPECT_GT((a - placeholders).abs().max().item<double>(), 1e-3);  // the comparison can fail
   // Copied: every weight a view of one buffer; mapped: each its own.
   std::set<const void*> copied_storages, mapped_storages;
@@ -337,6 +339,29 @@ TEST(Bundle, CopiedWeightsGiveTheMappedOnesResult) {
   EXPECT_THROW(
       attach_weights(mapped, dir / "unet.safetensors", torch::Device(torch::kCUDA, 0), WeightsPlacement::kMapped),
       std::logic_error);
+}
+
+// The staged copy (SDINTERP_PINNED_UPLOAD's, through pinned buffers on CUDA) shares the pieces out
+// among its threads: every byte arrives once, whatever the piece size and thread count; on the
+// CPU the pieces are copied directly, the sharing-out is the same.
+TEST(Bundle, StagedCopyMovesEveryByteWhateverThePiecesAndThreads) {
+  torch::manual_seed(5);
+  const int64_t size = 100003;  // a prime: no piece size divides it
+  const torch::Tensor source = torch::randint(0, 256, {size}, torch::kUInt8);
+  for (int64_t piece : {int64_t{1}, int64_t{4096}, int64_t{4097}, size, size * 2}) {
+    for (int threads : {1, 3, 8}) {
+      torch::Tensor target = torch::zeros({size + 5}, torch::kUInt8);
+      staged_copy(source.data_ptr<uint8_t>(), size, target, piece, threads);
+      EXPECT_TRUE(torch::equal(target.narrow(0, 0, size), source)) << piece << " " << threads;
+      EXPECT_EQ(target.narrow(0, size, 5).sum().item<int64_t>(), 0) << "past the end";
+    }
+  }
+  torch::Tensor small = torch::zeros({10}, torch::kUInt8);
+  EXPECT_THROW(staged_copy(source.data_ptr<uint8_t>(), size, small, 4096, 2), std::logic_error);
+  torch::Tensor floats = torch::zeros({size}, torch::kFloat32);
+  EXPECT_THROW(staged_copy(source.data_ptr<uint8_t>(), size, floats, 4096, 2), std::logic_error);
+  staged_copy(source.data_ptr<uint8_t>(), 0, small, 4096, 2);  // nothing to copy
+  EXPECT_EQ(small.sum().item<int64_t>(), 0);
 }
 
 }  // namespace

@@ -93,7 +93,7 @@ std::string first_line(std::string what) {
 // Loads a module file; in a format version 3 bundle (weights_beside) its weights come from the
 // weights file beside it (attach_weights), which takes `weights_seconds`.
 torch::jit::Module load_module(const fs::path& path, const torch::Device& device, bool weights_beside,
-                               double& weights_seconds) {
+                               WeightsPlacement placement, double& weights_seconds) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw missing_bundle_file(path.string());
@@ -112,7 +112,7 @@ torch::jit::Module load_module(const fs::path& path, const torch::Device& device
   }
   if (weights_beside) {
     const auto t = std::chrono::steady_clock::now();
-    attach_weights(module, path.parent_path() / weights_file(path.filename().string()), device);
+    attach_weights(module, path.parent_path() / weights_file(path.filename().string()), device, placement);
     weights_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
   return module;
@@ -328,6 +328,17 @@ bool env_switch(const char* name, bool otherwise) {
 // unset: its heuristics choose. A measuring switch for the GPU runs (bench/README-gpu.md): the
 // timed choice can differ between processes, and so can the frames' last bits.
 constexpr const char* kCudnnBenchmarkVariable = "SDINTERP_CUDNN_BENCHMARK";
+// SDINTERP_PINNED_UPLOAD=1: on CUDA the weights files reach the device through pinned buffers
+// filled by several threads (WeightsPlacement::kStaged) instead of one pageable copy after another;
+// 0 or unset: the latter. A measuring switch for the GPU runs (bench/README-gpu.md).
+constexpr const char* kPinnedUploadVariable = "SDINTERP_PINNED_UPLOAD";
+
+// How the weights files reach the modules on `device`.
+WeightsPlacement weights_placement(const torch::Device& device) {
+  if (device.is_cpu()) return WeightsPlacement::kMapped;
+  return env_switch(kPinnedUploadVariable, false) ? WeightsPlacement::kStaged : WeightsPlacement::kCopied;
+}
+
 // SDINTERP_CUDA_WARM_UP (kCudaWarmUpVariable, sdinterp/cuda_start.h)=0 leaves out the CUDA
 // libraries' first use during the load (warm_up_cuda): to measure what it saves.
 
@@ -358,6 +369,7 @@ void warm_up_cuda(const torch::Device& device, torch::ScalarType dtype) {
 void configure_torch(const Manifest& m) {
   const bool cudnn_benchmark = env_switch(kCudnnBenchmarkVariable, false);
   (void)env_switch(kCudaWarmUpVariable, true);  // a bad value is refused on any device, as the other
+  (void)env_switch(kPinnedUploadVariable, false);
   if (m.device != "cuda") return;
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   // TorchScript's profiling executor specialises and compiles each graph at the second call of
@@ -399,14 +411,14 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   // copies to the device). Each is its own archive and compilation unit. The first failure in
   // this order is reported, after every load has ended.
   auto load_timed = [&](const fs::path& path, double& seconds, double& weights_seconds) {
-    return std::async(std::launch::async,
-                      [path, &device, &seconds, &weights_seconds, seconds_since, beside = man.weights_beside()] {
-                        c10::InferenceMode inner;
-                        const auto t = std::chrono::steady_clock::now();
-                        torch::jit::Module module = load_module(path, device, beside, weights_seconds);
-                        seconds = seconds_since(t);
-                        return module;
-                      });
+    return std::async(std::launch::async, [path, &device, &seconds, &weights_seconds, seconds_since,
+                                           beside = man.weights_beside(), placement = weights_placement(device)] {
+      c10::InferenceMode inner;
+      const auto t = std::chrono::steady_clock::now();
+      torch::jit::Module module = load_module(path, device, beside, placement, weights_seconds);
+      seconds = seconds_since(t);
+      return module;
+    });
   };
   LoadSeconds& times = bundle.load_seconds_;
   // On CUDA the device's context is made at once, beside the reads and unpickling, rather than
@@ -554,7 +566,8 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) const {
     }
     const fs::path file = fs::path(dir_) / manifest_.vae.encoder;
     double weights_seconds = 0;  // not part of the bundle's load
-    modules_->vae_encoder = load_module(file, device_, manifest_.weights_beside(), weights_seconds);
+    modules_->vae_encoder =
+        load_module(file, device_, manifest_.weights_beside(), weights_placement(device_), weights_seconds);
     check_module(*modules_->vae_encoder, file, manifest_, device_, dtype_);
   }
   torch::Tensor mean = modules_->vae_encoder->forward({images.to(device_, dtype_)}).toTensor().to(torch::kFloat32);

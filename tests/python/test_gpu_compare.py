@@ -294,6 +294,7 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     assert a.aoti_reuse is None and a.aoti_also is None  # nothing carried: compile, once
     assert "aoti warm cudnn-benchmark=SDINTERP_CUDNN_BENCHMARK=1" in a.aoti_run
     assert "aoti no-warm-up=SDINTERP_CUDA_WARM_UP=0" in a.aoti_run
+    assert "aoti pinned-upload=SDINTERP_PINNED_UPLOAD=1" in a.aoti_run
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "unet-float16-default.pt2").write_bytes(b"PK")
     a = gpu_compare.parse_args(["--device", "cuda", *base])
@@ -355,7 +356,7 @@ def test_link_copy_shares_files_until_one_is_replaced(tmp_path):
     assert (src / "model.json").read_text() == "a" and (dst / "model.json").read_text() == "b"
 
 
-@pytest.mark.parametrize("variable", ["SDINTERP_CUDNN_BENCHMARK", "SDINTERP_CUDA_WARM_UP"])
+@pytest.mark.parametrize("variable", ["SDINTERP_CUDNN_BENCHMARK", "SDINTERP_CUDA_WARM_UP", "SDINTERP_PINNED_UPLOAD"])
 def test_an_unknown_cuda_switch_value_is_refused_and_each_value_changes_nothing_on_the_cpu(variable, sdinterp,
                                                                                           tmp_path):
     def run(value: str, out: str):
