@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sdinterp/bundle_tokenizer.h"
@@ -38,7 +39,7 @@ class Bundle {
   ~Bundle();
 
   const Manifest& manifest() const { return manifest_; }
-  const ClipTokenizer& tokenizer() const { return tokenizer_; }
+  const ClipTokenizer& tokenizer() const { return *tokenizer_; }
   const std::string& dir() const { return dir_; }
   torch::Device device() const { return device_; }
   UnetEngine engine() const { return engine_; }
@@ -104,13 +105,13 @@ class Bundle {
   bool memory_peaks(MemoryPeaks& peaks) const;
 
  private:
-  Bundle(std::string dir, Manifest manifest, ClipTokenizer tokenizer, torch::Device device);
+  Bundle(std::string dir, Manifest manifest, torch::Device device);
   // The TorchScript modules, kept out of this header: torch/script.h is slow to compile.
   struct Modules;
 
   std::string dir_;
   Manifest manifest_;
-  ClipTokenizer tokenizer_;
+  std::optional<ClipTokenizer> tokenizer_;  // set by load, read beside the modules
   torch::Device device_;
   torch::ScalarType dtype_ = torch::kFloat32;
   UnetEngine engine_ = UnetEngine::kAuto;
