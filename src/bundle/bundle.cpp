@@ -335,15 +335,13 @@ WeightsPlacement weights_placement(const torch::Device& device) {
   return env_switch(kPinnedUploadVariable, false) ? WeightsPlacement::kStaged : WeightsPlacement::kCopied;
 }
 
-// SDINTERP_CUDA_WARM_UP (kCudaWarmUpVariable, sdinterp/cuda_start.h)=0 leaves out the CUDA
-// libraries' first use during the load (warm_up_cuda): to measure what it saves.
-
 // The first use of CUDA's libraries in a process costs its first job: the context, cuBLAS's handle
 // and workspace, cuDNN's handle and engine libraries, and the first launch of each kernel (loaded
 // lazily). Bundle::load makes a few tiny calls of the ops the models use on a thread of their own,
 // beside the modules' reads and copies. Nothing they leave changes a later result: cuDNN's and
 // cuBLAS's choices depend on the shapes of each call (without SDINTERP_CUDNN_BENCHMARK), not on
-// earlier calls. A failure here is left for the models' own calls to report.
+// earlier calls. A failure here is left for the models' own calls to report. SDINTERP_CUDA_WARM_UP=0
+// (kCudaWarmUpVariable, sdinterp/cuda_start.h) leaves it out: to measure what it saves.
 void warm_up_cuda(const torch::Device& device, torch::ScalarType dtype) {
   c10::InferenceMode guard;
   try {

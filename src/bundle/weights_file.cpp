@@ -83,6 +83,9 @@ class CudaLane {
   }
   void open(int device, int64_t bytes) {
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    // The destination was allocated on LibTorch's default stream, which this lane's stream does not
+    // wait for: whatever was queued there before is over first.
+    check_cuda(cudaStreamSynchronize(nullptr), "cudaStreamSynchronize");
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     for (int i = 0; i < 2; ++i) {
       check_cuda(cudaHostAlloc(&buffer_[i], static_cast<size_t>(bytes), cudaHostAllocDefault), "cudaHostAlloc");
