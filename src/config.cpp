@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "sdinterp/errors.h"
@@ -357,5 +358,12 @@ std::vector<std::string> WalkParams::problems_with(const Manifest& manifest) con
 void RunConfig::validate() const { throw_if_any(problems()); }
 
 void RunConfig::validate_for(const Manifest& manifest) const { throw_if_any(problems_with(manifest)); }
+
+bool env_switch(const char* name, bool otherwise) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return otherwise;
+  if (std::string(value) == "0" || std::string(value) == "1") return std::string(value) == "1";
+  throw ConfigError(std::string(name) + " is '" + value + "': use 0 or 1 (or leave it unset)");
+}
 
 }  // namespace sdinterp

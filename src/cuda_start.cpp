@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <exception>
-#include <string>
 #include <thread>
 
+#include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
 
 namespace sdinterp {
@@ -37,8 +36,11 @@ int job_cuda_device(const RunConfig& job) {
 // device's primary context made and uses it.
 bool start_cuda_context(int index) {
   if (index < 0) return false;
-  const char* value = std::getenv(kCudaWarmUpVariable);
-  if (value != nullptr && *value != '\0' && std::string(value) != "1") return false;
+  try {
+    if (!env_switch(kCudaWarmUpVariable, true)) return false;
+  } catch (const ConfigError&) {
+    return false;  // the runtime refuses the value before any work
+  }
   static std::atomic<bool> started{false};
   if (started.exchange(true)) return false;
   // Opened on this thread, before the runtime's libraries: a dlopen waits for any other in

@@ -67,6 +67,9 @@ UnetEngine parse_unet_engine(const std::string& name);  // ConfigError listing t
 // "auto", "cpu", "cuda", "cuda:N".
 std::string device_name(const DeviceChoice& device);
 DeviceChoice parse_device(const std::string& name);  // ConfigError listing the valid forms
+// The value of an on/off environment variable (SDINTERP_CUDNN_BENCHMARK and the like): 1 on, 0 off,
+// unset or empty `otherwise`; anything else a ConfigError saying so.
+bool env_switch(const char* name, bool otherwise);
 // image-morph: of `steps`, the ones run from an image at `strength`, as diffusers' img2img counts
 // them: int(steps * strength), at most steps.
 int strength_steps(int steps, double strength);

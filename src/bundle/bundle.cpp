@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -311,14 +310,6 @@ Bundle& Bundle::operator=(Bundle&&) noexcept = default;
 Bundle::~Bundle() = default;
 
 namespace {
-// The value of an on/off environment variable: 1 on, 0 off, unset or empty `otherwise`.
-bool env_switch(const char* name, bool otherwise) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return otherwise;
-  if (std::string(value) == "0" || std::string(value) == "1") return std::string(value) == "1";
-  throw ConfigError(std::string(name) + " is '" + value + "': use 0 or 1 (or leave it unset)");
-}
-
 // SDINTERP_CUDNN_BENCHMARK=1 lets cuDNN time its convolution algorithms at each new input shape and
 // keep the fastest (torch.backends.cudnn.benchmark in Python; off by default there and here); 0 or
 // unset: its heuristics choose. A measuring switch for the GPU runs (bench/README-gpu.md): the

@@ -241,13 +241,13 @@ void attach_weights(torch::jit::Module& module, const std::filesystem::path& fil
   torch::Tensor on_device;  // CUDA: the file's data, copied in one piece
   if (!mapped && data_size > 0) {
     on_device = torch::empty({static_cast<int64_t>(data_size)}, torch::dtype(torch::kUInt8).device(device));
-  }
-  if (placement == WeightsPlacement::kStaged && data_size > 0) {
-    staged_copy(data, static_cast<int64_t>(data_size), on_device, kStagedPiece, staged_threads());
-  } else if (!mapped && data_size > 0) {
-    for (int64_t at = 0; at < static_cast<int64_t>(data_size); at += kCopyChunk) {
-      const int64_t n = std::min<int64_t>(kCopyChunk, static_cast<int64_t>(data_size) - at);
-      on_device.narrow(0, at, n).copy_(torch::from_blob(data + at, {n}, torch::kUInt8));
+    if (placement == WeightsPlacement::kStaged) {
+      staged_copy(data, static_cast<int64_t>(data_size), on_device, kStagedPiece, staged_threads());
+    } else {
+      for (int64_t at = 0; at < static_cast<int64_t>(data_size); at += kCopyChunk) {
+        const int64_t n = std::min<int64_t>(kCopyChunk, static_cast<int64_t>(data_size) - at);
+        on_device.narrow(0, at, n).copy_(torch::from_blob(data + at, {n}, torch::kUInt8));
+      }
     }
   }
   for (const auto& [key, placeholder] : wanted) {
