@@ -2,7 +2,7 @@
 """Export a Stable Diffusion 1.x/2.x model to an sdinterp bundle.
 
     .venv/bin/python scripts/export_bundle.py MODEL OUT_DIR [--device cpu|cuda]
-        [--dtype float32|float16|bfloat16] [--compat] [--aoti | --add-aoti]
+        [--dtype float32|float16|bfloat16] [--compat] [--aoti | --add-aoti] [--aoti-vae]
 
 MODEL is a Hugging Face hub id (e.g. stable-diffusion-v1-5/stable-diffusion-v1-5), a local folder in
 diffusers layout, or a single checkpoint file (.safetensors or .ckpt, the original Stable Diffusion
@@ -18,7 +18,8 @@ TorchScript modules traced with torch.jit.trace:
 With --aoti, also unet.pt2 (--add-aoti adds it to a bundle exported before): the same UNet compiled
 ahead of time by AOTInductor for the export device, without weights (sdinterp gives it unet.pt's),
 for UNet batches of 2..63 and latents in multiples of the UNet's down factor; sdinterp uses it for
-the calls it accepts and TorchScript for the others.
+the calls it accepts and TorchScript for the others. --aoti-vae compiles the VAE decoder the same
+way (vae_decoder.pt2, decode batches of 1..63, every latent size up to 128).
 
 Tracing bakes the device and the dtype into the graphs, so a bundle is made for one of each and
 model.json records them. After tracing, every module is saved, loaded back and run at a batch size
@@ -72,6 +73,9 @@ TRACE_BATCH, VERIFY_BATCH = 2, 3
 # branch (more than 2^31 elements).
 AOTI_BATCH = (2, 63)
 AOTI_LATENT_MAX = 128
+# The compiled VAE decoder (--aoti-vae) takes decode batches of 1..63 (the same Upsample2D branch at
+# 64) and every latent size up to AOTI_LATENT_MAX (its upsamplers double whatever they get).
+AOTI_VAE_BATCH = (1, 63)
 # Inductor settings for the compiled UNet (--aoti-tuning NAME), recorded in model.json. "default" is
 # inductor's own. "fast-diffusion" is what PyTorch's "Accelerating Generative AI III: Diffusion, Fast"
 # and diffusers' torch.compile guide report for SD UNets (1x1 convolutions as matrix products,
@@ -150,6 +154,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="with --aoti/--add-aoti: take this unet.pt2, compiled before for the same model, dtype, "
                         "GPU kind and torch (e.g. brought back from an earlier GPU run), instead of compiling; "
                         "it is verified like a fresh compile. Give --aoti-tuning it was compiled with")
+    p.add_argument("--aoti-vae", action="store_true",
+                   help="with --aoti/--add-aoti: also compile the VAE decoder (vae_decoder.pt2; decode batches "
+                        "of 1..63, every latent size up to 128): sdinterp decodes through it where it fits")
+    p.add_argument("--aoti-vae-reuse", default=None, metavar="PACKAGE",
+                   help="with --aoti-vae: take this vae_decoder.pt2, compiled before as --aoti-reuse says, instead "
+                        "of compiling; it is verified like a fresh compile")
     p.add_argument("--description", default=None, help="model.json description (default: names the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.add_argument("--offline", action="store_true", help="never use the network (the hub cache only)")
@@ -551,94 +561,148 @@ def error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def compile_package(unet, example: tuple, latent_dims: dict, batch, path: Path, tuning: str) -> None:
+def compile_package(module, example: tuple, dynamic_shapes: tuple, path: Path, tuning: str, what: str) -> None:
     """torch.export with a dynamic batch and latent size, then AOTInductor without the weights."""
     import torch
 
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(unet, example, dynamic_shapes=(latent_dims, {0: batch}, {0: batch}))
+            program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes)
             torch._inductor.aoti_compile_and_package(
                 program, package_path=str(path),
                 inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
     except Exception as e:
-        raise ExportError(f"--aoti: AOTInductor could not compile the UNet: {error_line(e)}") from e
+        raise ExportError(f"AOTInductor could not compile the {what}: {error_line(e)}") from e
+
+
+def compile_aoti(name: str, what: str, module, inputs, dynamic_shapes, example: tuple, verify: tuple,
+                 limits: dict, out: Path, device: str, dtype: str, tuning: str, reuse: Path | None,
+                 reuse_option: str) -> tuple[dict, dict]:
+    """Compiles `module` (the wrapper NAME.pt was traced from) with AOTInductor into out/NAME.pt2,
+    without its weights (sdinterp hands it the TorchScript module's, so they are in memory once).
+    Verified as sdinterp runs it: weights taken from the saved NAME.pt, outputs compared with the
+    eager module at the `verify` shapes (inputs(*shape)). `limits`: the batches and latent sizes it
+    takes (batch_min, batch_max, latent_multiple, latent_max). Returns (the manifest's record, a
+    verification report). `reuse`: a package compiled before for the same model, dtype, GPU kind and
+    torch (brought back from an earlier run): copied instead of compiled, then verified the same way."""
+    import torch
+
+    package_file = out / f"{name}.pt2"
+    t0 = time.monotonic()
+    if reuse is not None:
+        log(f"reusing {reuse.name} instead of compiling {package_file.name} (verified below like a fresh compile)")
+        shutil.copyfile(reuse, package_file)
+    else:
+        log(f"compiling {package_file.name} with AOTInductor (batch {limits['batch_min']}..{limits['batch_max']}, "
+            f"latents in multiples of {limits['latent_multiple']} up to {limits['latent_max']}; minutes for "
+            "SD-sized models)")
+        compile_package(module, example, dynamic_shapes, package_file, tuning, what)
+    compile_seconds = time.monotonic() - t0
+    gc.collect()
+
+    try:
+        package = torch._inductor.aoti_load_package(str(package_file))
+    except Exception as e:
+        if reuse is None:
+            raise
+        raise ExportError(f"{reuse_option} {reuse.name}: cannot load it here (compiled by another torch or for "
+                          f"another machine?): {error_line(e)}") from e
+    scripted = load_module(out / f"{name}.pt")
+    weights = module_tensors(scripted)
+    needed = package.get_constant_fqns()
+    missing = [n for n in needed if n not in weights]
+    if missing:
+        raise VerificationError(f"{package_file.name} needs weights {name}.pt lacks: {', '.join(missing[:3])}")
+    package.load_constants({n: weights[n] for n in needed}, check_full_update=True, user_managed=True)
+    signature = weights_signature({n: tuple(weights[n].shape) for n in needed})
+    checks = []
+    with torch.no_grad():
+        for shape in verify:
+            x = inputs(*shape)
+            checks.append(compare(package_file.name, module(*x), package(*x),
+                                  dtype, ", ".join(f"{list(t.shape)}" for t in x)))
+    del package, scripted, weights
+    gc.collect()
+    record = package_record(package_file.name, limits, signature, compile_seconds, tuning, device)
+    if reuse is not None:
+        record.update(compile_seconds=0.0, reused=reuse.name)
+    report = {"file": package_file.name, "trace_inputs": "torch.export, dynamic batch and latent size",
+              "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
+    return record, report
+
+
+def package_record(file: str, limits: dict, signature: str, compile_seconds: float, tuning: str,
+                   device: str) -> dict:
+    """A package's record in model.json (unet.compiled, vae.compiled), as sdinterp reads it."""
+    record = {"kind": "aoti", "file": file, **limits, "weights_fnv1a64": signature,
+              "compile_seconds": round(compile_seconds, 1), "tuning": tuning}
+    if device == "cpu":
+        # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
+        from torch._inductor.utils import parallel_num_threads
+
+        record["threads"] = int(parallel_num_threads())
+    return record
 
 
 def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
                       max_length: int, tuning: str = "default", reuse: Path | None = None) -> tuple[dict, dict]:
-    """Compiles the UNet wrapper with AOTInductor into out/unet.pt2, without its weights (sdinterp
-    hands it the TorchScript UNet's, so they are in memory once), with a dynamic batch and latent
-    size. Verified as sdinterp runs it: weights taken from the saved unet.pt, outputs compared with
-    the eager UNet at two shapes. Returns (the manifest's unet.compiled record, a verification report).
-    `reuse`: a unet.pt2 compiled before for the same model, dtype, GPU kind and torch (brought back
-    from an earlier run): copied instead of compiled, then verified the same way."""
+    """--aoti: the UNet wrapper compiled into out/unet.pt2 (compile_aoti) for UNet batches AOTI_BATCH
+    and latents in multiples of the UNet's down factor."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
     _, Unet, _, _ = make_wrappers()
     unet = Unet(diffusers_unet).eval()
     f = 2 ** (len(diffusers_unet.config.block_out_channels) - 1)
-    c, hidden = diffusers_unet.config.in_channels, hidden_size
+    c = diffusers_unet.config.in_channels
     g = torch.Generator().manual_seed(4321)
 
     def inputs(b, h, w):
         return (torch.randn(b, c, h, w, generator=g).to(device=device, dtype=torch_dtype),
                 torch.linspace(999.0, 1.0, b).to(device=device, dtype=torch.float32),
-                torch.randn(b, max_length, hidden, generator=g).to(device=device, dtype=torch_dtype))
+                torch.randn(b, max_length, hidden_size, generator=g).to(device=device, dtype=torch_dtype))
 
     batch = torch.export.Dim("batch", min=AOTI_BATCH[0], max=AOTI_BATCH[1])
     lh = f * torch.export.Dim("latent_h", min=1, max=AOTI_LATENT_MAX // f)
     lw = f * torch.export.Dim("latent_w", min=1, max=AOTI_LATENT_MAX // f)
-    example = inputs(4, 2 * f, 3 * f)
-    t0 = time.monotonic()
-    if reuse is not None:
-        log(f"reusing {reuse.name} instead of compiling (verified below like a fresh compile)")
-        shutil.copyfile(reuse, out / "unet.pt2")
-    else:
-        log(f"compiling unet.pt2 with AOTInductor (UNet batch {AOTI_BATCH[0]}..{AOTI_BATCH[1]}, latents in "
-            f"multiples of {f} up to {AOTI_LATENT_MAX}; minutes for SD-sized models)")
-        compile_package(unet, example, {0: batch, 2: lh, 3: lw}, batch, out / "unet.pt2", tuning)
-    compile_seconds = time.monotonic() - t0
-    gc.collect()
+    limits = {"batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1], "latent_multiple": f,
+              "latent_max": AOTI_LATENT_MAX}
+    return compile_aoti("unet", "UNet", unet, inputs, ({0: batch, 2: lh, 3: lw}, {0: batch}, {0: batch}),
+                        inputs(4, 2 * f, 3 * f), ((VERIFY_BATCH, 3 * f, 2 * f), (AOTI_BATCH[0], f, 4 * f)),
+                        limits, out, device, dtype, tuning, reuse, "--aoti-reuse")
 
-    try:
-        package = torch._inductor.aoti_load_package(str(out / "unet.pt2"))
-    except Exception as e:
-        if reuse is None:
-            raise
-        raise ExportError(f"--aoti-reuse {reuse.name}: cannot load it here (compiled by another torch or for "
-                          f"another machine?): {error_line(e)}") from e
-    scripted = load_module(out / "unet.pt")
-    weights = module_tensors(scripted)
-    needed = package.get_constant_fqns()
-    missing = [n for n in needed if n not in weights]
-    if missing:
-        raise VerificationError(f"unet.pt2 needs weights unet.pt lacks: {', '.join(missing[:3])}")
-    package.load_constants({n: weights[n] for n in needed}, check_full_update=True, user_managed=True)
-    signature = weights_signature({n: tuple(weights[n].shape) for n in needed})
-    checks = []
-    with torch.no_grad():
-        for shape in ((VERIFY_BATCH, 3 * f, 2 * f), (AOTI_BATCH[0], f, 4 * f)):
-            x = inputs(*shape)
-            checks.append(compare("unet.pt2", unet(*x), package(*x),
-                                  dtype, ", ".join(f"{list(t.shape)}" for t in x)))
-    del package, scripted, weights
-    gc.collect()
-    record = {"kind": "aoti", "file": "unet.pt2", "batch_min": AOTI_BATCH[0], "batch_max": AOTI_BATCH[1],
-              "latent_multiple": f, "latent_max": AOTI_LATENT_MAX, "weights_fnv1a64": signature,
-              "compile_seconds": round(compile_seconds, 1), "tuning": tuning}
-    if reuse is not None:
-        record.update(compile_seconds=0.0, reused=reuse.name)
-    if device == "cpu":
-        # Inductor writes this count into the CPU kernels (omp num_threads); sdinterp checks it.
-        from torch._inductor.utils import parallel_num_threads
 
-        record["threads"] = int(parallel_num_threads())
-    report = {"file": "unet.pt2", "trace_inputs": "torch.export, dynamic batch and latent size",
-              "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
-    return record, report
+def vae_decoder_aoti_spec(vae, device: str, dtype: str):
+    """The compiled VAE decoder's module, inputs(b, h, w), dynamic shapes, example inputs and limits
+    (AOTI_VAE_BATCH, every latent size up to AOTI_LATENT_MAX): for --aoti-vae and
+    bench/compile_vae_decoder.py."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    _, _, VaeDecoder, _ = make_wrappers()
+    decoder = VaeDecoder(vae).eval()
+    g = torch.Generator().manual_seed(4322)
+    channels = vae.config.latent_channels
+
+    def inputs(b, h, w):
+        return (torch.randn(b, channels, h, w, generator=g).to(device=device, dtype=torch_dtype),)
+
+    batch = torch.export.Dim("batch", min=AOTI_VAE_BATCH[0], max=AOTI_VAE_BATCH[1])
+    lh = torch.export.Dim("latent_h", min=1, max=AOTI_LATENT_MAX)
+    lw = torch.export.Dim("latent_w", min=1, max=AOTI_LATENT_MAX)
+    limits = {"batch_min": AOTI_VAE_BATCH[0], "batch_max": AOTI_VAE_BATCH[1], "latent_multiple": 1,
+              "latent_max": AOTI_LATENT_MAX}
+    return decoder, inputs, ({0: batch, 2: lh, 3: lw},), inputs(2, 8, 12), limits
+
+
+def compile_vae_decoder_aoti(vae, out: Path, device: str, dtype: str, tuning: str = "default",
+                             reuse: Path | None = None) -> tuple[dict, dict]:
+    """--aoti-vae: the VAE decoder wrapper compiled into out/vae_decoder.pt2 (compile_aoti)."""
+    decoder, inputs, dynamic_shapes, example, limits = vae_decoder_aoti_spec(vae, device, dtype)
+    return compile_aoti("vae_decoder", "VAE decoder", decoder, inputs, dynamic_shapes, example,
+                        ((VERIFY_BATCH, 5, 7), (1, 4, 6)), limits, out, device, dtype, tuning, reuse,
+                        "--aoti-vae-reuse")
 
 
 def weights_signature(shapes: dict[str, tuple]) -> str:
@@ -674,36 +738,55 @@ def print_report(verification: dict) -> None:
 # Main
 
 
-def reuse_path(args: argparse.Namespace) -> Path | None:
-    return Path(args.aoti_reuse).absolute() if args.aoti_reuse else None
+def reuse_path(option: str | None) -> Path | None:
+    return Path(option).absolute() if option else None
+
+
+def compile_asked(args: argparse.Namespace, pipe, out: Path, max_length: int) -> dict:
+    """The packages --aoti and --aoti-vae ask for, compiled into `out` (which holds the TorchScript
+    modules they take their weights from): {"unet": (record, report), "vae_decoder": ...}."""
+    done = {"unet": compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), out, args.device,
+                                      args.dtype, max_length, args.aoti_tuning, reuse_path(args.aoti_reuse))}
+    if args.aoti_vae:
+        done["vae_decoder"] = compile_vae_decoder_aoti(pipe.vae, out, args.device, args.dtype, args.aoti_tuning,
+                                                       reuse_path(args.aoti_vae_reuse))
+    return done
+
+
+# The manifest's section that records each module's package, and the verification report's name.
+PACKAGE_RECORDS = {"unet": ("unet", "unet_aoti"), "vae_decoder": ("vae", "vae_decoder_aoti")}
 
 
 def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
-    """--add-aoti: compiles unet.pt2 for the bundle OUT_DIR made from the same weights. Both files
-    are replaced by rename, the package first: model.json names it only once it is whole."""
+    """--add-aoti: compiles unet.pt2 (and with --aoti-vae vae_decoder.pt2) for the bundle OUT_DIR made
+    from the same weights. The files are replaced by rename, the packages first: model.json names
+    them only once they are whole."""
     manifest = json.loads((out / "model.json").read_text(encoding="utf-8"))
     if manifest["source"]["weights_sha256"] != source["weights_sha256"]:
         raise ExportError(f"{args.model} is not the model {out} was exported from (weights differ); export it anew")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.aoti-", dir=out.parent))
     try:
-        for f in (out / "unet.pt", weights_path(out / "unet.pt")):  # the weights beside it too (format 3)
-            if f.is_file():
-                os.symlink(f, tmp / f.name)
-        record, report = compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), tmp, args.device,
-                                           args.dtype, int(manifest["tokenizer"]["max_length"]), args.aoti_tuning,
-                                           reuse_path(args))
-        print_report({"modules": {"unet_aoti": report}})
-        if not report["ok"]:
-            worst = max(c["relative_error"] for c in report["checks"])
-            raise VerificationError(f"unet.pt2 disagrees with the eager UNet (relative error {worst:.3g})")
-        manifest["unet"]["compiled"] = record
-        manifest["export"]["verification"]["modules"]["unet_aoti"] = report
+        for name in PACKAGE_RECORDS:
+            for f in (out / f"{name}.pt", weights_path(out / f"{name}.pt")):  # the weights beside it too (format 3)
+                if f.is_file():
+                    os.symlink(f, tmp / f.name)
+        done = compile_asked(args, pipe, tmp, int(manifest["tokenizer"]["max_length"]))
+        reports = {PACKAGE_RECORDS[name][1]: report for name, (_, report) in done.items()}
+        print_report({"modules": reports})
+        for name, (_, report) in done.items():
+            if not report["ok"]:
+                worst = max(c["relative_error"] for c in report["checks"])
+                raise VerificationError(f"{name}.pt2 disagrees with the eager module (relative error {worst:.3g})")
+        for name, (record, _) in done.items():
+            manifest[PACKAGE_RECORDS[name][0]]["compiled"] = record
+        manifest["export"]["verification"]["modules"].update(reports)
         manifest["export"]["add_aoti_command"] = recorded_command(args.argv)
         (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp / "unet.pt2", 0o666 & ~umask)  # an ordinary file of the bundle, as the others
-        os.replace(tmp / "unet.pt2", out / "unet.pt2")
+        for name in done:
+            os.chmod(tmp / f"{name}.pt2", 0o666 & ~umask)  # an ordinary file of the bundle, as the others
+            os.replace(tmp / f"{name}.pt2", out / f"{name}.pt2")
         os.replace(tmp / "model.json", out / "model.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -718,6 +801,13 @@ def export(args: argparse.Namespace) -> int:
             raise ExportError("--aoti-reuse is for the compiled UNet: add --aoti or --add-aoti")
         if not Path(args.aoti_reuse).is_file():
             raise ExportError(f"--aoti-reuse {args.aoti_reuse}: no such file")
+    if args.aoti_vae and not (args.aoti or args.add_aoti):
+        raise ExportError("--aoti-vae compiles the VAE decoder beside the UNet: add --aoti or --add-aoti")
+    if args.aoti_vae_reuse is not None:
+        if not args.aoti_vae:
+            raise ExportError("--aoti-vae-reuse is for the compiled VAE decoder: add --aoti-vae")
+        if not Path(args.aoti_vae_reuse).is_file():
+            raise ExportError(f"--aoti-vae-reuse {args.aoti_vae_reuse}: no such file")
     if args.add_aoti:
         if not (out / "model.json").is_file():
             raise ExportError(f"--add-aoti: {out} is not a bundle (no model.json)")
@@ -748,9 +838,6 @@ def export(args: argparse.Namespace) -> int:
     if args.aoti and args.device == "cpu":
         log("note: on the CPU the AOTInductor UNet only saves TorchScript's warm-up (measured); --aoti is meant "
             "for CUDA")
-    elif args.aoti:
-        log("note: sdinterp uses a CUDA compiled UNet only with --unet-engine aoti: in the first GPU run, "
-            "sdinterp crashed with one (README, \"Compiled UNet\")")
     if args.device == "cpu" and args.dtype == "float16":
         log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
     import diffusers
@@ -775,7 +862,8 @@ def export(args: argparse.Namespace) -> int:
     source = describe_source(args.model, kind, folder, args.variant)
     if args.add_aoti:
         add_aoti(args, pipe, source, out)
-        log(f"added unet.pt2 to {out} in {time.monotonic() - started:.1f} s")
+        added = "unet.pt2 and vae_decoder.pt2" if args.aoti_vae else "unet.pt2"
+        log(f"added {added} to {out} in {time.monotonic() - started:.1f} s")
         return 0
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -788,11 +876,11 @@ def export(args: argparse.Namespace) -> int:
         max_length = int(min(pipe.tokenizer.model_max_length, te_cfg.max_position_embeddings))
         tokenizer_record = export_tokenizer(pipe.tokenizer, tmp, max_length)
         verification = trace_all(pipe, tmp, args.device, args.dtype, tokenizer_record)
-        compiled = None
+        compiled = {}
         if args.aoti:
-            compiled, verification["modules"]["unet_aoti"] = compile_unet_aoti(
-                pipe.unet, int(te_cfg.hidden_size), tmp, args.device, args.dtype, tokenizer_record["max_length"],
-                args.aoti_tuning, reuse_path(args))
+            for name, (record, report) in compile_asked(args, pipe, tmp, tokenizer_record["max_length"]).items():
+                compiled[name] = record
+                verification["modules"][PACKAGE_RECORDS[name][1]] = report
         print_report(verification)
         failed = [f"{name} ({chk['inputs']}: relative error {chk['relative_error']:.3g} > {chk['tolerance']:.0e})"
                   for name, rep in verification["modules"].items() for chk in rep["checks"] if not chk["ok"]]
@@ -816,10 +904,11 @@ def export(args: argparse.Namespace) -> int:
             "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
             "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
                      "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim),
-                     "latent_multiple": 1, **({"compiled": compiled} if compiled else {})},
+                     "latent_multiple": 1, **({"compiled": compiled["unet"]} if "unet" in compiled else {})},
             "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
                     "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
-                    "scaling_factor": float(vae_cfg.scaling_factor)},
+                    "scaling_factor": float(vae_cfg.scaling_factor),
+                    **({"compiled": compiled["vae_decoder"]} if "vae_decoder" in compiled else {})},
             "noise_schedule": schedule,
             "source": source,
             "export": {

@@ -35,7 +35,7 @@ int batch_for_budget(int64_t budget_bytes, int64_t per_frame_bytes, int64_t tota
   return static_cast<int>(std::max<int64_t>(1, std::min(fit, total_frames)));
 }
 
-int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided) {
+int compiled_frames_cap(const Manifest::Compiled& compiled, bool guided) {
   return std::max(1, guided ? compiled.batch_max / 2 : compiled.batch_max);
 }
 

@@ -159,7 +159,13 @@ int choose_decode_chunk(const RunConfig& config, const Bundle& bundle, int64_t f
   int64_t budget = memory_budget(config, bundle);
   if (budget < 0) return decode_chunk_for_budget(0, 0, frames_per_call, kCpuDecodeChunk);
   if (!on_cpu && config.max_vram_gb <= 0) budget = std::min(budget, kCudaDecodeBudgetBytes);
-  return decode_chunk_for_budget(budget, per_frame, frames_per_call, on_cpu ? kCpuDecodeChunk : 0);
+  int cap = on_cpu ? kCpuDecodeChunk : 0;
+  const auto& compiled = m.vae.compiled;
+  const int64_t lh = resolved_size(config.height, m) / m.vae.scale_factor;
+  const int64_t lw = resolved_size(config.width, m) / m.vae.scale_factor;
+  if (bundle.decodes_compiled(compiled.batch_max, lh, lw))
+    cap = cap > 0 ? std::min(cap, compiled.batch_max) : compiled.batch_max;
+  return decode_chunk_for_budget(budget, per_frame, frames_per_call, cap);
 }
 
 WalkTexts walk_texts(const RunConfig& config) {
@@ -323,7 +329,8 @@ std::vector<std::string> truncation_warnings(const RunConfig& config, const Text
 }
 
 void decode_frames(const Bundle& bundle, const torch::Tensor& latents, int64_t chunk,
-                   const std::function<void()>& after_decode, const std::function<void(const Frame&)>& each_frame) {
+                   const std::function<void()>& after_decode, const std::function<void(const Frame&)>& each_frame,
+                   Bundle::ModuleCalls* calls) {
   const int64_t count = latents.size(0);
   chunk = std::max<int64_t>(1, chunk);
   for (int64_t d = 0; d < count; d += chunk) {
@@ -332,7 +339,7 @@ void decode_frames(const Bundle& bundle, const torch::Tensor& latents, int64_t c
     if (n < chunk && count > chunk) {
       part = torch::cat({part, part.slice(0, n - 1, n).expand({chunk - n, -1, -1, -1})});
     }
-    const torch::Tensor image = bundle.decode(part).slice(0, 0, n);
+    const torch::Tensor image = bundle.decode(part, calls).slice(0, 0, n);
     if (after_decode) after_decode();
     for (const Frame& frame : to_frames(image)) each_frame(frame);
   }
@@ -403,7 +410,7 @@ class WalkRenderer {
       int64_t k = c.first;
       decode_frames(
           bundle_, latents, result_.decode_chunk, [&] { stop_if_interrupted(); },
-          [&](const Frame& frame) { writer.add(rendered[static_cast<size_t>(k++)], frame); });
+          [&](const Frame& frame) { writer.add(rendered[static_cast<size_t>(k++)], frame); }, &result_.decode_calls);
       result_.seconds_decode += seconds_since(phase);
       keep_peaks(result_.peak_allocated_decode, result_.peak_reserved_decode);
     }

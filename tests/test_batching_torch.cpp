@@ -87,7 +87,7 @@ TEST(Batching, ChunksAreEvenedOut) {
 }
 
 TEST(Batching, CompiledUnetCapsFramesPerCall) {
-  Manifest::Unet::Compiled c;
+  Manifest::Compiled c;
   c.file = "unet.pt2";
   c.batch_max = 63;
   EXPECT_EQ(compiled_frames_cap(c, /*guided=*/true), 31);

@@ -217,6 +217,41 @@ TEST(Manifest, CompiledUnetFieldsAreChecked) {
   expect_error(with_compiled("3"), "field 'unet.compiled' must be an object");
 }
 
+TEST(Manifest, CompiledVaeDecoderIsReadAsTheUnetsIs) {
+  const std::string record = R"({"kind": "aoti", "file": "vae_decoder.pt2", "batch_min": 1, "batch_max": 63,
+      "latent_multiple": 1, "latent_max": 128, "weights_fnv1a64": "e6576ae1d32b03b0", "tuning": "fast-diffusion"})";
+  const std::string text = replace(tiny_manifest_text(), "\"scaling_factor\": 0.18215",
+                                   "\"scaling_factor\": 0.18215, \"compiled\": " + record);
+  Manifest m = parse_manifest(text, "model.json");
+  const auto& c = m.vae.compiled;
+  EXPECT_EQ(c.file, "vae_decoder.pt2");
+  EXPECT_EQ(c.batch_min, 1);
+  EXPECT_EQ(c.latent_multiple, 1);
+  EXPECT_EQ(c.weights_fnv1a64, "e6576ae1d32b03b0");
+  EXPECT_EQ(c.tuning, "fast-diffusion");
+  EXPECT_TRUE(c.accepts(1, 5, 7));
+  EXPECT_FALSE(c.accepts(64, 8, 8));
+  EXPECT_TRUE(m.unet.compiled.file.empty());
+  // The packages a bundle names, by module: the decoder's only here; both with the UNet's too.
+  ASSERT_EQ(m.compiled_modules().size(), 1u);
+  EXPECT_STREQ(m.compiled_modules()[0].module, "vae_decoder");
+  EXPECT_EQ(m.compiled_modules()[0].record, &m.vae.compiled);
+  const std::string unet_record =
+      R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 2, "batch_max": 63, "latent_multiple": 8, "latent_max": 128})";
+  Manifest both = parse_manifest(
+      replace(text, "\"cross_attention_dim\": 32}", "\"cross_attention_dim\": 32, \"compiled\": " + unet_record + "}"),
+      "model.json");
+  ASSERT_EQ(both.compiled_modules().size(), 2u);
+  EXPECT_STREQ(both.compiled_modules()[0].module, "unet");
+  EXPECT_STREQ(both.compiled_modules()[1].module, "vae_decoder");
+  EXPECT_TRUE(parse_manifest(tiny_manifest_text(), "model.json").compiled_modules().empty());
+  // Its fields are checked by the same reader, named by where they are.
+  expect_error(replace(text, "\"file\": \"vae_decoder.pt2\"", "\"file\": \"\""), "field 'vae.compiled.file' is empty");
+  expect_error(
+      replace(tiny_manifest_text(), "\"scaling_factor\": 0.18215", "\"scaling_factor\": 0.18215, \"compiled\": []"),
+      "field 'vae.compiled' must be an object");
+}
+
 TEST(Manifest, MissingBundleFolder) {
   try {
     load_manifest("/nonexistent/bundle");

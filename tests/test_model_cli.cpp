@@ -174,8 +174,10 @@ TEST(Cli, MetadataRecordsEverythingAndRepeatsTheRunByteForByte) {
   EXPECT_TRUE(meta["sdinterp"]["timings_s"].contains("sampling"));
   // 3 frames in one UNet call, decoded in one call of 3 on the CPU (at most kCpuDecodeChunk).
   EXPECT_EQ(meta["sdinterp"]["decode_chunk"], 3);
+  // tiny-sd has no compiled decoder: the one decode call ran the TorchScript one.
+  EXPECT_EQ(meta["sdinterp"]["decode_calls"], (nlohmann::json{{"aoti", 0}, {"torchscript", 1}}));
   const auto& load = meta["sdinterp"]["bundle_load_s"];
-  for (const char* key : {"text_encoder", "unet", "vae_decoder", "compiled_unet", "total"}) {
+  for (const char* key : {"text_encoder", "unet", "vae_decoder", "compiled_unet", "compiled_vae_decoder", "total"}) {
     ASSERT_TRUE(load.contains(key) && load[key].is_number()) << key;
     EXPECT_GE(load[key].get<double>(), 0.0) << key;
   }

@@ -26,7 +26,7 @@ constexpr int64_t kCudaDecodeBudgetBytes = int64_t{6} << 30;
 
 // Frames per call that keep the UNet batch (twice the frames with guidance) within `compiled`'s
 // batch_max; at least 1.
-int compiled_frames_cap(const Manifest::Unet::Compiled& compiled, bool guided);
+int compiled_frames_cap(const Manifest::Compiled& compiled, bool guided);
 
 // The same number of chunks as `batch` frames per call gives, with the frames spread evenly:
 // ceil(total / ceil(total / batch)).

@@ -51,8 +51,8 @@ class Bundle {
   torch::Tensor encode_text(const torch::Tensor& ids) const;
   // How many encode_text calls were answered from those kept results.
   int64_t text_encoder_cache_hits() const;
-  // Which module ran a UNet call, tallied by the caller (the sampler).
-  struct UnetCalls {
+  // Which module ran a UNet call or a decode, tallied by the caller (the sampler, the decode loop).
+  struct ModuleCalls {
     int64_t compiled = 0;
     int64_t torchscript = 0;
   };
@@ -60,19 +60,23 @@ class Bundle {
   // out, cast to the bundle's dtype around the call. The engine picks the module (uses_compiled);
   // the call is counted in `*calls` when given.
   torch::Tensor predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
-                              UnetCalls* calls = nullptr) const;
+                              ModuleCalls* calls = nullptr) const;
   // The AOTInductor package: loaded (true), or why not ("" when the bundle has none or the engine
   // does not load it).
   bool has_compiled_unet() const;
   const std::string& compiled_unet_problem() const { return compiled_problem_; }
+  // The same for the VAE decoder's package (export_bundle.py --aoti-vae). Never required: a decode
+  // it cannot take goes to the TorchScript decoder.
+  bool has_compiled_vae_decoder() const;
+  const std::string& compiled_vae_decoder_problem() const { return compiled_decoder_problem_; }
   // Where the load's time went, in seconds: each TorchScript module (read, unpickled and, on CUDA,
   // copied to the device; the three load at once, so their sum can exceed `total`) and of that the
   // part spent on its weights file (mapped, and on CUDA copied to the device: `weights`), the
-  // compiled UNet package, and the whole of Bundle::load. On CUDA also: from the load's start until
+  // compiled packages, and the whole of Bundle::load. On CUDA also: from the load's start until
   // the device's context was there (`cuda_context`; the executable may have started making it
   // before, sdinterp/cuda_start.h) and the CUDA libraries' first use after it (`cuda_warm_up`).
   struct LoadSeconds {
-    double text_encoder = 0, unet = 0, vae_decoder = 0, compiled_unet = 0, total = 0;
+    double text_encoder = 0, unet = 0, vae_decoder = 0, compiled_unet = 0, compiled_vae_decoder = 0, total = 0;
     struct Weights {
       double text_encoder = 0, unet = 0, vae_decoder = 0;
     } weights;
@@ -89,8 +93,12 @@ class Bundle {
   // first use (only image-morph needs it; a cache, not a change of what the bundle is); ModelError
   // when the bundle has none.
   torch::Tensor encode_image(const torch::Tensor& images) const;
-  // latents [B, C, h, w] (unscaled, as the sampler leaves them) -> float32 image [B, 3, H, W] in [-1, 1].
-  torch::Tensor decode(const torch::Tensor& latents) const;
+  // Whether a decode of `batch` latents of this size uses the VAE decoder's package (engine auto
+  // or aoti, the package loaded and taking the shape).
+  bool decodes_compiled(int64_t batch, int64_t latent_h, int64_t latent_w) const;
+  // latents [B, C, h, w] (unscaled, as the sampler leaves them) -> float32 image [B, 3, H, W] in
+  // [-1, 1], through the package when decodes_compiled; the call is counted in `*calls` when given.
+  torch::Tensor decode(const torch::Tensor& latents, ModuleCalls* calls = nullptr) const;
   // Free and total memory of the bundle's CUDA device in bytes; false on the CPU or when it cannot
   // be read.
   bool device_memory(int64_t& free_bytes, int64_t& total_bytes) const;
@@ -117,6 +125,7 @@ class Bundle {
   UnetEngine engine_ = UnetEngine::kAuto;
   std::unique_ptr<Modules> modules_;
   std::string compiled_problem_;
+  std::string compiled_decoder_problem_;
   LoadSeconds load_seconds_;
 };
 

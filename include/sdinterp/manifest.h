@@ -36,6 +36,26 @@ struct Manifest {
     int hidden_size = 0;
   } text_encoder;
 
+  // An AOTInductor package of a module (export_bundle.py --aoti: the UNet; --aoti-vae: the VAE
+  // decoder), optional: it holds the compiled kernels only and runs with the TorchScript module's
+  // weights. It takes batches of batch_min..batch_max and latents whose height and width are
+  // multiples of latent_multiple up to latent_max; other calls go to the TorchScript module.
+  struct Compiled {
+    std::string file;  // "" when the bundle has none
+    int batch_min = 2;
+    int batch_max = 63;
+    int latent_multiple = 8;
+    int latent_max = 128;
+    int threads = 0;                 // CPU packages: the thread count compiled into their kernels; 0: not recorded
+    std::string weights_fnv1a64;     // weights_signature() of the weights it was compiled against; "": not recorded
+    std::string tuning = "default";  // the exporter's --aoti-tuning (inductor settings it was compiled with)
+    bool accepts(int64_t batch, int64_t latent_h, int64_t latent_w) const {
+      auto size_ok = [this](int64_t s) { return s > 0 && s % latent_multiple == 0 && s <= latent_max; };
+      return !file.empty() && batch >= batch_min && batch <= batch_max && size_ok(latent_h) && size_ok(latent_w);
+    }
+    bool accepts_size(int64_t latent_h, int64_t latent_w) const { return accepts(batch_max, latent_h, latent_w); }
+  };
+
   struct Unet {
     std::string file;
     int in_channels = 4;
@@ -45,25 +65,7 @@ struct Manifest {
     // export_bundle.py traces at a size that gives 1 and records it; a version 1 bundle records
     // nothing (0 here) and Bundle::load derives it from the module's upsamplers.
     int latent_multiple = 1;
-    // An AOTInductor package of the same UNet (export_bundle.py --aoti), optional: it holds the
-    // compiled kernels only and runs with unet.pt's weights. It takes UNet batches of batch_min..
-    // batch_max and latents whose height and width are multiples of latent_multiple up to
-    // latent_max; other calls go to the TorchScript module.
-    struct Compiled {
-      std::string file;  // "" when the bundle has none
-      int batch_min = 2;
-      int batch_max = 63;
-      int latent_multiple = 8;
-      int latent_max = 128;
-      int threads = 0;                 // CPU packages: the thread count compiled into their kernels; 0: not recorded
-      std::string weights_fnv1a64;     // weights_signature() of the weights it was compiled against; "": not recorded
-      std::string tuning = "default";  // the exporter's --aoti-tuning (inductor settings it was compiled with)
-      bool accepts(int64_t batch, int64_t latent_h, int64_t latent_w) const {
-        auto size_ok = [this](int64_t s) { return s > 0 && s % latent_multiple == 0 && s <= latent_max; };
-        return !file.empty() && batch >= batch_min && batch <= batch_max && size_ok(latent_h) && size_ok(latent_w);
-      }
-      bool accepts_size(int64_t latent_h, int64_t latent_w) const { return accepts(batch_max, latent_h, latent_w); }
-    } compiled;
+    Compiled compiled;  // unet.pt2
   } unet;
 
   struct Vae {
@@ -72,6 +74,7 @@ struct Manifest {
     int latent_channels = 4;
     int scale_factor = 8;
     double scaling_factor = 0.18215;
+    Compiled compiled;  // the decoder's: vae_decoder.pt2
   } vae;
 
   NoiseSchedule noise_schedule;
@@ -91,9 +94,16 @@ struct Manifest {
   bool weights_beside() const { return format_version >= 3; }
   // The TorchScript module files: text encoder, UNet, VAE decoder, and the VAE encoder when there is one.
   std::vector<std::string> module_files() const;
-  // The files a bundle consists of (relative to its folder), less the optional compiled UNet:
+  // The files a bundle consists of (relative to its folder), less the optional compiled packages:
   // model.json, the tokenizer's, the module files and, in format version 3, their weights files.
   std::vector<std::string> files() const;
+
+  // The compiled packages the bundle names, by the module they compile ("unet", "vae_decoder").
+  struct CompiledModule {
+    const char* module;
+    const Compiled* record;
+  };
+  std::vector<CompiledModule> compiled_modules() const;
 
   // The bundle's native image size: sample_size * scale_factor.
   int native_size() const { return unet.sample_size * vae.scale_factor; }

@@ -67,6 +67,8 @@ struct RunResult {
   int decode_chunk = 0;  // frames per VAE decode call
   // UNet calls made by the AOTInductor package and by the TorchScript module.
   int64_t unet_calls_compiled = 0, unet_calls_torchscript = 0;
+  // VAE decode calls made by the compiled decoder and by the TorchScript one.
+  Bundle::ModuleCalls decode_calls;
   double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
   // On CUDA, the caching allocator's peaks in the sampling and in the decode phases, in bytes (the
   // reserved peak of a phase counts what earlier phases left cached); -1 on the CPU.
@@ -90,16 +92,18 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
 // Frames per VAE decode call for UNet calls of `frames_per_call` frames: as many as the memory
 // budget of choose_batch holds (decode_frame_bytes per frame), evened out over the call's frames;
 // on the CPU at most kCpuDecodeChunk, on CUDA without --max-vram within kCudaDecodeBudgetBytes
-// (sdinterp/batching.h).
+// (sdinterp/batching.h), and within the compiled VAE decoder's batches when it takes the size.
 int choose_decode_chunk(const RunConfig& config, const Bundle& bundle, int64_t frames_per_call);
 
 // latents [n, C, h, w] -> n 8-bit frames, handed to `each_frame` in order as each chunk of `chunk`
 // frames is decoded (a GIF encoder works on them while the next chunk decodes). A short last chunk
 // is padded to the same size: TorchScript compiles its graph again for each new input shape (on an
 // H200 a tail chunk of another size cost about 0.5 s in every job). `after_decode` is called after
-// each decode call, before its frames are handed on (interrupt checks).
+// each decode call, before its frames are handed on (interrupt checks). The calls are counted in
+// `*calls` when given (compiled decoder or TorchScript).
 void decode_frames(const Bundle& bundle, const torch::Tensor& latents, int64_t chunk,
-                   const std::function<void()>& after_decode, const std::function<void(const Frame&)>& each_frame);
+                   const std::function<void()>& after_decode, const std::function<void(const Frame&)>& each_frame,
+                   Bundle::ModuleCalls* calls = nullptr);
 
 // Runs `config` (validated: RunConfig::validate, validate_for) on `bundle` and hands every frame,
 // in order, to each sink; finishes the sinks on success and aborts them on any failure.

@@ -49,12 +49,12 @@ class Sampler {
   size_t calls_to_invert() const;
 
   // The UNet calls this sampler's runs and inversions made so far.
-  const Bundle::UnetCalls& unet_calls() const { return calls_; }
+  const Bundle::ModuleCalls& unet_calls() const { return calls_; }
 
  private:
   const Bundle& bundle_;
   SamplerSettings settings_;
-  Bundle::UnetCalls calls_;
+  Bundle::ModuleCalls calls_;
 };
 
 }  // namespace sdinterp

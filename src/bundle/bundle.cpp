@@ -194,20 +194,30 @@ std::string constant_unfit(const at::Tensor& weight, std::optional<c10::ScalarTy
   return "";
 }
 
-// The AOTInductor package of the UNet, opened (metadata checked, its code loaded) before the
-// TorchScript UNet it takes its weights from is ready: Bundle::load opens it beside the modules'
-// loads. `package` is null, and `problem` says why, when it cannot be used.
+// What a compiled package compiles: the module's name in messages, the TorchScript file it takes
+// its weights from, and the exporter's option that makes it.
+struct PackageRole {
+  const char* what;  // "UNet", "VAE decoder"
+  const char* export_option;
+};
+constexpr PackageRole kUnetPackage{"UNet", "--aoti"};
+constexpr PackageRole kDecoderPackage{"VAE decoder", "--aoti-vae"};
+
+// An AOTInductor package, opened (metadata checked, its code loaded) before the TorchScript
+// module it takes its weights from is ready: Bundle::load opens it beside the modules' loads.
+// `package` is null, and `problem` says why, when it cannot be used.
 struct OpenedPackage {
   std::unique_ptr<PackageLoader> package;
   std::string problem;
 };
 
-OpenedPackage open_compiled_unet(const fs::path& path, const Manifest::Unet::Compiled& record,
-                                 const torch::Device& device) {
+OpenedPackage open_compiled(const fs::path& path, const Manifest::Compiled& record, const torch::Device& device,
+                            const PackageRole& role) {
   OpenedPackage out;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    out.problem = path.string() + ": missing file (model.json names it; re-export the bundle with --aoti)";
+    out.problem =
+        path.string() + ": missing file (model.json names it; re-export the bundle with " + role.export_option + ")";
     return out;
   }
   try {
@@ -231,33 +241,36 @@ OpenedPackage open_compiled_unet(const fs::path& path, const Manifest::Unet::Com
   return out;
 }
 
-// Hands an opened package the TorchScript UNet's weights (the package is compiled without them:
+// Hands an opened package its TorchScript module's weights (the package is compiled without them:
 // no second copy in memory). Returns the package, or null and why it cannot be used in `problem`.
-std::unique_ptr<PackageLoader> fit_compiled_unet(OpenedPackage opened, const fs::path& path,
-                                                 const Manifest::Unet::Compiled& record, const torch::jit::Module& unet,
-                                                 const torch::Device& device, std::string& problem) {
+std::unique_ptr<PackageLoader> fit_compiled(OpenedPackage opened, const fs::path& path,
+                                            const Manifest::Compiled& record, const torch::jit::Module& module,
+                                            const torch::Device& device, const PackageRole& role,
+                                            std::string& problem) {
   if (opened.package == nullptr) {
     problem = opened.problem;
     return nullptr;
   }
+  const std::string what = role.what;
   std::unique_ptr<PackageLoader> package = std::move(opened.package);
   std::unordered_map<std::string, at::Tensor> weights;
-  for (const auto& p : unet.named_parameters()) weights.emplace(p.name, p.value);
-  for (const auto& b : unet.named_buffers()) weights.emplace(b.name, b.value);
+  for (const auto& p : module.named_parameters()) weights.emplace(p.name, p.value);
+  for (const auto& b : module.named_buffers()) weights.emplace(b.name, b.value);
   const std::map<std::string, c10::ScalarType> dtypes = package_constant_dtypes(*package);
   std::unordered_map<std::string, at::Tensor> constants;
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const std::string& name : package->get_constant_fqns()) {
     auto it = weights.find(name);
     if (it == weights.end()) {
-      problem = path.string() + ": needs weight " + name + ", which the TorchScript UNet lacks (not the same model)";
+      problem =
+          path.string() + ": needs weight " + name + ", which the TorchScript " + what + " lacks (not the same model)";
       return nullptr;
     }
     auto dtype = dtypes.find(name);
     const std::string unfit =
         constant_unfit(it->second, dtype == dtypes.end() ? std::nullopt : std::optional(dtype->second), device);
     if (!unfit.empty()) {
-      problem = path.string() + ": the TorchScript UNet's weight " + name + " " + unfit +
+      problem = path.string() + ": the TorchScript " + what + "'s weight " + name + " " + unfit +
                 " (not the bundle the package was compiled for; compile it again)";
       return nullptr;
     }
@@ -266,16 +279,17 @@ std::unique_ptr<PackageLoader> fit_compiled_unet(OpenedPackage opened, const fs:
   }
   // The package trusts the tensors it is given: weights of other shapes would be read out of bounds.
   if (!record.weights_fnv1a64.empty() && weights_signature(shapes) != record.weights_fnv1a64) {
-    problem = path.string() +
-              ": compiled for a UNet whose weights have other shapes than the bundle's TorchScript "
-              "UNet (not the same model; compile it again)";
+    problem = path.string() + ": compiled for a " + what +
+              " whose weights have other shapes than the bundle's TorchScript " + what +
+              " (not the same model; compile it again)";
     return nullptr;
   }
   try {
     // user_managed: the package uses these tensors as they are, without copying them.
     package->load_constants(constants, /*use_inactive=*/false, /*check_full_update=*/true, /*user_managed=*/true);
   } catch (const std::exception& e) {
-    problem = path.string() + ": the TorchScript UNet's weights do not fit the package: " + first_line(e.what());
+    problem =
+        path.string() + ": the TorchScript " + what + "'s weights do not fit the package: " + first_line(e.what());
     return nullptr;
   }
   return package;
@@ -287,8 +301,9 @@ struct Bundle::Modules {
   torch::jit::Module text_encoder;
   torch::jit::Module unet;
   torch::jit::Module vae_decoder;
-  std::optional<torch::jit::Module> vae_encoder;  // loaded on first use: only image-morph needs it
-  std::unique_ptr<PackageLoader> compiled_unet;   // null when the bundle has none or it failed to load
+  std::optional<torch::jit::Module> vae_encoder;        // loaded on first use: only image-morph needs it
+  std::unique_ptr<PackageLoader> compiled_unet;         // null when the bundle has none or it failed to load
+  std::unique_ptr<PackageLoader> compiled_vae_decoder;  // the same for the VAE decoder's package
   // The text encoder's outputs for the last token batches it was given, newest last: jobs of a
   // batch that repeat their prompts and negatives (other seeds, other walks) skip the encoder. A
   // batch is looked up whole, so a result is the one the encoder gives for exactly that batch.
@@ -427,23 +442,31 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   auto text_encoder = load_timed(root / man.text_encoder.file, times.text_encoder, times.weights.text_encoder);
   auto unet = load_timed(root / man.unet.file, times.unet, times.weights.unet);
   auto vae_decoder = load_timed(root / man.vae.decoder, times.vae_decoder, times.weights.vae_decoder);
-  const auto& compiled = man.unet.compiled;
-  // kAuto uses the package on CUDA too since the H100 run of 2026-12-06: its crash there came from
-  // opening the runtime RTLD_LOCAL (src/io/module_loader.cpp), and through the package the golden
-  // frames held (8/8 runs) with warm sampling 10% faster than TorchScript's. The package is opened
-  // beside the modules' loads (its weights are handed over once the UNet is loaded).
+  // kAuto uses the packages on CUDA too since the H100 run of 2026-12-06: the UNet's crash there
+  // came from opening the runtime RTLD_LOCAL (src/io/module_loader.cpp), and through its package the
+  // golden frames held (8/8 runs) with warm sampling 10% faster than TorchScript's. kTorchScript
+  // runs the TorchScript modules only. A package is opened beside the modules' loads (its weights
+  // are handed over once its module is loaded).
   const bool wanted = engine == UnetEngine::kCompiled || engine == UnetEngine::kAuto;
-  std::future<OpenedPackage> package;
-  if (wanted && !compiled.file.empty()) {
-    package = std::async(std::launch::async, [path = root / compiled.file, &compiled, device, &times, seconds_since] {
-      const auto t = std::chrono::steady_clock::now();
-      OpenedPackage opened = open_compiled_unet(path, compiled, device);
-      times.compiled_unet = seconds_since(t);
-      return opened;
-    });
-  }
+  auto open_timed = [&](const Manifest::Compiled& record, const PackageRole& role, double& seconds) {
+    std::future<OpenedPackage> opened;
+    if (wanted && !record.file.empty()) {
+      opened =
+          std::async(std::launch::async, [path = root / record.file, &record, &role, device, &seconds, seconds_since] {
+            const auto t = std::chrono::steady_clock::now();
+            OpenedPackage out = open_compiled(path, record, device, role);
+            seconds = seconds_since(t);
+            return out;
+          });
+    }
+    return opened;
+  };
+  auto unet_package = open_timed(man.unet.compiled, kUnetPackage, times.compiled_unet);
+  auto decoder_package = open_timed(man.vae.compiled, kDecoderPackage, times.compiled_vae_decoder);
   for (auto* pending : {&text_encoder, &unet, &vae_decoder}) pending->wait();
-  if (package.valid()) package.wait();
+  for (auto* pending : {&unet_package, &decoder_package}) {
+    if (pending->valid()) pending->wait();
+  }
   bundle.tokenizer_.emplace(tokenizer.get());
   bundle.modules_->text_encoder = text_encoder.get();
   bundle.modules_->unet = unet.get();
@@ -453,12 +476,20 @@ Bundle Bundle::load(const std::string& dir, Manifest m, const DeviceChoice& devi
   check_module(bundle.modules_->text_encoder, root / man.text_encoder.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->unet, root / man.unet.file, man, device, bundle.dtype_);
   check_module(bundle.modules_->vae_decoder, root / man.vae.decoder, man, device, bundle.dtype_);
-  if (package.valid()) {
+  auto fit_timed = [&](std::future<OpenedPackage>& opened, const Manifest::Compiled& record,
+                       const torch::jit::Module& module, const PackageRole& role, std::string& problem,
+                       double& seconds) -> std::unique_ptr<PackageLoader> {
+    if (!opened.valid()) return nullptr;
     const auto t = std::chrono::steady_clock::now();
-    bundle.modules_->compiled_unet = fit_compiled_unet(package.get(), root / compiled.file, compiled,
-                                                       bundle.modules_->unet, device, bundle.compiled_problem_);
-    times.compiled_unet += seconds_since(t);
-  }
+    auto package = fit_compiled(opened.get(), root / record.file, record, module, device, role, problem);
+    seconds += seconds_since(t);
+    return package;
+  };
+  bundle.modules_->compiled_unet = fit_timed(unet_package, man.unet.compiled, bundle.modules_->unet, kUnetPackage,
+                                             bundle.compiled_problem_, times.compiled_unet);
+  bundle.modules_->compiled_vae_decoder =
+      fit_timed(decoder_package, man.vae.compiled, bundle.modules_->vae_decoder, kDecoderPackage,
+                bundle.compiled_decoder_problem_, times.compiled_vae_decoder);
   if (context.valid()) context.wait();  // the warm-up's calls are over before the first job's
   times.total = seconds_since(start);
   return bundle;
@@ -501,6 +532,7 @@ int64_t Bundle::text_encoder_cache_hits() const {
 }
 
 bool Bundle::has_compiled_unet() const { return modules_->compiled_unet != nullptr; }
+bool Bundle::has_compiled_vae_decoder() const { return modules_->compiled_vae_decoder != nullptr; }
 
 void Bundle::check_engine(int64_t latent_h, int64_t latent_w) const {
   if (engine_ != UnetEngine::kCompiled) return;
@@ -526,7 +558,7 @@ bool Bundle::uses_compiled(int64_t batch, int64_t latent_h, int64_t latent_w) co
 }
 
 torch::Tensor Bundle::predict_noise(const torch::Tensor& sample, double timestep, const torch::Tensor& context,
-                                    UnetCalls* calls) const {
+                                    ModuleCalls* calls) const {
   c10::InferenceMode guard;
   const int64_t batch = sample.size(0);
   torch::Tensor t = torch::full({batch}, timestep, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
@@ -566,10 +598,23 @@ torch::Tensor Bundle::encode_image(const torch::Tensor& images) const {
   return mean * manifest_.vae.scaling_factor;
 }
 
-torch::Tensor Bundle::decode(const torch::Tensor& latents) const {
+bool Bundle::decodes_compiled(int64_t batch, int64_t latent_h, int64_t latent_w) const {
+  return engine_ != UnetEngine::kTorchScript && has_compiled_vae_decoder() &&
+         manifest_.vae.compiled.accepts(batch, latent_h, latent_w);
+}
+
+torch::Tensor Bundle::decode(const torch::Tensor& latents, ModuleCalls* calls) const {
   c10::InferenceMode guard;
-  torch::Tensor scaled = latents / manifest_.vae.scaling_factor;
-  return modules_->vae_decoder.forward({scaled.to(device_, dtype_)}).toTensor().to(torch::kFloat32);
+  const torch::Tensor scaled = (latents / manifest_.vae.scaling_factor).to(device_, dtype_);
+  torch::Tensor out;
+  if (decodes_compiled(scaled.size(0), scaled.size(2), scaled.size(3))) {
+    out = modules_->compiled_vae_decoder->run({scaled.contiguous()}).at(0);
+    if (calls != nullptr) ++calls->compiled;
+  } else {
+    out = modules_->vae_decoder.forward({scaled}).toTensor();
+    if (calls != nullptr) ++calls->torchscript;
+  }
+  return out.to(torch::kFloat32);
 }
 
 void Bundle::reset_memory_peaks() const {

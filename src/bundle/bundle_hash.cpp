@@ -163,8 +163,8 @@ const FileHashAlgorithm& recorded_file_hash_algorithm() { return file_hash_algor
 std::vector<std::string> hashed_bundle_files(const std::string& dir, const Manifest& m) {
   std::vector<std::string> files = m.files();
   std::error_code ec;
-  if (!m.unet.compiled.file.empty() && std::filesystem::is_regular_file(dir + "/" + m.unet.compiled.file, ec)) {
-    files.push_back(m.unet.compiled.file);
+  for (const auto& c : m.compiled_modules()) {
+    if (std::filesystem::is_regular_file(dir + "/" + c.record->file, ec)) files.push_back(c.record->file);
   }
   return files;
 }

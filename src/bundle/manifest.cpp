@@ -89,6 +89,22 @@ class FieldReader {
   std::string prefix_;
 };
 
+// A compiled package's record (unet.compiled, vae.compiled).
+Manifest::Compiled read_compiled(const FieldReader& c) {
+  Manifest::Compiled out;
+  c.one_of("kind", {"aoti"});
+  out.file = c.string("file");
+  if (out.file.empty()) c.fail("file", "is empty");
+  out.batch_min = static_cast<int>(c.integer("batch_min", 1, 1 << 16));
+  out.batch_max = static_cast<int>(c.integer("batch_max", out.batch_min, 1 << 16));
+  out.latent_multiple = static_cast<int>(c.integer("latent_multiple", 1, 1 << 12));
+  out.latent_max = static_cast<int>(c.integer("latent_max", out.latent_multiple, 1 << 16));
+  out.threads = static_cast<int>(c.integer_or("threads", 0, 1 << 16, 0));
+  out.weights_fnv1a64 = c.string_or("weights_fnv1a64", "");
+  out.tuning = c.string_or("tuning", "default");
+  return out;
+}
+
 }  // namespace
 
 Manifest parse_manifest(std::string_view text, const std::string& source) {
@@ -143,19 +159,7 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   m.unet.cross_attention_dim = static_cast<int>(unet.integer("cross_attention_dim", 1, 1 << 16));
   // Every version 2 bundle's UNet was traced to take every size, recorded or not.
   m.unet.latent_multiple = static_cast<int>(unet.integer_or("latent_multiple", 1, 1 << 12, v2 ? 1 : 0));
-  if (unet.has("compiled")) {
-    FieldReader c = unet.object("compiled");
-    c.one_of("kind", {"aoti"});
-    m.unet.compiled.file = c.string("file");
-    if (m.unet.compiled.file.empty()) c.fail("file", "is empty");
-    m.unet.compiled.batch_min = static_cast<int>(c.integer("batch_min", 1, 1 << 16));
-    m.unet.compiled.batch_max = static_cast<int>(c.integer("batch_max", m.unet.compiled.batch_min, 1 << 16));
-    m.unet.compiled.latent_multiple = static_cast<int>(c.integer("latent_multiple", 1, 1 << 12));
-    m.unet.compiled.latent_max = static_cast<int>(c.integer("latent_max", m.unet.compiled.latent_multiple, 1 << 16));
-    m.unet.compiled.threads = static_cast<int>(c.integer_or("threads", 0, 1 << 16, 0));
-    m.unet.compiled.weights_fnv1a64 = c.string_or("weights_fnv1a64", "");
-    m.unet.compiled.tuning = c.string_or("tuning", "default");
-  }
+  if (unet.has("compiled")) m.unet.compiled = read_compiled(unet.object("compiled"));
 
   FieldReader vae = top.object("vae");
   m.vae.decoder = vae.string("decoder");
@@ -163,6 +167,7 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   m.vae.latent_channels = static_cast<int>(vae.integer("latent_channels", 1, 64));
   m.vae.scale_factor = static_cast<int>(vae.integer("scale_factor", 1, 64));
   m.vae.scaling_factor = vae.number("scaling_factor", 1e-6, 1e6);
+  if (vae.has("compiled")) m.vae.compiled = read_compiled(vae.object("compiled"));
 
   FieldReader ns = top.object("noise_schedule");
   m.noise_schedule.num_train_timesteps = static_cast<int>(ns.integer("num_train_timesteps", 2, 100000));
@@ -211,6 +216,15 @@ std::vector<std::string> Manifest::files() const {
   for (const auto& f : module_files()) {
     out.push_back(f);
     if (weights_beside()) out.push_back(weights_file(f));
+  }
+  return out;
+}
+
+std::vector<Manifest::CompiledModule> Manifest::compiled_modules() const {
+  std::vector<CompiledModule> out;
+  for (const CompiledModule& c :
+       {CompiledModule{"unet", &unet.compiled}, CompiledModule{"vae_decoder", &vae.compiled}}) {
+    if (!c.record->file.empty()) out.push_back(c);
   }
   return out;
 }

@@ -16,16 +16,15 @@ struct InfoOptions {
 nlohmann::json bundle_summary(const std::string& dir) {
   const Manifest m = load_manifest(dir);
   const auto& ns = m.noise_schedule;
-  const auto& c = m.unet.compiled;
-  nlohmann::json compiled = nullptr;
-  if (!c.file.empty()) {
-    compiled = {{"kind", "aoti"},
-                {"file", c.file},
-                {"batch_min", c.batch_min},
-                {"batch_max", c.batch_max},
-                {"latent_multiple", c.latent_multiple},
-                {"latent_max", c.latent_max},
-                {"tuning", c.tuning}};
+  nlohmann::json compiled = {{"unet", nullptr}, {"vae_decoder", nullptr}};
+  for (const auto& [module, c] : m.compiled_modules()) {
+    compiled[module] = {{"kind", "aoti"},
+                        {"file", c->file},
+                        {"batch_min", c->batch_min},
+                        {"batch_max", c->batch_max},
+                        {"latent_multiple", c->latent_multiple},
+                        {"latent_max", c->latent_max},
+                        {"tuning", c->tuning}};
   }
   return {{"path", dir},
           {"description", m.description},
@@ -37,7 +36,8 @@ nlohmann::json bundle_summary(const std::string& dir) {
           {"vae_scale_factor", m.vae.scale_factor},
           {"text_hidden_size", m.text_encoder.hidden_size},
           {"pad_id", m.tokenizer.pad_id},
-          {"compiled_unet", compiled},
+          {"compiled_unet", compiled["unet"]},
+          {"compiled_vae_decoder", compiled["vae_decoder"]},
           {"schedule",
            {{"num_train_timesteps", ns.num_train_timesteps},
             {"beta_start", ns.beta_start},
@@ -80,13 +80,15 @@ int run_info(const InfoOptions& o) {
               << ", text hidden " << b["text_hidden_size"] << ", " << s["prediction_type"].get<std::string>() << ", "
               << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"]
               << " over " << s["num_train_timesteps"] << " steps\n";
-    if (!b["compiled_unet"].is_null()) {
-      const auto& c = b["compiled_unet"];
+    for (const auto& [key, what] :
+         {std::pair{"compiled_unet", "UNet"}, std::pair{"compiled_vae_decoder", "VAE decoder"}}) {
+      if (b[key].is_null()) continue;
+      const auto& c = b[key];
       const int f = b["vae_scale_factor"].get<int>();
-      std::cout << "  compiled UNet (AOTInductor) " << c["file"].get<std::string>() << ": UNet batch " << c["batch_min"]
-                << ".." << c["batch_max"] << ", images in steps of " << c["latent_multiple"].get<int>() * f
-                << " px up to " << c["latent_max"].get<int>() * f << " px, inductor settings "
-                << c["tuning"].get<std::string>() << "\n";
+      std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": batch "
+                << c["batch_min"] << ".." << c["batch_max"] << ", images in steps of "
+                << c["latent_multiple"].get<int>() * f << " px up to " << c["latent_max"].get<int>() * f
+                << " px, inductor settings " << c["tuning"].get<std::string>() << "\n";
     }
   }
   return 0;

@@ -523,8 +523,17 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   }
   const Manifest& m = bundle.manifest();
   c.validate_for(m);
-  if (c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty() && cache.first_warning(cached_as)) {
-    std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
+  // A package that cannot be used is said once per loaded bundle: with --unet-engine aoti the UNet's
+  // is an error (check_engine); the VAE decoder's is never required.
+  const bool unet_unusable = c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty();
+  const bool decoder_unusable = !bundle.compiled_vae_decoder_problem().empty();
+  if ((unet_unusable || decoder_unusable) && cache.first_warning(cached_as)) {
+    if (unet_unusable)
+      std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
+    if (decoder_unusable) {
+      std::cerr << "sdinterp: warning: " << bundle.compiled_vae_decoder_problem()
+                << "; the VAE decoder runs from TorchScript\n";
+    }
   }
   // Metadata records what was actually used, defaults resolved.
   if (c.height == 0) c.height = m.native_size();
@@ -577,6 +586,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"dtype", m.dtype},
       {"frames_written", r.frames},
       {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
+      {"decode_calls", {{"aoti", r.decode_calls.compiled}, {"torchscript", r.decode_calls.torchscript}}},
       {"decode_chunk", r.decode_chunk},
       {"bundle_load_s",
        {{"text_encoder", bundle.load_seconds().text_encoder},
@@ -587,6 +597,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
           {"unet", bundle.load_seconds().weights.unet},
           {"vae_decoder", bundle.load_seconds().weights.vae_decoder}}},
         {"compiled_unet", bundle.load_seconds().compiled_unet},
+        {"compiled_vae_decoder", bundle.load_seconds().compiled_vae_decoder},
         {"cuda_context", bundle.load_seconds().cuda_context},
         {"cuda_warm_up", bundle.load_seconds().cuda_warm_up},
         {"total", bundle.load_seconds().total}}},

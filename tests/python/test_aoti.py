@@ -28,8 +28,20 @@ def tiny_aoti(workdir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_aoti_vae(tiny_aoti, workdir) -> Path:
+    """tiny-sd with both packages: tiny_aoti's unet.pt2 and a compiled VAE decoder."""
+    out = workdir / "tiny-sd-aoti-vae"
+    tiny_sd.add_compiled_decoder(tiny_aoti, out, load_exporter())
+    return out
+
+
 def unet_calls(png_dir: Path) -> dict:
     return json.loads(png_dir.with_name(png_dir.name + ".json").read_text())["sdinterp"]["unet_calls"]
+
+
+def decode_calls(png_dir: Path) -> dict:
+    return json.loads(png_dir.with_name(png_dir.name + ".json").read_text())["sdinterp"]["decode_calls"]
 
 
 def run(sdinterp: str, *args) -> subprocess.CompletedProcess:
@@ -122,10 +134,87 @@ def test_missing_or_broken_package(tiny_aoti, sdinterp, tmp_path):
     assert proc.returncode == 3 and "has no compiled UNet; re-export it with --aoti" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_golden_frames_through_the_compiled_decoder(case, tiny_aoti_vae, sdinterp, tmp_path):
+    golden = golden_frames(case)
+    out = tmp_path / "frames"
+    frames = generate(sdinterp, tiny_aoti_vae, out, *case_args(case))
+    assert len(frames) == golden.shape[0]
+    for i, frame in enumerate(frames):
+        assert_frame_matches(frame, golden[i], f"{case['name']} frame {i} (compiled UNet and decoder)")
+    # The default engine took both packages: every decode call went through the compiled decoder.
+    assert unet_calls(out) == {"aoti": 15, "torchscript": 0}
+    calls = decode_calls(out)
+    assert calls["aoti"] >= 1 and calls["torchscript"] == 0, calls
+
+
+def test_compiled_decoder_takes_every_chunk_and_torchscript_engine_leaves_it(tiny_aoti_vae, sdinterp, tmp_path):
+    # 5 frames, one frame a UNet call: decode calls of 1 frame (the package's batch_min), the
+    # decoder's package used with --unet-engine aoti as with auto; torchscript runs neither package.
+    # The frames agree within 1 of 255 either way.
+    args = ["--mode", "slerp-latent", "--prompt", "a cat", "--seed", "5", "--frames", "5", "--batch", "1"]
+    compiled = generate(sdinterp, tiny_aoti_vae, tmp_path / "aoti", *args, "--unet-engine", "aoti")
+    meta = json.loads((tmp_path / "aoti.json").read_text())["sdinterp"]
+    assert meta["decode_chunk"] == 1 and decode_calls(tmp_path / "aoti") == {"aoti": 5, "torchscript": 0}
+    assert meta["bundle_load_s"]["compiled_vae_decoder"] > 0
+    scripted = generate(sdinterp, tiny_aoti_vae, tmp_path / "ts", *args, "--unet-engine", "torchscript")
+    assert decode_calls(tmp_path / "ts") == {"aoti": 0, "torchscript": 5}
+    assert unet_calls(tmp_path / "ts") == {"aoti": 0, "torchscript": 75}
+    for i, (a, b) in enumerate(zip(compiled, scripted)):
+        diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, f"frame {i}: max {diff.max()}"
+    info = subprocess.run([sdinterp, "info", "--bundle", str(tiny_aoti_vae), "--json"], capture_output=True,
+                          text=True, check=True)
+    summary = json.loads(info.stdout)["bundle"]
+    assert summary["compiled_vae_decoder"]["file"] == "vae_decoder.pt2"
+    assert summary["compiled_vae_decoder"]["batch_min"] == 1 and summary["compiled_unet"]["file"] == "unet.pt2"
+
+
+def test_missing_or_broken_decoder_package_falls_back_with_a_warning(tiny_aoti_vae, sdinterp, tmp_path):
+    import shutil
+
+    base = ["generate", "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2, "-q", "--progress", "none"]
+    for name, why in (("missing", "vae_decoder.pt2: missing file (model.json names it; re-export the bundle with "
+                                  "--aoti-vae)"),
+                      ("broken", "cannot load the AOTInductor package")):
+        bundle = tmp_path / name
+        shutil.copytree(tiny_aoti_vae, bundle, symlinks=True)
+        (bundle / "vae_decoder.pt2").unlink()
+        if name == "broken":
+            (bundle / "vae_decoder.pt2").write_bytes(b"PK\x03\x04 not really a zip")
+        # Never an error, with either engine that takes packages: the UNet's still runs.
+        for engine in ("auto", "aoti"):
+            out = tmp_path / f"{name}-{engine}"
+            proc = run(sdinterp, *base, "--bundle", bundle, "--png-dir", out, "--unet-engine", engine)
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stderr.startswith("sdinterp: warning: ") and why in proc.stderr, proc.stderr
+            assert proc.stderr.strip().count("\n") == 0 and "the VAE decoder runs from TorchScript" in proc.stderr
+            assert decode_calls(out) == {"aoti": 0, "torchscript": 1}
+            assert unet_calls(out) == {"aoti": 2, "torchscript": 0}
+
+
+def test_decoder_package_for_weights_of_other_shapes_is_refused(tiny_aoti_vae, sdinterp, tmp_path):
+    # The record's signature of the weights it was compiled for no longer matches vae_decoder.pt's.
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_aoti_vae, bundle, symlinks=True)
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest["vae"]["compiled"]["weights_fnv1a64"] = "0123456789abcdef"
+    (bundle / "model.json").unlink()
+    (bundle / "model.json").write_text(json.dumps(manifest))
+    out = tmp_path / "f"
+    proc = run(sdinterp, "generate", "--bundle", bundle, "--prompt", "a cat", "--seed", 1, "--frames", 2, "--steps", 2,
+               "-q", "--progress", "none", "--png-dir", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "compiled for a VAE decoder whose weights have other shapes" in proc.stderr, proc.stderr
+    assert decode_calls(out) == {"aoti": 0, "torchscript": 1}
+
+
 @pytest.fixture(scope="session")
 def sd1_aoti(sd1, workdir) -> Path:
     bundle = workdir / "sd1-tiny-aoti"
-    export_in_process(sd1.folder, bundle, "--aoti")
+    export_in_process(sd1.folder, bundle, "--aoti", "--aoti-vae")
     return bundle
 
 
@@ -139,11 +228,22 @@ def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sd1_aoti, s
     report = manifest["export"]["verification"]["modules"]["unet_aoti"]
     assert report["ok"] and len(report["checks"]) == 2
     assert all(c["relative_error"] <= 1e-4 for c in report["checks"])
+    # --aoti-vae: the VAE decoder's package, recorded and verified the same way.
+    decoder = manifest["vae"]["compiled"]
+    assert {k: decoder[k] for k in ("kind", "file", "batch_min", "batch_max", "latent_multiple", "latent_max")} == {
+        "kind": "aoti", "file": "vae_decoder.pt2", "batch_min": 1, "batch_max": 63, "latent_multiple": 1,
+        "latent_max": 128}
+    assert len(decoder["weights_fnv1a64"]) == 16 and (bundle / "vae_decoder.pt2").is_file()
+    report = manifest["export"]["verification"]["modules"]["vae_decoder_aoti"]
+    assert report["ok"] and [c["inputs"] for c in report["checks"]] == ["[3, 4, 5, 7]", "[1, 4, 4, 6]"]
+    assert all(c["relative_error"] <= 1e-4 for c in report["checks"])
     # The same walk from the compiled and the TorchScript UNet of the same bundle.
     args = ["--mode", "slerp-latent", "--prompt", "a photo of a cat", "--seed", "11", "--frames", "4"]
     compiled_frames = generate(sdinterp, bundle, tmp_path / "aoti", *args, "--unet-engine", "aoti")
     scripted_frames = generate(sdinterp, bundle, tmp_path / "ts", *args, "--unet-engine", "torchscript")
     assert unet_calls(tmp_path / "aoti") == {"aoti": 15, "torchscript": 0}
+    assert decode_calls(tmp_path / "aoti") == {"aoti": 1, "torchscript": 0}
+    assert decode_calls(tmp_path / "ts") == {"aoti": 0, "torchscript": 1}
     for i, (a, b) in enumerate(zip(compiled_frames, scripted_frames)):
         diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
         assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, f"frame {i}: max {diff.max()}"
@@ -220,6 +320,14 @@ def test_add_aoti_reusing_a_package_compiled_before(sd1, sd1_aoti, sdinterp, tmp
     proc = run_exporter_cli(sd1.folder, bundle, "--aoti-reuse", sd1_aoti / "unet.pt2", "--overwrite", check=False)
     assert proc.returncode == 2 and "--aoti-reuse is for the compiled UNet" in proc.stderr, proc.stderr[-2000:]
 
+    proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-vae-reuse", sd1_aoti / "vae_decoder.pt2",
+                            check=False)
+    assert proc.returncode == 2 and "--aoti-vae-reuse is for the compiled VAE decoder: add --aoti-vae" in proc.stderr
+    proc = run_exporter_cli(sd1.folder, bundle, "--aoti-vae", "--overwrite", check=False)
+    assert proc.returncode == 2 and "--aoti-vae compiles the VAE decoder beside the UNet: add --aoti or --add-aoti" \
+        in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((bundle / "model.json").read_text()) == before
+
     proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-reuse", sd1_aoti / "unet.pt2")
     assert "reusing unet.pt2 instead of compiling" in proc.stderr
     compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
@@ -227,6 +335,16 @@ def test_add_aoti_reusing_a_package_compiled_before(sd1, sd1_aoti, sdinterp, tmp
     assert (bundle / "unet.pt2").read_bytes() == (sd1_aoti / "unet.pt2").read_bytes()
     assert str(tmp_path) not in (bundle / "model.json").read_text()  # the path is recorded by name only
     assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "f")
+    # Both packages brought back: the decoder's is added beside the UNet's, each verified.
+    proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-reuse", sd1_aoti / "unet.pt2", "--aoti-vae",
+                            "--aoti-vae-reuse", sd1_aoti / "vae_decoder.pt2")
+    assert "added unet.pt2 and vae_decoder.pt2" in proc.stderr, proc.stderr[-2000:]
+    after = json.loads((bundle / "model.json").read_text())
+    assert after["vae"]["compiled"]["reused"] == "vae_decoder.pt2"
+    assert after["export"]["verification"]["modules"]["vae_decoder_aoti"]["ok"]
+    assert (bundle / "vae_decoder.pt2").read_bytes() == (sd1_aoti / "vae_decoder.pt2").read_bytes()
+    assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "g")
+    assert decode_calls(tmp_path / "g") == {"aoti": 1, "torchscript": 0}
 
 
 def test_cpu_package_is_not_used_with_another_thread_count(tiny_aoti, sdinterp, tmp_path):

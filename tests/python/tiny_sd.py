@@ -139,6 +139,22 @@ def make_aoti_bundle(out: Path, exporter) -> dict:
     return record
 
 
+def add_compiled_decoder(src: Path, out: Path, exporter) -> dict:
+    """Writes the bundle `src` (tiny-sd, with or without unet.pt2) + vae_decoder.pt2 to `out`, as
+    export_bundle.py --aoti-vae compiles it; returns the compiled record."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.name != "model.json":
+            os.symlink(item.resolve(), out / item.name)
+    manifest = json.loads((src / "model.json").read_text())
+    record, report = exporter.compile_vae_decoder_aoti(rebuild_vae(), out, "cpu", "float32")
+    if not report["ok"]:
+        raise AssertionError(f"vae_decoder.pt2 disagrees with the eager VAE decoder: {report['checks']}")
+    manifest["vae"]["compiled"] = record
+    (out / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return record
+
+
 def export_bundle(out: Path, overwrite: bool = False) -> None:
     """The bundle models/tiny-sd is: the rebuilt pipeline (classic attention, as the golden bundle was
     traced) exported by scripts/export_bundle.py in a fresh interpreter, plus the tokenizer's licence.
