@@ -155,7 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "and model): row (d) takes it instead of compiling (export_bundle.py --aoti-reuse); if it "
                         "cannot be used, the UNet is compiled. auto (the default): bench/gpu/cache/"
                         "unet-DTYPE-TUNING.pt2 when that file is there (carried, not committed) and this is no "
-                        "--smoke run; none: always compile")
+                        "--smoke run; none: always compile. The VAE decoder's package for the levers and row (d) "
+                        "compiled-decode likewise: bench/gpu/cache/vae_decoder-DTYPE-TUNING.pt2 unless none")
     p.add_argument("--aoti-also", default="auto", metavar="TUNING",
                    help="a second compile of the UNet with these inductor settings (export_bundle.py "
                         "--aoti-tuning), in the background on a copy of the bundle (hard links), and a warm run "
@@ -199,6 +200,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         # TorchScript's rows: the compiled UNet is the default engine on CUDA, so these two are the
         # comparison only ("max-vram 10=--max-vram 10", issue 7's row, on request).
         a.sdinterp_run = ["default=", "warm="]
+    # The VAE decoder's package (the levers, row (d) compiled-decode) is taken from the cache as the
+    # UNet's is, unless reuse is turned off.
+    vae_cached = aoti_cached(a.dtype, a.aoti_tuning, "vae_decoder")
+    a.vae_reuse = str(vae_cached) if a.aoti_reuse != "none" and vae_cached.is_file() and not a.smoke else None
     if a.aoti_reuse == "auto":
         cached = aoti_cached(a.dtype, a.aoti_tuning)
         a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None
@@ -223,14 +228,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
-def aoti_package_name(dtype: str, tuning: str) -> str:
-    """The name a compiled UNet is brought back under in OUT, and carried under in AOTI_CACHE."""
-    return f"unet-{dtype}-{tuning}.pt2"
+def aoti_package_name(dtype: str, tuning: str, module: str = "unet") -> str:
+    """The name a compiled module ("unet", "vae_decoder") is brought back under in OUT, and carried
+    under in AOTI_CACHE."""
+    return f"{module}-{dtype}-{tuning}.pt2"
 
 
-def aoti_cached(dtype: str, tuning: str) -> Path:
+def aoti_cached(dtype: str, tuning: str, module: str = "unet") -> Path:
     """Where a package an earlier run brought back is carried."""
-    return AOTI_CACHE / aoti_package_name(dtype, tuning)
+    return AOTI_CACHE / aoti_package_name(dtype, tuning, module)
+
+
+# Packages above this size are not brought back (the device tool returns files up to 16 MiB).
+KEPT_PACKAGE_MAX_BYTES = 16 * 2**20
+
+
+def bundle_with_decoder(bundle: Path, package: Path, record: dict, dst: Path) -> None:
+    """`dst`: the bundle `bundle` (hard links) with the compiled VAE decoder `package` added as
+    export_bundle.py --aoti-vae adds it (vae_decoder.pt2, model.json's vae.compiled = `record`).
+    model.json is written anew, so `bundle`'s stays as it was."""
+    link_copy(bundle, dst)
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest["vae"]["compiled"] = {**record, "file": "vae_decoder.pt2"}
+    (dst / "model.json").unlink()
+    (dst / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    shutil.copyfile(package, dst / "vae_decoder.pt2")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -752,19 +774,20 @@ class Comparison:
             compile_job = self._start_aoti(folder, bundle, reuse=a.aoti_reuse)
             if also_bundle is not None:
                 also_job = self._start_aoti(folder, also_bundle, a.aoti_also, None, f"aoti-{a.aoti_also}.log")
-        golden_bundle = self._golden_export() if not a.skip_golden else None
-        self._wait_build()
-        # The levers' VAE decoder compile once the build has freed the cores; it is waited for (or
-        # stopped) after the UNet's, so it takes time only from what would be left over.
+        # The VAE decoder's compile (the levers, and row (d) compiled-decode) beside the UNet's: the
+        # H100 run started it after the golden export and stopped it, unfinished, 65 s later. It is
+        # waited for (or stopped) after the UNet's, so it takes time only from what is left over.
         if not a.skip_levers and export_ok:
             vae_job = self._start_vae_compile(folder)
+        golden_bundle = self._golden_export() if not a.skip_golden else None
+        self._wait_build()
         if golden_bundle is not None and not a.skip_sdinterp:
             self._golden_run(golden_bundle)
         if not a.skip_smoke_command and not a.skip_sdinterp:
             self._smoke_command()
         aoti_ok = self._finish_aoti(compile_job) if compile_job else False
         also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}") if also_job else False
-        vae_package = self._finish_vae_compile(vae_job) if vae_job else None
+        vae_package, vae_record = self._finish_vae_compile(vae_job) if vae_job else (None, None)
         self._wait_also()
 
         if not a.skip_diffusers_batch:
@@ -790,6 +813,11 @@ class Comparison:
                     self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
             if also_ok:  # the second compile's package, warm (its first job is the same as (d)'s)
                 self._sdinterp(also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"])
+            if aoti_ok and vae_package is not None:
+                # Both packages, warm: beside row (d) aoti warm, what the compiled decoder saves.
+                vae_bundle = self.work / "bundle-vae"
+                bundle_with_decoder(bundle, vae_package, vae_record, vae_bundle)
+                self._sdinterp(vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"])
             if not a.skip_diffusers_e2e:
                 self._diffusers_e2e(folder)
             pipe.to(a.device)
@@ -864,7 +892,8 @@ class Comparison:
         finishes when short). From the H100 run of 2026-12-06: (b) and (b2) 8 s each with their
         warm-ups, a whole-command row 7-8 s, a warm row 10 s, (e) 29 s, (a) 23 s."""
         a = self.a
-        runs = len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
+        runs = (len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
+                + (0 if a.skip_levers or a.skip_aoti else 1))  # (d) compiled-decode
         return (20.0 + 5.0 + 12.0 * runs + (0.0 if a.skip_diffusers_e2e else 30.0)
                 + (0.0 if a.skip_notebook_loop else 25.0) + (0.0 if a.skip_levers else 20.0))
 
@@ -886,9 +915,9 @@ class Comparison:
             size = (bundle / "unet.pt2").stat().st_size
             fields.update(compile_seconds=compiled.get("compile_seconds"), reused=compiled.get("reused"),
                           package_mib=round(size / 2**20, 1))
-            # Brought back for later runs (the device tool returns files up to 16 MiB): the next run
-            # on the same torch, GPU kind and model carries it in bench/gpu/cache (--aoti-reuse auto).
-            if not compiled.get("reused") and size <= 16 * 2**20:
+            # Brought back for later runs: the next run on the same torch, GPU kind and model carries
+            # it in bench/gpu/cache (--aoti-reuse auto).
+            if not compiled.get("reused") and size <= KEPT_PACKAGE_MAX_BYTES:
                 kept = self.out / aoti_package_name(self.a.dtype, compiled.get("tuning", tuning))
                 shutil.copyfile(bundle / "unet.pt2", kept)
                 fields["package_kept"] = kept.name
@@ -924,32 +953,49 @@ class Comparison:
 
     def _start_vae_compile(self, folder: Path) -> dict:
         """bench/compile_vae_decoder.py in the background (output in OUT/vae_compile.log), beside the
-        UNet's compile: the VAE decoder as sdinterp would take a compiled one, timed in _levers."""
+        UNet's compile: the VAE decoder as sdinterp takes a compiled one (export_bundle.py
+        --aoti-vae), timed in _levers and in row (d) compiled-decode. A package an earlier run
+        brought back (bench/gpu/cache) is taken instead of compiling, as for the UNet."""
+        a = self.a
         package = self.work / "vae_decoder.pt2"
         package.unlink(missing_ok=True)
         cmd = [sys.executable, str(REPO / "bench" / "compile_vae_decoder.py"), str(folder), str(package),
-               "--device", self.a.device, "--dtype", self.a.dtype, "--tuning", self.a.aoti_tuning]
+               "--device", a.device, "--dtype", a.dtype, "--tuning", a.aoti_tuning]
+        if a.vae_reuse:
+            cmd += ["--reuse", a.vae_reuse]
         log(f"compiling the VAE decoder in the background: {' '.join(cmd[2:])} (log: vae_compile.log)")
         logf = open(self.out / "vae_compile.log", "w")
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        # At a lower priority than the UNet's compile, which decides whether rows (d) run at all.
+        proc = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "package": package}
 
-    def _finish_vae_compile(self, job: dict) -> Path | None:
+    def _finish_vae_compile(self, job: dict) -> tuple[Path | None, dict | None]:
+        """The package and its model.json record, or (None, None)."""
         rc, dt, timed_out = self._wait_background(job, "the VAE decoder's compile")
         fields = dict(vae_compile_rc=rc, vae_compile_wall_s=round(dt, 1))
         lines = (self.out / "vae_compile.log").read_text(errors="replace").strip().splitlines()
+        record = None
         if rc == 0 and lines:
             try:
-                fields.update({f"vae_{k}": v for k, v in json.loads(lines[-1]).items()})
+                done = json.loads(lines[-1])
+                record = done.pop("record", None)
+                fields.update({f"vae_{k}": v for k, v in done.items()})
             except json.JSONDecodeError:
                 pass
+        package = job["package"]
+        if record is not None:
+            fields["vae_reused"] = record.get("reused")
+            if not record.get("reused") and package.stat().st_size <= KEPT_PACKAGE_MAX_BYTES:
+                kept = self.out / aoti_package_name(self.a.dtype, record.get("tuning", "default"), "vae_decoder")
+                shutil.copyfile(package, kept)
+                fields["vae_package_kept"] = kept.name
         self.stage("levers", **fields)
         log(f"VAE decoder compile: exit {rc} after {dt:.1f} s")
         if rc != 0:
             self.note(f"VAE decoder compile {'stopped at its time limit' if timed_out else f'failed ({rc})'}: "
                       "see vae_compile.log")
-        return job["package"] if rc == 0 else None
+        return (package, record) if rc == 0 and record is not None else (None, None)
 
     def _levers(self, pipe, vae_package: Path | None) -> None:
         """Timed in this process on diffusers' modules in the run's dtype, each after a warm-up pass
@@ -1690,6 +1736,7 @@ class Comparison:
             timings = info.get("timings_s", {})
             fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
                           decode_chunk=info.get("decode_chunk"), unet_calls=info.get("unet_calls"),
+                          decode_calls=info.get("decode_calls"),
                           device_reported=info.get("device"), dtype_reported=info.get("dtype"),
                           libtorch=info.get("libtorch"), bundle_load_s=info.get("bundle_load_s"),
                           cuda_memory_peaks_gib=info.get("cuda_memory_peaks_gib"))
@@ -1764,6 +1811,13 @@ class Comparison:
             if c.get("peak_device_gib") is not None:
                 checks.append({"criterion": f"{engine}: peak GPU memory <= 10 GiB by default",
                                "value": f"{c['peak_device_gib']:.2f} GiB", "pass": c["peak_device_gib"] <= 10})
+        # Both packages (export_bundle.py --aoti --aoti-vae), warm: the speed criteria on that row.
+        both = st.get("c-aoti-warm-compiled-decode", {}).get("gen_s")
+        for base, name, need in ((b, "(b)", 1.5), (a_, "(a)", 8.0)):
+            if both and base.get("gen_s"):
+                r = base["gen_s"] / both
+                checks.append({"criterion": f"AOTInductor UNet and VAE decoder (d), warm 2nd job: >= {need:g}x faster "
+                                            f"than {name}, model loaded", "value": f"{r:.2f}x", "pass": r >= need})
         golden = st.get("golden", {})
         if "ok" in golden:
             runs = golden.get("cases", [])

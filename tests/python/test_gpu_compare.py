@@ -319,6 +319,42 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     assert gpu_compare.parse_args(["--device", "cuda", "--skip-aoti", *base]).aoti_reuse is None
 
 
+def test_the_decoders_package_is_reused_and_added_to_a_copy_of_the_bundle(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_compare, "AOTI_CACHE", tmp_path / "cache")
+    base = ["--out", str(tmp_path / "out")]
+    assert gpu_compare.parse_args(["--device", "cuda", *base]).vae_reuse is None
+    (tmp_path / "cache").mkdir()
+    cached = tmp_path / "cache" / "vae_decoder-float16-default.pt2"
+    cached.write_bytes(b"PK")
+    assert gpu_compare.parse_args(["--device", "cuda", *base]).vae_reuse == str(cached)
+    assert gpu_compare.parse_args(["--device", "cuda", "--aoti-reuse", "none", *base]).vae_reuse is None
+    assert gpu_compare.parse_args(["--device", "cpu", "--smoke", *base]).vae_reuse is None
+    # Row (d) compiled-decode is counted in what the compile must leave for the timed stages.
+    a = gpu_compare.parse_args(["--device", "cuda", *base])
+    with_row = gpu_compare.Comparison(a)._timed_stages_need()
+    assert with_row <= 190
+    assert gpu_compare.Comparison(gpu_compare.parse_args(["--device", "cuda", "--skip-levers", *base])) \
+        ._timed_stages_need() == with_row - 12.0 - 20.0
+    # The bundle with the package: hard links but for model.json, which gains vae.compiled while
+    # the original's stays as it was.
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "unet.pt").write_bytes(b"unet")
+    original = {"format_version": 3, "vae": {"decoder": "vae_decoder.pt", "scale_factor": 8}}
+    (bundle / "model.json").write_text(json.dumps(original))
+    package = tmp_path / "vae_decoder.pt2"
+    package.write_bytes(b"package")
+    record = {"kind": "aoti", "file": "vae_decoder.pt2", "batch_min": 1, "batch_max": 63, "latent_multiple": 1,
+              "latent_max": 128, "weights_fnv1a64": "0123456789abcdef", "tuning": "default"}
+    dst = tmp_path / "bundle-vae"
+    gpu_compare.bundle_with_decoder(bundle, package, record, dst)
+    assert json.loads((bundle / "model.json").read_text()) == original
+    written = json.loads((dst / "model.json").read_text())
+    assert written["vae"] == {**original["vae"], "compiled": record}
+    assert (dst / "vae_decoder.pt2").read_bytes() == b"package"
+    assert (dst / "unet.pt").stat().st_ino == (bundle / "unet.pt").stat().st_ino
+
+
 def test_a_refused_reused_package_is_compiled_instead(tmp_path, monkeypatch):
     comparison = bare_comparison(tmp_path)
     bundle = tmp_path / "bundle"
