@@ -194,8 +194,8 @@ std::string constant_unfit(const at::Tensor& weight, std::optional<c10::ScalarTy
   return "";
 }
 
-// What a compiled package compiles: the module's name in messages, the TorchScript file it takes
-// its weights from, and the exporter's option that makes it.
+// What a compiled package compiles: the module's name in messages and the exporter's option that
+// makes it.
 struct PackageRole {
   const char* what;  // "UNet", "VAE decoder"
   const char* export_option;
