@@ -785,7 +785,7 @@ class Comparison:
             self._golden_run(golden_bundle)
         if not a.skip_smoke_command and not a.skip_sdinterp:
             self._smoke_command()
-        aoti_ok = self._finish_aoti(compile_job) if compile_job else False
+        aoti_ok = self._finish_aoti(compile_job, essential=True) if compile_job else False
         also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}") if also_job else False
         vae_package, vae_record = self._finish_vae_compile(vae_job) if vae_job else (None, None)
         self._wait_also()
@@ -808,16 +808,17 @@ class Comparison:
                 name, _, flags = spec.partition("=")
                 self._sdinterp(bundle, name.strip(), ["--unet-engine", "torchscript", *flags.split()])
             if aoti_ok:
-                for spec in a.aoti_run:
+                for i, spec in enumerate(a.aoti_run):
                     name, _, flags = spec.partition("=")
-                    self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()])
+                    self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()],
+                                   optional=i >= self.ESSENTIAL_AOTI_ROWS)
             if also_ok:  # the second compile's package, warm (its first job is the same as (d)'s)
-                self._sdinterp(also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"])
+                self._sdinterp(also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"], optional=True)
             if aoti_ok and vae_package is not None:
                 # Both packages, warm: beside row (d) aoti warm, what the compiled decoder saves.
                 vae_bundle = self.work / "bundle-vae"
                 bundle_with_decoder(bundle, vae_package, vae_record, vae_bundle)
-                self._sdinterp(vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"])
+                self._sdinterp(vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"], optional=True)
             if not a.skip_diffusers_e2e:
                 self._diffusers_e2e(folder)
             pipe.to(a.device)
@@ -886,30 +887,48 @@ class Comparison:
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
                 "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name}
 
-    def _timed_stages_need(self) -> float:
+    # Rows of --aoti-run past this many are optional: run only while (e) and (a) keep their time.
+    ESSENTIAL_AOTI_ROWS = 2
+
+    def _timed_stages_need(self, essential: bool = False) -> float:
         """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
         sdinterp run, (e), the levers' share, and (a) (which is extrapolated from the frames it
         finishes when short). From the H100 run of 2026-12-06: (b) and (b2) 8 s each with their
-        warm-ups, a whole-command row 7-8 s, a warm row 10 s, (e) 29 s, (a) 23 s."""
+        warm-ups, a whole-command row 7-8 s, a warm row 10 s, (e) 29 s, (a) 23 s.
+        `essential`: only what the issue's targets need, the rows (c), (d) and (d) warm, then (e) and
+        (a) (_tail_need); the compile of row (d)'s UNet is stopped only at that, since the optional
+        rows and the levers skip themselves when time runs short."""
         a = self.a
+        if essential:
+            runs = len(a.sdinterp_run) + min(self.ESSENTIAL_AOTI_ROWS, len(a.aoti_run))
+            return 20.0 + 5.0 + 12.0 * runs + self._tail_need()
         runs = (len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
                 + (0 if a.skip_levers or a.skip_aoti else 1))  # (d) compiled-decode
         return (20.0 + 5.0 + 12.0 * runs + (0.0 if a.skip_diffusers_e2e else 30.0)
                 + (0.0 if a.skip_notebook_loop else 25.0) + (0.0 if a.skip_levers else 20.0))
 
-    def _finish_aoti(self, job: dict, stage: str = "aoti_compile") -> bool:
+    def _tail_need(self) -> float:
+        """Seconds left that let (e) and then (a) run after the sdinterp rows: (e) starts with 60 s
+        left and takes about 30; (a) starts with 45 s left."""
+        a = self.a
+        e = 0.0 if a.skip_diffusers_e2e else 30.0
+        notebook = 0.0 if a.skip_notebook_loop else 45.0
+        return max(60.0 if e else 0.0, e + notebook)
+
+    def _finish_aoti(self, job: dict, stage: str = "aoti_compile", essential: bool = False) -> bool:
         """Waits for a background compile, but stops it (its rows then say so) when the timed stages
-        would no longer fit. A reused package that cannot be used here is compiled instead, if the
-        run still has the time."""
+        would no longer fit (only the essential ones for row (d)'s own package). A reused package
+        that cannot be used here is compiled instead, if the run still has the time."""
         bundle, tuning = job["bundle"], job["tuning"]
-        rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})")
+        rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})", essential)
         fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1), tuning=tuning)
         if rc != 0 and job["reuse"] and not timed_out:
             fields["reuse_failed"] = error_line((self.out / job["log_name"]).read_text(errors="replace"))
             self.note(f"the reused package {Path(job['reuse']).name} was refused ({fields['reuse_failed']}): "
                       "compiling instead")
             self.stage(stage, **fields)
-            return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"]), stage)
+            return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"]), stage,
+                                     essential)
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             size = (bundle / "unet.pt2").stat().st_size
@@ -928,11 +947,12 @@ class Comparison:
                       f"after {dt:.0f} s: see {job['log_name']}")
         return rc == 0
 
-    def _wait_background(self, job: dict, what: str) -> tuple[int | str, float, bool]:
-        """Waits for a background compile, but stops it when the timed stages would no longer fit.
-        Returns (exit status or "timeout", seconds since it started, whether it was stopped)."""
+    def _wait_background(self, job: dict, what: str, essential: bool = False) -> tuple[int | str, float, bool]:
+        """Waits for a background compile, but stops it when the timed stages (the essential ones:
+        _timed_stages_need) would no longer fit. Returns (exit status or "timeout", seconds since it
+        started, whether it was stopped)."""
         proc = job["proc"]
-        reserve = self._timed_stages_need()
+        reserve = self._timed_stages_need(essential)
         if proc.poll() is None:
             log(f"waiting for {what} (stopped with {reserve:.0f} s left for the timed stages)")
         timed_out = False
@@ -1640,7 +1660,8 @@ class Comparison:
         with open(self.out / "sdinterp.log", "a") as f:
             f.write(f"$ {shlex.join(cmd)}\n# exit {r.returncode}, {dt:.2f} s (warm-up)\n# stderr:\n{r.stderr}\n")
 
-    def _sdinterp(self, bundle: Path, name: str, flags: list[str], retry: bool = True) -> None:
+    def _sdinterp(self, bundle: Path, name: str, flags: list[str], retry: bool = True, optional: bool = False) -> None:
+        """One sdinterp row. `optional`: skipped unless (e) and (a) keep their time after it."""
         a = self.a
         words = list(flags)
         flags, extra_env = split_env(flags)
@@ -1658,6 +1679,9 @@ class Comparison:
             return
         if self.clock.left() < (60 if warm else 40):
             self.stage(key, method=method, note="skipped: out of time")
+            return
+        if optional and self.clock.left() < 12.0 + self._tail_need():
+            self.stage(key, method=method, note="skipped: out of time (what is left is kept for (e) and (a))")
             return
         runs = self.work / "runs"
         runs.mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,24 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     assert gpu_compare.parse_args(["--device", "cuda", "--dtype", "float32", *base]).aoti_reuse is None
     assert gpu_compare.parse_args(["--device", "cpu", "--smoke", *base]).aoti_reuse is None
     assert gpu_compare.parse_args(["--device", "cuda", "--skip-aoti", *base]).aoti_reuse is None
+
+
+def test_the_compile_is_stopped_only_for_the_essential_rows_and_optional_rows_yield(tmp_path):
+    # The UNet's compile for row (d) is waited for until only the essential stages fit: (b), (b2),
+    # (c), (c) warm, (d), (d) warm, then (e) and (a); the other rows skip themselves instead, while
+    # (e) and (a) keep their time.
+    a = gpu_compare.parse_args(["--device", "cuda", "--out", str(tmp_path / "out"), "--sdinterp", sys.executable])
+    comparison = gpu_compare.Comparison(a)
+    essential = comparison._timed_stages_need(essential=True)
+    assert essential == 20 + 5 + 12 * 4 + 75 and comparison._timed_stages_need() > essential + 30
+    a.skip_notebook_loop = True
+    assert comparison._tail_need() == 60  # (e) starts with 60 s left
+    a.skip_notebook_loop = False
+    a.deadline = time.time() + 80  # a row and (e) and (a) need 12 + 75 s
+    comparison.clock = gpu_compare.Clock(a.deadline)
+    comparison._sdinterp(tmp_path, "aoti pinned-upload", ["--unet-engine", "aoti"], optional=True)
+    row = comparison.results["stages"]["c-aoti-pinned-upload"]
+    assert row["note"].startswith("skipped: out of time (what is left is kept for (e) and (a))"), row
 
 
 def test_the_decoders_package_is_reused_and_added_to_a_copy_of_the_bundle(tmp_path, monkeypatch):
