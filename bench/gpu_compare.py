@@ -243,6 +243,17 @@ def aoti_cached(dtype: str, tuning: str, module: str = "unet") -> Path:
 KEPT_PACKAGE_MAX_BYTES = 16 * 2**20
 
 
+def keep_package(package: Path, record: dict, out: Path, dtype: str, module: str) -> str | None:
+    """A package this run compiled (not reused; `record` is its model.json record), copied into OUT
+    as aoti_package_name says, to be brought back for later runs on the same torch, GPU kind and
+    model (carried in bench/gpu/cache). Its name in OUT, or None when it is not kept."""
+    if record.get("reused") or package.stat().st_size > KEPT_PACKAGE_MAX_BYTES:
+        return None
+    kept = out / aoti_package_name(dtype, record.get("tuning", "default"), module)
+    shutil.copyfile(package, kept)
+    return kept.name
+
+
 def bundle_with_decoder(bundle: Path, package: Path, record: dict, dst: Path) -> None:
     """`dst`: the bundle `bundle` (hard links) with the compiled VAE decoder `package` added as
     export_bundle.py --aoti-vae adds it (vae_decoder.pt2, model.json's vae.compiled = `record`).
@@ -889,6 +900,9 @@ class Comparison:
 
     # Rows of --aoti-run past this many are optional: run only while (e) and (a) keep their time.
     ESSENTIAL_AOTI_ROWS = 2
+    # Seconds left that (e) and (a) each need to start.
+    E2E_START_S = 60.0
+    NOTEBOOK_START_S = 45.0
 
     def _timed_stages_need(self, essential: bool = False) -> float:
         """Seconds the timed stages need after the compile: (b) and (b2), the sdinterp warm-up, each
@@ -908,12 +922,12 @@ class Comparison:
                 + (0.0 if a.skip_notebook_loop else 25.0) + (0.0 if a.skip_levers else 20.0))
 
     def _tail_need(self) -> float:
-        """Seconds left that let (e) and then (a) run after the sdinterp rows: (e) starts with 60 s
-        left and takes about 30; (a) starts with 45 s left."""
+        """Seconds left that let (e) and then (a) run after the sdinterp rows: (e) starts with
+        E2E_START_S left and takes about 30; (a) starts with NOTEBOOK_START_S left."""
         a = self.a
         e = 0.0 if a.skip_diffusers_e2e else 30.0
-        notebook = 0.0 if a.skip_notebook_loop else 45.0
-        return max(60.0 if e else 0.0, e + notebook)
+        notebook = 0.0 if a.skip_notebook_loop else self.NOTEBOOK_START_S
+        return max(self.E2E_START_S if e else 0.0, e + notebook)
 
     def _finish_aoti(self, job: dict, stage: str = "aoti_compile", essential: bool = False) -> bool:
         """Waits for a background compile, but stops it (its rows then say so) when the timed stages
@@ -934,12 +948,9 @@ class Comparison:
             size = (bundle / "unet.pt2").stat().st_size
             fields.update(compile_seconds=compiled.get("compile_seconds"), reused=compiled.get("reused"),
                           package_mib=round(size / 2**20, 1))
-            # Brought back for later runs: the next run on the same torch, GPU kind and model carries
-            # it in bench/gpu/cache (--aoti-reuse auto).
-            if not compiled.get("reused") and size <= KEPT_PACKAGE_MAX_BYTES:
-                kept = self.out / aoti_package_name(self.a.dtype, compiled.get("tuning", tuning))
-                shutil.copyfile(bundle / "unet.pt2", kept)
-                fields["package_kept"] = kept.name
+            kept = keep_package(bundle / "unet.pt2", {"tuning": tuning, **compiled}, self.out, self.a.dtype, "unet")
+            if kept:
+                fields["package_kept"] = kept
         self.stage(stage, **fields)
         log(f"--add-aoti ({tuning}): exit {rc} after {dt:.1f} s")
         if rc != 0:
@@ -1006,10 +1017,9 @@ class Comparison:
         package = job["package"]
         if record is not None:
             fields["vae_reused"] = record.get("reused")
-            if not record.get("reused") and package.stat().st_size <= KEPT_PACKAGE_MAX_BYTES:
-                kept = self.out / aoti_package_name(self.a.dtype, record.get("tuning", "default"), "vae_decoder")
-                shutil.copyfile(package, kept)
-                fields["vae_package_kept"] = kept.name
+            kept = keep_package(package, record, self.out, self.a.dtype, "vae_decoder")
+            if kept:
+                fields["vae_package_kept"] = kept
         self.stage("levers", **fields)
         log(f"VAE decoder compile: exit {rc} after {dt:.1f} s")
         if rc != 0:
@@ -1518,7 +1528,7 @@ class Comparison:
 
         a, torch = self.a, self.torch
         method = "(a) notebook loop, float32, one frame per call"
-        if self.clock.left() < 45:
+        if self.clock.left() < self.NOTEBOOK_START_S:
             self.stage("a", method=method, note="skipped: out of time")
             return
         log(f"{method}: warm-up (1 frame, 2 steps)")
@@ -1560,7 +1570,7 @@ class Comparison:
         if not (folder / "model_index.json").is_file():
             self.stage("e", method=method, note="skipped: no saved pipeline")
             return
-        if self.clock.left() < 60:
+        if self.clock.left() < self.E2E_START_S:
             self.stage("e", method=method, note="skipped: out of time")
             return
         out = self.work / "runs" / "e"

@@ -21,6 +21,11 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 int resolved_size(int asked, const Manifest& m) { return asked > 0 ? asked : m.native_size(); }
 
+// The latents' height and width for `config`'s image size (the native one when unset).
+std::pair<int64_t, int64_t> latent_size(const RunConfig& config, const Manifest& m) {
+  return {resolved_size(config.height, m) / m.vae.scale_factor, resolved_size(config.width, m) / m.vae.scale_factor};
+}
+
 // --pace even's measuring pass: keeps each frame, scaled down to at most 128 px a side (box
 // averages), and measures the distance between two of them as the smoothness report does.
 class PaceMeter : public FrameSink {
@@ -143,8 +148,7 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
   int batch = memory_batch(config, bundle, total_frames);
   const Manifest& m = bundle.manifest();
   const bool guided = config.guidance > 1.0;
-  const int64_t lh = resolved_size(config.height, m) / m.vae.scale_factor;
-  const int64_t lw = resolved_size(config.width, m) / m.vae.scale_factor;
+  const auto [lh, lw] = latent_size(config, m);
   if (bundle.uses_compiled(m.unet.compiled.batch_max, lh, lw)) {
     batch = std::min(batch, compiled_frames_cap(m.unet.compiled, guided));
   }
@@ -161,8 +165,7 @@ int choose_decode_chunk(const RunConfig& config, const Bundle& bundle, int64_t f
   if (!on_cpu && config.max_vram_gb <= 0) budget = std::min(budget, kCudaDecodeBudgetBytes);
   int cap = on_cpu ? kCpuDecodeChunk : 0;
   const auto& compiled = m.vae.compiled;
-  const int64_t lh = resolved_size(config.height, m) / m.vae.scale_factor;
-  const int64_t lw = resolved_size(config.width, m) / m.vae.scale_factor;
+  const auto [lh, lw] = latent_size(config, m);
   if (bundle.decodes_compiled(compiled.batch_max, lh, lw))
     cap = cap > 0 ? std::min(cap, compiled.batch_max) : compiled.batch_max;
   return decode_chunk_for_budget(budget, per_frame, frames_per_call, cap);
@@ -282,8 +285,7 @@ torch::Tensor image_sources(const Bundle& bundle, const RunConfig& config, const
 torch::Tensor source_latents(const Bundle& bundle, const RunConfig& config, const TextConditioning& text,
                              const std::function<void()>& on_call) {
   const Manifest& m = bundle.manifest();
-  const int64_t factor = m.vae.scale_factor;
-  const int64_t h = resolved_size(config.height, m) / factor, w = resolved_size(config.width, m) / factor;
+  const auto [h, w] = latent_size(config, m);
   torch::Tensor latents;
   if (config.mode == WalkMode::kImageMorph) {
     latents = image_sources(bundle, config, text, on_call);
@@ -529,8 +531,7 @@ RunResult run_walk(const Bundle& bundle, const RunConfig& config, const std::vec
       passes > 1 ? make_plan(bundle, config, text, t_override, sources) : std::move(plan);
   outputs.begin(result.width, result.height, static_cast<int>(total));
   renderer.render(final_plan, outputs);
-  result.unet_calls_compiled = sampler.unet_calls().compiled;
-  result.unet_calls_torchscript = sampler.unet_calls().torchscript;
+  result.unet_calls = sampler.unet_calls();
   outputs.finish(stop_if_interrupted);
   event.kind = ProgressEvent::Kind::kDone;
   if (hooks.progress) hooks.progress(event);

@@ -65,10 +65,8 @@ struct RunResult {
   int height = 0;
   int batch = 0;
   int decode_chunk = 0;  // frames per VAE decode call
-  // UNet calls made by the AOTInductor package and by the TorchScript module.
-  int64_t unet_calls_compiled = 0, unet_calls_torchscript = 0;
-  // VAE decode calls made by the compiled decoder and by the TorchScript one.
-  Bundle::ModuleCalls decode_calls;
+  // UNet calls and VAE decode calls made by the AOTInductor packages and by the TorchScript modules.
+  Bundle::ModuleCalls unet_calls, decode_calls;
   double seconds_text = 0, seconds_sampling = 0, seconds_decode = 0, seconds_total = 0;
   // On CUDA, the caching allocator's peaks in the sampling and in the decode phases, in bytes (the
   // reserved peak of a phase counts what earlier phases left cached); -1 on the CPU.

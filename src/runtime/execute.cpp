@@ -34,6 +34,11 @@
 namespace sdinterp::runtime {
 namespace {
 
+// A tally of calls by engine, as the metadata records it (unet_calls, decode_calls).
+nlohmann::json engine_calls(const Bundle::ModuleCalls& calls) {
+  return {{"aoti", calls.compiled}, {"torchscript", calls.torchscript}};
+}
+
 using cli::emit_event;
 
 uint64_t random_seed() {
@@ -585,8 +590,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       {"device", bundle.device().str()},
       {"dtype", m.dtype},
       {"frames_written", r.frames},
-      {"unet_calls", {{"aoti", r.unet_calls_compiled}, {"torchscript", r.unet_calls_torchscript}}},
-      {"decode_calls", {{"aoti", r.decode_calls.compiled}, {"torchscript", r.decode_calls.torchscript}}},
+      {"unet_calls", engine_calls(r.unet_calls)},
+      {"decode_calls", engine_calls(r.decode_calls)},
       {"decode_chunk", r.decode_chunk},
       {"bundle_load_s",
        {{"text_encoder", bundle.load_seconds().text_encoder},
