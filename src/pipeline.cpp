@@ -74,18 +74,20 @@ class PaceMeter : public FrameSink {
 TextConditioning encode_prompts(const Bundle& bundle, const std::vector<std::string>& prompts,
                                 const std::vector<std::string>& negatives) {
   TextConditioning out;
-  std::vector<std::string> neg = negatives.empty() ? std::vector<std::string>{""} : negatives;
-  std::vector<torch::Tensor> ids;
-  auto add = [&](const std::string& text, std::vector<Tokenization>& sink) {
-    sink.push_back(bundle.tokenizer().encode(text));
-    ids.push_back(torch::tensor(sink.back().ids, torch::kInt64));
+  const std::vector<std::string> neg = negatives.empty() ? std::vector<std::string>{""} : negatives;
+  // The prompts in one call and the negative prompts in another, as diffusers' encode_prompt and
+  // the notebook batch them: the encoder's roundings depend on the batch, and one batch of both
+  // flipped 8-bit values of the golden multi-prompt walk's frames.
+  auto encode = [&](const std::vector<std::string>& texts, std::vector<Tokenization>& tokens) {
+    std::vector<torch::Tensor> ids;
+    for (const auto& text : texts) {
+      tokens.push_back(bundle.tokenizer().encode(text));
+      ids.push_back(torch::tensor(tokens.back().ids, torch::kInt64));
+    }
+    return bundle.encode_text(torch::stack(ids));
   };
-  for (const auto& p : prompts) add(p, out.positive_tokens);
-  for (const auto& n : neg) add(n, out.negative_tokens);
-  torch::Tensor embeds = bundle.encode_text(torch::stack(ids));
-  const int64_t p = static_cast<int64_t>(prompts.size());
-  out.positive = embeds.slice(0, 0, p);
-  out.negative = embeds.slice(0, p);
+  out.positive = encode(prompts, out.positive_tokens);
+  out.negative = encode(neg, out.negative_tokens);
   return out;
 }
 

@@ -215,20 +215,23 @@ TEST(Bundle, RepeatedTextsSkipTheEncoderWithTheSameResult) {
   EXPECT_EQ(hits, 0);
   const TextConditioning first = encode_prompts(bundle, {"a photo of a cat", "a dog"}, {""});
   EXPECT_EQ(bundle.text_encoder_cache_hits(), 0);
+  // One encoder call for the prompts and one for the negative prompts: both kept.
   const TextConditioning again = encode_prompts(bundle, {"a photo of a cat", "a dog"}, {""});
-  EXPECT_EQ(bundle.text_encoder_cache_hits(), 1);
+  EXPECT_EQ(bundle.text_encoder_cache_hits(), 2);
   EXPECT_TRUE(torch::equal(first.positive, again.positive));
   EXPECT_TRUE(torch::equal(first.negative, again.negative));
   // Another batch (other order, another negative) runs the encoder, and its rows are the encoder's.
   const TextConditioning swapped = encode_prompts(bundle, {"a dog", "a photo of a cat"}, {"blurry"});
-  EXPECT_EQ(bundle.text_encoder_cache_hits(), 1);
+  EXPECT_EQ(bundle.text_encoder_cache_hits(), 2);
   EXPECT_FALSE(torch::equal(swapped.negative, first.negative));
   EXPECT_LE((swapped.positive[1] - first.positive[0]).abs().max().item<double>(), 1e-5);
-  // The same result as a bundle that never kept anything (golden: the encoder's own output).
+  // The same result as a bundle that never kept anything (golden: the encoder's own output). The
+  // empty negative prompt alone is the call kept from the first encoding.
   torch::Tensor golden = golden_tensor("frames/text_embeddings_cat_and_empty.f32", json::array({2, 77, 32}));
   encode_prompts(bundle, {"a photo of a cat"}, {""});
+  EXPECT_EQ(bundle.text_encoder_cache_hits(), 3);
   const TextConditioning kept = encode_prompts(bundle, {"a photo of a cat"}, {""});
-  EXPECT_EQ(bundle.text_encoder_cache_hits(), 2);
+  EXPECT_EQ(bundle.text_encoder_cache_hits(), 5);
   EXPECT_LE((torch::cat({kept.positive, kept.negative}) - golden).abs().max().item<double>(), 1e-5);
 }
 

@@ -35,6 +35,11 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
   return (actual.to(torch::kFloat64) - expected.to(torch::kFloat64)).abs().max().item<double>() / scale;
 }
 
+// LMS (the notebook's) and Euler compute every step with diffusers' own float32 operations: their
+// tables and trajectories equal the golden ones bit for bit (double-precision tables were up to
+// 8e-7 off, and flipped 8-bit values of the frames).
+bool is_exact(SchedulerKind kind) { return kind == SchedulerKind::kLms || kind == SchedulerKind::kEuler; }
+
 bool has_integer_timesteps(SchedulerKind kind) {
   return kind == SchedulerKind::kDdim || kind == SchedulerKind::kPndm || kind == SchedulerKind::kDpmpp2m ||
          kind == SchedulerKind::kDpmpp2mKarras;
@@ -48,11 +53,12 @@ TEST_P(GoldenCase, MatchesDiffusers) {
   const int steps = golden.at("steps").get<int>();
   SCOPED_TRACE(scheduler_name(kind) + " at " + std::to_string(steps) + " steps");
   const auto scheduler = make_scheduler(kind, NoiseSchedule{}, steps);
+  const double tolerance = is_exact(kind) ? 0.0 : kGoldenTolerance;
 
   const auto timesteps = golden.at("timesteps").get<std::vector<double>>();
   ASSERT_EQ(scheduler->timesteps().size(), timesteps.size());
   for (size_t i = 0; i < timesteps.size(); ++i) {
-    if (has_integer_timesteps(kind)) {
+    if (has_integer_timesteps(kind) || is_exact(kind)) {
       EXPECT_EQ(scheduler->timesteps()[i], timesteps[i]) << "timestep " << i;
     } else {
       EXPECT_NEAR(scheduler->timesteps()[i], timesteps[i], kGoldenTolerance * std::max(1.0, timesteps[i]))
@@ -65,11 +71,11 @@ TEST_P(GoldenCase, MatchesDiffusers) {
     const auto sigmas = golden.at("sigmas").get<std::vector<double>>();
     ASSERT_EQ(scheduler->sigmas().size(), sigmas.size());
     for (size_t i = 0; i < sigmas.size(); ++i) {
-      EXPECT_NEAR(scheduler->sigmas()[i], sigmas[i], kGoldenTolerance * sigmas[i]) << "sigma " << i;
+      EXPECT_NEAR(scheduler->sigmas()[i], sigmas[i], tolerance * sigmas[i]) << "sigma " << i;
     }
   }
   const double init_noise_sigma = golden.at("init_noise_sigma").get<double>();
-  EXPECT_NEAR(scheduler->init_noise_sigma(), init_noise_sigma, kGoldenTolerance * init_noise_sigma);
+  EXPECT_NEAR(scheduler->init_noise_sigma(), init_noise_sigma, tolerance * init_noise_sigma);
 
   const auto& trajectory = golden.at("trajectory");
   ASSERT_EQ(trajectory.size(), scheduler->num_model_calls());
@@ -83,7 +89,7 @@ TEST_P(GoldenCase, MatchesDiffusers) {
     x = scheduler->step(eps, i, x);
     const torch::Tensor expected = torch::tensor(trajectory[i].get<std::vector<float>>()).reshape({1, 4, 4, 4});
     const double error = relative_error(x, expected);
-    EXPECT_LE(error, kGoldenTolerance) << "after step " << i;
+    EXPECT_LE(error, tolerance) << "after step " << i;
     worst = std::max(worst, error);
   }
   RecordProperty("worst_relative_error", std::to_string(worst));
@@ -231,8 +237,9 @@ TEST(VPrediction, EulerFirstStepByHand) {
   const torch::Tensor x = torch::full({1, 4, 2, 2}, 1.0 + 2.0 * s0, torch::kFloat64);
   const torch::Tensor v = torch::full({1, 4, 2, 2}, 2.0 * alpha - s0 * alpha, torch::kFloat64);
   const torch::Tensor next = scheduler->step(v, 0, x);
-  EXPECT_NEAR(next.max().item<double>(), 1.0 + 2.0 * s1, 1e-12);
-  EXPECT_NEAR(next.min().item<double>(), 1.0 + 2.0 * s1, 1e-12);
+  // Exact up to the step's scalars, which are float32 (sigma^2 + 1 and its root), as diffusers' are.
+  EXPECT_NEAR(next.max().item<double>(), 1.0 + 2.0 * s1, 1e-7);
+  EXPECT_NEAR(next.min().item<double>(), 1.0 + 2.0 * s1, 1e-7);
 }
 
 class Img2ImgOracle : public ::testing::TestWithParam<SchedulerKind> {};

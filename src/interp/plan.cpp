@@ -108,7 +108,10 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
       for (int64_t p = 0; p + 1 < positive_.size(0); ++p) {
         for (int i = 0; i < n; ++i) {
           const double ti = weight(t[static_cast<size_t>(i)]);
-          Mix negative = negative_per_prompt ? pair_mix(config.interp, negative_, p, p + 1, ti) : constant(0);
+          // One negative prompt for all: the notebook slerps its embedding with itself, which is the
+          // lerp (1 - t) v + t v, equal to v only up to float32 rounding; done the same way, the
+          // frames are diffusers' bit for bit.
+          Mix negative = negative_per_prompt ? pair_mix(config.interp, negative_, p, p + 1, ti) : lerp_mix(ti, 0, 0);
           frames_.push_back({constant(0), pair_mix(config.interp, positive_, p, p + 1, ti), negative});
         }
         segment(p * n, t, p * n + n - 1);

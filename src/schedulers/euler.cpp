@@ -10,8 +10,8 @@ class EulerScheduler final : public SigmaScheduler {
 
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
-    const double dt = sigmas_[i + 1] - sigmas_[i];
-    const torch::Tensor prev = apply(Linear{1.0, 0.0} + dt * derivative(i), sample, model_output);
+    // As diffusers: the step in float32 scalars, the derivative times it added to the sample.
+    const torch::Tensor prev = sample + derivative(i, sample, model_output) * (sigma(i + 1) - sigma(i));
     finish_call();
     return prev;
   }

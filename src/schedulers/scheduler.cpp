@@ -41,17 +41,16 @@ namespace detail {
 
 TrainingSchedule::TrainingSchedule(const NoiseSchedule& schedule)
     : num_train_timesteps(schedule.num_train_timesteps), prediction_type(schedule.prediction_type) {
-  const std::vector<double> betas = schedule.betas();
-  alphas_cumprod.reserve(betas.size());
-  sigmas.reserve(betas.size());
-  log_sigmas.reserve(betas.size());
-  double product = 1.0;
-  for (double beta : betas) {
-    product *= 1.0 - beta;
-    alphas_cumprod.push_back(product);
-    sigmas.push_back(std::sqrt((1.0 - product) / product));
-    log_sigmas.push_back(std::log(sigmas.back()));
-  }
+  // diffusers' tables are float32 tensors: sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 of
+  // its float32 cumulative products, and numpy's float32 log of them. Computed the same way, the
+  // 15-step LMS sigmas equal diffusers' bit for bit (from double-precision products they were 3 to
+  // 201 float32 steps away, enough to flip 8-bit values of the frames).
+  alphas_cumprod = float32_alphas_cumprod(schedule);
+  const torch::Tensor cumprod = torch::tensor(alphas_cumprod, torch::kFloat64).to(torch::kFloat32);
+  const torch::Tensor sigma = ((1 - cumprod) / cumprod).pow(0.5).to(torch::kFloat64).contiguous();
+  sigmas.assign(sigma.data_ptr<double>(), sigma.data_ptr<double>() + sigma.numel());
+  log_sigmas.reserve(sigmas.size());
+  for (double s : sigmas) log_sigmas.push_back(to_float32(std::log(s)));
 }
 
 std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule) {
@@ -167,16 +166,20 @@ SigmaScheduler::SigmaScheduler(const NoiseSchedule& schedule, int steps, bool ka
   init_noise_sigma_ = *std::max_element(sigmas_.begin(), sigmas_.end());
 }
 
+torch::Tensor SigmaScheduler::sigma(size_t i) const { return torch::scalar_tensor(sigmas_.at(i), torch::kFloat32); }
+
 torch::Tensor SigmaScheduler::scale_model_input(const torch::Tensor& sample, size_t i) const {
   check_index(i);
-  return sample / std::sqrt(sigmas_[i] * sigmas_[i] + 1.0);
+  return sample / (sigma(i).pow(2) + 1).pow(0.5);
 }
 
-Linear SigmaScheduler::derivative(size_t i) const {
-  const double sigma = sigmas_[i];
-  if (prediction_type_ == PredictionType::kEpsilon) return {0.0, 1.0};
-  // x0 = sample / (sigma^2 + 1) - v * sigma / sqrt(sigma^2 + 1); divided out by sigma.
-  return {sigma / (sigma * sigma + 1.0), 1.0 / std::sqrt(sigma * sigma + 1.0)};
+torch::Tensor SigmaScheduler::derivative(size_t i, const torch::Tensor& sample,
+                                         const torch::Tensor& model_output) const {
+  const torch::Tensor s = sigma(i);
+  const torch::Tensor x0 = prediction_type_ == PredictionType::kEpsilon
+                               ? sample - s * model_output
+                               : model_output * (-s / (s.pow(2) + 1).pow(0.5)) + sample / (s.pow(2) + 1);
+  return (sample - x0) / s;
 }
 
 }  // namespace detail

@@ -12,7 +12,8 @@
 
 namespace sdinterp::detail {
 
-// The training noise schedule, derived once from the betas.
+// The training noise schedule, derived once from the betas as diffusers derives it: float32 values
+// (held as doubles), so that the sigmas interpolated from them round to diffusers' own.
 struct TrainingSchedule {
   explicit TrainingSchedule(const NoiseSchedule& schedule);
 
@@ -22,13 +23,12 @@ struct TrainingSchedule {
   // sqrt((1 - alphas_cumprod) / alphas_cumprod): the noise level of training timestep t in the
   // "x = x0 + sigma * noise" parametrisation; ascending in t.
   std::vector<double> sigmas;
-  std::vector<double> log_sigmas;
+  std::vector<double> log_sigmas;  // of the sigmas, rounded to float32 (diffusers takes numpy's float32 log)
 };
 
 // The cumulative products of the alphas as diffusers computes them, in float32 (betas from a float32
-// linspace, torch.cumprod), for DDIM inversion. Measured against diffusers' DDIMInverseScheduler:
-// 15 inversion steps drift 1.2e-4 relative with double-precision levels, 1e-5 with these. (The
-// sampling schedulers keep double precision: there it made no measurable difference.)
+// linspace, torch.cumprod). Measured against diffusers' DDIMInverseScheduler: 15 inversion steps
+// drift 1.2e-4 relative with double-precision levels, 1e-5 with these.
 std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule);
 
 // A value rounded to float32, as diffusers stores its timesteps and sigmas.
@@ -106,8 +106,11 @@ class SigmaScheduler : public SchedulerBase {
   torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override;
 
  protected:
-  // d(sample)/d(sigma) at call i, (sample - predicted x0) / sigma, as coefficients.
-  Linear derivative(size_t i) const;
+  // sigmas()[i] as a float32 scalar tensor on the CPU, as diffusers keeps its sigmas.
+  torch::Tensor sigma(size_t i) const;
+  // d(sample)/d(sigma) at call i, (sample - predicted x0) / sigma, by diffusers' own tensor
+  // operations (not the model output itself: the roundings differ, and they flip 8-bit values).
+  torch::Tensor derivative(size_t i, const torch::Tensor& sample, const torch::Tensor& model_output) const;
 
  private:
   PredictionType prediction_type_;

@@ -44,13 +44,22 @@ def to_8bit(frames: np.ndarray) -> np.ndarray:
     return np.round(255.0 * np.clip(frames, 0.0, 1.0)).astype(np.int16)
 
 
-def embed_text(pipe, text: str, device: str = "cpu"):
-    """The pipeline's text embeddings of `text`, tokenized as StableDiffusionPipeline does."""
+def embed_texts(pipe, texts: list[str], device: str = "cpu"):
+    """The pipeline's text embeddings of `texts` in one encoder call, [len(texts), 77, d], tokenized as
+    StableDiffusionPipeline does; one call for the prompts and one for the negative prompts is how the
+    notebook and diffusers' encode_prompt batch them (and sdinterp: the encoder's roundings depend on
+    the batch)."""
     import torch
 
-    ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    ids = pipe.tokenizer(list(texts), padding="max_length", max_length=77, truncation=True,
+                         return_tensors="pt").input_ids
     with torch.no_grad():
         return pipe.text_encoder(ids.to(device))[0]
+
+
+def embed_text(pipe, text: str, device: str = "cpu"):
+    """embed_texts of one text: [1, 77, d]."""
+    return embed_texts(pipe, [text], device)
 
 
 def frame_agreement(ours: np.ndarray, reference: np.ndarray) -> dict:
@@ -82,9 +91,10 @@ def notebook_slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
     return (math.sin(theta_0 - theta_t) / math.sin(theta_0)) * v0 + (math.sin(theta_t) / math.sin(theta_0)) * v1
 
 
-def diffusers_case_frames(pipe, case: dict, device: str = "cpu") -> np.ndarray:
+def diffusers_case_frames(pipe, case: dict, device: str = "cpu", batch: int = 1) -> np.ndarray:
     """diffusers' own frames of a golden case on `device`: the notebook's four walks (golden README)
-    driven through `pipe` (tiny_sd.rebuild_pipeline(), float32) from the case's stored latents.
+    driven through `pipe` (tiny_sd.rebuild_pipeline(), float32) from the case's stored latents,
+    `batch` frames a pipeline call (the notebook's one, or as sdinterp --batch renders them).
     Float32 [N, H, W, 3] in [0, 1], as golden_frames(case)."""
     import math
 
@@ -92,15 +102,15 @@ def diffusers_case_frames(pipe, case: dict, device: str = "cpu") -> np.ndarray:
 
     latents = torch.from_numpy(np.fromfile(GOLDEN / case["latents_file"], dtype="<f4")
                                .reshape(case["latents_shape"]).copy())
-    prompts, negatives = case["prompts"], case["negative_prompts"]
-    if len(negatives) == 1:
-        negatives = negatives * len(prompts)
+    prompts = case["prompts"]
 
     frames = case["frames"]
     calls = []  # (prompt embeddings, negative embeddings, latents) per frame
     with torch.inference_mode():
-        positive = [embed_text(pipe, p, device) for p in prompts]
-        negative = [embed_text(pipe, n, device) for n in negatives]
+        positive = list(embed_texts(pipe, prompts, device).split(1))
+        negative = list(embed_texts(pipe, case["negative_prompts"], device).split(1))
+        if len(negative) == 1:
+            negative = negative * len(prompts)
         if case["mode"] == "prompt-walk":
             step = case["step_size"]
             calls = [(positive[0] + step * i, negative[0] + step * i, latents) for i in range(frames)]
@@ -113,15 +123,19 @@ def diffusers_case_frames(pipe, case: dict, device: str = "cpu") -> np.ndarray:
                     calls.append((notebook_slerp(float(t), positive[j], positive[j + 1]).float(),
                                   notebook_slerp(float(t), negative[j], negative[j + 1]).float(), latents))
         elif case["mode"] == "circular":
-            for angle in np.linspace(0, 2, frames) * math.pi:
-                calls.append((positive[0], negative[0],
-                              math.cos(angle) * latents[0] + math.sin(angle) * latents[1]))
+            # The notebook's angles are float32 tensors: cos and sin of torch.linspace(0, 2, n) * pi.
+            angles = torch.linspace(0, 2, frames) * math.pi
+            for x, y in zip(torch.cos(angles), torch.sin(angles)):
+                calls.append((positive[0], negative[0], x * latents[0] + y * latents[1]))
         else:
             raise ValueError(f"unknown golden mode {case['mode']}")
         out = []
-        for prompt_embeds, negative_embeds, lat in calls:
-            out.append(pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                            latents=lat.to(device), num_inference_steps=case["steps"],
-                            guidance_scale=case["guidance_scale"], height=case["height"], width=case["width"],
-                            output_type="np").images[0])
+        for first in range(0, len(calls), batch):
+            chunk = calls[first:first + batch]
+            images = pipe(prompt_embeds=torch.cat([c[0] for c in chunk]),
+                          negative_prompt_embeds=torch.cat([c[1] for c in chunk]),
+                          latents=torch.cat([c[2] for c in chunk]).to(device), num_inference_steps=case["steps"],
+                          guidance_scale=case["guidance_scale"], height=case["height"], width=case["width"],
+                          output_type="np").images
+            out.extend(images)
     return np.stack(out)

@@ -19,7 +19,7 @@ import tiny_sd
 from conftest import assert_frame_matches, generate
 import numpy as np
 
-from golden_cases import CASES, case_args, diffusers_case_frames, golden_frames
+from golden_cases import CASES, case_args, diffusers_case_frames, golden_frames, to_8bit
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +77,27 @@ def test_diffusers_walks_give_the_golden_frames(case, rebuilt_pipeline):
     golden = golden_frames(case)
     assert frames.shape == golden.shape
     assert float(np.abs(frames - golden).max()) < 1e-4
+
+
+# The golden cases, and the multi-prompt walk with one negative prompt for all its prompts.
+BIT_FOR_BIT = CASES + [dict(next(c for c in CASES if c["mode"] == "multi-prompt"), name="multi_prompt_one_negative",
+                            negative_prompts=["blurry"])]
+
+
+@pytest.mark.parametrize("case", BIT_FOR_BIT, ids=[c["name"] for c in BIT_FOR_BIT])
+def test_sdinterp_gives_diffusers_frames_bit_for_bit(case, rebuilt_pipeline, sdinterp, tmp_path):
+    # sdinterp computes the walk as diffusers and the notebook do, operation for operation (the
+    # schedulers' float32 tables and steps, one text encoder call for the prompts and one for the
+    # negative prompts, the notebook's float32 angles and its lerp of a shared negative prompt):
+    # rendered with the same frames a model call (3 also decodes 3 a call, as diffusers decodes a
+    # call's frames), every 8-bit value is diffusers' own. Across batch sizes the CPU's kernels round
+    # differently (10-20 values of a case flip by 1).
+    for batch in (1, 3):
+        reference = to_8bit(diffusers_case_frames(rebuilt_pipeline, case, batch=batch))
+        frames = np.stack(generate(sdinterp, tiny_sd.TINY_SD, tmp_path / f"batch{batch}", *case_args(case),
+                                   "--batch", str(batch), "--device", "cpu"))
+        differ = int((frames.astype(np.int16) != reference).sum())
+        assert differ == 0, f"{case['name']}, {batch} frames a call: {differ} 8-bit values differ from diffusers'"
 
 
 def test_diffusers_walks_tell_a_wrong_walk(rebuilt_pipeline):
