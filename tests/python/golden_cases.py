@@ -91,11 +91,14 @@ def notebook_slerp(t: float, v0, v1, dot_threshold: float = 0.9995):
     return (math.sin(theta_0 - theta_t) / math.sin(theta_0)) * v0 + (math.sin(theta_t) / math.sin(theta_0)) * v1
 
 
-def diffusers_case_frames(pipe, case: dict, device: str = "cpu", batch: int = 1) -> np.ndarray:
+def diffusers_case_frames(pipe, case: dict, device: str = "cpu", batch: int = 1,
+                          decode_chunk: int | None = None) -> np.ndarray:
     """diffusers' own frames of a golden case on `device`: the notebook's four walks (golden README)
     driven through `pipe` (tiny_sd.rebuild_pipeline(), float32) from the case's stored latents,
-    `batch` frames a pipeline call (the notebook's one, or as sdinterp --batch renders them).
-    Float32 [N, H, W, 3] in [0, 1], as golden_frames(case)."""
+    `batch` frames a pipeline call (the notebook's one, or as sdinterp --batch renders them), each
+    call's latents decoded together or, with `decode_chunk`, that many at a time as sdinterp decodes
+    them (a call's last, shorter chunk filled up with its last latent) and as the pipeline decodes
+    (its VAE, then its image processor). Float32 [N, H, W, 3] in [0, 1], as golden_frames(case)."""
     import math
 
     import torch
@@ -136,6 +139,15 @@ def diffusers_case_frames(pipe, case: dict, device: str = "cpu", batch: int = 1)
                           negative_prompt_embeds=torch.cat([c[1] for c in chunk]),
                           latents=torch.cat([c[2] for c in chunk]).to(device), num_inference_steps=case["steps"],
                           guidance_scale=case["guidance_scale"], height=case["height"], width=case["width"],
-                          output_type="np").images
+                          output_type="np" if decode_chunk is None else "latent").images
+            if decode_chunk is not None:
+                decoded = []
+                for part in images.split(decode_chunk):
+                    n = part.shape[0]
+                    if n < decode_chunk < images.shape[0]:
+                        part = torch.cat([part, part[-1:].expand(decode_chunk - n, -1, -1, -1)])
+                    image = pipe.vae.decode(part / pipe.vae.config.scaling_factor, return_dict=False)[0]
+                    decoded.append(pipe.image_processor.postprocess(image, output_type="np")[:n])
+                images = np.concatenate(decoded)
             out.extend(images)
     return np.stack(out)

@@ -89,15 +89,19 @@ def test_sdinterp_gives_diffusers_frames_bit_for_bit(case, rebuilt_pipeline, sdi
     # sdinterp computes the walk as diffusers and the notebook do, operation for operation (the
     # schedulers' float32 tables and steps, one text encoder call for the prompts and one for the
     # negative prompts, the notebook's float32 angles and its lerp of a shared negative prompt):
-    # rendered with the same frames a model call (3 also decodes 3 a call, as diffusers decodes a
-    # call's frames), every 8-bit value is diffusers' own. Across batch sizes the CPU's kernels round
-    # differently (10-20 values of a case flip by 1).
-    for batch in (1, 3):
-        reference = to_8bit(diffusers_case_frames(rebuilt_pipeline, case, batch=batch))
-        frames = np.stack(generate(sdinterp, tiny_sd.TINY_SD, tmp_path / f"batch{batch}", *case_args(case),
-                                   "--batch", str(batch), "--device", "cpu"))
+    # rendered with the same frames a model call and decoded in the same chunks (its metadata says
+    # which), every 8-bit value is diffusers' own, at one frame a call, at three and at its default.
+    # Across batch sizes the CPU's kernels round differently (10-20 values of a case flip by 1).
+    for name, extra in (("batch1", ["--batch", "1"]), ("batch3", ["--batch", "3"]), ("default", [])):
+        out = tmp_path / name
+        frames = np.stack(generate(sdinterp, tiny_sd.TINY_SD, out, *case_args(case), "--device", "cpu", *extra))
+        meta = json.loads(Path(f"{out}.json").read_text())
+        reference = to_8bit(diffusers_case_frames(rebuilt_pipeline, case, batch=meta["batch"],
+                                                  decode_chunk=meta["sdinterp"]["decode_chunk"]))
         differ = int((frames.astype(np.int16) != reference).sum())
-        assert differ == 0, f"{case['name']}, {batch} frames a call: {differ} 8-bit values differ from diffusers'"
+        assert differ == 0, (f"{case['name']}, {meta['batch']} frames a call, decoded "
+                             f"{meta['sdinterp']['decode_chunk']} at a time: {differ} 8-bit values differ from "
+                             "diffusers'")
 
 
 def test_diffusers_walks_tell_a_wrong_walk(rebuilt_pipeline):
