@@ -142,7 +142,7 @@ torch::Tensor AlphaScheduler::add_noise(const torch::Tensor& original, const tor
 
 torch::Tensor SigmaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {
   check_index(i);
-  return at::add(original, noise, sigmas_[i]);
+  return original + noise * sigma(i);  // as diffusers: two roundings, not one fused multiply-add
 }
 
 SigmaScheduler::SigmaScheduler(const NoiseSchedule& schedule, int steps, bool karras)
