@@ -35,10 +35,13 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
   return (actual.to(torch::kFloat64) - expected.to(torch::kFloat64)).abs().max().item<double>() / scale;
 }
 
-// LMS (the notebook's) and Euler compute every step with diffusers' own float32 operations: their
-// tables and trajectories equal the golden ones bit for bit (double-precision tables were up to
-// 8e-7 off, and flipped 8-bit values of the frames).
-bool is_exact(SchedulerKind kind) { return kind == SchedulerKind::kLms || kind == SchedulerKind::kEuler; }
+// LMS (the notebook's), Euler, DDIM and PNDM compute every step with diffusers' own float32
+// operations: their tables and trajectories equal the golden ones bit for bit (with double-precision
+// tables and coefficients they were up to 8e-7 off, which flipped 8-bit values of the frames).
+bool is_exact(SchedulerKind kind) {
+  return kind == SchedulerKind::kLms || kind == SchedulerKind::kEuler || kind == SchedulerKind::kDdim ||
+         kind == SchedulerKind::kPndm;
+}
 
 bool has_integer_timesteps(SchedulerKind kind) {
   return kind == SchedulerKind::kDdim || kind == SchedulerKind::kPndm || kind == SchedulerKind::kDpmpp2m ||

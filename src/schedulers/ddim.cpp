@@ -20,24 +20,23 @@ class DdimScheduler final : public AlphaScheduler {
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
     const auto t = static_cast<int64_t>(timesteps_[i]);
-    const int64_t prev_t = t - step_ratio_;
-    const double alpha_prod = train_.alphas_cumprod[static_cast<size_t>(t)];
-    // set_alpha_to_one = false: the step past t = 0 lands on the first training step's alpha.
-    const double alpha_prod_prev = train_.alphas_cumprod[static_cast<size_t>(std::max<int64_t>(prev_t, 0))];
-    const double a = std::sqrt(alpha_prod);
-    const double b = std::sqrt(1.0 - alpha_prod);
-    Linear x0;
-    Linear noise;
+    // As diffusers computes it, in float32 scalars. set_alpha_to_one = false: the step past t = 0
+    // lands on the first training step's alpha.
+    const torch::Tensor alpha_prod = alpha(t);
+    const torch::Tensor alpha_prod_prev = alpha(t - step_ratio_);
+    const torch::Tensor beta_prod = 1 - alpha_prod;
+    torch::Tensor x0;
+    torch::Tensor noise;
     if (train_.prediction_type == PredictionType::kEpsilon) {
-      x0 = {1.0 / a, -b / a};
-      noise = {0.0, 1.0};
+      x0 = (sample - beta_prod.pow(0.5) * model_output) / alpha_prod.pow(0.5);
+      noise = model_output;
     } else {
-      x0 = {a, -b};
-      noise = {b, a};
+      x0 = alpha_prod.pow(0.5) * sample - beta_prod.pow(0.5) * model_output;
+      noise = alpha_prod.pow(0.5) * model_output + beta_prod.pow(0.5) * sample;
     }
     // eta = 0: no fresh noise, the predicted noise is carried over in full.
-    const Linear prev = std::sqrt(alpha_prod_prev) * x0 + std::sqrt(1.0 - alpha_prod_prev) * noise;
-    torch::Tensor result = apply(prev, sample, model_output);
+    const torch::Tensor direction = (1 - alpha_prod_prev).pow(0.5) * noise;
+    torch::Tensor result = alpha_prod_prev.pow(0.5) * x0 + direction;
     finish_call();
     return result;
   }

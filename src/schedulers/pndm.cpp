@@ -1,7 +1,6 @@
 // PLMS (diffusers' PNDMScheduler with skip_prk_steps, as Stable Diffusion configures it:
 // "leading" spacing, steps_offset 1, set_alpha_to_one false).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <deque>
 
@@ -9,14 +8,6 @@
 
 namespace sdinterp::detail {
 namespace {
-
-// Adams-Bashforth weights of orders 1 to 4, newest model output first.
-constexpr std::array<std::array<double, 4>, 4> kAdamsBashforth{{
-    {1.0, 0.0, 0.0, 0.0},
-    {3.0 / 2.0, -1.0 / 2.0, 0.0, 0.0},
-    {23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0, 0.0},
-    {55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0},
-}};
 
 class PndmScheduler final : public AlphaScheduler {
  public:
@@ -40,18 +31,13 @@ class PndmScheduler final : public AlphaScheduler {
     if (made == 1) {
       // Redo the first step from its start with the mean of the outputs at both of its ends
       // (a Heun step); this output is not kept for the multistep history.
-      const torch::Tensor mean_output = (model_output + outputs_.back()) * 0.5;
-      result = prev_sample(first_sample_, t + step_ratio_, t, mean_output);
+      result = prev_sample(first_sample_, t + step_ratio_, t, (model_output + outputs_.back()) / 2);
       first_sample_ = torch::Tensor();
     } else {
-      const size_t order = std::min(outputs_.size() + 1, kAdamsBashforth.size());
-      const std::array<double, 4>& weights = kAdamsBashforth[order - 1];
-      torch::Tensor combined = order == 1 ? model_output : model_output * weights[0];
-      for (size_t k = 1; k < order; ++k) combined.add_(outputs_[outputs_.size() - k], weights[k]);
-      result = prev_sample(sample, t, t - step_ratio_, combined);
-      if (made == 0) first_sample_ = sample;
       outputs_.push_back(model_output);
-      if (outputs_.size() == kAdamsBashforth.size()) outputs_.pop_front();  // only 3 older ones are used
+      if (outputs_.size() > kOrder) outputs_.pop_front();
+      result = prev_sample(sample, t, t - step_ratio_, adams_bashforth());
+      if (made == 0) first_sample_ = sample;
     }
     finish_call();
     return result;
@@ -60,19 +46,39 @@ class PndmScheduler final : public AlphaScheduler {
  private:
   // The PNDM transfer from timestep t to prev_t given the noise prediction `output` (a DDIM
   // step written as in the PNDM paper).
-  torch::Tensor prev_sample(const torch::Tensor& sample, int64_t t, int64_t prev_t, const torch::Tensor& output) const {
-    const double alpha_prod = train_.alphas_cumprod[static_cast<size_t>(t)];
-    // set_alpha_to_one = false: the step past t = 0 lands on the first training step's alpha.
-    const double alpha_prod_prev = train_.alphas_cumprod[static_cast<size_t>(std::max<int64_t>(prev_t, 0))];
-    const Linear noise = train_.prediction_type == PredictionType::kEpsilon
-                             ? Linear{0.0, 1.0}
-                             : Linear{std::sqrt(1.0 - alpha_prod), std::sqrt(alpha_prod)};
-    const double denominator =
-        alpha_prod * std::sqrt(1.0 - alpha_prod_prev) + std::sqrt(alpha_prod * (1.0 - alpha_prod) * alpha_prod_prev);
-    const double noise_factor = -(alpha_prod_prev - alpha_prod) / denominator;
-    return apply(Linear{std::sqrt(alpha_prod_prev / alpha_prod), 0.0} + noise_factor * noise, sample, output);
+  torch::Tensor prev_sample(const torch::Tensor& sample, int64_t t, int64_t prev_t, torch::Tensor output) const {
+    // As diffusers computes it, in float32 scalars. set_alpha_to_one = false: the step past t = 0
+    // lands on the first training step's alpha.
+    const torch::Tensor alpha_prod = alpha(t);
+    const torch::Tensor alpha_prod_prev = alpha(prev_t);
+    const torch::Tensor beta_prod = 1 - alpha_prod;
+    const torch::Tensor beta_prod_prev = 1 - alpha_prod_prev;
+    if (train_.prediction_type != PredictionType::kEpsilon) {
+      output = alpha_prod.pow(0.5) * output + beta_prod.pow(0.5) * sample;
+    }
+    const torch::Tensor sample_coeff = (alpha_prod_prev / alpha_prod).pow(0.5);
+    const torch::Tensor denominator =
+        alpha_prod * beta_prod_prev.pow(0.5) + (alpha_prod * beta_prod * alpha_prod_prev).pow(0.5);
+    return sample_coeff * sample - (alpha_prod_prev - alpha_prod) * output / denominator;
   }
 
+  // The Adams-Bashforth combination of the kept outputs (order 1 to 4), written as diffusers
+  // writes it: its roundings are diffusers'.
+  torch::Tensor adams_bashforth() const {
+    const auto e = [&](size_t k) { return outputs_[outputs_.size() - 1 - k]; };  // e(0): the newest
+    switch (outputs_.size()) {
+      case 1:
+        return e(0);
+      case 2:
+        return (3 * e(0) - e(1)) / 2;
+      case 3:
+        return (23 * e(0) - 16 * e(1) + 5 * e(2)) / 12;
+      default:
+        return (1.0 / 24) * (55 * e(0) - 59 * e(1) + 37 * e(2) - 9 * e(3));
+    }
+  }
+
+  static constexpr size_t kOrder = 4;
   int64_t step_ratio_;
   std::deque<torch::Tensor> outputs_;  // model outputs kept for the multistep, oldest first
   torch::Tensor first_sample_;         // the sample before the first step, until it is redone

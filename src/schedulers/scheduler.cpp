@@ -136,8 +136,12 @@ void SchedulerBase::start_at(size_t first) {
 
 torch::Tensor AlphaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {
   check_index(i);
-  const double alpha_prod = train_.alphas_cumprod[static_cast<size_t>(timesteps_[i])];
-  return apply(Linear{std::sqrt(alpha_prod), std::sqrt(1.0 - alpha_prod)}, original, noise);
+  const torch::Tensor alpha_prod = alpha(static_cast<int64_t>(timesteps_[i]));
+  return alpha_prod.pow(0.5) * original + (1 - alpha_prod).pow(0.5) * noise;  // as diffusers
+}
+
+torch::Tensor AlphaScheduler::alpha(int64_t t) const {
+  return torch::scalar_tensor(train_.alphas_cumprod.at(static_cast<size_t>(std::max<int64_t>(t, 0))), torch::kFloat32);
 }
 
 torch::Tensor SigmaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {

@@ -92,6 +92,10 @@ class AlphaScheduler : public UnscaledInputScheduler {
   torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override;
 
  protected:
+  // alphas_cumprod at training step t (below 0: at 0, as set_alpha_to_one = false has it) as a
+  // float32 scalar tensor on the CPU, as diffusers keeps it.
+  torch::Tensor alpha(int64_t t) const;
+
   TrainingSchedule train_;
 };
 
