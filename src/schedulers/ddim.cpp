@@ -8,6 +8,25 @@
 namespace sdinterp::detail {
 namespace {
 
+// One DDIM transfer with eta = 0, from the noise level alphas_cumprod = alpha_from to alpha_to
+// (float32 scalar tensors), as diffusers' DDIMScheduler and DDIMInverseScheduler compute it.
+torch::Tensor ddim_transfer(const torch::Tensor& alpha_from, const torch::Tensor& alpha_to, const torch::Tensor& sample,
+                            const torch::Tensor& model_output, PredictionType prediction_type) {
+  const torch::Tensor beta_from = 1 - alpha_from;
+  torch::Tensor x0;
+  torch::Tensor noise;
+  if (prediction_type == PredictionType::kEpsilon) {
+    x0 = (sample - beta_from.pow(0.5) * model_output) / alpha_from.pow(0.5);
+    noise = model_output;
+  } else {
+    x0 = alpha_from.pow(0.5) * sample - beta_from.pow(0.5) * model_output;
+    noise = alpha_from.pow(0.5) * model_output + beta_from.pow(0.5) * sample;
+  }
+  // eta = 0: no fresh noise, the predicted noise is carried over in full.
+  const torch::Tensor direction = (1 - alpha_to).pow(0.5) * noise;
+  return alpha_to.pow(0.5) * x0 + direction;
+}
+
 class DdimScheduler final : public AlphaScheduler {
  public:
   DdimScheduler(const NoiseSchedule& schedule, int steps)
@@ -20,23 +39,9 @@ class DdimScheduler final : public AlphaScheduler {
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
     const auto t = static_cast<int64_t>(timesteps_[i]);
-    // As diffusers computes it, in float32 scalars. set_alpha_to_one = false: the step past t = 0
-    // lands on the first training step's alpha.
-    const torch::Tensor alpha_prod = alpha(t);
-    const torch::Tensor alpha_prod_prev = alpha(t - step_ratio_);
-    const torch::Tensor beta_prod = 1 - alpha_prod;
-    torch::Tensor x0;
-    torch::Tensor noise;
-    if (train_.prediction_type == PredictionType::kEpsilon) {
-      x0 = (sample - beta_prod.pow(0.5) * model_output) / alpha_prod.pow(0.5);
-      noise = model_output;
-    } else {
-      x0 = alpha_prod.pow(0.5) * sample - beta_prod.pow(0.5) * model_output;
-      noise = alpha_prod.pow(0.5) * model_output + beta_prod.pow(0.5) * sample;
-    }
-    // eta = 0: no fresh noise, the predicted noise is carried over in full.
-    const torch::Tensor direction = (1 - alpha_prod_prev).pow(0.5) * noise;
-    torch::Tensor result = alpha_prod_prev.pow(0.5) * x0 + direction;
+    // set_alpha_to_one = false: the step past t = 0 lands on the first training step's alpha.
+    torch::Tensor result =
+        ddim_transfer(alpha(t), alpha(t - step_ratio_), sample, model_output, train_.prediction_type);
     finish_call();
     return result;
   }
@@ -70,18 +75,8 @@ torch::Tensor DdimInversion::step(const torch::Tensor& model_output, size_t i, c
   const int64_t from = std::min<int64_t>(t - step_ratio_, static_cast<int64_t>(alphas_cumprod_.size()) - 1);
   const double alpha_from = alphas_cumprod_[static_cast<size_t>(std::max<int64_t>(from, 0))];
   const double alpha_to = alphas_cumprod_[static_cast<size_t>(t)];
-  const double a = std::sqrt(alpha_from);
-  const double b = std::sqrt(1.0 - alpha_from);
-  detail::Linear x0;
-  detail::Linear noise;
-  if (prediction_type_ == PredictionType::kEpsilon) {
-    x0 = {1.0 / a, -b / a};
-    noise = {0.0, 1.0};
-  } else {
-    x0 = {a, -b};
-    noise = {b, a};
-  }
-  return detail::apply(std::sqrt(alpha_to) * x0 + std::sqrt(1.0 - alpha_to) * noise, sample, model_output);
+  return detail::ddim_transfer(torch::scalar_tensor(alpha_from, torch::kFloat32),
+                               torch::scalar_tensor(alpha_to, torch::kFloat32), sample, model_output, prediction_type_);
 }
 
 }  // namespace sdinterp

@@ -39,34 +39,31 @@ class DpmSolverScheduler final : public UnscaledInputScheduler {
 
   torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const override {
     check_index(i);
-    const double alpha = 1.0 / std::sqrt(sigmas_[i] * sigmas_[i] + 1.0);
-    return detail::apply(Linear{alpha, sigmas_[i] * alpha}, original, noise);
+    const Levels at = levels(i);
+    return at.alpha * original + at.sigma * noise;  // as diffusers
   }
 
   torch::Tensor step(const torch::Tensor& model_output, size_t i, const torch::Tensor& sample) override {
     expect_call(i);
-    // sigmas_ are "x = x0 + sigma * noise" levels; the solver works with the variance-preserving
-    // alpha = 1 / sqrt(sigma^2 + 1) and sigma_vp = sigma * alpha, so lambda = -log(sigma).
-    const double sigma = sigmas_[i];
-    const double sigma_next = sigmas_[i + 1];
-    const double alpha_s = 1.0 / std::sqrt(sigma * sigma + 1.0);
-    const double alpha_t = 1.0 / std::sqrt(sigma_next * sigma_next + 1.0);
-    const Linear x0_term = prediction_type_ == PredictionType::kEpsilon ? Linear{1.0 / alpha_s, -sigma}
-                                                                        : Linear{alpha_s, -sigma * alpha_s};
-    const torch::Tensor x0 = apply(x0_term, sample, model_output);
-
-    const double sample_factor = (sigma_next * alpha_t) / (sigma * alpha_s);
-    const double phi = alpha_t * (sigma_next / sigma - 1.0);  // alpha_t * (exp(-h) - 1)
+    // As diffusers computes it, in float32 scalars: sigmas_ are "x = x0 + sigma * noise" levels;
+    // the solver works with the variance-preserving alpha = 1 / sqrt(sigma^2 + 1), sigma * alpha
+    // and their log ratio lambda.
+    const Levels now = levels(i);
+    const Levels next = levels(i + 1);
+    const torch::Tensor x0 = prediction_type_ == PredictionType::kEpsilon
+                                 ? (sample - now.sigma * model_output) / now.alpha
+                                 : now.alpha * sample - now.sigma * model_output;
+    const torch::Tensor h = next.lambda - now.lambda;
+    const torch::Tensor phi = next.alpha * ((-h).exp() - 1.0);
     // First order on the first step (no history) and on the last, which lands on sigma 0.
     const bool first_order = calls_made() == 0 || i + 2 == sigmas_.size();
     torch::Tensor result;
     if (first_order) {
-      result = (sample * sample_factor).add_(x0, -phi);
+      result = (next.sigma / now.sigma) * sample - phi * x0;
     } else {
-      const double h = std::log(sigma / sigma_next);
-      const double h_prev = std::log(sigmas_[i - 1] / sigma);
-      const double half_over_r = 0.5 * h / h_prev;  // 0.5 / r0, r0 = h_prev / h
-      result = (sample * sample_factor).add_(x0, -phi * (1.0 + half_over_r)).add_(prev_x0_, phi * half_over_r);
+      const torch::Tensor r0 = (now.lambda - levels(i - 1).lambda) / h;
+      const torch::Tensor d1 = r0.reciprocal() * 1.0 * (x0 - prev_x0_);  // (1.0 / r0) * (m0 - m1)
+      result = (next.sigma / now.sigma) * sample - phi * x0 - 0.5 * phi * d1;
     }
     prev_x0_ = x0;
     finish_call();
@@ -74,6 +71,19 @@ class DpmSolverScheduler final : public UnscaledInputScheduler {
   }
 
  private:
+  // The variance-preserving levels of sigmas_[i] as diffusers computes them (float32 scalars).
+  struct Levels {
+    torch::Tensor alpha;
+    torch::Tensor sigma;
+    torch::Tensor lambda;  // log(alpha) - log(sigma)
+  };
+  Levels levels(size_t i) const {
+    const torch::Tensor s = torch::scalar_tensor(sigmas_.at(i), torch::kFloat32);
+    const torch::Tensor alpha = (s.pow(2) + 1).pow(0.5).reciprocal() * 1;  // 1 / (s^2 + 1) ** 0.5
+    const torch::Tensor sigma = s * alpha;
+    return {alpha, sigma, alpha.log() - sigma.log()};
+  }
+
   PredictionType prediction_type_;
   torch::Tensor prev_x0_;  // the data prediction of the previous call
 };
