@@ -101,18 +101,6 @@ std::vector<int64_t> leading_timesteps(int num_train_timesteps, int steps, int s
   return out;
 }
 
-Linear operator*(double factor, const Linear& term) { return {factor * term.sample, factor * term.output}; }
-
-Linear operator+(const Linear& a, const Linear& b) { return {a.sample + b.sample, a.output + b.output}; }
-
-torch::Tensor apply(const Linear& term, const torch::Tensor& sample, const torch::Tensor& model_output) {
-  // The common cases skip a multiplication (and an allocation) per step.
-  if (term.sample == 0.0) return term.output == 1.0 ? model_output : model_output * term.output;
-  if (term.output == 0.0) return sample * term.sample;
-  if (term.sample == 1.0) return at::add(sample, model_output, term.output);
-  return (sample * term.sample).add_(model_output, term.output);
-}
-
 void SchedulerBase::check_index(size_t i) const {
   if (i >= timesteps_.size()) {
     throw std::out_of_range("scheduler: call " + std::to_string(i) + " of a run with " +

@@ -43,16 +43,6 @@ double sigma_to_t(double sigma, const std::vector<double>& log_sigmas);
 // "leading" spacing: steps_offset + k * (num_train_timesteps / steps), k = steps - 1 ... 0.
 std::vector<int64_t> leading_timesteps(int num_train_timesteps, int steps, int steps_offset);
 
-// Coefficients (on the sample, on the model output) of a quantity that is linear in both,
-// such as the predicted x0 or noise; kept in double, applied in the tensors' dtype.
-struct Linear {
-  double sample = 0.0;
-  double output = 0.0;
-};
-Linear operator*(double factor, const Linear& term);
-Linear operator+(const Linear& a, const Linear& b);
-torch::Tensor apply(const Linear& term, const torch::Tensor& sample, const torch::Tensor& model_output);
-
 // Enforces the one-run contract of Scheduler: step(i) in order 0, 1, 2, ... (from start_at's call).
 class SchedulerBase : public Scheduler {
  public:
