@@ -1886,8 +1886,8 @@ class Comparison:
                                         "8-bit values that differ), and within 1/255 everywhere",
                            "value": "; ".join(f"{r['engine']} {r['case']}: {r['ours_unequal']:.5f} vs "
                                               f"{r['diffusers_unequal']:.5f}"
-                                              + (f" ({r['same_batching_unequal']:.5f} against diffusers at its "
-                                                 f"{r['batching'][0]} frames a call, {r['batching'][1]} a decode)"
+                                              + (f" ({r['same_batching_unequal']:.5f} against diffusers rendering "
+                                                 f"{r['batching'][0]} and decoding {r['batching'][1]} at a time)"
                                                  if "batching" in r else "") for r in parity)
                                     + f"; max |diff| {worst} (defaults)",
                            "pass": all(r["ok"] for r in judged)})
