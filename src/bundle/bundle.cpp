@@ -211,6 +211,16 @@ struct OpenedPackage {
   std::string problem;
 };
 
+// LibTorch's package loader reads each package's metadata file by parsing it into one static JSON
+// object (load_json_file in aoti_package/model_package_loader.cpp, PyTorch 2.11), both in
+// load_metadata_from_package and in the loader's constructor: two packages opened at once corrupt
+// it (a crash in free, or a parse that never ends). Every metadata read and constructor in the
+// process takes this lock; the packages still open beside the TorchScript modules' loads.
+std::mutex& package_metadata_lock() {
+  static std::mutex lock;
+  return lock;
+}
+
 OpenedPackage open_compiled(const fs::path& path, const Manifest::Compiled& record, const torch::Device& device,
                             const PackageRole& role) {
   OpenedPackage out;
@@ -222,6 +232,7 @@ OpenedPackage open_compiled(const fs::path& path, const Manifest::Compiled& reco
   }
   try {
     c10::InferenceMode guard;
+    const std::lock_guard<std::mutex> one_at_a_time(package_metadata_lock());
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
     const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
     const std::string mismatch =
