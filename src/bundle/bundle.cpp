@@ -6,7 +6,6 @@
 #include <c10/core/CachingDeviceAllocator.h>
 #include <cuda_runtime_api.h>
 #include <sys/utsname.h>
-#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -19,6 +18,7 @@
 #include <mutex>
 #include <optional>
 
+#include "bundle/package_loader.h"
 #include "bundle/weights_file.h"
 #include "sdinterp/compiled_package.h"
 #include "sdinterp/cuda_start.h"
@@ -39,7 +39,26 @@ std::string dtype_name(torch::ScalarType dtype) {
   }
   return dtype == torch::kFloat64 ? "float64" : c10::toString(dtype);
 }
+
+// Held by every call into LibTorch's package loader that parses a package's metadata
+// (src/bundle/package_loader.h says why).
+std::mutex& package_loader_lock() {
+  static std::mutex lock;
+  return lock;
+}
 }  // namespace
+
+std::map<std::string, std::string> read_package_metadata(const std::string& path) {
+  const std::lock_guard<std::mutex> one_at_a_time(package_loader_lock());
+  const auto metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
+  return {metadata.begin(), metadata.end()};
+}
+
+std::unique_ptr<torch::inductor::AOTIModelPackageLoader> open_package(const std::string& path,
+                                                                      c10::DeviceIndex device_index) {
+  const std::lock_guard<std::mutex> one_at_a_time(package_loader_lock());
+  return std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model", false, 1, device_index);
+}
 
 torch::ScalarType parse_dtype(const std::string& name) {
   std::string names;
@@ -211,16 +230,6 @@ struct OpenedPackage {
   std::string problem;
 };
 
-// LibTorch's package loader reads each package's metadata file by parsing it into one static JSON
-// object (load_json_file in aoti_package/model_package_loader.cpp, PyTorch 2.11), both in
-// load_metadata_from_package and in the loader's constructor: two packages opened at once corrupt
-// it (a crash in free, or a parse that never ends). Every metadata read and constructor in the
-// process takes this lock; the packages still open beside the TorchScript modules' loads.
-std::mutex& package_metadata_lock() {
-  static std::mutex lock;
-  return lock;
-}
-
 OpenedPackage open_compiled(const fs::path& path, const Manifest::Compiled& record, const torch::Device& device,
                             const PackageRole& role) {
   OpenedPackage out;
@@ -232,17 +241,14 @@ OpenedPackage open_compiled(const fs::path& path, const Manifest::Compiled& reco
   }
   try {
     c10::InferenceMode guard;
-    const std::lock_guard<std::mutex> one_at_a_time(package_metadata_lock());
     const auto index = device.is_cuda() ? device.index() : static_cast<c10::DeviceIndex>(-1);
-    const auto metadata = PackageLoader::load_metadata_from_package(path.string(), "model");
-    const std::string mismatch =
-        compiled_package_mismatch(std::map<std::string, std::string>(metadata.begin(), metadata.end()),
-                                  device.is_cuda() ? "cuda" : "cpu", machine_facts(device), record.threads);
+    const std::string mismatch = compiled_package_mismatch(
+        read_package_metadata(path.string()), device.is_cuda() ? "cuda" : "cpu", machine_facts(device), record.threads);
     if (!mismatch.empty()) {
       out.problem = path.string() + ": " + mismatch;
       return out;
     }
-    out.package = std::make_unique<PackageLoader>(path.string(), "model", false, 1, index);
+    out.package = open_package(path.string(), index);
   } catch (const std::exception& e) {
     out.problem = path.string() +
                   ": cannot load the AOTInductor package (made by another PyTorch, or for another "
