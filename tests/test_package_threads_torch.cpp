@@ -40,7 +40,7 @@ TEST(PackageLoader, ManyThreadsOpenPackagesAtOnce) {
   }
 
   constexpr int kThreads = 4;
-  constexpr int kRounds = 40;
+  constexpr int kRounds = 200;
   std::atomic<int> reads{0};
   std::atomic<int> opened{0};
   std::mutex failures_lock;

@@ -7,6 +7,7 @@ Compiling takes about 40 s per tiny model on two cores; the packages are made on
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -216,6 +217,17 @@ def sd1_aoti(sd1, workdir) -> Path:
     bundle = workdir / "sd1-tiny-aoti"
     export_in_process(sd1.folder, bundle, "--aoti", "--aoti-vae")
     return bundle
+
+
+def test_packages_open_from_several_threads_at_once(sd1_aoti, sdinterp):
+    # sdinterp opens the UNet's and the decoder's packages beside each other; LibTorch's loader parses
+    # every package's metadata into one static object, so its calls take one lock
+    # (src/bundle/package_loader.h). Without the lock this C++ test fails or crashes nearly every run.
+    binary = Path(sdinterp).parent / "tests" / "test_package_threads_torch"
+    assert binary.is_file(), f"{binary} is missing: build the tests"
+    env = dict(os.environ, SDINTERP_TEST_PACKAGES=f"{sd1_aoti / 'unet.pt2'}:{sd1_aoti / 'vae_decoder.pt2'}")
+    proc = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "[  PASSED  ] 1 test." in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def test_exporter_aoti_records_verifies_and_matches_torchscript(sd1, sd1_aoti, sdinterp, tmp_path):
