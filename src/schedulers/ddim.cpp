@@ -75,8 +75,8 @@ torch::Tensor DdimInversion::step(const torch::Tensor& model_output, size_t i, c
   const int64_t from = std::min<int64_t>(t - step_ratio_, static_cast<int64_t>(alphas_cumprod_.size()) - 1);
   const double alpha_from = alphas_cumprod_[static_cast<size_t>(std::max<int64_t>(from, 0))];
   const double alpha_to = alphas_cumprod_[static_cast<size_t>(t)];
-  return detail::ddim_transfer(torch::scalar_tensor(alpha_from, torch::kFloat32),
-                               torch::scalar_tensor(alpha_to, torch::kFloat32), sample, model_output, prediction_type_);
+  return detail::ddim_transfer(detail::float32_scalar(alpha_from), detail::float32_scalar(alpha_to), sample,
+                               model_output, prediction_type_);
 }
 
 }  // namespace sdinterp

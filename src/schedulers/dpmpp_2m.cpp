@@ -78,8 +78,8 @@ class DpmSolverScheduler final : public UnscaledInputScheduler {
     torch::Tensor lambda;  // log(alpha) - log(sigma)
   };
   Levels levels(size_t i) const {
-    const torch::Tensor s = torch::scalar_tensor(sigmas_.at(i), torch::kFloat32);
-    const torch::Tensor alpha = (s.pow(2) + 1).pow(0.5).reciprocal() * 1;  // 1 / (s^2 + 1) ** 0.5
+    const torch::Tensor s = float32_scalar(sigmas_.at(i));
+    const torch::Tensor alpha = vp_scale(s).reciprocal() * 1;  // 1 / (s^2 + 1) ** 0.5
     const torch::Tensor sigma = s * alpha;
     return {alpha, sigma, alpha.log() - sigma.log()};
   }

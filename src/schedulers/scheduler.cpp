@@ -66,6 +66,10 @@ std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule) {
 
 double to_float32(double value) { return static_cast<double>(static_cast<float>(value)); }
 
+torch::Tensor float32_scalar(double value) { return torch::scalar_tensor(value, torch::kFloat32); }
+
+torch::Tensor vp_scale(const torch::Tensor& sigma) { return (sigma.pow(2) + 1).pow(0.5); }
+
 double interp_at(const std::vector<double>& values, double t) {
   if (t <= 0.0) return values.front();
   const double last = static_cast<double>(values.size() - 1);
@@ -129,7 +133,7 @@ torch::Tensor AlphaScheduler::add_noise(const torch::Tensor& original, const tor
 }
 
 torch::Tensor AlphaScheduler::alpha(int64_t t) const {
-  return torch::scalar_tensor(train_.alphas_cumprod.at(static_cast<size_t>(std::max<int64_t>(t, 0))), torch::kFloat32);
+  return float32_scalar(train_.alphas_cumprod.at(static_cast<size_t>(std::max<int64_t>(t, 0))));
 }
 
 torch::Tensor SigmaScheduler::add_noise(const torch::Tensor& original, const torch::Tensor& noise, size_t i) const {
@@ -158,11 +162,11 @@ SigmaScheduler::SigmaScheduler(const NoiseSchedule& schedule, int steps, bool ka
   init_noise_sigma_ = *std::max_element(sigmas_.begin(), sigmas_.end());
 }
 
-torch::Tensor SigmaScheduler::sigma(size_t i) const { return torch::scalar_tensor(sigmas_.at(i), torch::kFloat32); }
+torch::Tensor SigmaScheduler::sigma(size_t i) const { return float32_scalar(sigmas_.at(i)); }
 
 torch::Tensor SigmaScheduler::scale_model_input(const torch::Tensor& sample, size_t i) const {
   check_index(i);
-  return sample / (sigma(i).pow(2) + 1).pow(0.5);
+  return sample / vp_scale(sigma(i));
 }
 
 torch::Tensor SigmaScheduler::derivative(size_t i, const torch::Tensor& sample,
@@ -170,7 +174,7 @@ torch::Tensor SigmaScheduler::derivative(size_t i, const torch::Tensor& sample,
   const torch::Tensor s = sigma(i);
   const torch::Tensor x0 = prediction_type_ == PredictionType::kEpsilon
                                ? sample - s * model_output
-                               : model_output * (-s / (s.pow(2) + 1).pow(0.5)) + sample / (s.pow(2) + 1);
+                               : model_output * (-s / vp_scale(s)) + sample / (s.pow(2) + 1);
   return (sample - x0) / s;
 }
 

@@ -33,6 +33,12 @@ std::vector<double> float32_alphas_cumprod(const NoiseSchedule& schedule);
 
 // A value rounded to float32, as diffusers stores its timesteps and sigmas.
 double to_float32(double value);
+// A table value as diffusers holds it when it steps: a float32 scalar tensor on the CPU, so that
+// every step's arithmetic rounds as diffusers' does.
+torch::Tensor float32_scalar(double value);
+// (sigma^2 + 1) ** 0.5 of a float32 scalar sigma, in diffusers' operations: the scale between the
+// "x = x0 + sigma * noise" levels and the variance-preserving ones.
+torch::Tensor vp_scale(const torch::Tensor& sigma);
 // numpy.interp(t, arange(len(values)), values).
 double interp_at(const std::vector<double>& values, double t);
 // Karras et al. (2022) noise levels, rho = 7, from sigma_max down to sigma_min.
