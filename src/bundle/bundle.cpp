@@ -50,14 +50,13 @@ std::mutex& package_loader_lock() {
 
 std::map<std::string, std::string> read_package_metadata(const std::string& path) {
   const std::lock_guard<std::mutex> one_at_a_time(package_loader_lock());
-  const auto metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
+  const auto metadata = PackageLoader::load_metadata_from_package(path, "model");
   return {metadata.begin(), metadata.end()};
 }
 
-std::unique_ptr<torch::inductor::AOTIModelPackageLoader> open_package(const std::string& path,
-                                                                      c10::DeviceIndex device_index) {
+std::unique_ptr<PackageLoader> open_package(const std::string& path, c10::DeviceIndex device_index) {
   const std::lock_guard<std::mutex> one_at_a_time(package_loader_lock());
-  return std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model", false, 1, device_index);
+  return std::make_unique<PackageLoader>(path, "model", false, 1, device_index);
 }
 
 torch::ScalarType parse_dtype(const std::string& name) {
@@ -161,8 +160,6 @@ void check_module(const torch::jit::Module& module, const fs::path& path, const 
     break;
   }
 }
-
-using PackageLoader = torch::inductor::AOTIModelPackageLoader;
 
 MachineFacts machine_facts(const torch::Device& device) {
   MachineFacts here;

@@ -15,13 +15,14 @@
 
 namespace sdinterp {
 
+using PackageLoader = torch::inductor::AOTIModelPackageLoader;
+
 // The package's metadata (AOTI_DEVICE_KEY, AOTI_CPU_ISA, ...) without loading its code. Throws
 // what the loader throws for a file that is not a package.
 std::map<std::string, std::string> read_package_metadata(const std::string& path);
 
 // The package with its code loaded for `device_index` (-1: the CPU), its constants left to the
 // caller (user-managed). Throws what the loader throws.
-std::unique_ptr<torch::inductor::AOTIModelPackageLoader> open_package(const std::string& path,
-                                                                      c10::DeviceIndex device_index);
+std::unique_ptr<PackageLoader> open_package(const std::string& path, c10::DeviceIndex device_index);
 
 }  // namespace sdinterp
