@@ -83,6 +83,7 @@ from random_pipelines import CONFIGS, rescale_outputs  # noqa: E402
 # The exporter's module wrappers, for the levers stage's compiled VAE decoder (imported there: it
 # needs diffusers, which the GPU machine gets from the carried wheels).
 sys.path.insert(0, str(EXPORTER.parent))
+from export_bundle import AOTI_TUNINGS  # noqa: E402  (the compile settings' names, in the order tried)
 
 # Packages an earlier GPU run brought back (OUT/unet-DTYPE-TUNING.pt2), carried to the next run in
 # this folder (ignored by git: a package holds the compiling machine's paths) for --aoti-reuse auto.
@@ -94,8 +95,10 @@ PER_FRAME_RUN = "torchscript-batch1"
 # sdinterp's switches (src/bundle/bundle.cpp): cuDNN's timed choice of convolution algorithms (off
 # unless 1), the first use of CUDA (the context started while LibTorch loads, and CUDA's libraries
 # used beside the load; on unless 0), and the weights' copy to the device through pinned buffers
-# by several threads (off unless 1).
+# by several threads (off unless 1); and the attention kernel LibTorch tries first for the
+# TorchScript modules (SDINTERP_SDPA_FIRST: cudnn, flash, efficient or math; unset, LibTorch's order).
 CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
+SDPA_FIRST_ENV = "SDINTERP_SDPA_FIRST"
 CUDA_WARM_UP_ENV = "SDINTERP_CUDA_WARM_UP"
 PINNED_UPLOAD_ENV = "SDINTERP_PINNED_UPLOAD"
 
@@ -133,9 +136,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sdinterp-lib-path", default="",
                    help="prepended to LD_LIBRARY_PATH for sdinterp only (the carried Debian prefix)")
     p.add_argument("--sdinterp-run", action="append", default=None, metavar="NAME=FLAGS",
-                   help='an sdinterp generate run: a name and extra flags, repeatable (default: "default=" and '
-                        '"max-vram 10=--max-vram 10"); the name "warm" runs `sdinterp batch` on two copies of the '
-                        'job and reports the second (model loaded and warmed up by the first)')
+                   help='an sdinterp generate run on the TorchScript UNet: a name and extra flags (NAME=VALUE '
+                        'words are environment variables), repeatable (default: "default=", "warm=" and, optional, '
+                        f'"warm sdpa-cudnn={SDPA_FIRST_ENV}=cudnn"); a name with the word "warm" runs `sdinterp '
+                        'batch` on two copies of the job and reports the second (model loaded and warmed up by the '
+                        'first)')
     p.add_argument("--wait-build", default="", metavar="FILE",
                    help="before timing anything, wait until FILE (the background build's exit status) exists")
     p.add_argument("--wait-also", action="append", default=[], metavar="FILE",
@@ -147,9 +152,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-sdinterp", action="store_true", help="skip the export, (c), (d) and (e)")
     p.add_argument("--skip-diffusers-e2e", action="store_true",
                    help="skip (e), the diffusers script timed from process start to written frames")
-    p.add_argument("--aoti-tuning", default="default",
-                   help="export_bundle.py --aoti-tuning for row (d)'s compile: default, fast-diffusion or "
-                        "max-autotune-gemm (default: default)")
+    p.add_argument("--aoti-tuning", default="default", choices=list(AOTI_TUNINGS),
+                   help="export_bundle.py --aoti-tuning for row (d)'s compile: " + ", ".join(AOTI_TUNINGS)
+                        + " (default: default)")
     p.add_argument("--aoti-reuse", default="auto", metavar="PACKAGE",
                    help="a unet.pt2 an earlier run brought back (OUT/unet-DTYPE-TUNING.pt2; same torch, GPU kind "
                         "and model): row (d) takes it instead of compiling (export_bundle.py --aoti-reuse); if it "
@@ -162,7 +167,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--aoti-tuning), in the background on a copy of the bundle (hard links), and a warm run "
                         "of sdinterp on it beside row (d)'s: auto (the default), when row (d)'s package is reused "
                         "on CUDA (the compile then fits in the run), is the first of the exporter's settings "
-                        "with no package in bench/gpu/cache (fast-diffusion, then max-autotune-gemm), else none")
+                        "with no package in bench/gpu/cache (" + ", then ".join(list(AOTI_TUNINGS)[1:])
+                        + "), else none")
     p.add_argument("--skip-smoke-command", action="store_true",
                    help="skip running the GPU runners' smoke command (scripts/smoke.py --device DEVICE, issue 13 "
                         "item 5) in the untimed part of the run")
@@ -177,8 +183,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(eager, channels_last, and the decoder compiled with AOTInductor in the background by "
                         "bench/compile_vae_decoder.py), issue 13 items 2 and 3")
     p.add_argument("--aoti-run", action="append", default=None, metavar="NAME=FLAGS",
-                   help='sdinterp runs on the compiled UNet, as --sdinterp-run (default: "aoti=" and "aoti warm="); '
-                        "--unet-engine aoti is added")
+                   help='sdinterp runs on the compiled UNet, as --sdinterp-run (default: "aoti=", "aoti warm=", '
+                        f'then, optional, "aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1" when a package is '
+                        f'reused, "aoti no-warm-up={CUDA_WARM_UP_ENV}=0" and "aoti pinned-upload='
+                        f'{PINNED_UPLOAD_ENV}=1"); --unet-engine aoti is added')
     p.add_argument("--no-rescale", action="store_true",
                    help="keep the raw random init (default: scale the UNet's and VAE's last convs so noise "
                         "predictions have unit scale and images are mostly unsaturated, as tiny-sd)")
@@ -198,8 +206,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         a.deadline = time.time() + a.budget_s
     if a.sdinterp_run is None:
         # TorchScript's rows: the compiled UNet is the default engine on CUDA, so these two are the
-        # comparison only ("max-vram 10=--max-vram 10", issue 7's row, on request).
-        a.sdinterp_run = ["default=", "warm="]
+        # comparison only ("max-vram 10=--max-vram 10", issue 7's row, on request). A third, optional
+        # (rows past ESSENTIAL_SDINTERP_ROWS run only while (e) and (a) keep their time): warm with
+        # cuDNN's fused attention tried first, which LibTorch's own order never reaches (the levers
+        # time it on diffusers' UNet; export_bundle.py --aoti-tuning cudnn-attention compiles it in).
+        a.sdinterp_run = ["default=", "warm=", f"warm sdpa-cudnn={SDPA_FIRST_ENV}=cudnn"]
     # The VAE decoder's package (the levers, row (d) compiled-decode) is taken from the cache as the
     # UNet's is, unless reuse is turned off.
     vae_cached = aoti_cached(a.dtype, a.aoti_tuning, "vae_decoder")
@@ -219,8 +230,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             a.aoti_run.insert(2, f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1")
     if a.aoti_also == "auto":
         # The next setting in the exporter's list that no earlier run has brought back: one more each run.
-        from export_bundle import AOTI_TUNINGS
-
         uncached = [t for t in AOTI_TUNINGS if t != a.aoti_tuning and not aoti_cached(a.dtype, t).is_file()]
         a.aoti_also = uncached[0] if a.aoti_reuse and a.cuda and uncached else None
     elif a.aoti_also == "none":
@@ -815,9 +824,10 @@ class Comparison:
                 torch.cuda.empty_cache()
             self._sdinterp_warmup(bundle)
             # (c) names its engine: the bundle has the compiled UNet too by now.
-            for spec in a.sdinterp_run:
+            for i, spec in enumerate(a.sdinterp_run):
                 name, _, flags = spec.partition("=")
-                self._sdinterp(bundle, name.strip(), ["--unet-engine", "torchscript", *flags.split()])
+                self._sdinterp(bundle, name.strip(), ["--unet-engine", "torchscript", *flags.split()],
+                               optional=i >= self.ESSENTIAL_SDINTERP_ROWS)
             if aoti_ok:
                 for i, spec in enumerate(a.aoti_run):
                     name, _, flags = spec.partition("=")
@@ -898,7 +908,9 @@ class Comparison:
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
                 "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name}
 
-    # Rows of --aoti-run past this many are optional: run only while (e) and (a) keep their time.
+    # Rows of --sdinterp-run and --aoti-run past these many are optional: run only while (e) and (a)
+    # keep their time.
+    ESSENTIAL_SDINTERP_ROWS = 2
     ESSENTIAL_AOTI_ROWS = 2
     # Seconds left that (e) and (a) each need to start.
     E2E_START_S = 60.0
@@ -914,7 +926,8 @@ class Comparison:
         rows and the levers skip themselves when time runs short."""
         a = self.a
         if essential:
-            runs = len(a.sdinterp_run) + min(self.ESSENTIAL_AOTI_ROWS, len(a.aoti_run))
+            runs = min(self.ESSENTIAL_SDINTERP_ROWS, len(a.sdinterp_run)) + min(self.ESSENTIAL_AOTI_ROWS,
+                                                                                  len(a.aoti_run))
             return 20.0 + 5.0 + 12.0 * runs + self._tail_need()
         runs = (len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
                 + (0 if a.skip_levers or a.skip_aoti else 1))  # (d) compiled-decode

@@ -76,19 +76,30 @@ AOTI_LATENT_MAX = 128
 # The compiled VAE decoder (--aoti-vae) takes decode batches of 1..63 (the same Upsample2D branch at
 # 64) and every latent size up to AOTI_LATENT_MAX (its upsamplers double whatever they get).
 AOTI_VAE_BATCH = (1, 63)
-# Inductor settings for the compiled UNet (--aoti-tuning NAME), recorded in model.json. "default" is
-# inductor's own. "fast-diffusion" is what PyTorch's "Accelerating Generative AI III: Diffusion, Fast"
-# and diffusers' torch.compile guide report for SD UNets (1x1 convolutions as matrix products,
-# coordinate-descent tuning of the generated kernels' launch settings, no epilogue fusion): about
-# 1.3x over eager for SDXL at batch 1 on an A100; its gain on sdinterp's batch-60 calls is to be
-# measured on a GPU. "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels
-# (longer compiles). The coordinate-descent and autotune settings act on GPU kernels only.
+# Settings for the compiled UNet (--aoti-tuning NAME), recorded in model.json: what --help says of
+# each, inductor's settings, and the scaled_dot_product_attention kernel tried first when the
+# package is compiled (its attention kernels are chosen then, once, by LibTorch's priority order;
+# None: that order, which tries flash, memory-efficient, math, then cuDNN). "default" is inductor's
+# own. "cudnn-attention" takes cuDNN's fused attention where it supports the call (PyTorch 2.5's
+# release notes: up to 75% faster than FlashAttention-2 on an H100; SD 1.5's 4096-token attention
+# is a large share of its UNet at 512x512); what it gains at sdinterp's batch-60 calls is to be
+# measured on a GPU (bench/README-gpu.md). "fast-diffusion" is what PyTorch's "Accelerating
+# Generative AI III: Diffusion, Fast" and diffusers' torch.compile guide report for SD UNets (1x1
+# convolutions as matrix products, coordinate-descent tuning of the generated kernels' launch
+# settings, no epilogue fusion): about 1.3x over eager for SDXL at batch 1 on an A100.
+# "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels (longer compiles). The
+# coordinate-descent and autotune settings act on GPU kernels only; on the CPU the attention kernel
+# is LibTorch's own choice whatever is named. The order is the one bench/gpu_compare.py's
+# --aoti-also tries them in, one more each GPU run.
 _FAST_DIFFUSION = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
                    "coordinate_descent_check_all_directions": True, "epilogue_fusion": False}
 AOTI_TUNINGS = {
-    "default": {},
-    "fast-diffusion": _FAST_DIFFUSION,
-    "max-autotune-gemm": {**_FAST_DIFFUSION, "max_autotune_gemm": True},
+    "default": ("inductor's own settings", {}, None),
+    "cudnn-attention": ("cuDNN's fused attention tried first, on a GPU", {}, "cudnn"),
+    "fast-diffusion": ("1x1 convolutions as matrix products, coordinate-descent tuning, no epilogue fusion",
+                       _FAST_DIFFUSION, None),
+    "max-autotune-gemm": ("fast-diffusion and benchmarked GEMM kernels; longer compiles",
+                          {**_FAST_DIFFUSION, "max_autotune_gemm": True}, None),
 }
 TOKENIZER_PROBES = [
     "a photo of a cat",
@@ -146,10 +157,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--add-aoti", action="store_true",
                    help="add unet.pt2 to the existing bundle OUT_DIR, exported before from the same MODEL for the "
                         "same --device and --dtype, instead of exporting it again")
-    p.add_argument("--aoti-tuning", choices=sorted(AOTI_TUNINGS), default="default",
-                   help="inductor settings for --aoti/--add-aoti: default (inductor's), fast-diffusion (1x1 "
-                        "convolutions as matrix products, coordinate-descent tuning, no epilogue fusion), "
-                        "max-autotune-gemm (also benchmarked GEMM kernels; longer compiles); recorded in model.json")
+    p.add_argument("--aoti-tuning", choices=list(AOTI_TUNINGS), default="default",
+                   help="compile settings for --aoti/--add-aoti, recorded in model.json: "
+                        + "; ".join(f"{name} ({what})" for name, (what, _, _) in AOTI_TUNINGS.items()))
     p.add_argument("--aoti-reuse", default=None, metavar="PACKAGE",
                    help="with --aoti/--add-aoti: take this unet.pt2, compiled before for the same model, dtype, "
                         "GPU kind and torch (e.g. brought back from an earlier GPU run), instead of compiling; "
@@ -561,17 +571,35 @@ def error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def attention_first(name: str | None):
+    """A context in which LibTorch's scaled_dot_product_attention priority order starts with the
+    kernel `name` ("cudnn", "flash", "efficient", "math"; the others follow in their order), or
+    leaves it alone (None)."""
+    import contextlib
+
+    if name is None:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, _cur_sdpa_kernel_backends, sdpa_kernel
+
+    first = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
+    rest = [b for b in _cur_sdpa_kernel_backends(with_priority=True) if b != first]
+    return sdpa_kernel([first, *rest], set_priority=True)
+
+
 def compile_package(module, example: tuple, dynamic_shapes: tuple, path: Path, tuning: str, what: str) -> None:
-    """torch.export with a dynamic batch and latent size, then AOTInductor without the weights."""
+    """torch.export with a dynamic batch and latent size, then AOTInductor without the weights, with
+    the settings AOTI_TUNINGS[tuning] names (the attention kernel is chosen while both run)."""
     import torch
 
+    _, inductor, attention = AOTI_TUNINGS[tuning]
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), attention_first(attention):
             warnings.simplefilter("ignore")
             program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes)
             torch._inductor.aoti_compile_and_package(
                 program, package_path=str(path),
-                inductor_configs={"aot_inductor.package_constants_in_so": False, **AOTI_TUNINGS[tuning]})
+                inductor_configs={"aot_inductor.package_constants_in_so": False, **inductor})
     except Exception as e:
         raise ExportError(f"AOTInductor could not compile the {what}: {error_line(e)}") from e
 

@@ -366,4 +366,15 @@ bool env_switch(const char* name, bool otherwise) {
   throw ConfigError(std::string(name) + " is '" + value + "': use 0 or 1 (or leave it unset)");
 }
 
+std::string env_choice(const char* name, const std::vector<std::string>& choices) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return "";
+  if (std::find(choices.begin(), choices.end(), value) != choices.end()) return value;
+  std::string listed;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    listed += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+  }
+  throw ConfigError(std::string(name) + " is '" + value + "': use " + listed + " (or leave it unset)");
+}
+
 }  // namespace sdinterp

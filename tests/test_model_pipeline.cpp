@@ -14,7 +14,9 @@
 #include "bundle/weights_file.h"
 #include "io/png_io.h"
 #include "sdinterp/bundle.h"
+#include "sdinterp/config.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/manifest.h"
 #include "sdinterp/pipeline.h"
 #include "sdinterp/sampler.h"
 #include "test_support.h"
@@ -244,6 +246,53 @@ TEST(Bundle, RefusesAnotherDeviceWithAReexportHint) {
     EXPECT_NE(what.find("traced for cpu/float32"), std::string::npos) << what;
     EXPECT_NE(what.find("scripts/export_bundle.py"), std::string::npos) << what;
   }
+}
+
+// SDINTERP_SDPA_FIRST moves the kernel it names to the front of LibTorch's attention priority order
+// for a CUDA bundle (the others keep their order behind it), leaves it alone on the CPU and unset,
+// and refuses a name it does not know before anything is set.
+TEST(Bundle, SdpaFirstPutsTheNamedAttentionKernelFirstOnCuda) {
+  const auto original = at::globalContext().sDPPriorityOrder();
+  const auto restore = [&] {
+    ::unsetenv("SDINTERP_SDPA_FIRST");
+    std::vector<int64_t> order;
+    for (const auto kernel : original) order.push_back(static_cast<int64_t>(kernel));
+    at::globalContext().setSDPPriorityOrder(order);
+  };
+  Manifest cuda = load_manifest(test::tiny_sd());
+  cuda.device = "cuda";
+  Manifest cpu = load_manifest(test::tiny_sd());
+  ASSERT_EQ(cpu.device, "cpu");
+  ASSERT_NE(original[0], at::SDPBackend::cudnn_attention);  // LibTorch's order tries cuDNN late
+
+  ::setenv("SDINTERP_SDPA_FIRST", "cudnn", 1);
+  configure_torch(cpu);
+  EXPECT_EQ(at::globalContext().sDPPriorityOrder(), original);
+  configure_torch(cuda);
+  const auto order = at::globalContext().sDPPriorityOrder();
+  EXPECT_EQ(order[0], at::SDPBackend::cudnn_attention);
+  std::vector<at::SDPBackend> rest;
+  for (const auto kernel : original) {
+    if (kernel != at::SDPBackend::cudnn_attention) rest.push_back(kernel);
+  }
+  EXPECT_EQ(std::vector<at::SDPBackend>(order.begin() + 1, order.end()), rest);
+
+  ::setenv("SDINTERP_SDPA_FIRST", "math", 1);
+  configure_torch(cuda);
+  EXPECT_EQ(at::globalContext().sDPPriorityOrder()[0], at::SDPBackend::math);
+
+  restore();
+  ::setenv("SDINTERP_SDPA_FIRST", "fastest", 1);
+  try {
+    configure_torch(cuda);
+    ADD_FAILURE() << "an unknown kernel name was taken";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "SDINTERP_SDPA_FIRST is 'fastest': use cudnn, flash, efficient or math (or leave it unset)");
+  }
+  EXPECT_EQ(at::globalContext().sDPPriorityOrder(), original);
+  restore();
+  configure_torch(cuda);  // unset: LibTorch's order
+  EXPECT_EQ(at::globalContext().sDPPriorityOrder(), original);
 }
 
 TEST(Bundle, MissingModuleFileIsNamed) {

@@ -20,8 +20,9 @@ namespace sdinterp {
 // The process-wide LibTorch settings a bundle made as `manifest` says needs, made once by the
 // runtime before loading it: on CUDA, TorchScript's graph executor unoptimised (no per-shape
 // recompilation), for float32 bundles no TF32 (frames as diffusers' float32 ones), and cuDNN's
-// algorithm timing as SDINTERP_CUDNN_BENCHMARK says (off unless 1). ConfigError for another value
-// of that variable, on any device.
+// algorithm timing as SDINTERP_CUDNN_BENCHMARK says (off unless 1), and the attention kernel
+// SDINTERP_SDPA_FIRST names tried first. ConfigError for a value those variables do not take, on
+// any device.
 void configure_torch(const Manifest& manifest);
 
 class Bundle {

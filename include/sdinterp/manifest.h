@@ -48,7 +48,7 @@ struct Manifest {
     int latent_max = 128;
     int threads = 0;                 // CPU packages: the thread count compiled into their kernels; 0: not recorded
     std::string weights_fnv1a64;     // weights_signature() of the weights it was compiled against; "": not recorded
-    std::string tuning = "default";  // the exporter's --aoti-tuning (inductor settings it was compiled with)
+    std::string tuning = "default";  // the exporter's --aoti-tuning (the settings it was compiled with)
     bool accepts(int64_t batch, int64_t latent_h, int64_t latent_w) const {
       auto size_ok = [this](int64_t s) { return s > 0 && s % latent_multiple == 0 && s <= latent_max; };
       return !file.empty() && batch >= batch_min && batch <= batch_max && size_ok(latent_h) && size_ok(latent_w);

@@ -348,6 +348,38 @@ constexpr const char* kCudnnBenchmarkVariable = "SDINTERP_CUDNN_BENCHMARK";
 // filled by several threads (WeightsPlacement::kStaged) instead of one pageable copy after another;
 // 0 or unset: the latter. A measuring switch for the GPU runs (bench/README-gpu.md).
 constexpr const char* kPinnedUploadVariable = "SDINTERP_PINNED_UPLOAD";
+// SDINTERP_SDPA_FIRST=NAME puts that scaled_dot_product_attention kernel first in LibTorch's
+// priority order on CUDA (it is taken wherever it supports the call; the others follow in their
+// order): for the TorchScript modules, whose attention LibTorch picks at each call. LibTorch's own
+// order tries flash, memory-efficient, math, then cuDNN, so cuDNN's fused attention (the fastest on
+// Hopper by PyTorch's release notes) is never taken unless named. Unset: LibTorch's order. A
+// measuring switch for the GPU runs (bench/README-gpu.md); a compiled UNet's kernel is chosen when
+// it is compiled (export_bundle.py --aoti-tuning cudnn-attention).
+constexpr const char* kSdpaFirstVariable = "SDINTERP_SDPA_FIRST";
+constexpr std::pair<const char*, at::SDPBackend> kSdpaKernels[] = {{"cudnn", at::SDPBackend::cudnn_attention},
+                                                                   {"flash", at::SDPBackend::flash_attention},
+                                                                   {"efficient", at::SDPBackend::efficient_attention},
+                                                                   {"math", at::SDPBackend::math}};
+
+// The kernel SDINTERP_SDPA_FIRST names, if any (ConfigError for a name not in kSdpaKernels).
+std::optional<at::SDPBackend> sdpa_first() {
+  std::vector<std::string> names;
+  for (const auto& [name, kernel] : kSdpaKernels) names.emplace_back(name);
+  const std::string chosen = env_choice(kSdpaFirstVariable, names);
+  for (const auto& [name, kernel] : kSdpaKernels) {
+    if (chosen == name) return kernel;
+  }
+  return std::nullopt;
+}
+
+// LibTorch's priority order with `first` moved to its front.
+void put_sdpa_kernel_first(at::SDPBackend first) {
+  std::vector<int64_t> order{static_cast<int64_t>(first)};
+  for (const at::SDPBackend kernel : at::globalContext().sDPPriorityOrder()) {
+    if (kernel != first) order.push_back(static_cast<int64_t>(kernel));
+  }
+  at::globalContext().setSDPPriorityOrder(order);
+}
 
 // How the weights files reach the modules on `device`.
 WeightsPlacement weights_placement(const torch::Device& device) {
@@ -384,8 +416,10 @@ void configure_torch(const Manifest& m) {
   const bool cudnn_benchmark = env_switch(kCudnnBenchmarkVariable, false);
   (void)env_switch(kCudaWarmUpVariable, true);  // a bad value is refused on any device, as the other
   (void)env_switch(kPinnedUploadVariable, false);
+  const std::optional<at::SDPBackend> attention_first = sdpa_first();
   if (m.device != "cuda") return;
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
+  if (attention_first) put_sdpa_kernel_first(*attention_first);
   // TorchScript's profiling executor specialises and compiles each graph at the second call of
   // every new input shape: on an H200 the first job of a process spent 3.5 s more sampling than
   // the next (SD-1.5, batch 60). Unoptimised graphs skip that and run at eager speed (the GPU

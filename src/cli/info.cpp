@@ -88,7 +88,7 @@ int run_info(const InfoOptions& o) {
       std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": batch "
                 << c["batch_min"] << ".." << c["batch_max"] << ", images in steps of "
                 << c["latent_multiple"].get<int>() * f << " px up to " << c["latent_max"].get<int>() * f
-                << " px, inductor settings " << c["tuning"].get<std::string>() << "\n";
+                << " px, compile settings " << c["tuning"].get<std::string>() << "\n";
     }
   }
   return 0;

@@ -304,7 +304,7 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     assert after["unet"]["compiled"]["file"] == "unet.pt2" and (bundle / "unet.pt2").is_file()
     assert after["unet"]["compiled"]["tuning"] == "fast-diffusion"
     info = subprocess.run([sdinterp, "info", "--bundle", str(bundle)], capture_output=True, text=True, check=True)
-    assert "inductor settings fast-diffusion" in info.stdout, info.stdout
+    assert "compile settings fast-diffusion" in info.stdout, info.stdout
     assert after["export"]["verification"]["modules"]["unet_aoti"]["ok"]
     # Everything else is as it was.
     for key in ("text_encoder", "vae", "tokenizer", "source", "noise_schedule"):

@@ -66,3 +66,29 @@ def test_cuda_bundle_on_cpu_machine_auto_device_says_how_to_reexport(sd1, sdinte
                            "--frames", "2", "--png-dir", str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "--device cpu --dtype float32" in proc.stderr, proc.stderr
+
+
+def test_each_aoti_tuning_is_listed_and_compiles_with_the_attention_kernel_it_names():
+    # One table (AOTI_TUNINGS) gives --aoti-tuning's choices, its help, and the attention kernel put
+    # first in LibTorch's priority order while the package compiles (the order is restored after).
+    import torch
+    from torch.nn.attention import SDPBackend
+
+    exporter = load_exporter()
+    before = torch._C._get_sdp_priority_order()
+    assert before[0] != int(SDPBackend.CUDNN_ATTENTION)  # LibTorch's own order tries cuDNN late
+    firsts = {}
+    for name, (_, _, attention) in exporter.AOTI_TUNINGS.items():
+        with exporter.attention_first(attention):
+            inside = torch._C._get_sdp_priority_order()
+        assert torch._C._get_sdp_priority_order() == before
+        assert sorted(inside) == sorted(before)
+        firsts[name] = SDPBackend(inside[0])
+        if attention is None:
+            assert inside == before, name
+    assert firsts["cudnn-attention"] == SDPBackend.CUDNN_ATTENTION
+    assert firsts["default"] == firsts["fast-diffusion"] == SDPBackend(before[0])
+    proc = run_exporter_cli("--help", env={"COLUMNS": "400"})  # no line breaks inside the names
+    help_text = " ".join(proc.stdout.split())
+    for name, (what, _, _) in exporter.AOTI_TUNINGS.items():
+        assert f"{name} ({what})" in help_text, name
