@@ -823,23 +823,13 @@ class Comparison:
             if a.cuda:
                 torch.cuda.empty_cache()
             self._sdinterp_warmup(bundle)
-            # (c) names its engine: the bundle has the compiled UNet too by now.
-            for i, spec in enumerate(a.sdinterp_run):
-                name, _, flags = spec.partition("=")
-                self._sdinterp(bundle, name.strip(), ["--unet-engine", "torchscript", *flags.split()],
-                               optional=i >= self.ESSENTIAL_SDINTERP_ROWS)
-            if aoti_ok:
-                for i, spec in enumerate(a.aoti_run):
-                    name, _, flags = spec.partition("=")
-                    self._sdinterp(bundle, name.strip(), ["--unet-engine", "aoti", *flags.split()],
-                                   optional=i >= self.ESSENTIAL_AOTI_ROWS)
-            if also_ok:  # the second compile's package, warm (its first job is the same as (d)'s)
-                self._sdinterp(also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"], optional=True)
+            vae_bundle = None
             if aoti_ok and vae_package is not None:
-                # Both packages, warm: beside row (d) aoti warm, what the compiled decoder saves.
                 vae_bundle = self.work / "bundle-vae"
                 bundle_with_decoder(bundle, vae_package, vae_record, vae_bundle)
-                self._sdinterp(vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"], optional=True)
+            for row_bundle, name, flags, optional in self._row_plan(bundle, aoti_ok, also_bundle if also_ok else None,
+                                                                     vae_bundle):
+                self._sdinterp(row_bundle, name, flags, optional=optional)
             if not a.skip_diffusers_e2e:
                 self._diffusers_e2e(folder)
             pipe.to(a.device)
@@ -907,6 +897,32 @@ class Comparison:
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
                 "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name}
+
+    def _row_plan(self, bundle: Path, aoti_ok: bool, also_bundle: Path | None,
+                  vae_bundle: Path | None) -> list[tuple[Path, str, list[str], bool]]:
+        """The sdinterp rows in the order they run, as (bundle, name, flags, optional): the essential
+        rows first ((c) and (c) warm on the TorchScript UNet, then (d) and (d) warm on the compiled
+        one: the bundle has both, so each names its engine), then the optional ones, which skip
+        themselves when (e) and (a) would lose their time, the candidates for the speed targets
+        first: the second compile's package warm (its first job is the same as (d)'s), both packages
+        warm (beside row (d) aoti warm, what the compiled decoder saves), then the other
+        --sdinterp-run and --aoti-run rows in their order."""
+        a = self.a
+        essential, optional = [], []
+        for runs, engine, count, bundle_ok in ((a.sdinterp_run, "torchscript", self.ESSENTIAL_SDINTERP_ROWS, True),
+                                               (a.aoti_run, "aoti", self.ESSENTIAL_AOTI_ROWS, aoti_ok)):
+            if not bundle_ok:
+                continue
+            for i, spec in enumerate(runs):
+                name, _, flags = spec.partition("=")
+                (essential if i < count else optional).append(
+                    (bundle, name.strip(), ["--unet-engine", engine, *flags.split()], i >= count))
+        first = []
+        if also_bundle is not None:
+            first.append((also_bundle, f"aoti {a.aoti_also} warm", ["--unet-engine", "aoti"], True))
+        if vae_bundle is not None:
+            first.append((vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"], True))
+        return essential + first + optional
 
     # Rows of --sdinterp-run and --aoti-run past these many are optional: run only while (e) and (a)
     # keep their time.

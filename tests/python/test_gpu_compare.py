@@ -39,8 +39,11 @@ def smoke(sdinterp, tmp_path_factory) -> dict:
 
 def test_smoke_run_has_every_row(smoke):
     stages = smoke["results"]["stages"]
-    for key in ("b", "c", "c-warm", "e"):
+    for key in ("b", "c", "c-warm", "c-warm-sdpa-cudnn", "e"):
         assert key in stages, f"row {key} missing: {sorted(stages)}"
+    # The attention switch's row ran with it (on the CPU it changes nothing).
+    assert stages["c-warm-sdpa-cudnn"]["command"].startswith("SDINTERP_SDPA_FIRST=cudnn sdinterp batch ")
+    assert smoke["results"]["comparisons"]["sdinterp c-warm-sdpa-cudnn vs default"]["max_abs_diff"] == 0
     e = stages["e"]
     assert e["rc"] == 0 and e["frames_written"] == 3
     # Its phases are seconds since the script's start, in order; the parent timed the whole process.
@@ -462,3 +465,26 @@ def test_an_unknown_cuda_switch_value_is_refused_and_each_value_changes_nothing_
         assert run(value, f"v{value}").returncode == 0
     frames = [[f.read_bytes() for f in sorted((tmp_path / f"v{v}").glob("frame_*.png"))] for v in ("0", "1", "")]
     assert len(frames[0]) == 2 and frames[0] == frames[1] == frames[2]
+
+
+def test_the_essential_sdinterp_rows_run_before_every_optional_one(tmp_path, monkeypatch):
+    # An optional row skips itself only to keep (e)'s and (a)'s time, so none may run before an
+    # essential one: (c), (c) warm, (d), (d) warm first, then the speed candidates, then the rest.
+    monkeypatch.setattr(gpu_compare, "AOTI_CACHE", tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "unet-float16-default.pt2").write_bytes(b"PK")
+    a = gpu_compare.parse_args(["--device", "cuda", "--out", str(tmp_path / "out")])
+    comparison = gpu_compare.Comparison(a)
+    b, also, vae = tmp_path / "bundle", tmp_path / "bundle-also", tmp_path / "bundle-vae"
+    plan = comparison._row_plan(b, True, also, vae)
+    names = [(row[1], row[3]) for row in plan]
+    assert names == [("default", False), ("warm", False), ("aoti", False), ("aoti warm", False),
+                     ("aoti cudnn-attention warm", True), ("aoti warm compiled-decode", True),
+                     ("warm sdpa-cudnn", True), ("aoti warm cudnn-benchmark", True), ("aoti no-warm-up", True),
+                     ("aoti pinned-upload", True)]
+    assert [row[0] for row in plan] == [b] * 4 + [also, vae] + [b] * 4
+    assert plan[6][2] == ["--unet-engine", "torchscript", "SDINTERP_SDPA_FIRST=cudnn"]
+    assert plan[9][2] == ["--unet-engine", "aoti", "SDINTERP_PINNED_UPLOAD=1"]
+    # Without the compiled UNet, TorchScript's rows only.
+    assert [(row[1], row[3]) for row in comparison._row_plan(b, False, None, None)] == [
+        ("default", False), ("warm", False), ("warm sdpa-cudnn", True)]
