@@ -163,12 +163,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--smoke run; none: always compile. The VAE decoder's package for the levers and row (d) "
                         "compiled-decode likewise: bench/gpu/cache/vae_decoder-DTYPE-TUNING.pt2 unless none")
     p.add_argument("--aoti-also", default="auto", metavar="TUNING",
-                   help="a second compile of the UNet with these inductor settings (export_bundle.py "
-                        "--aoti-tuning), in the background on a copy of the bundle (hard links), and a warm run "
-                        "of sdinterp on it beside row (d)'s: auto (the default), when row (d)'s package is reused "
-                        "on CUDA (the compile then fits in the run), is the first of the exporter's settings "
-                        "with no package in bench/gpu/cache (" + ", then ".join(list(AOTI_TUNINGS)[1:])
-                        + "), else none")
+                   help="a second compile of the UNet with these settings (export_bundle.py --aoti-tuning), or "
+                        f"'{STATIC_ALSO}' (the default settings, for this run's UNet call only: --aoti-static), in "
+                        "the background on a copy of the bundle (hard links), and a warm run of sdinterp on it "
+                        "beside row (d)'s: auto (the default), when row (d)'s package is reused on CUDA (the "
+                        "compile then fits in the run), is the first with no package in bench/gpu/cache ("
+                        + ", then ".join([*list(AOTI_TUNINGS)[1:], STATIC_ALSO]) + "), else none")
     p.add_argument("--skip-smoke-command", action="store_true",
                    help="skip running the GPU runners' smoke command (scripts/smoke.py --device DEVICE, issue 13 "
                         "item 5) in the untimed part of the run")
@@ -229,12 +229,55 @@ def parse_args(argv=None) -> argparse.Namespace:
         if a.aoti_reuse:
             a.aoti_run.insert(2, f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1")
     if a.aoti_also == "auto":
-        # The next setting in the exporter's list that no earlier run has brought back: one more each run.
-        uncached = [t for t in AOTI_TUNINGS if t != a.aoti_tuning and not aoti_cached(a.dtype, t).is_file()]
+        # The next setting in the exporter's list that no earlier run has brought back, then the
+        # package for this run's call shape: one more each run.
+        choices = [t for t in AOTI_TUNINGS if t != a.aoti_tuning] + ([STATIC_ALSO] if static_shape(a) else [])
+        uncached = [c for c in choices if not aoti_cached(a.dtype, also_label(a, c)).is_file()]
         a.aoti_also = uncached[0] if a.aoti_reuse and a.cuda and uncached else None
     elif a.aoti_also == "none":
         a.aoti_also = None
+    elif a.aoti_also == STATIC_ALSO and not static_shape(a):
+        p.error(f"--aoti-also {STATIC_ALSO}: this run's UNet call ({a.frames} frames) is beyond a package's batch")
+    elif a.aoti_also not in (*AOTI_TUNINGS, STATIC_ALSO):
+        p.error(f"--aoti-also {a.aoti_also}: use auto, none, {STATIC_ALSO} or one of {', '.join(AOTI_TUNINGS)}")
     return a
+
+
+# --aoti-also static: the UNet compiled with the default settings for this run's UNet call only
+# (export_bundle.py --aoti-static: issue 13's static shapes for the common job, beside row (d)'s
+# package for every batch and size), carried as unet-DTYPE-default-static-BxHxW.pt2.
+STATIC_ALSO = "static"
+
+
+def static_shape(a: argparse.Namespace) -> str | None:
+    """The UNet call of this run's job as export_bundle.py --aoti-static takes it (BATCHxHxW: all the
+    frames in one call, two rows each with guidance), or None beyond the largest batch a package takes."""
+    from export_bundle import AOTI_BATCH
+
+    batch = 2 * a.frames if a.guidance > 1 else a.frames
+    side = a.size // 8
+    return f"{batch}x{side}x{side}" if AOTI_BATCH[0] <= batch <= AOTI_BATCH[1] else None
+
+
+def also_settings(a: argparse.Namespace, also: str) -> tuple[str, str | None]:
+    """(export_bundle.py --aoti-tuning, --aoti-static or None) for an --aoti-also choice."""
+    return ("default", static_shape(a)) if also == STATIC_ALSO else (also, None)
+
+
+def also_label(a: argparse.Namespace, also: str) -> str:
+    """The name part of an --aoti-also choice's package (package_label of its record)."""
+    tuning, static = also_settings(a, also)
+    return f"{tuning}-static-{static}" if static else tuning
+
+
+def package_label(record: dict) -> str:
+    """A package's name part from its model.json record: its settings, and the one call shape it
+    takes when it was compiled for one (--aoti-static)."""
+    tuning = record.get("tuning", "default")
+    if "batch_min" in record and record["batch_min"] == record.get("batch_max") \
+            and record.get("latent_multiple") == record.get("latent_max"):
+        return f"{tuning}-static-{record['batch_max']}x{record['latent_max']}x{record['latent_max']}"
+    return tuning
 
 
 def aoti_package_name(dtype: str, tuning: str, module: str = "unet") -> str:
@@ -258,7 +301,7 @@ def keep_package(package: Path, record: dict, out: Path, dtype: str, module: str
     model (carried in bench/gpu/cache). Its name in OUT, or None when it is not kept."""
     if record.get("reused") or package.stat().st_size > KEPT_PACKAGE_MAX_BYTES:
         return None
-    kept = out / aoti_package_name(dtype, record.get("tuning", "default"), module)
+    kept = out / aoti_package_name(dtype, package_label(record), module)
     shutil.copyfile(package, kept)
     return kept.name
 
@@ -793,7 +836,9 @@ class Comparison:
                 link_copy(bundle, also_bundle)  # before --add-aoti replaces model.json in `bundle`
             compile_job = self._start_aoti(folder, bundle, reuse=a.aoti_reuse)
             if also_bundle is not None:
-                also_job = self._start_aoti(folder, also_bundle, a.aoti_also, None, f"aoti-{a.aoti_also}.log")
+                also_tuning, also_static = also_settings(a, a.aoti_also)
+                also_job = self._start_aoti(folder, also_bundle, also_tuning, None, f"aoti-{a.aoti_also}.log",
+                                            also_static)
         # The VAE decoder's compile (the levers, and row (d) compiled-decode) beside the UNet's: the
         # H100 run started it after the golden export and stopped it, unfinished, 65 s later. It is
         # waited for (or stopped) after the UNet's, so it takes time only from what is left over.
@@ -880,13 +925,15 @@ class Comparison:
         return rc == 0
 
     def _start_aoti(self, folder: Path, bundle: Path, tuning: str | None = None, reuse: str | None = None,
-                    log_name: str = "aoti.log") -> dict:
+                    log_name: str = "aoti.log", static: str | None = None) -> dict:
         """Starts export_bundle.py --add-aoti on `bundle` in the background (its own process group,
-        output in OUT/LOG_NAME), with inductor settings `tuning` (default: --aoti-tuning) and a package
-        to reuse instead of compiling. Its time is reported, not timed against anything: a one-time
-        cost per model, dtype and GPU."""
+        output in OUT/LOG_NAME), with settings `tuning` (default: --aoti-tuning), for one call shape
+        `static` (--aoti-static) or every one, and a package to reuse instead of compiling. Its time is
+        reported, not timed against anything: a one-time cost per model, dtype and GPU."""
         tuning = tuning or self.a.aoti_tuning
         cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", tuning]
+        if static:
+            cmd += ["--aoti-static", static]
         if reuse:
             cmd += ["--aoti-reuse", str(Path(reuse).absolute())]
         # The reused package by name: it lies outside the folders _scrub_paths names.
@@ -896,7 +943,7 @@ class Comparison:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
-                "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name}
+                "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name, "static": static}
 
     def _row_plan(self, bundle: Path, aoti_ok: bool, also_bundle: Path | None,
                   vae_bundle: Path | None) -> list[tuple[Path, str, list[str], bool]]:
@@ -970,8 +1017,8 @@ class Comparison:
             self.note(f"the reused package {Path(job['reuse']).name} was refused ({fields['reuse_failed']}): "
                       "compiling instead")
             self.stage(stage, **fields)
-            return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"]), stage,
-                                     essential)
+            return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"],
+                                                      job["static"]), stage, essential)
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             size = (bundle / "unet.pt2").stat().st_size

@@ -160,6 +160,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--aoti-tuning", choices=list(AOTI_TUNINGS), default="default",
                    help="compile settings for --aoti/--add-aoti, recorded in model.json: "
                         + "; ".join(f"{name} ({what})" for name, (what, _, _) in AOTI_TUNINGS.items()))
+    p.add_argument("--aoti-static", default=None, metavar="BATCHxHxW",
+                   help="with --aoti/--add-aoti: compile the UNet for this one call shape (UNet batch, latent "
+                        "height and width; 60x64x64 is the notebook's job: 30 frames with guidance at 512x512) "
+                        "instead of every batch and size; sdinterp runs it where a call has that shape and the "
+                        "TorchScript UNet elsewhere")
     p.add_argument("--aoti-reuse", default=None, metavar="PACKAGE",
                    help="with --aoti/--add-aoti: take this unet.pt2, compiled before for the same model, dtype, "
                         "GPU kind and torch (e.g. brought back from an earlier GPU run), instead of compiling; "
@@ -587,8 +592,9 @@ def attention_first(name: str | None):
     return sdpa_kernel([first, *rest], set_priority=True)
 
 
-def compile_package(module, example: tuple, dynamic_shapes: tuple, path: Path, tuning: str, what: str) -> None:
-    """torch.export with a dynamic batch and latent size, then AOTInductor without the weights, with
+def compile_package(module, example: tuple, dynamic_shapes: tuple | None, path: Path, tuning: str, what: str) -> None:
+    """torch.export with a dynamic batch and latent size (None: the example's shapes only), then
+    AOTInductor without the weights, with
     the settings AOTI_TUNINGS[tuning] names (the attention kernel is chosen while both run)."""
     import torch
 
@@ -655,7 +661,8 @@ def compile_aoti(name: str, what: str, module, inputs, dynamic_shapes, example: 
     record = package_record(package_file.name, limits, signature, compile_seconds, tuning, device)
     if reuse is not None:
         record.update(compile_seconds=0.0, reused=reuse.name)
-    report = {"file": package_file.name, "trace_inputs": "torch.export, dynamic batch and latent size",
+    shapes = "dynamic batch and latent size" if dynamic_shapes else f"static, {', '.join(str(list(t.shape)) for t in example)}"
+    report = {"file": package_file.name, "trace_inputs": f"torch.export, {shapes}",
               "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
     return record, report
 
@@ -673,10 +680,27 @@ def package_record(file: str, limits: dict, signature: str, compile_seconds: flo
     return record
 
 
+def parse_static_shape(text: str) -> tuple[int, int, int]:
+    """--aoti-static BATCHxHxW: (batch, latent height, latent width), or an ExportError. The package
+    record says which calls it takes as a batch range and a latent multiple and maximum, so the
+    height and width must be equal."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ExportError(f"--aoti-static {text}: give the UNet batch and latent size as BATCHxHxW, e.g. 60x64x64")
+    batch, h, w = map(int, parts)
+    if not AOTI_BATCH[0] <= batch <= AOTI_BATCH[1]:
+        raise ExportError(f"--aoti-static {text}: the batch must be {AOTI_BATCH[0]}..{AOTI_BATCH[1]}")
+    if h != w or not 1 <= h <= AOTI_LATENT_MAX:
+        raise ExportError(f"--aoti-static {text}: the latent must be square, at most {AOTI_LATENT_MAX}x{AOTI_LATENT_MAX}")
+    return batch, h, w
+
+
 def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, dtype: str,
-                      max_length: int, tuning: str = "default", reuse: Path | None = None) -> tuple[dict, dict]:
+                      max_length: int, tuning: str = "default", reuse: Path | None = None,
+                      static: tuple[int, int, int] | None = None) -> tuple[dict, dict]:
     """--aoti: the UNet wrapper compiled into out/unet.pt2 (compile_aoti) for UNet batches AOTI_BATCH
-    and latents in multiples of the UNet's down factor."""
+    and latents in multiples of the UNet's down factor; with `static` (--aoti-static: batch, latent
+    height, width) for that one shape, recorded as a batch range and latent multiple that take it only."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
@@ -691,6 +715,13 @@ def compile_unet_aoti(diffusers_unet, hidden_size: int, out: Path, device: str, 
                 torch.linspace(999.0, 1.0, b).to(device=device, dtype=torch.float32),
                 torch.randn(b, max_length, hidden_size, generator=g).to(device=device, dtype=torch_dtype))
 
+    if static is not None:
+        b, h, w = static
+        if h % f:
+            raise ExportError(f"--aoti-static {b}x{h}x{w}: this UNet takes latents in multiples of {f}")
+        limits = {"batch_min": b, "batch_max": b, "latent_multiple": h, "latent_max": h}
+        return compile_aoti("unet", "UNet", unet, inputs, None, inputs(b, h, w), ((b, h, w),), limits, out, device,
+                            dtype, tuning, reuse, "--aoti-reuse")
     batch = torch.export.Dim("batch", min=AOTI_BATCH[0], max=AOTI_BATCH[1])
     lh = f * torch.export.Dim("latent_h", min=1, max=AOTI_LATENT_MAX // f)
     lw = f * torch.export.Dim("latent_w", min=1, max=AOTI_LATENT_MAX // f)
@@ -773,8 +804,10 @@ def reuse_path(option: str | None) -> Path | None:
 def compile_asked(args: argparse.Namespace, pipe, out: Path, max_length: int) -> dict:
     """The packages --aoti and --aoti-vae ask for, compiled into `out` (which holds the TorchScript
     modules they take their weights from): {"unet": (record, report), "vae_decoder": ...}."""
+    static = parse_static_shape(args.aoti_static) if args.aoti_static else None
     done = {"unet": compile_unet_aoti(pipe.unet, int(pipe.text_encoder.config.hidden_size), out, args.device,
-                                      args.dtype, max_length, args.aoti_tuning, reuse_path(args.aoti_reuse))}
+                                      args.dtype, max_length, args.aoti_tuning, reuse_path(args.aoti_reuse),
+                                      static)}
     if args.aoti_vae:
         done["vae_decoder"] = compile_vae_decoder_aoti(pipe.vae, out, args.device, args.dtype, args.aoti_tuning,
                                                        reuse_path(args.aoti_vae_reuse))
@@ -824,6 +857,10 @@ def export(args: argparse.Namespace) -> int:
     out = Path(args.out_dir).absolute()
     if args.aoti_tuning != "default" and not (args.aoti or args.add_aoti):
         raise ExportError(f"--aoti-tuning {args.aoti_tuning} is for the compiled UNet: add --aoti or --add-aoti")
+    if args.aoti_static is not None:
+        if not (args.aoti or args.add_aoti):
+            raise ExportError("--aoti-static is for the compiled UNet: add --aoti or --add-aoti")
+        parse_static_shape(args.aoti_static)
     if args.aoti_reuse is not None:
         if not (args.aoti or args.add_aoti):
             raise ExportError("--aoti-reuse is for the compiled UNet: add --aoti or --add-aoti")

@@ -197,8 +197,23 @@ TEST(Manifest, CompiledUnetIsOptionalAndRead) {
   EXPECT_FALSE(c.accepts(8, 8, 68));  // above latent_max
   EXPECT_TRUE(c.accepts_size(8, 8));
   EXPECT_FALSE(c.accepts_size(6, 8));
+  EXPECT_EQ(c.takes(8), "batch 2..63, images in steps of 32 px up to 512 px");
   Manifest none = parse_manifest(tiny_manifest_text(), "model.json");
   EXPECT_FALSE(none.unet.compiled.accepts(4, 8, 8));
+}
+
+// A package compiled for one call shape (export_bundle.py --aoti-static 60x64x64) is recorded as a
+// batch range and latent multiple that take that shape only.
+TEST(Manifest, CompiledUnetForOneShapeTakesThatShapeOnly) {
+  Manifest m = parse_manifest(with_compiled(R"({"kind": "aoti", "file": "unet.pt2", "batch_min": 60, "batch_max": 60,
+      "latent_multiple": 64, "latent_max": 64})"),
+                              "model.json");
+  const auto& c = m.unet.compiled;
+  EXPECT_TRUE(c.accepts(60, 64, 64));
+  EXPECT_FALSE(c.accepts(58, 64, 64));
+  EXPECT_FALSE(c.accepts(60, 64, 56));
+  EXPECT_FALSE(c.accepts(60, 128, 64));
+  EXPECT_EQ(c.takes(8), "batch 60 only, images of 512x512 px only");
 }
 
 TEST(Manifest, CompiledUnetFieldsAreChecked) {

@@ -54,6 +54,10 @@ struct Manifest {
       return !file.empty() && batch >= batch_min && batch <= batch_max && size_ok(latent_h) && size_ok(latent_w);
     }
     bool accepts_size(int64_t latent_h, int64_t latent_w) const { return accepts(batch_max, latent_h, latent_w); }
+    // What it takes, in words, for a VAE scale factor: "batch 2..63, images in steps of 64 px up to
+    // 1024 px", or for a package compiled for one shape (export_bundle.py --aoti-static) "batch 60
+    // only, images of 512x512 px only".
+    std::string takes(int scale_factor) const;
   };
 
   struct Unet {

@@ -592,11 +592,9 @@ void Bundle::check_engine(int64_t latent_h, int64_t latent_w) const {
   }
   if (!has_compiled_unet()) throw ModelError("--unet-engine aoti: " + compiled_problem_);
   if (!c.accepts_size(latent_h, latent_w)) {
-    throw ModelError("--unet-engine aoti: the compiled UNet takes latents in multiples of " +
-                     std::to_string(c.latent_multiple) + " up to " + std::to_string(c.latent_max) +
-                     " (images in steps of " + std::to_string(c.latent_multiple * manifest_.vae.scale_factor) +
-                     " px up to " + std::to_string(c.latent_max * manifest_.vae.scale_factor) + "), not " +
-                     std::to_string(latent_h) + "x" + std::to_string(latent_w));
+    const int f = manifest_.vae.scale_factor;
+    throw ModelError("--unet-engine aoti: the compiled UNet takes " + c.takes(f) + ", not " +
+                     std::to_string(latent_h * f) + "x" + std::to_string(latent_w * f) + " px");
   }
 }
 

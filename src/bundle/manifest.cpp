@@ -191,6 +191,16 @@ Manifest parse_manifest(std::string_view text, const std::string& source) {
   return m;
 }
 
+std::string Manifest::Compiled::takes(int scale_factor) const {
+  const std::string batches = batch_min == batch_max
+                                  ? "batch " + std::to_string(batch_max) + " only"
+                                  : "batch " + std::to_string(batch_min) + ".." + std::to_string(batch_max);
+  const std::string side = std::to_string(latent_max * scale_factor);
+  if (latent_multiple == latent_max) return batches + ", images of " + side + "x" + side + " px only";
+  return batches + ", images in steps of " + std::to_string(latent_multiple * scale_factor) + " px up to " + side +
+         " px";
+}
+
 std::string Manifest::export_command(const std::string& to_device, const std::string& to_dtype) const {
   std::string model = source.model.empty() ? "MODEL" : source.model;
   // Quote for a POSIX shell when the name has anything beyond the usual path characters.

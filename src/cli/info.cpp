@@ -24,7 +24,8 @@ nlohmann::json bundle_summary(const std::string& dir) {
                         {"batch_max", c->batch_max},
                         {"latent_multiple", c->latent_multiple},
                         {"latent_max", c->latent_max},
-                        {"tuning", c->tuning}};
+                        {"tuning", c->tuning},
+                        {"takes", c->takes(m.vae.scale_factor)}};
   }
   return {{"path", dir},
           {"description", m.description},
@@ -84,11 +85,8 @@ int run_info(const InfoOptions& o) {
          {std::pair{"compiled_unet", "UNet"}, std::pair{"compiled_vae_decoder", "VAE decoder"}}) {
       if (b[key].is_null()) continue;
       const auto& c = b[key];
-      const int f = b["vae_scale_factor"].get<int>();
-      std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": batch "
-                << c["batch_min"] << ".." << c["batch_max"] << ", images in steps of "
-                << c["latent_multiple"].get<int>() * f << " px up to " << c["latent_max"].get<int>() * f
-                << " px, compile settings " << c["tuning"].get<std::string>() << "\n";
+      std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": "
+                << c["takes"].get<std::string>() << ", compile settings " << c["tuning"].get<std::string>() << "\n";
     }
   }
   return 0;

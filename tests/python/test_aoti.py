@@ -105,7 +105,8 @@ def test_unsupported_size_is_refused_for_aoti_and_falls_back_for_auto(tiny_aoti,
     proc = run(sdinterp, *base, "--png-dir", tmp_path / "a", "-o", tmp_path / "a.gif", "--unet-engine", "aoti")
     assert proc.returncode == 3
     assert proc.stderr.strip().count("\n") == 0
-    assert "compiled UNet takes latents in multiples of 2 up to 128" in proc.stderr and "not 130x8" in proc.stderr
+    assert "compiled UNet takes batch 2..63, images in steps of 16 px up to 1024 px, not 1040x64 px" in proc.stderr, \
+        proc.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written, no temporary files left"
     proc = run(sdinterp, *base, "--png-dir", tmp_path / "b")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
@@ -312,6 +313,47 @@ def test_add_aoti_to_an_existing_bundle(sd1, sd2, sdinterp, tmp_path):
     assert not list(tmp_path.glob(".bundle.aoti-*"))
     assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "f")
 
+
+
+def test_a_package_compiled_for_one_call_shape_runs_that_shape_only(sd1, sdinterp, tmp_path):
+    # --aoti-static (issue 13: static shapes for the common job beside the dynamic package): the UNet
+    # compiled for one batch and latent size, recorded so that sdinterp runs it for that shape and the
+    # TorchScript UNet for every other call.
+    import shutil
+
+    from conftest import run_exporter_cli
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sd1.bundle, bundle)
+    before = json.loads((bundle / "model.json").read_text())
+    for bad, says in (("4x8", "give the UNet batch and latent size as BATCHxHxW"),
+                      ("4x8x12", "the latent must be square"), ("1x8x8", "the batch must be 2..63")):
+        proc = run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-static", bad, check=False)
+        assert proc.returncode == 2 and f"--aoti-static {bad}: {says}" in proc.stderr, proc.stderr[-2000:]
+    proc = run_exporter_cli(sd1.folder, bundle, "--aoti-static", "2x8x8", "--overwrite", check=False)
+    assert proc.returncode == 2 and "--aoti-static is for the compiled UNet: add --aoti or --add-aoti" in proc.stderr
+    assert json.loads((bundle / "model.json").read_text()) == before and not (bundle / "unet.pt2").exists()
+
+    # One frame a call with guidance at 64x64: UNet batch 2, 8x8 latents.
+    run_exporter_cli(sd1.folder, bundle, "--add-aoti", "--aoti-static", "2x8x8")
+    record = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
+    assert {k: record[k] for k in ("batch_min", "batch_max", "latent_multiple", "latent_max")} == {
+        "batch_min": 2, "batch_max": 2, "latent_multiple": 8, "latent_max": 8}
+    info = subprocess.run([sdinterp, "info", "--bundle", str(bundle)], capture_output=True, text=True, check=True)
+    assert "batch 2 only, images of 64x64 px only, compile settings default" in info.stdout, info.stdout
+    assert_renders_diffusers_frames_through_the_package(sd1, sdinterp, bundle, tmp_path / "f")
+    # Two frames a call (UNet batch 4): the TorchScript UNet.
+    generate(sdinterp, bundle, tmp_path / "two", "--prompt", "a photo of a cat", "--seed", 1234, "--frames", 2,
+             "--batch", 2)
+    assert unet_calls(tmp_path / "two") == {"aoti": 0, "torchscript": 15}
+    # Another size: the TorchScript UNet, or with --unet-engine aoti a refusal in one line.
+    generate(sdinterp, bundle, tmp_path / "wide", "--prompt", "a cat", "--seed", 1, "--frames", 2, "--width", 128)
+    assert unet_calls(tmp_path / "wide") == {"aoti": 0, "torchscript": 15}
+    proc = run(sdinterp, "generate", "--bundle", bundle, "--prompt", "a cat", "--seed", 1, "--frames", 2,
+               "--steps", 2, "--width", 128, "--png-dir", tmp_path / "refused", "-q", "--unet-engine", "aoti")
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "the compiled UNet takes batch 2 only, images of 64x64 px only, not 64x128 px" in proc.stderr, proc.stderr
+    assert not (tmp_path / "refused").exists()
 
 
 def test_add_aoti_reusing_a_package_compiled_before(sd1, sd1_aoti, sdinterp, tmp_path):

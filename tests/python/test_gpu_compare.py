@@ -319,7 +319,18 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     (tmp_path / "cache" / "unet-float16-fast-diffusion.pt2").write_bytes(b"PK")
     assert gpu_compare.parse_args(["--device", "cuda", *base]).aoti_also == "max-autotune-gemm"
     (tmp_path / "cache" / "unet-float16-max-autotune-gemm.pt2").write_bytes(b"PK")
+    # Then the UNet compiled for this run's call only (30 frames with guidance at 512x512).
+    a = gpu_compare.parse_args(["--device", "cuda", *base])
+    assert a.aoti_also == "static" and gpu_compare.also_settings(a, a.aoti_also) == ("default", "60x64x64")
+    (tmp_path / "cache" / "unet-float16-default-static-60x64x64.pt2").write_bytes(b"PK")
     assert gpu_compare.parse_args(["--device", "cuda", *base]).aoti_also is None
+    # Another job's call shape is another package; one beyond a package's batch has none.
+    assert gpu_compare.parse_args(["--device", "cuda", "--frames", "20", *base]).aoti_also == "static"
+    assert gpu_compare.parse_args(["--device", "cuda", "--frames", "40", *base]).aoti_also is None
+    with pytest.raises(SystemExit):
+        gpu_compare.parse_args(["--device", "cuda", "--frames", "40", "--aoti-also", "static", *base])
+    with pytest.raises(SystemExit):
+        gpu_compare.parse_args(["--device", "cuda", "--aoti-also", "fastest", *base])
     a = gpu_compare.parse_args(["--device", "cuda", "--aoti-reuse", "none", *base])
     assert a.aoti_reuse is None and a.aoti_also is None
     a = gpu_compare.parse_args(["--device", "cuda", "--aoti-also", "none", *base])
@@ -395,7 +406,7 @@ def test_a_refused_reused_package_is_compiled_instead(tmp_path, monkeypatch):
     bundle.mkdir()
     started = []
 
-    def fake_start(folder, bundle_, tuning=None, reuse=None, log_name="aoti.log"):
+    def fake_start(folder, bundle_, tuning=None, reuse=None, log_name="aoti.log", static=None):
         # The reuse fails as the exporter says it; the compile then writes a package and its record.
         started.append(reuse)
         script = ("echo 'export_bundle: error: --aoti-reuse x.pt2: cannot load it here'; exit 1" if reuse else
@@ -404,7 +415,7 @@ def test_a_refused_reused_package_is_compiled_instead(tmp_path, monkeypatch):
         log = open(comparison.out / log_name, "w")
         proc = subprocess.Popen(["sh", "-c", script], stdout=log, stderr=subprocess.STDOUT)
         return {"proc": proc, "log": log, "t0": 0.0, "shown": "x", "folder": folder, "bundle": bundle_,
-                "tuning": tuning or "default", "reuse": reuse, "log_name": log_name}
+                "tuning": tuning or "default", "reuse": reuse, "log_name": log_name, "static": static}
 
     monkeypatch.setattr(comparison, "_start_aoti", fake_start)
     assert comparison._finish_aoti(fake_start(tmp_path, bundle, reuse="x.pt2"))
@@ -488,3 +499,21 @@ def test_the_essential_sdinterp_rows_run_before_every_optional_one(tmp_path, mon
     # Without the compiled UNet, TorchScript's rows only.
     assert [(row[1], row[3]) for row in comparison._row_plan(b, False, None, None)] == [
         ("default", False), ("warm", False), ("warm sdpa-cudnn", True)]
+
+
+def test_a_package_for_one_call_shape_is_kept_under_a_name_of_its_own(tmp_path):
+    # The static package's record has the default settings: its name says its shape, so that it
+    # neither replaces nor is taken for row (d)'s package.
+    package = tmp_path / "unet.pt2"
+    package.write_bytes(b"PK")
+    dynamic = {"tuning": "default", "batch_min": 2, "batch_max": 63, "latent_multiple": 8, "latent_max": 128}
+    static = {"tuning": "default", "batch_min": 60, "batch_max": 60, "latent_multiple": 64, "latent_max": 64}
+    decoder = {"tuning": "default", "batch_min": 1, "batch_max": 63, "latent_multiple": 1, "latent_max": 128}
+    assert gpu_compare.package_label(dynamic) == "default"
+    assert gpu_compare.package_label(static) == "default-static-60x64x64"
+    assert gpu_compare.package_label(decoder) == "default"
+    assert gpu_compare.keep_package(package, static, tmp_path, "float16", "unet") == "unet-float16-default-static-60x64x64.pt2"
+    assert gpu_compare.keep_package(package, dynamic, tmp_path, "float16", "unet") == "unet-float16-default.pt2"
+    a = gpu_compare.parse_args(["--device", "cuda", "--out", str(tmp_path / "out"), "--aoti-also", "static"])
+    assert gpu_compare.also_label(a, "static") == gpu_compare.package_label(static)
+    assert gpu_compare.also_label(a, "fast-diffusion") == "fast-diffusion"
