@@ -264,20 +264,25 @@ def also_settings(a: argparse.Namespace, also: str) -> tuple[str, str | None]:
     return ("default", static_shape(a)) if also == STATIC_ALSO else (also, None)
 
 
+def settings_label(tuning: str, static: str | None) -> str:
+    """The name part of a package compiled with settings `tuning`, for one call shape `static`
+    (--aoti-static BATCHxHxW) or every one."""
+    return f"{tuning}-static-{static}" if static else tuning
+
+
 def also_label(a: argparse.Namespace, also: str) -> str:
     """The name part of an --aoti-also choice's package (package_label of its record)."""
-    tuning, static = also_settings(a, also)
-    return f"{tuning}-static-{static}" if static else tuning
+    return settings_label(*also_settings(a, also))
 
 
 def package_label(record: dict) -> str:
     """A package's name part from its model.json record: its settings, and the one call shape it
     takes when it was compiled for one (--aoti-static)."""
-    tuning = record.get("tuning", "default")
+    static = None
     if "batch_min" in record and record["batch_min"] == record.get("batch_max") \
             and record.get("latent_multiple") == record.get("latent_max"):
-        return f"{tuning}-static-{record['batch_max']}x{record['latent_max']}x{record['latent_max']}"
-    return tuning
+        static = f"{record['batch_max']}x{record['latent_max']}x{record['latent_max']}"
+    return settings_label(record.get("tuning", "default"), static)
 
 
 def aoti_package_name(dtype: str, tuning: str, module: str = "unet") -> str:

@@ -78,8 +78,9 @@ AOTI_LATENT_MAX = 128
 AOTI_VAE_BATCH = (1, 63)
 # Settings for the compiled UNet (--aoti-tuning NAME), recorded in model.json: what --help says of
 # each, inductor's settings, and the scaled_dot_product_attention kernel tried first when the
-# package is compiled (its attention kernels are chosen then, once, by LibTorch's priority order;
-# None: that order, which tries flash, memory-efficient, math, then cuDNN). "default" is inductor's
+# package is compiled (torch.nn.attention.SDPBackend's member name; its attention kernels are chosen
+# then, once, by LibTorch's priority order; None: that order, which tries flash, memory-efficient,
+# math, then cuDNN). "default" is inductor's
 # own. "cudnn-attention" takes cuDNN's fused attention where it supports the call (PyTorch 2.5's
 # release notes: up to 75% faster than FlashAttention-2 on an H100; SD 1.5's 4096-token attention
 # is a large share of its UNet at 512x512); what it gains at sdinterp's batch-60 calls is to be
@@ -95,7 +96,7 @@ _FAST_DIFFUSION = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
                    "coordinate_descent_check_all_directions": True, "epilogue_fusion": False}
 AOTI_TUNINGS = {
     "default": ("inductor's own settings", {}, None),
-    "cudnn-attention": ("cuDNN's fused attention tried first, on a GPU", {}, "cudnn"),
+    "cudnn-attention": ("cuDNN's fused attention tried first, on a GPU", {}, "CUDNN_ATTENTION"),
     "fast-diffusion": ("1x1 convolutions as matrix products, coordinate-descent tuning, no epilogue fusion",
                        _FAST_DIFFUSION, None),
     "max-autotune-gemm": ("fast-diffusion and benchmarked GEMM kernels; longer compiles",
@@ -576,26 +577,25 @@ def error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def attention_first(name: str | None):
-    """A context in which LibTorch's scaled_dot_product_attention priority order starts with the
-    kernel `name` ("cudnn", "flash", "efficient", "math"; the others follow in their order), or
+def attention_first(kernel: str | None):
+    """A context in which LibTorch's scaled_dot_product_attention priority order starts with
+    `kernel` (an SDPBackend member's name, "CUDNN_ATTENTION"; the others follow in their order), or
     leaves it alone (None)."""
     import contextlib
 
-    if name is None:
+    if kernel is None:
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, _cur_sdpa_kernel_backends, sdpa_kernel
 
-    first = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
+    first = getattr(SDPBackend, kernel)
     rest = [b for b in _cur_sdpa_kernel_backends(with_priority=True) if b != first]
     return sdpa_kernel([first, *rest], set_priority=True)
 
 
 def compile_package(module, example: tuple, dynamic_shapes: tuple | None, path: Path, tuning: str, what: str) -> None:
     """torch.export with a dynamic batch and latent size (None: the example's shapes only), then
-    AOTInductor without the weights, with
-    the settings AOTI_TUNINGS[tuning] names (the attention kernel is chosen while both run)."""
+    AOTInductor without the weights, with the settings AOTI_TUNINGS[tuning] names (the attention
+    kernel is chosen while both run)."""
     import torch
 
     _, inductor, attention = AOTI_TUNINGS[tuning]
@@ -661,7 +661,8 @@ def compile_aoti(name: str, what: str, module, inputs, dynamic_shapes, example: 
     record = package_record(package_file.name, limits, signature, compile_seconds, tuning, device)
     if reuse is not None:
         record.update(compile_seconds=0.0, reused=reuse.name)
-    shapes = "dynamic batch and latent size" if dynamic_shapes else f"static, {', '.join(str(list(t.shape)) for t in example)}"
+    shapes = ("dynamic batch and latent size" if dynamic_shapes
+              else "static, " + ", ".join(str(list(t.shape)) for t in example))
     report = {"file": package_file.name, "trace_inputs": f"torch.export, {shapes}",
               "trace_seconds": round(compile_seconds, 2), "checks": checks, "ok": all(r["ok"] for r in checks)}
     return record, report
