@@ -215,9 +215,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     # UNet's is, unless reuse is turned off.
     vae_cached = aoti_cached(a.dtype, a.aoti_tuning, "vae_decoder")
     a.vae_reuse = str(vae_cached) if a.aoti_reuse != "none" and vae_cached.is_file() and not a.smoke else None
+    # Whether this run compiles the UNet (or takes a carried package) for row (d).
+    compiles = a.cuda and not a.smoke and not a.skip_aoti and not a.skip_sdinterp
     if a.aoti_reuse == "auto":
         cached = aoti_cached(a.dtype, a.aoti_tuning)
-        a.aoti_reuse = str(cached) if cached.is_file() and not a.smoke and not a.skip_aoti else None
+        a.aoti_reuse = str(cached) if cached.is_file() and compiles else None
     elif a.aoti_reuse == "none":
         a.aoti_reuse = None
     if a.aoti_run is None:
@@ -230,10 +232,12 @@ def parse_args(argv=None) -> argparse.Namespace:
             a.aoti_run.insert(2, f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1")
     if a.aoti_also == "auto":
         # The next setting in the exporter's list that no earlier run has brought back, then the
-        # package for this run's call shape: one more each run.
+        # package for this run's call shape: one more each run. With row (d)'s package carried, in
+        # the compile time that saves; without (the first run on a GPU kind), compiled beside row
+        # (d)'s at a lower priority (_start_aoti), and stopped first when time runs short.
         choices = [t for t in AOTI_TUNINGS if t != a.aoti_tuning] + ([STATIC_ALSO] if static_shape(a) else [])
         uncached = [c for c in choices if not aoti_cached(a.dtype, also_label(a, c)).is_file()]
-        a.aoti_also = uncached[0] if a.aoti_reuse and a.cuda and uncached else None
+        a.aoti_also = uncached[0] if compiles and uncached else None
     elif a.aoti_also == "none":
         a.aoti_also = None
     elif a.aoti_also == STATIC_ALSO and not static_shape(a):
@@ -295,6 +299,10 @@ def aoti_cached(dtype: str, tuning: str, module: str = "unet") -> Path:
     """Where a package an earlier run brought back is carried."""
     return AOTI_CACHE / aoti_package_name(dtype, tuning, module)
 
+
+# A background compile that yields to row (d)'s UNet compile (the VAE decoder's, a second UNet's):
+# both decide rows, but row (d)'s decides whether the issue's targets are measured at all.
+LOWER_PRIORITY = ["nice", "-n", "10"]
 
 # Packages above this size are not brought back (the device tool returns files up to 16 MiB).
 KEPT_PACKAGE_MAX_BYTES = 16 * 2**20
@@ -843,7 +851,7 @@ class Comparison:
             if also_bundle is not None:
                 also_tuning, also_static = also_settings(a, a.aoti_also)
                 also_job = self._start_aoti(folder, also_bundle, also_tuning, None, f"aoti-{a.aoti_also}.log",
-                                            also_static)
+                                            also_static, second=True)
         # The VAE decoder's compile (the levers, and row (d) compiled-decode) beside the UNet's: the
         # H100 run started it after the golden export and stopped it, unfinished, 65 s later. It is
         # waited for (or stopped) after the UNet's, so it takes time only from what is left over.
@@ -855,8 +863,9 @@ class Comparison:
             self._golden_run(golden_bundle)
         if not a.skip_smoke_command and not a.skip_sdinterp:
             self._smoke_command()
-        aoti_ok = self._finish_aoti(compile_job, essential=True) if compile_job else False
-        also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}") if also_job else False
+        aoti_ok = self._finish_aoti(compile_job, reserve=self._compile_reserve()) if compile_job else False
+        also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}", self._compile_reserve(second=True)) \
+            if also_job else False
         vae_package, vae_record = self._finish_vae_compile(vae_job) if vae_job else (None, None)
         self._wait_also()
 
@@ -930,11 +939,12 @@ class Comparison:
         return rc == 0
 
     def _start_aoti(self, folder: Path, bundle: Path, tuning: str | None = None, reuse: str | None = None,
-                    log_name: str = "aoti.log", static: str | None = None) -> dict:
+                    log_name: str = "aoti.log", static: str | None = None, second: bool = False) -> dict:
         """Starts export_bundle.py --add-aoti on `bundle` in the background (its own process group,
         output in OUT/LOG_NAME), with settings `tuning` (default: --aoti-tuning), for one call shape
         `static` (--aoti-static) or every one, and a package to reuse instead of compiling. Its time is
-        reported, not timed against anything: a one-time cost per model, dtype and GPU."""
+        reported, not timed against anything: a one-time cost per model, dtype and GPU. `second`: the
+        --aoti-also compile, at a lower priority than row (d)'s, as the VAE decoder's."""
         tuning = tuning or self.a.aoti_tuning
         cmd = [*self._exporter_command(folder, bundle, "--add-aoti"), "--aoti-tuning", tuning]
         if static:
@@ -945,8 +955,8 @@ class Comparison:
         shown = " ".join(["scripts/export_bundle.py", *(Path(c).name if reuse and c == cmd[-1] else c for c in cmd[3:])])
         log(f"compiling the UNet ({tuning}) in the background: {shown} (log: {log_name})")
         logf = open(self.out / log_name, "w")
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.Popen([*LOWER_PRIORITY, *cmd] if second else cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "shown": shown, "folder": folder,
                 "bundle": bundle, "tuning": tuning, "reuse": reuse, "log_name": log_name, "static": static}
 
@@ -976,6 +986,8 @@ class Comparison:
             first.append((vae_bundle, "aoti warm compiled-decode", ["--unet-engine", "aoti"], True))
         return essential + first + optional
 
+    # Seconds an sdinterp row takes, whole command or warm (from the H100 run: 7-10 s).
+    ROW_S = 12.0
     # Rows of --sdinterp-run and --aoti-run past these many are optional: run only while (e) and (a)
     # keep their time.
     ESSENTIAL_SDINTERP_ROWS = 2
@@ -996,11 +1008,17 @@ class Comparison:
         if essential:
             runs = min(self.ESSENTIAL_SDINTERP_ROWS, len(a.sdinterp_run)) + min(self.ESSENTIAL_AOTI_ROWS,
                                                                                   len(a.aoti_run))
-            return 20.0 + 5.0 + 12.0 * runs + self._tail_need()
+            return 20.0 + 5.0 + self.ROW_S * runs + self._tail_need()
         runs = (len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
                 + (0 if a.skip_levers or a.skip_aoti else 1))  # (d) compiled-decode
-        return (20.0 + 5.0 + 12.0 * runs + (0.0 if a.skip_diffusers_e2e else 30.0)
+        return (20.0 + 5.0 + self.ROW_S * runs + (0.0 if a.skip_diffusers_e2e else 30.0)
                 + (0.0 if a.skip_notebook_loop else 25.0) + (0.0 if a.skip_levers else 20.0))
+
+    def _compile_reserve(self, second: bool = False) -> float:
+        """Seconds left at which a background UNet compile is stopped: row (d)'s when only the
+        essential stages still fit, the second one (--aoti-also) when they and its own row (the first
+        of the optional ones) do."""
+        return self._timed_stages_need(essential=True) + (self.ROW_S if second else 0.0)
 
     def _tail_need(self) -> float:
         """Seconds left that let (e) and then (a) run after the sdinterp rows: (e) starts with
@@ -1010,12 +1028,12 @@ class Comparison:
         notebook = 0.0 if a.skip_notebook_loop else self.NOTEBOOK_START_S
         return max(self.E2E_START_S if e else 0.0, e + notebook)
 
-    def _finish_aoti(self, job: dict, stage: str = "aoti_compile", essential: bool = False) -> bool:
-        """Waits for a background compile, but stops it (its rows then say so) when the timed stages
-        would no longer fit (only the essential ones for row (d)'s own package). A reused package
-        that cannot be used here is compiled instead, if the run still has the time."""
+    def _finish_aoti(self, job: dict, stage: str = "aoti_compile", reserve: float | None = None) -> bool:
+        """Waits for a background compile, but stops it (its rows then say so) when less than `reserve`
+        seconds are left (default: what all the timed stages need). A reused package that cannot be
+        used here is compiled instead, if the run still has the time."""
         bundle, tuning = job["bundle"], job["tuning"]
-        rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})", essential)
+        rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})", reserve)
         fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1), tuning=tuning)
         if rc != 0 and job["reuse"] and not timed_out:
             fields["reuse_failed"] = error_line((self.out / job["log_name"]).read_text(errors="replace"))
@@ -1023,7 +1041,7 @@ class Comparison:
                       "compiling instead")
             self.stage(stage, **fields)
             return self._finish_aoti(self._start_aoti(job["folder"], bundle, tuning, None, job["log_name"],
-                                                      job["static"]), stage, essential)
+                                                      job["static"]), stage, reserve)
         if rc == 0:
             compiled = json.loads((bundle / "model.json").read_text())["unet"]["compiled"]
             size = (bundle / "unet.pt2").stat().st_size
@@ -1039,12 +1057,12 @@ class Comparison:
                       f"after {dt:.0f} s: see {job['log_name']}")
         return rc == 0
 
-    def _wait_background(self, job: dict, what: str, essential: bool = False) -> tuple[int | str, float, bool]:
-        """Waits for a background compile, but stops it when the timed stages (the essential ones:
-        _timed_stages_need) would no longer fit. Returns (exit status or "timeout", seconds since it
-        started, whether it was stopped)."""
+    def _wait_background(self, job: dict, what: str, reserve: float | None = None) -> tuple[int | str, float, bool]:
+        """Waits for a background compile, but stops it when less than `reserve` seconds are left
+        (default: what all the timed stages need, _timed_stages_need). Returns (exit status or
+        "timeout", seconds since it started, whether it was stopped)."""
         proc = job["proc"]
-        reserve = self._timed_stages_need(essential)
+        reserve = self._timed_stages_need() if reserve is None else reserve
         if proc.poll() is None:
             log(f"waiting for {what} (stopped with {reserve:.0f} s left for the timed stages)")
         timed_out = False
@@ -1078,7 +1096,7 @@ class Comparison:
         log(f"compiling the VAE decoder in the background: {' '.join(cmd[2:])} (log: vae_compile.log)")
         logf = open(self.out / "vae_compile.log", "w")
         # At a lower priority than the UNet's compile, which decides whether rows (d) run at all.
-        proc = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=logf, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([*LOWER_PRIORITY, *cmd], stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         return {"proc": proc, "log": logf, "t0": time.perf_counter(), "package": package}
 
@@ -1786,7 +1804,7 @@ class Comparison:
         if self.clock.left() < (60 if warm else 40):
             self.stage(key, method=method, note="skipped: out of time")
             return
-        if optional and self.clock.left() < 12.0 + self._tail_need():
+        if optional and self.clock.left() < self.ROW_S + self._tail_need():
             self.stage(key, method=method, note="skipped: out of time (what is left is kept for (e) and (a))")
             return
         runs = self.work / "runs"
