@@ -101,6 +101,9 @@ CUDNN_BENCHMARK_ENV = "SDINTERP_CUDNN_BENCHMARK"
 SDPA_FIRST_ENV = "SDINTERP_SDPA_FIRST"
 CUDA_WARM_UP_ENV = "SDINTERP_CUDA_WARM_UP"
 PINNED_UPLOAD_ENV = "SDINTERP_PINNED_UPLOAD"
+# LibTorch's CUDA memory settings: sdinterp sets expandable segments unless this (or its newer name,
+# PYTORCH_ALLOC_CONF) is set (src/cli/runtime_loader.cpp); a row sets the fixed segments back.
+CUDA_ALLOC_CONF_ENV = "PYTORCH_CUDA_ALLOC_CONF"
 
 SD15 = CONFIGS["sd15"]
 TINY = CONFIGS["sd1-tiny"]
@@ -226,8 +229,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         # Every row adds to what the UNet's compile must leave for the timed stages
         # (_timed_stages_need): cuDNN's timed choice (also a lever) only when a reused package saved
         # the compile's time.
-        a.aoti_run = ["aoti=", "aoti warm=", f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0",
-                      f"aoti pinned-upload={PINNED_UPLOAD_ENV}=1"]
+        a.aoti_run = ["aoti=", "aoti warm=", f"aoti fixed-segments={CUDA_ALLOC_CONF_ENV}=expandable_segments:False",
+                      f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0", f"aoti pinned-upload={PINNED_UPLOAD_ENV}=1"]
         if a.aoti_reuse:
             a.aoti_run.insert(2, f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1")
     if a.aoti_also == "auto":

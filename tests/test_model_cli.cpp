@@ -378,6 +378,26 @@ TEST(Cli, OpenMpSpinsBrieflyUnlessTheUserChose) {
   EXPECT_EQ(spin["GOMP_SPINCOUNT"], "5000");
 }
 
+// LibTorch's CUDA allocator grows expandable segments unless the user set its variables (README:
+// memory); what LibTorch itself took is reported, so this fails if the setting never reaches it.
+TEST(Cli, CudaMemoryInExpandableSegmentsUnlessTheUserChose) {
+  auto info = [](const std::string& env) {
+    auto r = test::run_command("env -u PYTORCH_CUDA_ALLOC_CONF -u PYTORCH_ALLOC_CONF " + env + " " + sdinterp() +
+                               " info --json");
+    EXPECT_EQ(r.status, 0) << r.output;
+    return nlohmann::json::parse(r.output)["cuda_allocator"];
+  };
+  auto by_default = info("");
+  EXPECT_TRUE(by_default["expandable_segments"].get<bool>());
+  EXPECT_EQ(by_default["env"]["PYTORCH_CUDA_ALLOC_CONF"], "expandable_segments:True");
+  EXPECT_TRUE(by_default["env"]["PYTORCH_ALLOC_CONF"].is_null());
+  auto fixed = info("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:False");
+  EXPECT_FALSE(fixed["expandable_segments"].get<bool>());
+  auto other = info("PYTORCH_ALLOC_CONF=max_split_size_mb:512");
+  EXPECT_FALSE(other["expandable_segments"].get<bool>());
+  EXPECT_TRUE(other["env"]["PYTORCH_CUDA_ALLOC_CONF"].is_null());
+}
+
 TEST(Cli, InfoSummarisesTheBundle) {
   auto r = test::run_command(sdinterp() + " info --json --bundle " + tiny());
   ASSERT_EQ(r.status, 0) << r.output;

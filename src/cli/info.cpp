@@ -62,7 +62,17 @@ int run_info(const InfoOptions& o) {
     if (!omp[name].is_null()) std::cout << ", " << name << "=" << omp[name].get<std::string>();
   }
   std::cout << "\n";
-  std::cout << "CUDA: " << (info["cuda_available"].get<bool>() ? "available" : "not available") << "\n";
+  const bool cuda = info["cuda_available"].get<bool>();
+  std::cout << "CUDA: " << (cuda ? "available" : "not available");
+  if (cuda) {
+    const auto& allocator = info["cuda_allocator"];
+    std::cout << ", memory in " << (allocator["expandable_segments"].get<bool>() ? "expandable" : "fixed")
+              << " segments";
+    for (const auto& [name, value] : allocator["env"].items()) {
+      if (!value.is_null()) std::cout << ", " << name << "=" << value.get<std::string>();
+    }
+  }
+  std::cout << "\n";
   for (const auto& d : info["cuda_devices"]) {
     if (d.contains("error")) {
       std::cout << "  cuda:" << d["index"] << ": " << d["error"].get<std::string>() << "\n";

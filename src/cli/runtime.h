@@ -51,7 +51,8 @@ class Runtime {
   virtual ~Runtime() = default;
   virtual std::unique_ptr<RuntimeSession> new_session() = 0;
   // {"libtorch": version, "cuda_available": bool, "cuda_devices": [{index, name, ...}],
-  //  "cpu_threads": LibTorch's intra-op threads, "openmp_env": {GOMP_SPINCOUNT, OMP_WAIT_POLICY}}
+  //  "cpu_threads": LibTorch's intra-op threads, "openmp_env": {GOMP_SPINCOUNT, OMP_WAIT_POLICY},
+  //  "cuda_allocator": {"expandable_segments": as LibTorch took it, "env": {kCudaAllocConfVariables}}}
   virtual nlohmann::json devices() = 0;
 };
 
@@ -66,6 +67,10 @@ struct RuntimeHost {
 // GOMP_SPINCOUNT given to LibTorch's OpenMP threads when the user sets neither it nor
 // OMP_WAIT_POLICY (see runtime_loader.cpp).
 constexpr const char* kDefaultGompSpinCount = "1000";
+// LibTorch's CUDA memory settings when the user sets neither of its variables (the first is the
+// older name, which every LibTorch reads; see runtime_loader.cpp).
+constexpr const char* kCudaAllocConfVariables[] = {"PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"};
+constexpr const char* kDefaultCudaAllocConf = "expandable_segments:True";
 
 // The runtime, loaded on first call (and kept until the process ends: LibTorch cannot be
 // unloaded). Throws Error with kExitInternal when the library is missing or stale. `first_job`,

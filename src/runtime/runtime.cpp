@@ -1,6 +1,7 @@
 // libsdinterp_runtime.so: everything the CLI does with LibTorch, behind cli/runtime.h. LibTorch's
 // own exceptions stop here and leave as sdinterp errors (the executable knows no LibTorch types).
 #include <ATen/Parallel.h>
+#include <c10/core/AllocatorConfig.h>
 #include <c10/util/Exception.h>
 #include <cuda_runtime_api.h>
 #include <torch/cuda.h>
@@ -137,12 +138,17 @@ class TorchRuntime : public Runtime {
         const char* value = std::getenv(name);
         return value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);
       };
+      nlohmann::json allocator_env;
+      for (const char* name : cli::kCudaAllocConfVariables) allocator_env[name] = env(name);
       return nlohmann::json{
           {"libtorch", TORCH_VERSION},
           {"cuda_available", torch::cuda::is_available()},
           {"cuda_devices", cuda_devices()},
           {"cpu_threads", at::get_num_threads()},
-          {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")}, {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}}};
+          {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")}, {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}},
+          {"cuda_allocator",
+           {{"expandable_segments", c10::CachingAllocator::AcceleratorAllocatorConfig::use_expandable_segments()},
+            {"env", allocator_env}}}};
     });
   }
 
