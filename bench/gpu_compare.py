@@ -64,6 +64,8 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -320,6 +322,30 @@ def keep_package(package: Path, record: dict, out: Path, dtype: str, module: str
     kept = out / aoti_package_name(dtype, package_label(record), module)
     shutil.copyfile(package, kept)
     return kept.name
+
+
+# In a package's generated wrapper (C++): each call of an operator it leaves to LibTorch
+# ("aoti_torch_cuda_convolution(", "aoti_torch_cuda_mm_out(", ...), and the attention kernels among
+# them (_scaled_dot_product_cudnn_attention; on the CPU, ..._flash_attention_for_cpu).
+EXTERN_CALL = re.compile(r"\baoti_torch_(?:cpu|cuda)_(\w+?)(?:_out)?\(")
+ATTENTION_KERNEL = re.compile(r"_scaled_dot_product_(flash|efficient|cudnn)_attention")
+
+
+def package_kernels(package: Path) -> dict:
+    """What a compiled package's code calls outside its own kernels, from its wrapper's source: the
+    attention kernels ("flash", "efficient", "cudnn") and the number of call sites of each operator
+    (how a tuning changed the code: 1x1 convolutions as matrix products, an attention kernel)."""
+    with zipfile.ZipFile(package) as z:
+        source = "".join(z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith("wrapper.cpp"))
+    return {"attention_kernels": sorted(set(ATTENTION_KERNEL.findall(source))),
+            "extern_calls": dict(sorted(Counter(EXTERN_CALL.findall(source)).items()))}
+
+
+def attention_kernel_named(tuning: str) -> str | None:
+    """The attention kernel a compile setting puts first ("cudnn" for cudnn-attention), as
+    package_kernels names it, or None."""
+    backend = AOTI_TUNINGS[tuning][2]
+    return backend.lower().removesuffix("_attention") if backend else None
 
 
 def bundle_with_decoder(bundle: Path, package: Path, record: dict, dst: Path) -> None:
@@ -1050,6 +1076,15 @@ class Comparison:
             size = (bundle / "unet.pt2").stat().st_size
             fields.update(compile_seconds=compiled.get("compile_seconds"), reused=compiled.get("reused"),
                           package_mib=round(size / 2**20, 1))
+            try:
+                fields.update(package_kernels(bundle / "unet.pt2"))
+            except (OSError, zipfile.BadZipFile) as e:
+                fields["kernels_error"] = str(e)
+            wanted = attention_kernel_named(tuning)
+            if wanted and "attention_kernels" in fields and wanted not in fields["attention_kernels"]:
+                self.note(f"the {tuning} package calls {', '.join(fields['attention_kernels']) or 'no'} attention "
+                          f"kernel, not {wanted}'s: LibTorch found {wanted}'s unfit for these calls, so its rows "
+                          "measure the other settings only")
             kept = keep_package(bundle / "unet.pt2", {"tuning": tuning, **compiled}, self.out, self.a.dtype, "unet")
             if kept:
                 fields["package_kept"] = kept

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -476,6 +477,43 @@ def test_the_second_compile_yields_to_row_ds(tmp_path, monkeypatch):
     assert comparison._finish_aoti(first, reserve=comparison._compile_reserve())
     assert comparison.results["stages"]["aoti_compile"]["rc"] == 0
     assert comparison.results["stages"]["aoti_compile_fast-diffusion"]["rc"] == "timeout"
+
+
+def test_what_a_package_calls_is_recorded_and_a_tuning_that_did_not_take_is_said(tmp_path):
+    # A package's wrapper names the operators it leaves to LibTorch: the record says which attention
+    # kernel it calls, so a cudnn-attention package on flash attention is not taken for cuDNN's.
+    comparison = bare_comparison(tmp_path)
+    wrapper = """
+        AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cuda_convolution(buf8, buf9, &bias));
+        AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cuda_convolution(buf16, buf17, &bias));
+        AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cuda_mm_out(buf20, buf18, buf19));
+        AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_cuda__scaled_dot_product_flash_attention(buf21, buf22, buf23));
+    """
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with zipfile.ZipFile(bundle / "unet.pt2", "w") as z:
+        z.writestr("unet/data/aotinductor/model/abc.wrapper.cpp", wrapper)
+        z.writestr("unet/data/aotinductor/model/abc.kernel.cpp", "aoti_torch_cuda_addmm_out(x);")
+    assert gpu_compare.package_kernels(bundle / "unet.pt2") == {
+        "attention_kernels": ["flash"],
+        "extern_calls": {"_scaled_dot_product_flash_attention": 1, "convolution": 2, "mm": 1}}
+    assert gpu_compare.attention_kernel_named("cudnn-attention") == "cudnn"
+    assert gpu_compare.attention_kernel_named("fast-diffusion") is None
+
+    def finish(tuning):
+        (bundle / "model.json").write_text(json.dumps({"unet": {"compiled": {"tuning": tuning}}}))
+        log = open(comparison.out / "aoti.log", "w")
+        job = {"proc": subprocess.Popen(["true"]), "log": log, "t0": 0.0, "shown": "x", "folder": tmp_path,
+               "bundle": bundle, "tuning": tuning, "reuse": None, "log_name": "aoti.log", "static": None}
+        assert comparison._finish_aoti(job, f"aoti_compile_{tuning}")
+        return comparison.results["stages"][f"aoti_compile_{tuning}"]
+
+    assert finish("default")["attention_kernels"] == ["flash"]
+    assert not comparison.results["notes"]
+    stage = finish("cudnn-attention")
+    assert stage["attention_kernels"] == ["flash"] and stage["extern_calls"]["convolution"] == 2
+    assert any(n.startswith("the cudnn-attention package calls flash attention kernel, not cudnn's")
+               for n in comparison.results["notes"]), comparison.results["notes"]
 
 
 def test_link_copy_shares_files_until_one_is_replaced(tmp_path):
