@@ -85,7 +85,7 @@ from random_pipelines import CONFIGS, rescale_outputs  # noqa: E402
 # The exporter's module wrappers, for the levers stage's compiled VAE decoder (imported there: it
 # needs diffusers, which the GPU machine gets from the carried wheels).
 sys.path.insert(0, str(EXPORTER.parent))
-from export_bundle import AOTI_TUNINGS  # noqa: E402  (the compile settings' names, in the order tried)
+from export_bundle import AOTI_TUNINGS, attention_first  # noqa: E402  (the compile settings' names, in the order tried)
 
 # Packages an earlier GPU run brought back (OUT/unet-DTYPE-TUNING.pt2), carried to the next run in
 # this folder (ignored by git: a package holds the compiling machine's paths) for --aoti-reuse auto.
@@ -490,6 +490,63 @@ def make_pipeline(cfg: dict, device: str, model_seed: int, rescale: bool):
     return pipe
 
 
+# The attention kernels LibTorch's priority order can start with (SDPBackend members; sdinterp's
+# SDINTERP_SDPA_FIRST names them flash, efficient, cudnn and math), beside its own order ("default").
+ATTENTION_FIRST = ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+
+
+def attention_calls(pipe, latent_hw: tuple[int, int]) -> list[dict]:
+    """Each distinct scaled_dot_product_attention call of one UNet call and one VAE decode at batch
+    1 (the shapes past the batch: heads, tokens, head size; and the keys' for cross-attention), with
+    how many times it is made."""
+    import torch
+    import torch.nn.functional as F
+
+    seen: dict = {}
+    module = ["unet"]
+    original = F.scaled_dot_product_attention
+
+    def record(q, k, v, *args, **kwargs):
+        key = (module[0], tuple(q.shape[1:]), tuple(k.shape[1:]))
+        seen[key] = seen.get(key, 0) + 1
+        return original(q, k, v, *args, **kwargs)
+
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    F.scaled_dot_product_attention = record
+    try:
+        with torch.inference_mode():
+            x = torch.zeros(1, pipe.unet.config.in_channels, *latent_hw, device=device, dtype=dtype)
+            ctx = torch.zeros(1, 77, pipe.text_encoder.config.hidden_size, device=device, dtype=dtype)
+            pipe.unet(x, torch.tensor([981.0], device=device), encoder_hidden_states=ctx)
+            module[0] = "vae_decoder"
+            pipe.vae.decode(torch.zeros(1, pipe.vae.config.latent_channels, *latent_hw, device=device, dtype=dtype))
+    finally:
+        F.scaled_dot_product_attention = original
+    return [{"module": m, "query": list(q), "key": list(k), "calls": n} for (m, q, k), n in seen.items()]
+
+
+def attention_choice(calls: list[dict], batches: dict, device: str, dtype) -> list[dict]:
+    """For each attention call (attention_calls) at its module's batch (`batches`): the kernel
+    LibTorch picks in its own priority order ("default") and with each of ATTENTION_FIRST tried
+    first, as SDPBackend names (ERROR where none can take it). Only the tensors' shapes, dtype and
+    device decide; nothing runs."""
+    import torch
+    from torch.nn.attention import SDPBackend
+
+    chosen = []
+    for call in calls:
+        batch = batches[call["module"]]
+        q = torch.empty(batch, *call["query"], device=device, dtype=dtype)
+        k = torch.empty(batch, *call["key"], device=device, dtype=dtype)
+        picks = {}
+        for first in [None, *ATTENTION_FIRST]:
+            with attention_first(first):
+                picks[first or "default"] = SDPBackend(torch._fused_sdp_choice(q, k, k)).name
+        chosen.append({**call, "batch": batch, **picks})
+        del q, k
+    return chosen
+
+
 def walk_latents(seed: int, frames: int, latent_hw: tuple[int, int], channels: int = 4):
     """The notebook's slerp-latent walk as sdinterp draws it: torch.manual_seed(seed); torch.randn(2, ...)
     on the CPU in float32; frame i = slerp(t_i) with t = linspace(0, 1, frames), slerp weights in float64
@@ -852,6 +909,7 @@ class Comparison:
             f"{time.perf_counter() - t0:.1f} s")
         latent_hw = (a.size // 8, a.size // 8)
         latents = walk_latents(a.seed, a.frames, latent_hw)
+        self._attention_choice(pipe, latent_hw)
 
         # The model in the bundle's dtype, saved in diffusers layout: (b) and (c) run the same weights,
         # (a) their float32 copy.
@@ -930,6 +988,32 @@ class Comparison:
         gc.collect()
         if a.cuda:
             torch.cuda.empty_cache()
+
+    def _attention_choice(self, pipe, latent_hw: tuple[int, int]) -> None:
+        """Stage attention_choice (untimed, well under a second): the attention kernel LibTorch picks
+        for each of the job's attention calls in the run's dtype (the UNet's at its guided batch, the
+        VAE decoder's with all frames), in its own order and with each kernel tried first; a note
+        when no UNet call takes cuDNN's even tried first (the cudnn-attention package and the
+        sdpa-cudnn row then run the other kernels)."""
+        a = self.a
+        try:
+            calls = attention_calls(pipe, latent_hw)
+            batches = {"unet": 2 * a.frames if a.guidance > 1 else a.frames, "vae_decoder": a.frames}
+            chosen = attention_choice(calls, batches, a.device, getattr(self.torch, a.dtype))
+        except Exception as e:  # noqa: BLE001 - a finding, not a reason to stop the run
+            self.stage("attention_choice", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            return
+        self.stage("attention_choice", calls=chosen)
+        for module in ("unet", "vae_decoder"):
+            mine = [c for c in chosen if c["module"] == module]
+            picks = {order: sorted({c[order] for c in mine}) for order in ["default", *ATTENTION_FIRST]}
+            log(f"attention kernels for the {module}'s {sum(c['calls'] for c in mine)} calls: "
+                + "; ".join(f"{order.lower()} first: {', '.join(p)}" if order != "default" else f"default: {', '.join(p)}"
+                            for order, p in picks.items()))
+        unet = [c for c in chosen if c["module"] == "unet"]
+        if a.cuda and unet and all(c["CUDNN_ATTENTION"] != "CUDNN_ATTENTION" for c in unet):
+            self.note("no UNet attention call takes cuDNN's attention here, even tried first "
+                      "(attention_choice): the cudnn-attention package and the sdpa-cudnn row run the others")
 
     def _exporter_command(self, folder: Path, bundle: Path, flag: str, dtype: str | None = None) -> list[str]:
         """scripts/export_bundle.py FOLDER BUNDLE for this run's device (and dtype, unless given), plus `flag`."""

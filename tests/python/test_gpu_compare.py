@@ -516,6 +516,41 @@ def test_what_a_package_calls_is_recorded_and_a_tuning_that_did_not_take_is_said
                for n in comparison.results["notes"]), comparison.results["notes"]
 
 
+def test_the_attention_kernel_choice_covers_every_attention_call(tmp_path, monkeypatch):
+    # One UNet call and one VAE decode at batch 1 give every distinct attention call, with how many
+    # times each is made; LibTorch's choice is then asked at the job's batches, in its own order and
+    # with each kernel first. On a GPU, a note says when cuDNN's takes no UNet call.
+    import torch
+    from diffusers.models.attention_processor import Attention
+    from torch.nn.attention import SDPBackend
+
+    pipe = gpu_compare.make_pipeline(gpu_compare.TINY, "cpu", 0, True)
+    original = torch.nn.functional.scaled_dot_product_attention
+    calls = gpu_compare.attention_calls(pipe, (8, 8))
+    assert torch.nn.functional.scaled_dot_product_attention is original
+    for module, model in (("unet", pipe.unet), ("vae_decoder", pipe.vae.decoder)):
+        mine = [c for c in calls if c["module"] == module]
+        assert sum(c["calls"] for c in mine) == sum(isinstance(m, Attention) for m in model.modules()) > 0
+    cross = [c for c in calls if c["key"][1] == 77]
+    assert cross and all(c["module"] == "unet" and c["query"][0] == c["key"][0] for c in cross)
+    assert any(c["query"][1] == 64 for c in calls if c["module"] == "unet")  # the 8x8 latent's 64 tokens
+    chosen = gpu_compare.attention_choice(calls, {"unet": 6, "vae_decoder": 3}, "cpu", torch.float32)
+    assert [c["batch"] for c in chosen] == [6 if c["module"] == "unet" else 3 for c in calls]
+    for c in chosen:
+        assert {c[order] for order in ["default", *gpu_compare.ATTENTION_FIRST]} <= set(SDPBackend.__members__)
+
+    comparison = bare_comparison(tmp_path)
+    comparison._attention_choice(pipe, (8, 8))
+    assert comparison.results["stages"]["attention_choice"]["calls"] == chosen
+    assert not comparison.results["notes"]
+    comparison.a.cuda = True  # as on a GPU where cuDNN's attention takes nothing
+    comparison._attention_choice(pipe, (8, 8))
+    assert any(n.startswith("no UNet attention call takes cuDNN's attention") for n in comparison.results["notes"])
+    monkeypatch.setattr(gpu_compare, "attention_calls", lambda *_: 1 / 0)
+    comparison._attention_choice(pipe, (8, 8))
+    assert comparison.results["stages"]["attention_choice"]["error"].startswith("ZeroDivisionError")
+
+
 def test_link_copy_shares_files_until_one_is_replaced(tmp_path):
     src = tmp_path / "bundle"
     (src / "tokenizer").mkdir(parents=True)
