@@ -117,8 +117,13 @@ NEGATIVE = ("poorly drawn,cartoon, 3d, disfigured, bad art, deformed, poorly dra
             "weird colors, blurry")
 
 
+# When this script started: each log line says the seconds since, so that a run's log is its
+# timeline (what overlapped what, where the budget went).
+STARTED = time.monotonic()
+
+
 def log(msg: str) -> None:
-    print(f"gpu_compare: {msg}", flush=True)
+    print(f"gpu_compare: [{time.monotonic() - STARTED:5.1f} s] {msg}", flush=True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
