@@ -1127,16 +1127,20 @@ class Comparison:
             runs = min(self.ESSENTIAL_SDINTERP_ROWS, len(a.sdinterp_run)) + min(self.ESSENTIAL_AOTI_ROWS,
                                                                                   len(a.aoti_run))
             return 20.0 + 5.0 + self.ROW_S * runs + self._tail_need()
-        runs = (len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0)
-                + (0 if a.skip_levers or a.skip_aoti else 1))  # (d) compiled-decode
+        runs = len(a.sdinterp_run) + len(a.aoti_run) + (1 if a.aoti_also else 0) + self._decoder_rows()
         return (20.0 + 5.0 + self.ROW_S * runs + (0.0 if a.skip_diffusers_e2e else 30.0)
                 + (0.0 if a.skip_notebook_loop else 25.0) + (0.0 if a.skip_levers else 20.0))
 
+    def _decoder_rows(self) -> int:
+        """Rows on the compiled VAE decoder's package (row (d) compiled-decode), when its compile runs."""
+        a = self.a
+        return 0 if a.skip_levers or a.skip_aoti else 1
+
     def _compile_reserve(self, second: bool = False) -> float:
         """Seconds left at which a background UNet compile is stopped: row (d)'s when only the
-        essential stages still fit, the second one (--aoti-also) when they and its own row (the first
-        of the optional ones) do."""
-        return self._timed_stages_need(essential=True) + (self.ROW_S if second else 0.0)
+        essential stages still fit, the second one (--aoti-also) when they and the first optional
+        rows do (its own, and the compiled VAE decoder's, whose compile ends sooner)."""
+        return self._timed_stages_need(essential=True) + (self.ROW_S * (1 + self._decoder_rows()) if second else 0.0)
 
     def _tail_need(self) -> float:
         """Seconds left that let (e) and then (a) run after the sdinterp rows: (e) starts with

@@ -315,7 +315,7 @@ def test_the_default_aoti_runs_and_package_reuse(tmp_path, monkeypatch):
     assert not any("cudnn-benchmark" in r for r in a.aoti_run)
     assert a.sdinterp_run == ["default=", "warm=", "warm sdpa-cudnn=SDINTERP_SDPA_FIRST=cudnn"]
     comparison = gpu_compare.Comparison(a)
-    assert comparison._timed_stages_need(essential=True) + comparison.ROW_S <= 170
+    assert comparison._compile_reserve(second=True) == comparison._timed_stages_need(essential=True) + 2 * 12 <= 175
     assert comparison._timed_stages_need() <= 225
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "unet-float16-default.pt2").write_bytes(b"PK")
@@ -461,7 +461,7 @@ def test_the_second_compile_yields_to_row_ds(tmp_path, monkeypatch):
     first = comparison._start_aoti(tmp_path, bundle)
     second = comparison._start_aoti(tmp_path, second_bundle, "fast-diffusion", None, "aoti-fast-diffusion.log",
                                     second=True)
-    assert comparison._compile_reserve(second=True) == comparison._compile_reserve() + comparison.ROW_S
+    assert comparison._compile_reserve(second=True) > comparison._compile_reserve() + comparison.ROW_S
     logs = [comparison.out / name for name in ("aoti.log", "aoti-fast-diffusion.log")]
     for _ in range(200):  # each has said its priority
         if all(f.read_text().strip() for f in logs):
@@ -469,7 +469,7 @@ def test_the_second_compile_yields_to_row_ds(tmp_path, monkeypatch):
         time.sleep(0.05)
     niceness = [int(f.read_text().split()[0]) for f in logs]
     assert niceness[1] == min(niceness[0] + 10, 19), niceness
-    comparison.a.deadline = time.time() + comparison._compile_reserve() + comparison.ROW_S / 2
+    comparison.a.deadline = time.time() + comparison._compile_reserve() + comparison.ROW_S
     comparison.clock = gpu_compare.Clock(comparison.a.deadline)
     t0 = time.perf_counter()
     assert not comparison._finish_aoti(second, "aoti_compile_fast-diffusion", comparison._compile_reserve(second=True))
