@@ -1137,9 +1137,9 @@ class Comparison:
         return 0 if a.skip_levers or a.skip_aoti else 1
 
     def _compile_reserve(self, second: bool = False) -> float:
-        """Seconds left at which a background UNet compile is stopped: row (d)'s when only the
-        essential stages still fit, the second one (--aoti-also) when they and the first optional
-        rows do (its own, and the compiled VAE decoder's, whose compile ends sooner)."""
+        """Seconds left at which a background compile is stopped: row (d)'s UNet compile when only the
+        essential stages still fit; the others (the second UNet setting, --aoti-also, and the VAE
+        decoder) when they and the first optional rows, on those packages, do."""
         return self._timed_stages_need(essential=True) + (self.ROW_S * (1 + self._decoder_rows()) if second else 0.0)
 
     def _tail_need(self) -> float:
@@ -1233,7 +1233,7 @@ class Comparison:
 
     def _finish_vae_compile(self, job: dict) -> tuple[Path | None, dict | None]:
         """The package and its model.json record, or (None, None)."""
-        rc, dt, timed_out = self._wait_background(job, "the VAE decoder's compile")
+        rc, dt, timed_out = self._wait_background(job, "the VAE decoder's compile", self._compile_reserve(second=True))
         fields = dict(vae_compile_rc=rc, vae_compile_wall_s=round(dt, 1))
         lines = (self.out / "vae_compile.log").read_text(errors="replace").strip().splitlines()
         record = None
