@@ -240,6 +240,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       f"aoti no-warm-up={CUDA_WARM_UP_ENV}=0", f"aoti pinned-upload={PINNED_UPLOAD_ENV}=1"]
         if a.aoti_reuse:
             a.aoti_run.insert(2, f"aoti warm cudnn-benchmark={CUDNN_BENCHMARK_ENV}=1")
+    a.also_candidates = []
     if a.aoti_also == "auto":
         # The next setting in the exporter's list that no earlier run has brought back, then the
         # package for this run's call shape: one more each run. With row (d)'s package carried, in
@@ -247,7 +248,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         # (d)'s at a lower priority (_start_aoti), and stopped first when time runs short.
         choices = [t for t in AOTI_TUNINGS if t != a.aoti_tuning] + ([STATIC_ALSO] if static_shape(a) else [])
         uncached = [c for c in choices if not aoti_cached(a.dtype, also_label(a, c)).is_file()]
-        a.aoti_also = uncached[0] if compiles and uncached else None
+        # The candidates in their order: the run may pass over one that cannot work on this GPU
+        # (Comparison._attention_choice).
+        a.also_candidates = uncached if compiles else []
+        a.aoti_also = a.also_candidates[0] if a.also_candidates else None
     elif a.aoti_also == "none":
         a.aoti_also = None
     elif a.aoti_also == STATIC_ALSO and not static_shape(a):
@@ -346,11 +350,17 @@ def package_kernels(package: Path) -> dict:
             "extern_calls": dict(sorted(Counter(EXTERN_CALL.findall(source)).items()))}
 
 
+def kernel_name(backend: str) -> str:
+    """An SDPBackend member's name as package_kernels and SDINTERP_SDPA_FIRST name the kernel
+    ("CUDNN_ATTENTION": "cudnn", "MATH": "math")."""
+    return backend.lower().removesuffix("_attention")
+
+
 def attention_kernel_named(tuning: str) -> str | None:
     """The attention kernel a compile setting puts first ("cudnn" for cudnn-attention), as
     package_kernels names it, or None."""
     backend = AOTI_TUNINGS[tuning][2]
-    return backend.lower().removesuffix("_attention") if backend else None
+    return kernel_name(backend) if backend else None
 
 
 def bundle_with_decoder(bundle: Path, package: Path, record: dict, dst: Path) -> None:
@@ -997,9 +1007,10 @@ class Comparison:
     def _attention_choice(self, pipe, latent_hw: tuple[int, int]) -> None:
         """Stage attention_choice (untimed, well under a second): the attention kernel LibTorch picks
         for each of the job's attention calls in the run's dtype (the UNet's at its guided batch, the
-        VAE decoder's with all frames), in its own order and with each kernel tried first; a note
-        when no UNet call takes cuDNN's even tried first (the cudnn-attention package and the
-        sdpa-cudnn row then run the other kernels)."""
+        VAE decoder's with all frames), in its own order and with each kernel tried first. On a GPU,
+        a kernel that takes no UNet call even tried first is said in a note, and what would only
+        measure it is passed over: the --aoti-also setting that puts it first (when chosen by the
+        run: the next candidate is compiled instead) and the TorchScript rows with it first."""
         a = self.a
         try:
             calls = attention_calls(pipe, latent_hw)
@@ -1016,9 +1027,22 @@ class Comparison:
                 + "; ".join(f"{order.lower()} first: {', '.join(p)}" if order != "default" else f"default: {', '.join(p)}"
                             for order, p in picks.items()))
         unet = [c for c in chosen if c["module"] == "unet"]
-        if a.cuda and unet and all(c["CUDNN_ATTENTION"] != "CUDNN_ATTENTION" for c in unet):
-            self.note("no UNet attention call takes cuDNN's attention here, even tried first "
-                      "(attention_choice): the cudnn-attention package and the sdpa-cudnn row run the others")
+        if not (a.cuda and unet):
+            return
+        unfit = {kernel_name(b) for b in ATTENTION_FIRST if all(c[b] != b for c in unet)}
+        for kernel in sorted(unfit):
+            self.note(f"no UNet attention call takes {kernel} attention here, even tried first (attention_choice)")
+        passed_over = [t for t in a.also_candidates if attention_kernel_named(also_settings(a, t)[0]) in unfit]
+        if a.aoti_also in passed_over:
+            rest = [t for t in a.also_candidates if t not in passed_over]
+            self.note(f"--aoti-also {a.aoti_also} passed over (its attention kernel takes no UNet call): "
+                      + (f"compiling {rest[0]} instead" if rest else "no second setting"))
+            a.aoti_also = rest[0] if rest else None
+        kept = [r for r in a.sdinterp_run if split_env(r.partition("=")[2].split())[1].get(SDPA_FIRST_ENV) not in unfit]
+        if kept != a.sdinterp_run:
+            self.note(f"rows left out (their attention kernel takes no UNet call): "
+                      + ", ".join(r.partition("=")[0] for r in a.sdinterp_run if r not in kept))
+            a.sdinterp_run = kept
 
     def _exporter_command(self, folder: Path, bundle: Path, flag: str, dtype: str | None = None) -> list[str]:
         """scripts/export_bundle.py FOLDER BUNDLE for this run's device (and dtype, unless given), plus `flag`."""

@@ -565,10 +565,52 @@ def test_the_attention_kernel_choice_covers_every_attention_call(tmp_path, monke
     assert not comparison.results["notes"]
     comparison.a.cuda = True  # as on a GPU where cuDNN's attention takes nothing
     comparison._attention_choice(pipe, (8, 8))
-    assert any(n.startswith("no UNet attention call takes cuDNN's attention") for n in comparison.results["notes"])
+    assert any(n.startswith("no UNet attention call takes cudnn attention") for n in comparison.results["notes"])
     monkeypatch.setattr(gpu_compare, "attention_calls", lambda *_: 1 / 0)
     comparison._attention_choice(pipe, (8, 8))
     assert comparison.results["stages"]["attention_choice"]["error"].startswith("ZeroDivisionError")
+
+
+def test_what_would_measure_an_attention_kernel_that_takes_no_call_is_passed_over(tmp_path, monkeypatch):
+    # On a GPU where cuDNN's attention takes none of the UNet's calls, the run compiles the next
+    # --aoti-also candidate instead of cudnn-attention, and leaves out the TorchScript row with
+    # cuDNN's attention first; a setting the run was told to compile stays.
+    import torch
+
+    monkeypatch.setattr(gpu_compare, "AOTI_CACHE", tmp_path / "cache")
+    base = ["--device", "cuda", "--out", str(tmp_path / "out"), "--sdinterp", sys.executable]
+
+    def picks(cudnn_takes: bool) -> list[dict]:
+        other = {"default": "FLASH_ATTENTION", "FLASH_ATTENTION": "FLASH_ATTENTION", "MATH": "MATH",
+                 "EFFICIENT_ATTENTION": "EFFICIENT_ATTENTION"}
+        return [{"module": "unet", "query": [8, 4096, 40], "key": [8, 77, 40], "calls": 16, "batch": 60, **other,
+                 "CUDNN_ATTENTION": "CUDNN_ATTENTION" if cudnn_takes else "FLASH_ATTENTION"},
+                {"module": "vae_decoder", "query": [1, 4096, 512], "key": [1, 4096, 512], "calls": 1, "batch": 30,
+                 **other, "CUDNN_ATTENTION": "EFFICIENT_ATTENTION"}]
+
+    monkeypatch.setattr(gpu_compare, "attention_calls", lambda *_: [])
+    for cudnn_takes in (True, False):
+        comparison = gpu_compare.Comparison(gpu_compare.parse_args(base))
+        comparison.torch = torch
+        a = comparison.a
+        assert a.aoti_also == "cudnn-attention" and "warm sdpa-cudnn=SDINTERP_SDPA_FIRST=cudnn" in a.sdinterp_run
+        monkeypatch.setattr(gpu_compare, "attention_choice", lambda *_, takes=cudnn_takes: picks(takes))
+        comparison._attention_choice(None, (64, 64))
+        assert "calls" in comparison.results["stages"]["attention_choice"]
+        if cudnn_takes:
+            assert a.aoti_also == "cudnn-attention" and len(a.sdinterp_run) == 3 and not comparison.results["notes"]
+            continue
+        assert a.aoti_also == "fast-diffusion"
+        assert a.sdinterp_run == ["default=", "warm="]
+        notes = comparison.results["notes"]
+        assert any(n.startswith("no UNet attention call takes cudnn attention") for n in notes), notes
+        assert any("--aoti-also cudnn-attention passed over" in n and "compiling fast-diffusion instead" in n
+                   for n in notes), notes
+    comparison = gpu_compare.Comparison(gpu_compare.parse_args([*base, "--aoti-also", "cudnn-attention"]))
+    comparison.torch = torch
+    comparison._attention_choice(None, (64, 64))
+    assert "calls" in comparison.results["stages"]["attention_choice"]
+    assert comparison.a.aoti_also == "cudnn-attention"  # asked for by name: measured anyway
 
 
 def test_link_copy_shares_files_until_one_is_replaced(tmp_path):
