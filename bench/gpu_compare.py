@@ -246,7 +246,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         # package for this run's call shape: one more each run. With row (d)'s package carried, in
         # the compile time that saves; without (the first run on a GPU kind), compiled beside row
         # (d)'s at a lower priority (_start_aoti), and stopped first when time runs short.
-        choices = [t for t in AOTI_TUNINGS if t != a.aoti_tuning] + ([STATIC_ALSO] if static_shape(a) else [])
+        # The static package (default settings) before the settings that benchmark GEMM kernels
+        # while compiling, which may not finish in a run's time: they must not hold up the rest.
+        tunings = [t for t in AOTI_TUNINGS if t != a.aoti_tuning]
+        slow = [t for t in tunings if AOTI_TUNINGS[t][1].get("max_autotune_gemm")]
+        choices = [t for t in tunings if t not in slow] + ([STATIC_ALSO] if static_shape(a) else []) + slow
         uncached = [c for c in choices if not aoti_cached(a.dtype, also_label(a, c)).is_file()]
         # The candidates in their order: the run may pass over one that cannot work on this GPU
         # (Comparison._attention_choice).

@@ -91,7 +91,7 @@ AOTI_VAE_BATCH = (1, 63)
 # "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels (longer compiles). The
 # coordinate-descent and autotune settings act on GPU kernels only; on the CPU the attention kernel
 # is LibTorch's own choice whatever is named. The order is the one bench/gpu_compare.py's
-# --aoti-also tries them in, one more each GPU run.
+# --aoti-also tries them in, one more each GPU run (the settings with max_autotune_gemm last).
 _FAST_DIFFUSION = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
                    "coordinate_descent_check_all_directions": True, "epilogue_fusion": False}
 AOTI_TUNINGS = {
