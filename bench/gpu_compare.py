@@ -337,11 +337,24 @@ def keep_package(package: Path, record: dict, out: Path, dtype: str, module: str
     return kept.name
 
 
+# The attention kernels LibTorch's priority order can start with (SDPBackend members; sdinterp's
+# SDINTERP_SDPA_FIRST names them flash, efficient, cudnn and math: kernel_name), beside its own
+# order ("default").
+ATTENTION_FIRST = ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
+
+
+def kernel_name(backend: str) -> str:
+    """An SDPBackend member's name as package_kernels and SDINTERP_SDPA_FIRST name the kernel
+    ("CUDNN_ATTENTION": "cudnn", "MATH": "math")."""
+    return backend.lower().removesuffix("_attention")
+
+
 # In a package's generated wrapper (C++): each call of an operator it leaves to LibTorch
-# ("aoti_torch_cuda_convolution(", "aoti_torch_cuda_mm_out(", ...), and the attention kernels among
-# them (_scaled_dot_product_cudnn_attention; on the CPU, ..._flash_attention_for_cpu).
+# ("aoti_torch_cuda_convolution(", "aoti_torch_cuda_mm_out(", ...), and the fused attention kernels
+# among them (_scaled_dot_product_cudnn_attention; on the CPU, ..._flash_attention_for_cpu).
 EXTERN_CALL = re.compile(r"\baoti_torch_(?:cpu|cuda)_(\w+?)(?:_out)?\(")
-ATTENTION_KERNEL = re.compile(r"_scaled_dot_product_(flash|efficient|cudnn)_attention")
+ATTENTION_KERNEL = re.compile(r"_scaled_dot_product_({})_attention".format(
+    "|".join(kernel_name(b) for b in ATTENTION_FIRST if b != "MATH")))
 
 
 def package_kernels(package: Path) -> dict:
@@ -352,12 +365,6 @@ def package_kernels(package: Path) -> dict:
         source = "".join(z.read(n).decode(errors="replace") for n in z.namelist() if n.endswith("wrapper.cpp"))
     return {"attention_kernels": sorted(set(ATTENTION_KERNEL.findall(source))),
             "extern_calls": dict(sorted(Counter(EXTERN_CALL.findall(source)).items()))}
-
-
-def kernel_name(backend: str) -> str:
-    """An SDPBackend member's name as package_kernels and SDINTERP_SDPA_FIRST name the kernel
-    ("CUDNN_ATTENTION": "cudnn", "MATH": "math")."""
-    return backend.lower().removesuffix("_attention")
 
 
 def attention_kernel_named(tuning: str) -> str | None:
@@ -507,11 +514,6 @@ def make_pipeline(cfg: dict, device: str, model_seed: int, rescale: bool):
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-# The attention kernels LibTorch's priority order can start with (SDPBackend members; sdinterp's
-# SDINTERP_SDPA_FIRST names them flash, efficient, cudnn and math), beside its own order ("default").
-ATTENTION_FIRST = ["FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"]
 
 
 def attention_calls(pipe, latent_hw: tuple[int, int]) -> list[dict]:
@@ -1028,7 +1030,7 @@ class Comparison:
             mine = [c for c in chosen if c["module"] == module]
             picks = {order: sorted({c[order] for c in mine}) for order in ["default", *ATTENTION_FIRST]}
             log(f"attention kernels for the {module}'s {sum(c['calls'] for c in mine)} calls: "
-                + "; ".join(f"{order.lower()} first: {', '.join(p)}" if order != "default" else f"default: {', '.join(p)}"
+                + "; ".join(f"{order if order == 'default' else kernel_name(order) + ' first'}: {', '.join(p)}"
                             for order, p in picks.items()))
         unet = [c for c in chosen if c["module"] == "unet"]
         if not (a.cuda and unet):

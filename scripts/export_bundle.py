@@ -80,18 +80,18 @@ AOTI_VAE_BATCH = (1, 63)
 # each, inductor's settings, and the scaled_dot_product_attention kernel tried first when the
 # package is compiled (torch.nn.attention.SDPBackend's member name; its attention kernels are chosen
 # then, once, by LibTorch's priority order; None: that order, which tries flash, memory-efficient,
-# math, then cuDNN). "default" is inductor's
-# own. "cudnn-attention" takes cuDNN's fused attention where it supports the call (PyTorch 2.5's
-# release notes: up to 75% faster than FlashAttention-2 on an H100; SD 1.5's 4096-token attention
-# is a large share of its UNet at 512x512); what it gains at sdinterp's batch-60 calls is to be
-# measured on a GPU (bench/README-gpu.md). "fast-diffusion" is what PyTorch's "Accelerating
-# Generative AI III: Diffusion, Fast" and diffusers' torch.compile guide report for SD UNets (1x1
-# convolutions as matrix products, coordinate-descent tuning of the generated kernels' launch
-# settings, no epilogue fusion): about 1.3x over eager for SDXL at batch 1 on an A100.
-# "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels (longer compiles). The
-# coordinate-descent and autotune settings act on GPU kernels only; on the CPU the attention kernel
-# is LibTorch's own choice whatever is named. The order is the one bench/gpu_compare.py's
-# --aoti-also tries them in, one more each GPU run (the settings with max_autotune_gemm last).
+# math, then cuDNN). "default" is inductor's own. "cudnn-attention" takes cuDNN's fused attention
+# where it supports the call (PyTorch 2.5's release notes: up to 75% faster than FlashAttention-2 on
+# an H100; SD 1.5's 4096-token attention is a large share of its UNet at 512x512); what it gains at
+# sdinterp's batch-60 calls is to be measured on a GPU (bench/README-gpu.md). "fast-diffusion" is
+# what PyTorch's "Accelerating Generative AI III: Diffusion, Fast" and diffusers' torch.compile
+# guide report for SD UNets (1x1 convolutions as matrix products, coordinate-descent tuning of the
+# generated kernels' launch settings, no epilogue fusion): about 1.3x over eager for SDXL at batch 1
+# on an A100. "max-autotune-gemm" adds inductor's benchmarked choice among GEMM kernels (longer
+# compiles). The coordinate-descent and autotune settings act on GPU kernels only; on the CPU the
+# attention kernel is LibTorch's own choice whatever is named. The order is the one
+# bench/gpu_compare.py's --aoti-also tries them in, one more each GPU run (the settings with
+# max_autotune_gemm last).
 _FAST_DIFFUSION = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
                    "coordinate_descent_check_all_directions": True, "epilogue_fusion": False}
 AOTI_TUNINGS = {
