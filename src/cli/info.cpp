@@ -47,6 +47,13 @@ nlohmann::json bundle_summary(const std::string& dir) {
             {"prediction_type", ns.prediction_type == PredictionType::kEpsilon ? "epsilon" : "v_prediction"}}}};
 }
 
+// ", NAME=value" for each variable of a devices() "env" object that the environment sets.
+void print_set_variables(const nlohmann::json& env) {
+  for (const auto& [name, value] : env.items()) {
+    if (!value.is_null()) std::cout << ", " << name << "=" << value.get<std::string>();
+  }
+}
+
 int run_info(const InfoOptions& o) {
   nlohmann::json info = {{"sdinterp", SDINTERP_VERSION}};
   info.update(runtime().devices());
@@ -56,11 +63,8 @@ int run_info(const InfoOptions& o) {
     return 0;
   }
   std::cout << "sdinterp " << SDINTERP_VERSION << ", LibTorch " << info["libtorch"].get<std::string>() << "\n";
-  const auto& omp = info["openmp_env"];
   std::cout << "CPU: " << info["cpu_threads"] << " threads";
-  for (const char* name : {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"}) {
-    if (!omp[name].is_null()) std::cout << ", " << name << "=" << omp[name].get<std::string>();
-  }
+  print_set_variables(info["openmp_env"]);
   std::cout << "\n";
   const bool cuda = info["cuda_available"].get<bool>();
   std::cout << "CUDA: " << (cuda ? "available" : "not available");
@@ -68,9 +72,7 @@ int run_info(const InfoOptions& o) {
     const auto& allocator = info["cuda_allocator"];
     std::cout << ", memory in " << (allocator["expandable_segments"].get<bool>() ? "expandable" : "fixed")
               << " segments";
-    for (const auto& [name, value] : allocator["env"].items()) {
-      if (!value.is_null()) std::cout << ", " << name << "=" << value.get<std::string>();
-    }
+    print_set_variables(allocator["env"]);
   }
   std::cout << "\n";
   for (const auto& d : info["cuda_devices"]) {

@@ -51,7 +51,7 @@ class Runtime {
   virtual ~Runtime() = default;
   virtual std::unique_ptr<RuntimeSession> new_session() = 0;
   // {"libtorch": version, "cuda_available": bool, "cuda_devices": [{index, name, ...}],
-  //  "cpu_threads": LibTorch's intra-op threads, "openmp_env": {GOMP_SPINCOUNT, OMP_WAIT_POLICY},
+  //  "cpu_threads": LibTorch's intra-op threads, "openmp_env": {kOpenMpWaitVariables},
   //  "cuda_allocator": {"expandable_segments": as LibTorch took it, "env": {kCudaAllocConfVariables}}}
   virtual nlohmann::json devices() = 0;
 };
@@ -64,8 +64,10 @@ struct RuntimeHost {
   const io::TemporaryList* temporaries;
 };
 
-// GOMP_SPINCOUNT given to LibTorch's OpenMP threads when the user sets neither it nor
-// OMP_WAIT_POLICY (see runtime_loader.cpp).
+// Settings sdinterp gives LibTorch's libraries when the user sets none of their variables: the
+// first variable of each list gets the default (see runtime_loader.cpp); `sdinterp info` reports
+// each list. GOMP_SPINCOUNT for LibTorch's OpenMP threads, when neither it nor OMP_WAIT_POLICY is set:
+constexpr const char* kOpenMpWaitVariables[] = {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"};
 constexpr const char* kDefaultGompSpinCount = "1000";
 // LibTorch's CUDA memory settings when the user sets neither of its variables (the first is the
 // older name, which every LibTorch reads; see runtime_loader.cpp).

@@ -1,3 +1,4 @@
+#include <cstddef>
 #include <cstdlib>
 #include <string>
 
@@ -12,6 +13,15 @@ namespace {
 
 bool host_interrupted() { return interrupt_requested(); }
 
+// Sets the first of `variables` to `value` unless the user set any of them (runtime.h's lists).
+template <std::size_t N>
+void set_unless_user_chose(const char* const (&variables)[N], const char* value) {
+  for (const char* name : variables) {
+    if (std::getenv(name) != nullptr) return;
+  }
+  ::setenv(variables[0], value, 0);
+}
+
 // LibTorch's CPU threads come from GNU OpenMP, whose idle threads spin for 300,000 rounds before
 // they sleep. Several sdinterp processes on one machine (a batch script running jobs side by
 // side) then burn the cores spinning against each other: measured on 2 cores, two tiny-sd runs at
@@ -20,11 +30,7 @@ bool host_interrupted() { return interrupt_requested(); }
 // against 1.8 s); passive waiting (no spin) was as good side by side but cost a lone run 10-30%
 // (bench/concurrent_runs.sh). libgomp reads its environment when it is loaded, which is when the
 // runtime is (nothing in the executable loads it earlier); a user's own setting wins.
-void tune_openmp() {
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
-    ::setenv("GOMP_SPINCOUNT", kDefaultGompSpinCount, 0);
-  }
-}
+void tune_openmp() { set_unless_user_chose(kOpenMpWaitVariables, kDefaultGompSpinCount); }
 
 // LibTorch's CUDA allocator keeps the memory it freed for later calls, in segments of the sizes
 // first asked for. A job's UNet calls leave it segments sized for their activations, which the
@@ -33,12 +39,7 @@ void tune_openmp() {
 // 35.0 GiB reserved for 17.1 GiB at most in use). Expandable segments grow one mapping per stream
 // instead, where freed neighbours merge, so the decode takes the space the UNet freed. LibTorch
 // reads the setting when it first allocates on a device; a user's own setting wins.
-void tune_cuda_allocator() {
-  for (const char* name : kCudaAllocConfVariables) {
-    if (std::getenv(name) != nullptr) return;
-  }
-  ::setenv(kCudaAllocConfVariables[0], kDefaultCudaAllocConf, 0);
-}
+void tune_cuda_allocator() { set_unless_user_chose(kCudaAllocConfVariables, kDefaultCudaAllocConf); }
 
 }  // namespace
 

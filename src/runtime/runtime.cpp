@@ -134,21 +134,23 @@ class TorchRuntime : public Runtime {
   std::unique_ptr<RuntimeSession> new_session() override { return std::make_unique<Session>(host_); }
   nlohmann::json devices() override {
     return translating_libtorch_errors("LibTorch failed", "", kExitInternal, false, [] {
-      auto env = [](const char* name) {
-        const char* value = std::getenv(name);
-        return value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);
+      auto env = [](const auto& names) {
+        nlohmann::json values = nlohmann::json::object();
+        for (const char* name : names) {
+          const char* value = std::getenv(name);
+          values[name] = value != nullptr ? nlohmann::json(value) : nlohmann::json(nullptr);
+        }
+        return values;
       };
-      nlohmann::json allocator_env;
-      for (const char* name : cli::kCudaAllocConfVariables) allocator_env[name] = env(name);
       return nlohmann::json{
           {"libtorch", TORCH_VERSION},
           {"cuda_available", torch::cuda::is_available()},
           {"cuda_devices", cuda_devices()},
           {"cpu_threads", at::get_num_threads()},
-          {"openmp_env", {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")}, {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")}}},
+          {"openmp_env", env(cli::kOpenMpWaitVariables)},
           {"cuda_allocator",
            {{"expandable_segments", c10::CachingAllocator::AcceleratorAllocatorConfig::use_expandable_segments()},
-            {"env", allocator_env}}}};
+            {"env", env(cli::kCudaAllocConfVariables)}}}};
     });
   }
 
