@@ -271,12 +271,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 STATIC_ALSO = "static"
 
 
+def unet_batch(a: argparse.Namespace) -> int:
+    """The UNet batch of this run's job with all its frames in one call: two rows a frame with guidance."""
+    return 2 * a.frames if a.guidance > 1 else a.frames
+
+
 def static_shape(a: argparse.Namespace) -> str | None:
     """The UNet call of this run's job as export_bundle.py --aoti-static takes it (BATCHxHxW: all the
     frames in one call, two rows each with guidance), or None beyond the largest batch a package takes."""
     from export_bundle import AOTI_BATCH
 
-    batch = 2 * a.frames if a.guidance > 1 else a.frames
+    batch = unet_batch(a)
     side = a.size // 8
     return f"{batch}x{side}x{side}" if AOTI_BATCH[0] <= batch <= AOTI_BATCH[1] else None
 
@@ -971,7 +976,7 @@ class Comparison:
             self._golden_run(golden_bundle)
         if not a.skip_smoke_command and not a.skip_sdinterp:
             self._smoke_command()
-        aoti_ok = self._finish_aoti(compile_job, reserve=self._compile_reserve()) if compile_job else False
+        aoti_ok = self._finish_aoti(compile_job, "aoti_compile", self._compile_reserve()) if compile_job else False
         also_ok = self._finish_aoti(also_job, f"aoti_compile_{a.aoti_also}", self._compile_reserve(second=True)) \
             if also_job else False
         vae_package, vae_record = self._finish_vae_compile(vae_job) if vae_job else (None, None)
@@ -1020,7 +1025,7 @@ class Comparison:
         a = self.a
         try:
             calls = attention_calls(pipe, latent_hw)
-            batches = {"unet": 2 * a.frames if a.guidance > 1 else a.frames, "vae_decoder": a.frames}
+            batches = {"unet": unet_batch(a), "vae_decoder": a.frames}
             chosen = attention_choice(calls, batches, a.device, getattr(self.torch, a.dtype))
         except Exception as e:  # noqa: BLE001 - a finding, not a reason to stop the run
             self.stage("attention_choice", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
@@ -1180,10 +1185,10 @@ class Comparison:
         notebook = 0.0 if a.skip_notebook_loop else self.NOTEBOOK_START_S
         return max(self.E2E_START_S if e else 0.0, e + notebook)
 
-    def _finish_aoti(self, job: dict, stage: str = "aoti_compile", reserve: float | None = None) -> bool:
+    def _finish_aoti(self, job: dict, stage: str, reserve: float) -> bool:
         """Waits for a background compile, but stops it (its rows then say so) when less than `reserve`
-        seconds are left (default: what all the timed stages need). A reused package that cannot be
-        used here is compiled instead, if the run still has the time."""
+        seconds are left (_compile_reserve). A reused package that cannot be used here is compiled
+        instead, if the run still has the time."""
         bundle, tuning = job["bundle"], job["tuning"]
         rc, dt, timed_out = self._wait_background(job, f"the UNet compile ({tuning})", reserve)
         fields = dict(command=job["shown"], rc=rc, seconds=round(dt, 1), tuning=tuning)
@@ -1218,12 +1223,11 @@ class Comparison:
                       f"after {dt:.0f} s: see {job['log_name']}")
         return rc == 0
 
-    def _wait_background(self, job: dict, what: str, reserve: float | None = None) -> tuple[int | str, float, bool]:
+    def _wait_background(self, job: dict, what: str, reserve: float) -> tuple[int | str, float, bool]:
         """Waits for a background compile, but stops it when less than `reserve` seconds are left
-        (default: what all the timed stages need, _timed_stages_need). Returns (exit status or
-        "timeout", seconds since it started, whether it was stopped)."""
+        (_compile_reserve). Returns (exit status or "timeout", seconds since it started, whether it
+        was stopped)."""
         proc = job["proc"]
-        reserve = self._timed_stages_need() if reserve is None else reserve
         if proc.poll() is None:
             log(f"waiting for {what} (stopped with {reserve:.0f} s left for the timed stages)")
         timed_out = False
@@ -1309,7 +1313,7 @@ class Comparison:
         pipe.to(device=a.device, dtype=dtype)
         g = torch.Generator().manual_seed(a.seed)
         lh = lw = a.size // 8
-        n = 2 * a.frames if a.guidance > 1 else a.frames
+        n = unet_batch(a)
         hidden = pipe.text_encoder.config.hidden_size
         channels_last = torch.channels_last
         fields: dict = {"unet_batch": n}

@@ -435,7 +435,8 @@ def test_a_refused_reused_package_is_compiled_instead(tmp_path, monkeypatch):
                 "tuning": tuning or "default", "reuse": reuse, "log_name": log_name, "static": static}
 
     monkeypatch.setattr(comparison, "_start_aoti", fake_start)
-    assert comparison._finish_aoti(fake_start(tmp_path, bundle, reuse="x.pt2"))
+    assert comparison._finish_aoti(fake_start(tmp_path, bundle, reuse="x.pt2"), "aoti_compile",
+                                   comparison._compile_reserve())
     assert started == ["x.pt2", None]
     stage = comparison.results["stages"]["aoti_compile"]
     assert stage["rc"] == 0 and "cannot load it here" in stage["reuse_failed"]
@@ -476,7 +477,7 @@ def test_the_second_compile_yields_to_row_ds(tmp_path, monkeypatch):
     t0 = time.perf_counter()
     assert not comparison._finish_aoti(second, "aoti_compile_fast-diffusion", comparison._compile_reserve(second=True))
     assert time.perf_counter() - t0 < 30  # stopped, not waited for
-    assert comparison._finish_aoti(first, reserve=comparison._compile_reserve())
+    assert comparison._finish_aoti(first, "aoti_compile", comparison._compile_reserve())
     assert comparison.results["stages"]["aoti_compile"]["rc"] == 0
     assert comparison.results["stages"]["aoti_compile_fast-diffusion"]["rc"] == "timeout"
     # The VAE decoder's compile yields at the same point as the second UNet setting's: waited for
@@ -527,7 +528,7 @@ def test_what_a_package_calls_is_recorded_and_a_tuning_that_did_not_take_is_said
         log = open(comparison.out / "aoti.log", "w")
         job = {"proc": subprocess.Popen(["true"]), "log": log, "t0": 0.0, "shown": "x", "folder": tmp_path,
                "bundle": bundle, "tuning": tuning, "reuse": None, "log_name": "aoti.log", "static": None}
-        assert comparison._finish_aoti(job, f"aoti_compile_{tuning}")
+        assert comparison._finish_aoti(job, f"aoti_compile_{tuning}", comparison._compile_reserve())
         return comparison.results["stages"][f"aoti_compile_{tuning}"]
 
     assert finish("default")["attention_kernels"] == ["flash"]
