@@ -58,6 +58,97 @@ torch::Tensor apply(const torch::Tensor& sources, const Mix& mix) {
   return out;
 }
 
+// The frames and pacing segments of a plan as its constructor pushes them, with the weights
+// --pace even re-placed (`t_override`, one per frame, NaN: keep).
+struct PlanBuilder {
+  const std::vector<double>& t_override;
+  std::vector<FrameRecipe>& frames;
+  std::vector<PaceSegment>& segments;
+
+  // Whether the frame about to be pushed was re-placed.
+  bool paced() const { return frames.size() < t_override.size() && !std::isnan(t_override[frames.size()]); }
+  // The weight of the frame about to be pushed: `fallback` unless re-placed.
+  double weight(double fallback) const { return paced() ? t_override[frames.size()] : fallback; }
+  // One segment of frames from `first` on, with their weights; its end (t = 1) is `end`.
+  void segment(int64_t first, const std::vector<double>& ts, int64_t end) {
+    PaceSegment seg;
+    for (size_t k = 0; k < ts.size(); ++k) {
+      seg.frames.push_back(first + static_cast<int64_t>(k));
+      seg.t.push_back(ts[k]);
+    }
+    if (seg.frames.back() != end) {
+      seg.frames.push_back(end);
+      seg.t.push_back(1.0);
+    }
+    segments.push_back(std::move(seg));
+  }
+};
+
+// Segment i runs from keyframe i (at frame a) to keyframe i + 1 (at b), the last one back to
+// keyframe 0 at index `frames` with cycle; frame f has t = ease((f - a) / (b - a)).
+void timeline_frames(PlanBuilder& plan, const RunConfig& config, const torch::Tensor& latents,
+                     const torch::Tensor& positive, const torch::Tensor& negative) {
+  const auto keys = config.resolved_keyframes();
+  auto mix = [&](const torch::Tensor& sources, int64_t x, int64_t y, double w) {
+    return w == 0.0 || x == y ? constant(x) : pair_mix(config.interp, sources, x, y, w);
+  };
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const bool closing = i + 1 == keys.size();
+    const int64_t x = keys[i].source;
+    if (closing && !config.cycle) {
+      plan.frames.push_back({constant(x), constant(x), constant(x)});  // the last keyframe
+      break;
+    }
+    const int64_t y = keys[closing ? 0 : i + 1].source;
+    const int a = keys[i].frame, b = closing ? config.frames : keys[i + 1].frame;
+    std::vector<double> ts;
+    for (int f = a; f < b; ++f) {
+      ts.push_back(ease_value(keys[i].ease, static_cast<double>(f - a) / (b - a)));
+      const double w = plan.weight(ts.back());
+      plan.frames.push_back({mix(latents, x, y, w), mix(positive, x, y, w), mix(negative, x, y, w)});
+    }
+    // A hold does not move: nothing to pace.
+    if (keys[i].ease != Ease::kHold && x != y) plan.segment(a, ts, closing ? 0 : b);
+  }
+}
+
+// Pairs of images like multi-prompt's pairs of prompts, the frame at each inner image shared by
+// the pairs it joins: pair p's frames are p (n - 1) ... p (n - 1) + n - 1.
+void image_morph_frames(PlanBuilder& plan, const RunConfig& config, const std::vector<double>& t,
+                        const torch::Tensor& latents, const torch::Tensor& positive, const torch::Tensor& negative) {
+  const int n = config.frames;
+  const int64_t images = latents.size(0);
+  const bool prompt_per_image = positive.size(0) == images;
+  const bool negative_per_image = negative.size(0) == images;
+  for (int64_t p = 0; p + 1 < images; ++p) {
+    for (int i = p == 0 ? 0 : 1; i < n; ++i) {
+      const double ti = plan.weight(t[static_cast<size_t>(i)]);
+      FrameRecipe f{pair_mix(config.interp, latents, p, p + 1, ti),
+                    prompt_per_image ? pair_mix(config.interp, positive, p, p + 1, ti) : constant(0),
+                    negative_per_image ? pair_mix(config.interp, negative, p, p + 1, ti) : constant(0)};
+      if (config.adain && ti > 0.0 && ti < 1.0) f.adain = ti;
+      plan.frames.push_back(f);
+    }
+    plan.segment(p * (n - 1), t, p * (n - 1) + n - 1);
+  }
+}
+
+// The notebook computes the angles in float32: a = linspace(0, 2, n) * pi, then cos and sin.
+void circular_frames(PlanBuilder& plan, int n, const std::vector<double>& t) {
+  torch::Tensor angle = torch::linspace(0, 2, n, torch::kFloat32) * static_cast<float>(M_PI);
+  torch::Tensor c = torch::cos(angle), s = torch::sin(angle);
+  for (int i = 0; i < n; ++i) {
+    float cos_a = c[i].item<float>(), sin_a = s[i].item<float>();
+    if (plan.paced()) {
+      const float a = static_cast<float>(2 * plan.weight(0)) * static_cast<float>(M_PI);
+      cos_a = std::cos(a);
+      sin_a = std::sin(a);
+    }
+    plan.frames.push_back({Mix{0, 1, cos_a, sin_a, 0.0}, constant(0), constant(0)});
+  }
+  plan.segment(0, t, n - 1);
+}
+
 }  // namespace
 
 InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor latent_sources,
@@ -69,116 +160,45 @@ InterpolationPlan::InterpolationPlan(const RunConfig& config, torch::Tensor late
   const int n = config.frames;
   const auto t = numpy_linspace(0.0, 1.0, n);
   const bool negative_per_prompt = negative_.size(0) == positive_.size(0) && positive_.size(0) > 1;
-  // The weight of frame `index` (of the frames_ about to be pushed): `fallback` unless re-placed.
-  auto weight = [&](double fallback) {
-    const size_t index = frames_.size();
-    return index < t_override.size() && !std::isnan(t_override[index]) ? t_override[index] : fallback;
-  };
-  auto paced = [&](size_t index) { return index < t_override.size() && !std::isnan(t_override[index]); };
-  // One segment of frames from `first` on, with their weights; its end (t = 1) is `end`.
-  auto segment = [&](int64_t first, const std::vector<double>& ts, int64_t end) {
-    PaceSegment seg;
-    for (size_t k = 0; k < ts.size(); ++k) {
-      seg.frames.push_back(first + static_cast<int64_t>(k));
-      seg.t.push_back(ts[k]);
-    }
-    if (seg.frames.back() != end) {
-      seg.frames.push_back(end);
-      seg.t.push_back(1.0);
-    }
-    segments_.push_back(std::move(seg));
-  };
+  PlanBuilder plan{t_override, frames_, segments_};
   switch (config.mode) {
     case WalkMode::kPromptWalk:
       for (int i = 0; i < n; ++i) {
         // Re-placed: the offset at weight t of the walk's whole offset, step-size * (frames - 1).
-        const double offset = paced(frames_.size()) ? config.step_size * (n - 1) * weight(0) : config.step_size * i;
+        const double offset = plan.paced() ? config.step_size * (n - 1) * plan.weight(0) : config.step_size * i;
         frames_.push_back({constant(0), constant(0, offset), constant(0, offset)});
       }
-      segment(0, t, n - 1);
+      plan.segment(0, t, n - 1);
       break;
     case WalkMode::kSlerpLatent:
       for (int i = 0; i < n; ++i) {
-        frames_.push_back(
-            {pair_mix(config.interp, latents_, 0, 1, weight(t[static_cast<size_t>(i)])), constant(0), constant(0)});
+        frames_.push_back({pair_mix(config.interp, latents_, 0, 1, plan.weight(t[static_cast<size_t>(i)])), constant(0),
+                           constant(0)});
       }
-      segment(0, t, n - 1);
+      plan.segment(0, t, n - 1);
       break;
     case WalkMode::kMultiPrompt:
       for (int64_t p = 0; p + 1 < positive_.size(0); ++p) {
         for (int i = 0; i < n; ++i) {
-          const double ti = weight(t[static_cast<size_t>(i)]);
+          const double ti = plan.weight(t[static_cast<size_t>(i)]);
           // One negative prompt for all: the notebook slerps its embedding with itself, which is the
           // lerp (1 - t) v + t v, equal to v only up to float32 rounding; done the same way, the
           // frames are diffusers' bit for bit.
           Mix negative = negative_per_prompt ? pair_mix(config.interp, negative_, p, p + 1, ti) : lerp_mix(ti, 0, 0);
           frames_.push_back({constant(0), pair_mix(config.interp, positive_, p, p + 1, ti), negative});
         }
-        segment(p * n, t, p * n + n - 1);
+        plan.segment(p * n, t, p * n + n - 1);
       }
       break;
-    case WalkMode::kTimeline: {
-      // Segment i runs from keyframe i (at frame a) to keyframe i + 1 (at b), the last one back to
-      // keyframe 0 at index `frames` with cycle; frame f has t = ease((f - a) / (b - a)).
-      const auto keys = config.resolved_keyframes();
-      auto mix = [&](const torch::Tensor& sources, int64_t x, int64_t y, double w) {
-        return w == 0.0 || x == y ? constant(x) : pair_mix(config.interp, sources, x, y, w);
-      };
-      for (size_t i = 0; i < keys.size(); ++i) {
-        const bool closing = i + 1 == keys.size();
-        const int64_t x = keys[i].source;
-        if (closing && !config.cycle) {
-          frames_.push_back({constant(x), constant(x), constant(x)});  // the last keyframe
-          break;
-        }
-        const int64_t y = keys[closing ? 0 : i + 1].source;
-        const int a = keys[i].frame, b = closing ? config.frames : keys[i + 1].frame;
-        std::vector<double> ts;
-        for (int f = a; f < b; ++f) {
-          ts.push_back(ease_value(keys[i].ease, static_cast<double>(f - a) / (b - a)));
-          const double w = weight(ts.back());
-          frames_.push_back({mix(latents_, x, y, w), mix(positive_, x, y, w), mix(negative_, x, y, w)});
-        }
-        // A hold does not move: nothing to pace.
-        if (keys[i].ease != Ease::kHold && x != y) segment(a, ts, closing ? 0 : b);
-      }
+    case WalkMode::kTimeline:
+      timeline_frames(plan, config, latents_, positive_, negative_);
       break;
-    }
-    case WalkMode::kImageMorph: {
-      // Pairs of images like multi-prompt's pairs of prompts, the frame at each inner image shared
-      // by the pairs it joins: pair p's frames are p (n - 1) ... p (n - 1) + n - 1.
-      const int64_t images = latents_.size(0);
-      const bool prompt_per_image = positive_.size(0) == images;
-      const bool negative_per_image = negative_.size(0) == images;
-      for (int64_t p = 0; p + 1 < images; ++p) {
-        for (int i = p == 0 ? 0 : 1; i < n; ++i) {
-          const double ti = weight(t[static_cast<size_t>(i)]);
-          FrameRecipe f{pair_mix(config.interp, latents_, p, p + 1, ti),
-                        prompt_per_image ? pair_mix(config.interp, positive_, p, p + 1, ti) : constant(0),
-                        negative_per_image ? pair_mix(config.interp, negative_, p, p + 1, ti) : constant(0)};
-          if (config.adain && ti > 0.0 && ti < 1.0) f.adain = ti;
-          frames_.push_back(f);
-        }
-        segment(p * (n - 1), t, p * (n - 1) + n - 1);
-      }
+    case WalkMode::kImageMorph:
+      image_morph_frames(plan, config, t, latents_, positive_, negative_);
       break;
-    }
-    case WalkMode::kCircular: {
-      // The notebook computes the angles in float32: a = linspace(0, 2, n) * pi, then cos and sin.
-      torch::Tensor angle = torch::linspace(0, 2, n, torch::kFloat32) * static_cast<float>(M_PI);
-      torch::Tensor c = torch::cos(angle), s = torch::sin(angle);
-      for (int i = 0; i < n; ++i) {
-        float cos_a = c[i].item<float>(), sin_a = s[i].item<float>();
-        if (paced(frames_.size())) {
-          const float a = static_cast<float>(2 * weight(0)) * static_cast<float>(M_PI);
-          cos_a = std::cos(a);
-          sin_a = std::sin(a);
-        }
-        frames_.push_back({Mix{0, 1, cos_a, sin_a, 0.0}, constant(0), constant(0)});
-      }
-      segment(0, t, n - 1);
+    case WalkMode::kCircular:
+      circular_frames(plan, n, t);
       break;
-    }
   }
   // The last frame repeats the first: left out for a seamless loop (the walk's end is then frame 0).
   if (config.seamless_loop && frames_.size() > 1) {

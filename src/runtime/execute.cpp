@@ -418,6 +418,120 @@ std::string cache_key(const ModelOptions& model) {
   return model.bundle_dir + "\n" + device_name(model.device) + "\n" + unet_engine_name(model.unet_engine);
 }
 
+// Before any work, the model load included: nothing of an earlier run is clobbered or left beside
+// the outputs, the output's format is known, and options for formats the job does not write are
+// said (once a session each).
+void prepare_outputs(BundleCache& cache, const RunConfig& c, const UiOptions& ui, const std::string& meta) {
+  if (recover_interrupted_publish(meta) && !ui.quiet) {
+    std::cerr << "sdinterp: removed the outputs of a run of this job that was killed while publishing them\n";
+  }
+  check_outputs(c, meta);
+  // What an earlier run killed outright (SIGKILL, a power cut) left beside these outputs.
+  for (const std::string& out : {c.output, c.png_dir, meta}) {
+    if (!out.empty() && io::remove_stale_temporaries(out) > 0 && !ui.quiet) {
+      std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
+    }
+  }
+  if (!c.output.empty() && !known_file_extension(c.output)) {
+    throw ConfigError(unknown_format_message(c.output) + " (for PNG frames use --png-dir " + c.output + ")");
+  }
+  const nlohmann::json set = job_to_json(c), defaults = job_to_json(RunConfig());
+  std::vector<std::string> given;
+  for (const std::string& key : format_option_keys()) {
+    if (set.at(key) != defaults.at(key)) given.push_back(key);
+  }
+  for (const std::string& warning : ignored_format_options(given, c.output, c.png_dir)) {
+    // Once a session per option ("--dither applies to .gif only"), whichever job met it first.
+    if (cache.warned.insert(warning.substr(0, warning.find(';'))).second) {
+      std::cerr << "sdinterp: warning: " << warning << "\n";
+    }
+  }
+}
+
+// The smoothness report, on the frames as written (a closed loop's last frame leads to its first).
+class MeterSink : public FrameSink {
+ public:
+  explicit MeterSink(bool cycle) : meter(cycle) {}
+  void begin(int, int, int) override {}
+  void add(const Frame& frame) override { meter.add(frame); }
+  void finish() override {}
+  void abort() override {}
+  std::string description() const override { return ""; }
+  SmoothnessMeter meter;
+};
+
+// A package that cannot be used is said once per loaded bundle: with --unet-engine aoti the UNet's
+// is an error (check_engine); the VAE decoder's is never required.
+void warn_unusable_packages(BundleCache& cache, const ModelOptions& cached_as, const Bundle& bundle,
+                            UnetEngine engine) {
+  const bool unet_unusable = engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty();
+  const bool decoder_unusable = !bundle.compiled_vae_decoder_problem().empty();
+  if (!(unet_unusable || decoder_unusable) || !cache.first_warning(cached_as)) return;
+  if (unet_unusable)
+    std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
+  if (decoder_unusable) {
+    std::cerr << "sdinterp: warning: " << bundle.compiled_vae_decoder_problem()
+              << "; the VAE decoder runs from TorchScript\n";
+  }
+}
+
+// What encoding the job's outputs will take, for the progress line's estimate. Until a job of the
+// session has measured it, encoding is taken to cost 0.2 s per million pixels of frames (GIF,
+// WebP, MP4 and PNG all measured 0.2-0.27 on 2 cores of the development machine, `sdinterp encode`
+// of 30 512x512 frames).
+double encode_estimate_s(const BundleCache& cache, const std::string& output_kinds, const RunConfig& c) {
+  constexpr double kEncodeSecondsPerPixelPrior = 0.2e-6;
+  const auto rate = cache.encode_seconds_per_pixel.find(output_kinds);
+  return (rate == cache.encode_seconds_per_pixel.end() ? kEncodeSecondsPerPixelPrior : rate->second) *
+         static_cast<double>(c.width) * c.height * c.total_frames();
+}
+
+nlohmann::json bundle_load_json(const Bundle::LoadSeconds& s) {
+  return {
+      {"text_encoder", s.text_encoder},
+      {"unet", s.unet},
+      {"vae_decoder", s.vae_decoder},
+      {"weights",
+       {{"text_encoder", s.weights.text_encoder}, {"unet", s.weights.unet}, {"vae_decoder", s.weights.vae_decoder}}},
+      {"compiled_unet", s.compiled_unet},
+      {"compiled_vae_decoder", s.compiled_vae_decoder},
+      {"cuda_context", s.cuda_context},
+      {"cuda_warm_up", s.cuda_warm_up},
+      {"total", s.total}};
+}
+
+// The run metadata's "sdinterp" record: what this run used and measured. `bundle_path` is the
+// job's bundle as the metadata records it.
+nlohmann::json run_record(const Bundle& bundle, const RunConfig& c, const RunResult& r, const nlohmann::json& hashes,
+                          const nlohmann::json& bundle_path, const SmoothnessMeter& smoothness) {
+  return {
+      {"version", SDINTERP_VERSION},
+      {"libtorch", TORCH_VERSION},
+      {"created", now_iso8601()},
+      {"device", bundle.device().str()},
+      {"dtype", bundle.manifest().dtype},
+      {"frames_written", r.frames},
+      {"unet_calls", engine_calls(r.unet_calls)},
+      {"decode_calls", engine_calls(r.decode_calls)},
+      {"decode_chunk", r.decode_chunk},
+      {"bundle_load_s", bundle_load_json(bundle.load_seconds())},
+      {"cuda_memory_peaks_gib", cuda_memory_peaks_json(r)},
+      {"timings_s",
+       {{"text", r.seconds_text},
+        {"sampling", r.seconds_sampling},
+        {"decode", r.seconds_decode},
+        {"total", r.seconds_total}}},
+      {"bundle", {{"path", bundle_path}, {"manifest", bundle.manifest().raw}, {"hashes", hashes}}},
+      {"smoothness", smoothness.report()},
+      {"pace",
+       {{"pace", pace_name(c.pace)},
+        {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
+        {"extra_unet_calls", r.pace_extra_unet_calls},
+        {"seconds", r.seconds_pacing},
+        {"weights", pace_weights_json(r.pace_weights)}}},
+  };
+}
+
 }  // namespace
 
 void BundleCache::refresh(const ModelOptions& model) {
@@ -461,35 +575,8 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   c.validate();
   const bool drawn_seed = !c.seed;
   if (drawn_seed) c.seed = random_seed();
-  // Refuse to clobber before any work (the model load included): the outputs and the metadata.
   const std::string meta = metadata_path(c);
-  if (recover_interrupted_publish(meta) && !ui.quiet) {
-    std::cerr << "sdinterp: removed the outputs of a run of this job that was killed while publishing them\n";
-  }
-  check_outputs(c, meta);
-  // What an earlier run killed outright (SIGKILL, a power cut) left beside these outputs.
-  for (const std::string& out : {c.output, c.png_dir, meta}) {
-    if (!out.empty() && io::remove_stale_temporaries(out) > 0 && !ui.quiet) {
-      std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
-    }
-  }
-  if (!c.output.empty() && !known_file_extension(c.output)) {
-    throw ConfigError(unknown_format_message(c.output) + " (for PNG frames use --png-dir " + c.output + ")");
-  }
-  {
-    // Options set for a format that no output of the job has: said once a session.
-    const nlohmann::json set = job_to_json(c), defaults = job_to_json(RunConfig());
-    std::vector<std::string> given;
-    for (const std::string& key : format_option_keys()) {
-      if (set.at(key) != defaults.at(key)) given.push_back(key);
-    }
-    for (const std::string& warning : ignored_format_options(given, c.output, c.png_dir)) {
-      // Once a session per option ("--dither applies to .gif only"), whichever job met it first.
-      if (cache.warned.insert(warning.substr(0, warning.find(';'))).second) {
-        std::cerr << "sdinterp: warning: " << warning << "\n";
-      }
-    }
-  }
+  prepare_outputs(cache, c, ui, meta);
   PublishedOutputs published;
   const FrameSinkOptions& sink_options = c;
   std::vector<std::unique_ptr<FrameSink>> owned;
@@ -497,17 +584,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (!c.png_dir.empty()) owned.push_back(published.track(make_png_dir_sink(c.png_dir, sink_options), c.png_dir, true));
   std::vector<FrameSink*> sinks;
   for (auto& s : owned) sinks.push_back(s.get());
-  // The smoothness report, on the frames as written (a closed loop's last frame leads to its first).
-  class MeterSink : public FrameSink {
-   public:
-    explicit MeterSink(bool cycle) : meter(cycle) {}
-    void begin(int, int, int) override {}
-    void add(const Frame& frame) override { meter.add(frame); }
-    void finish() override {}
-    void abort() override {}
-    std::string description() const override { return ""; }
-    SmoothnessMeter meter;
-  } smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
+  MeterSink smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
   sinks.push_back(&smoothness);
 
   const ModelOptions cached_as = c;  // the cache's key: `c` records the device resolved below
@@ -528,18 +605,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   }
   const Manifest& m = bundle.manifest();
   c.validate_for(m);
-  // A package that cannot be used is said once per loaded bundle: with --unet-engine aoti the UNet's
-  // is an error (check_engine); the VAE decoder's is never required.
-  const bool unet_unusable = c.unet_engine == UnetEngine::kAuto && !bundle.compiled_unet_problem().empty();
-  const bool decoder_unusable = !bundle.compiled_vae_decoder_problem().empty();
-  if ((unet_unusable || decoder_unusable) && cache.first_warning(cached_as)) {
-    if (unet_unusable)
-      std::cerr << "sdinterp: warning: " << bundle.compiled_unet_problem() << "; the UNet runs from TorchScript\n";
-    if (decoder_unusable) {
-      std::cerr << "sdinterp: warning: " << bundle.compiled_vae_decoder_problem()
-                << "; the VAE decoder runs from TorchScript\n";
-    }
-  }
+  warn_unusable_packages(cache, cached_as, bundle, c.unet_engine);
   // Metadata records what was actually used, defaults resolved.
   if (c.height == 0) c.height = m.native_size();
   if (c.width == 0) c.width = m.native_size();
@@ -548,14 +614,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (drawn_seed && !ui.quiet)
     std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
   std::string output_kinds = fs::path(c.output).extension().string() + (c.png_dir.empty() ? "" : " png");
-  // Until a job of the session has measured it, encoding is taken to cost 0.2 s per million
-  // pixels of frames (GIF, WebP, MP4 and PNG all measured 0.2-0.27 on 2 cores of the development
-  // machine, `sdinterp encode` of 30 512x512 frames).
-  constexpr double kEncodeSecondsPerPixelPrior = 0.2e-6;
-  const auto rate = cache.encode_seconds_per_pixel.find(output_kinds);
-  ProgressReporter progress(
-      ui, (rate == cache.encode_seconds_per_pixel.end() ? kEncodeSecondsPerPixelPrior : rate->second) *
-              static_cast<double>(c.width) * c.height * c.total_frames());
+  ProgressReporter progress(ui, encode_estimate_s(cache, output_kinds, c));
   RunHooks hooks;
   hooks.progress = [&progress](const ProgressEvent& e) { progress(e); };
   hooks.warning = [](const std::string& w) { std::cerr << "sdinterp: warning: " << w << "\n"; };
@@ -583,44 +642,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   nlohmann::json metadata = job_to_json(c);
   relativize_metadata_paths(metadata, c, meta);
   const RunResult& r = outcome.result;
-  metadata["sdinterp"] = {
-      {"version", SDINTERP_VERSION},
-      {"libtorch", TORCH_VERSION},
-      {"created", now_iso8601()},
-      {"device", bundle.device().str()},
-      {"dtype", m.dtype},
-      {"frames_written", r.frames},
-      {"unet_calls", engine_calls(r.unet_calls)},
-      {"decode_calls", engine_calls(r.decode_calls)},
-      {"decode_chunk", r.decode_chunk},
-      {"bundle_load_s",
-       {{"text_encoder", bundle.load_seconds().text_encoder},
-        {"unet", bundle.load_seconds().unet},
-        {"vae_decoder", bundle.load_seconds().vae_decoder},
-        {"weights",
-         {{"text_encoder", bundle.load_seconds().weights.text_encoder},
-          {"unet", bundle.load_seconds().weights.unet},
-          {"vae_decoder", bundle.load_seconds().weights.vae_decoder}}},
-        {"compiled_unet", bundle.load_seconds().compiled_unet},
-        {"compiled_vae_decoder", bundle.load_seconds().compiled_vae_decoder},
-        {"cuda_context", bundle.load_seconds().cuda_context},
-        {"cuda_warm_up", bundle.load_seconds().cuda_warm_up},
-        {"total", bundle.load_seconds().total}}},
-      {"cuda_memory_peaks_gib", cuda_memory_peaks_json(r)},
-      {"timings_s",
-       {{"text", r.seconds_text},
-        {"sampling", r.seconds_sampling},
-        {"decode", r.seconds_decode},
-        {"total", r.seconds_total}}},
-      {"bundle", {{"path", metadata["bundle"]}, {"manifest", m.raw}, {"hashes", hashes.get()}}},
-      {"smoothness", smoothness.meter.report()},
-      {"pace",
-       {{"pace", pace_name(c.pace)},
-        {"measuring_passes", c.pace == Pace::kEven ? c.pace_passes : 0},
-        {"extra_unet_calls", r.pace_extra_unet_calls},
-        {"seconds", r.seconds_pacing},
-        {"weights", pace_weights_json(r.pace_weights)}}},
-  };
+  metadata["sdinterp"] = run_record(bundle, c, r, hashes.get(), metadata["bundle"], smoothness.meter);
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
   const std::string meta_text = metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
