@@ -52,6 +52,7 @@ time limit still leaves what it measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -697,6 +698,51 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
+class LeverTimes:
+    """The levers stage's record: `fields[key]`, a lever's median time after a warm-up pass, or its
+    error (a lever's failure is a finding; the others stand), or a note that it was out of time."""
+
+    def __init__(self, clock: Clock, device: str, fields: dict):
+        self.clock, self.device, self.fields = clock, device, fields
+
+    @staticmethod
+    def failed(e: Exception) -> str:
+        return f"error: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+    def time(self, key: str, fn, repeats: int, scale: float = 1.0, digits: int = 1):
+        """fields[key] = the median time of fn over `repeats` calls (times `scale`), or its error;
+        returns fn's output (None when it failed or was skipped)."""
+        import statistics
+
+        if self.clock.left() < 45:
+            self.fields[key] = "skipped: out of time"
+            return None
+        try:
+            out = fn()  # warm-up
+            sync(self.device)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = fn()
+                sync(self.device)
+                times.append(time.perf_counter() - t0)
+            self.fields[key] = round(statistics.median(times) * scale, digits)
+            return out
+        except Exception as e:  # noqa: BLE001 - a lever's failure is a finding
+            self.fields[key] = self.failed(e)
+            return None
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(torch):
+    """cuDNN's timed algorithm choice on for the block, off after it (sdinterp's default)."""
+    try:
+        torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = False
+
+
 def psnr(a, b) -> dict:
     import numpy as np
 
@@ -1293,17 +1339,9 @@ class Comparison:
 
     def _levers(self, pipe, vae_package: Path | None) -> None:
         """Timed in this process on diffusers' modules in the run's dtype, each after a warm-up pass
-        (issue 13 items 2 and 3; what sdinterp would build in is decided from these):
-        - one UNet call at the walk's guided batch: contiguous; channels_last; with cuDNN's timed
-          algorithm choice (cudnn.benchmark, sdinterp's SDINTERP_CUDNN_BENCHMARK); with the attention
-          projections fused (diffusers' fuse_qkv_projections); with each scaled_dot_product_attention
-          backend forced (flash, memory-efficient, cuDNN);
-        - the walk's VAE decode: in sdinterp's chunks (its metadata's decode_chunk) eager, with
-          cudnn.benchmark, channels_last, and through the compiled decoder given the eager weights;
-          eager in chunks of 5, 10 and all frames at once (the memory plan's speed cost).
-        A lever that fails is recorded as its error; the others stand."""
-        import statistics
-
+        (issue 13 items 2 and 3; what sdinterp would build in is decided from these): the UNet's
+        levers (_unet_levers), then the VAE decode's (_decode_levers). A lever that fails is
+        recorded as its error; the others stand."""
         a, torch = self.a, self.torch
         if self.clock.left() < 90:
             self.stage("levers", note="skipped: out of time")
@@ -1314,132 +1352,113 @@ class Comparison:
         g = torch.Generator().manual_seed(a.seed)
         lh = lw = a.size // 8
         n = unet_batch(a)
-        hidden = pipe.text_encoder.config.hidden_size
-        channels_last = torch.channels_last
-        fields: dict = {"unet_batch": n}
-        cudnn = torch.backends.cudnn
-
-        def timed(fn, repeats: int) -> tuple[float, object]:
-            out = fn()  # warm-up
-            sync(a.device)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                out = fn()
-                sync(a.device)
-                times.append(time.perf_counter() - t0)
-            return statistics.median(times), out
-
-        def failed(e: Exception) -> str:
-            return f"error: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
-
-        def lever(key: str, fn, repeats: int, scale: float = 1.0, digits: int = 1):
-            """fields[key] = the median time of fn (times `scale`), or its error; returns fn's output."""
-            if self.clock.left() < 45:
-                fields[key] = "skipped: out of time"
-                return None
-            try:
-                s, out = timed(fn, repeats)
-                fields[key] = round(s * scale, digits)
-                return out
-            except Exception as e:  # noqa: BLE001 - a lever's failure is a finding
-                fields[key] = failed(e)
-                return None
-
+        levers = LeverTimes(self.clock, a.device, {"unet_batch": n})
         try:
             with torch.inference_mode():
                 x = torch.randn(n, pipe.unet.config.in_channels, lh, lw, generator=g).to(a.device, dtype)
-                ctx = torch.randn(n, 77, hidden, generator=g).to(a.device, dtype)
-                t = torch.full((n,), 981.0, device=a.device)
-
-                def unet(sample=None):
-                    return pipe.unet(x if sample is None else sample, t, encoder_hidden_states=ctx,
-                                     return_dict=False)[0]
-
-                lever("unet_call_ms_contiguous", unet, 3, 1000)
-                try:
-                    cudnn.benchmark = True
-                    lever("unet_call_ms_cudnn_benchmark", unet, 3, 1000)
-                finally:
-                    cudnn.benchmark = False
-                try:
-                    pipe.unet.to(memory_format=channels_last)
-                    lever("unet_call_ms_channels_last", lambda: unet(x.contiguous(memory_format=channels_last)), 3,
-                          1000)
-                finally:
-                    pipe.unet.to(memory_format=torch.contiguous_format)
-                if a.cuda:
-                    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-                    for backend, key in ((SDPBackend.FLASH_ATTENTION, "flash"),
-                                         (SDPBackend.EFFICIENT_ATTENTION, "efficient"),
-                                         (SDPBackend.CUDNN_ATTENTION, "cudnn")):
-                        def forced(b=backend):
-                            with sdpa_kernel(b):
-                                return unet()
-                        lever(f"unet_call_ms_sdpa_{key}", forced, 3, 1000)
-                if hasattr(pipe.unet, "fuse_qkv_projections"):
-                    try:
-                        pipe.unet.fuse_qkv_projections()
-                        lever("unet_call_ms_fused_qkv", unet, 3, 1000)
-                    except Exception as e:  # noqa: BLE001 - fusing failed: a finding too
-                        fields["unet_call_ms_fused_qkv"] = failed(e)
-                    finally:
-                        if hasattr(pipe.unet, "unfuse_qkv_projections"):
-                            pipe.unet.unfuse_qkv_projections()
+                ctx = torch.randn(n, 77, pipe.text_encoder.config.hidden_size, generator=g).to(a.device, dtype)
+                self._unet_levers(pipe, levers, x, ctx, torch.full((n,), 981.0, device=a.device))
                 del x, ctx
                 chunk = self.results["stages"].get("c", {}).get("decode_chunk") or a.frames
                 z = torch.randn(a.frames, pipe.vae.config.latent_channels, lh, lw, generator=g).to(a.device, dtype)
-                fields["decode_chunk"] = chunk
-
-                def decode(fn, layout=torch.contiguous_format, size=chunk):
-                    return torch.cat([fn(c.contiguous(memory_format=layout)) for c in z.split(size)])
-
-                def vae(c):
-                    return pipe.vae.decode(c, return_dict=False)[0]
-
-                eager = lever("vae_decode_s_eager", lambda: decode(vae), 2, digits=3)
-                try:
-                    cudnn.benchmark = True
-                    lever("vae_decode_s_cudnn_benchmark", lambda: decode(vae), 2, digits=3)
-                finally:
-                    cudnn.benchmark = False
-                try:
-                    pipe.vae.to(memory_format=channels_last)
-                    out = lever("vae_decode_s_channels_last", lambda: decode(vae, channels_last), 2, digits=3)
-                    if out is not None and eager is not None:
-                        fields["vae_channels_last_max_abs_diff"] = float((out.float() - eager.float()).abs().max())
-                finally:
-                    pipe.vae.to(memory_format=torch.contiguous_format)
-                for size in sorted({5, 10, a.frames}):
-                    if size != chunk and size <= a.frames:
-                        lever(f"vae_decode_s_eager_chunk_{size}", lambda size=size: decode(vae, size=size), 2, digits=3)
-                if vae_package is not None and self.clock.left() > 60:
-                    from export_bundle import make_wrappers
-
-                    _, _, VaeDecoder, _ = make_wrappers()
-                    wrapper = VaeDecoder(pipe.vae)
-                    weights = dict(wrapper.named_parameters())
-                    weights.update(wrapper.named_buffers())
-                    package = torch._inductor.aoti_load_package(str(vae_package))
-                    names = package.get_constant_fqns()
-                    package.load_constants({k: weights[k] for k in names}, check_full_update=True, user_managed=True)
-                    out = lever("vae_decode_s_aoti", lambda: decode(package), 2, digits=3)
-                    if out is not None and eager is not None:
-                        fields["vae_aoti_max_abs_diff"] = float((out.float() - eager.float()).abs().max())
-                    del package
+                self._decode_levers(pipe, levers, z, chunk, vae_package)
         except Exception as e:  # measurements for the record: the rows before and (a) after still stand
-            fields["note"] = f"stopped by {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            levers.fields["note"] = f"stopped by {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         finally:
-            cudnn.benchmark = False
+            torch.backends.cudnn.benchmark = False
             pipe.unet.to(memory_format=torch.contiguous_format)
             pipe.vae.to(memory_format=torch.contiguous_format)
             gc.collect()
             if a.cuda:
                 torch.cuda.empty_cache()
+        fields = levers.fields
         fields["levers_s"] = round(time.perf_counter() - t_start, 1)
         self.stage("levers", **fields)
         log(f"levers: {fields}")
+
+    def _unet_levers(self, pipe, levers: LeverTimes, x, ctx, t) -> None:
+        """One UNet call at the walk's guided batch, in milliseconds: contiguous; with cuDNN's timed
+        algorithm choice (cudnn.benchmark, sdinterp's SDINTERP_CUDNN_BENCHMARK); channels_last; with
+        each scaled_dot_product_attention backend forced (flash, memory-efficient, cuDNN; CUDA
+        only); with the attention projections fused (diffusers' fuse_qkv_projections)."""
+        torch = self.torch
+        channels_last = torch.channels_last
+
+        def unet(sample=None):
+            return pipe.unet(x if sample is None else sample, t, encoder_hidden_states=ctx, return_dict=False)[0]
+
+        levers.time("unet_call_ms_contiguous", unet, 3, 1000)
+        with cudnn_benchmark(torch):
+            levers.time("unet_call_ms_cudnn_benchmark", unet, 3, 1000)
+        try:
+            pipe.unet.to(memory_format=channels_last)
+            levers.time("unet_call_ms_channels_last", lambda: unet(x.contiguous(memory_format=channels_last)), 3, 1000)
+        finally:
+            pipe.unet.to(memory_format=torch.contiguous_format)
+        if self.a.cuda:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            for backend, key in ((SDPBackend.FLASH_ATTENTION, "flash"),
+                                 (SDPBackend.EFFICIENT_ATTENTION, "efficient"),
+                                 (SDPBackend.CUDNN_ATTENTION, "cudnn")):
+                def forced(b=backend):
+                    with sdpa_kernel(b):
+                        return unet()
+                levers.time(f"unet_call_ms_sdpa_{key}", forced, 3, 1000)
+        if hasattr(pipe.unet, "fuse_qkv_projections"):
+            try:
+                pipe.unet.fuse_qkv_projections()
+                levers.time("unet_call_ms_fused_qkv", unet, 3, 1000)
+            except Exception as e:  # noqa: BLE001 - fusing failed: a finding too
+                levers.fields["unet_call_ms_fused_qkv"] = LeverTimes.failed(e)
+            finally:
+                if hasattr(pipe.unet, "unfuse_qkv_projections"):
+                    pipe.unet.unfuse_qkv_projections()
+
+    def _decode_levers(self, pipe, levers: LeverTimes, z, chunk: int, vae_package: Path | None) -> None:
+        """The walk's VAE decode of latents `z`, in seconds: in sdinterp's chunks (its metadata's
+        decode_chunk) eager, with cudnn.benchmark, channels_last, and through the compiled decoder
+        given the eager weights (each with its largest difference from the eager frames); eager in
+        chunks of 5, 10 and all frames at once (the memory plan's speed cost)."""
+        a, torch = self.a, self.torch
+        channels_last = torch.channels_last
+        levers.fields["decode_chunk"] = chunk
+
+        def decode(fn, layout=torch.contiguous_format, size=chunk):
+            return torch.cat([fn(c.contiguous(memory_format=layout)) for c in z.split(size)])
+
+        def vae(c):
+            return pipe.vae.decode(c, return_dict=False)[0]
+
+        def differs(key: str, out, eager) -> None:
+            if out is not None and eager is not None:
+                levers.fields[key] = float((out.float() - eager.float()).abs().max())
+
+        eager = levers.time("vae_decode_s_eager", lambda: decode(vae), 2, digits=3)
+        with cudnn_benchmark(torch):
+            levers.time("vae_decode_s_cudnn_benchmark", lambda: decode(vae), 2, digits=3)
+        try:
+            pipe.vae.to(memory_format=channels_last)
+            out = levers.time("vae_decode_s_channels_last", lambda: decode(vae, channels_last), 2, digits=3)
+            differs("vae_channels_last_max_abs_diff", out, eager)
+        finally:
+            pipe.vae.to(memory_format=torch.contiguous_format)
+        for size in sorted({5, 10, a.frames}):
+            if size != chunk and size <= a.frames:
+                levers.time(f"vae_decode_s_eager_chunk_{size}", lambda size=size: decode(vae, size=size), 2, digits=3)
+        if vae_package is not None and self.clock.left() > 60:
+            from export_bundle import make_wrappers
+
+            _, _, VaeDecoder, _ = make_wrappers()
+            wrapper = VaeDecoder(pipe.vae)
+            weights = dict(wrapper.named_parameters())
+            weights.update(wrapper.named_buffers())
+            package = torch._inductor.aoti_load_package(str(vae_package))
+            names = package.get_constant_fqns()
+            package.load_constants({k: weights[k] for k in names}, check_full_update=True, user_managed=True)
+            differs("vae_aoti_max_abs_diff", levers.time("vae_decode_s_aoti", lambda: decode(package), 2, digits=3),
+                    eager)
+            del package
 
     # ---- the GPU runners' smoke command (issue 13 item 5)
 
