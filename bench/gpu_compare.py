@@ -698,6 +698,48 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
+def peak_above(memory: dict, baseline: float | None) -> float | None:
+    """The device's peak use in GiB above `baseline` bytes, from the memory sampler's record (None
+    without a baseline or samples)."""
+    if baseline is None or not memory.get("samples"):
+        return None
+    return round((memory["peak_used_bytes"] - baseline) / GIB, 2)
+
+
+def run_measures(meta_path: Path, events: list[tuple[float, dict]], wall: float, warm: bool, memory: dict) -> dict:
+    """A finished sdinterp row's measures: from its metadata (generation time and its parts, batch,
+    decode chunk, calls by engine, device, dtype, LibTorch, load and memory records); from its
+    progress events, the load (launch to the first event: run_walk starts once the bundle is
+    loaded), the end (last `done` to exit) and with `warm` the first job's seconds; from the memory
+    sampler (_launch_sdinterp), the device's peak above its use at launch and the process's own."""
+    fields: dict = {}
+    starts = [t for t, e in events if e.get("event") == "start"]
+    dones = [t for t, e in events if e.get("event") == "done"]
+    try:
+        meta = json.loads(meta_path.read_text())
+        info = meta.get("sdinterp", {})
+        timings = info.get("timings_s", {})
+        fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
+                      decode_chunk=info.get("decode_chunk"), unet_calls=info.get("unet_calls"),
+                      decode_calls=info.get("decode_calls"),
+                      device_reported=info.get("device"), dtype_reported=info.get("dtype"),
+                      libtorch=info.get("libtorch"), bundle_load_s=info.get("bundle_load_s"),
+                      cuda_memory_peaks_gib=info.get("cuda_memory_peaks_gib"))
+    except (OSError, json.JSONDecodeError) as e:
+        fields["note"] = f"no metadata: {e}"
+    fields.update(load_s=round(starts[0], 3) if starts else None,
+                  after_last_done_s=round(wall - dones[-1], 3) if dones else None)
+    if warm and len(starts) >= 2 and dones:
+        fields["first_job_s"] = round(starts[1] - starts[0], 3)
+    baseline = memory.get("baseline_used_bytes")
+    if (peak := peak_above(memory, baseline)) is not None:
+        fields["peak_device_gib"] = peak
+        fields["baseline_device_gib"] = round(baseline / GIB, 2)
+    if memory.get("peak_process_bytes"):
+        fields["peak_process_gib"] = round(memory["peak_process_bytes"] / GIB, 2)
+    return fields
+
+
 class LeverTimes:
     """The levers stage's record: `fields[key]`, a lever's median time after a warm-up pass, or its
     error (a lever's failure is a finding; the others stand), or a note that it was out of time."""
@@ -1774,9 +1816,9 @@ class Comparison:
             out["peak_torch_allocated_gib"] = round(torch.cuda.max_memory_allocated(torch.device(self.a.device)) / GIB, 2)
             out["peak_torch_reserved_gib"] = round(torch.cuda.max_memory_reserved(torch.device(self.a.device)) / GIB, 2)
         if self.sampler and self.sampler.kind:
-            s = self.sampler.stop()
-            if s.get("samples") and self.idle_used is not None:
-                out["peak_device_gib"] = round((s["peak_used_bytes"] - self.idle_used) / GIB, 2)
+            peak = peak_above(self.sampler.stop(), self.idle_used)
+            if peak is not None:
+                out["peak_device_gib"] = peak
         return out
 
     def _call(self, pipe, latents, dtype, steps: int):
@@ -1908,8 +1950,8 @@ class Comparison:
                                f"frames generated at {phases['generated_s']:.2f} s, written at {phases['written_s']:.2f} s")
         except (IndexError, KeyError, json.JSONDecodeError) as e:
             fields["note"] = f"no phase times: {e}"
-        if baseline is not None and mem.get("samples"):
-            fields["peak_device_gib"] = round((mem["peak_used_bytes"] - baseline) / GIB, 2)
+        if (peak := peak_above(mem, baseline)) is not None:
+            fields["peak_device_gib"] = peak
         self._record_frames("e", out, fields)
         self.stage("e", **fields)
         log(f"{method}: exit {proc.returncode}, wall {wall:.2f} s; {fields.get('note', '')}")
@@ -1991,6 +2033,51 @@ class Comparison:
         if optional and self.clock.left() < self.ROW_S + self._tail_need():
             self.stage(key, method=method, note="skipped: out of time (what is left is kept for (e) and (a))")
             return
+        cmd, png_dir = self._sdinterp_command(bundle, key, warm, flags)
+        env = {**self._sdinterp_env(compiled=row == "(d)"), **extra_env}
+        shown = shlex.join(["sdinterp", *cmd[1:]]).replace(str(bundle), "BUNDLE").replace(str(png_dir), "X")
+        if extra_env:
+            shown = " ".join(f"{k}={v}" for k, v in extra_env.items()) + " " + shown
+        if row == "(d)" and self.workaround:
+            shown = f"{self.workaround['name']} {shown}"
+        log(f"{method}: {shown}")
+        rc, wall, events, stderr, memory = self._launch_sdinterp(cmd, env, method)
+        fields = dict(method=method, command=shown, rc=rc, wall_s=round(wall, 3))
+        if rc != 0:
+            fields["note"] = f"exit status {rc}: {error_line(stderr)}"
+            self.stage(key, **fields)
+            self.note(f"{method} failed: exit status {rc} (sdinterp.log)")
+            # A compiled-UNet row that crashed is the crash the golden check may not have reached (its
+            # tiny package can fail its own verification): looked at here then, and the row measured
+            # again if a way around it turned up.
+            if row == "(d)" and retry and self.workaround is None and crashed(rc, stderr):
+                self._crash_triage(cmd, env, method)
+                if self.workaround:
+                    self._sdinterp(bundle, name, words, retry=False)
+            return
+        fields.update(run_measures(Path(str(png_dir) + ".json"), events, wall, warm, memory))
+        self._record_frames(key, png_dir, fields)
+        gen = fields.get("gen_s")
+        if gen and not warm:
+            # The ratio issue 13 judges, and what it is made of: the seconds outside the generation
+            # (process start, load, writing the outputs' end, exit).
+            fields.update(wall_over_gen=round(wall / gen, 2), outside_gen_s=round(wall - gen, 3))
+        note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
+                f"outside generation {fields['outside_gen_s']} s" if "outside_gen_s" in fields else "",
+                load_breakdown(fields.get("bundle_load_s")) if not warm else "",
+                f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
+                f"decode {fields.get('decode_chunk')} a call" if fields.get("decode_chunk") is not None else "",
+                "wall = both jobs" if warm else ""]
+        fields["note"] = ", ".join(n for n in note if n)
+        self.stage(key, **fields)
+        log(f"{method}: exit {rc}, wall {wall:.2f} s, generation {gen} s, load (to first event) "
+            f"{fields['load_s']} s, batch {fields.get('batch')}, peak {fields.get('peak_device_gib')} GiB")
+
+    def _sdinterp_command(self, bundle: Path, key: str, warm: bool, flags: list[str]) -> tuple[list[str], Path]:
+        """The walk as an sdinterp command line: `generate` with flags, or when `warm`, a `batch` of two
+        copies of the job; and the PNG directory whose frames and metadata the row reports (the
+        second job's)."""
+        a = self.a
         runs = self.work / "runs"
         runs.mkdir(exist_ok=True)
         job = {"bundle": str(bundle), "mode": "slerp-latent", "prompt": a.prompt, "negative": a.negative,
@@ -2000,29 +2087,28 @@ class Comparison:
         for d in png_dirs:
             shutil.rmtree(d, ignore_errors=True)
             Path(str(d) + ".json").unlink(missing_ok=True)
-        png_dir = png_dirs[-1]  # the run whose metadata and frames are reported
-        meta_path = Path(str(png_dir) + ".json")
+        png_dir = png_dirs[-1]
+        binary = str(Path(a.sdinterp))
         if warm:
             jobs = runs / f"{key}.jsonl"
             jobs.write_text("".join(json.dumps({**job, "png-dir": str(d)}) + "\n" for d in png_dirs))
-            cmd = [str(binary), "batch", str(jobs), "--progress", "json", "-q", *flags]
-        else:
-            cmd = [str(binary), "generate"]
-            for k, v in job.items():
-                cmd += [f"--{k}", f"{v:g}" if isinstance(v, float) else str(v)]
-            cmd += ["--png-dir", str(png_dir), "--progress", "json", "-q", *flags]
-        env = {**self._sdinterp_env(compiled=row == "(d)"), **extra_env}
-        shown = shlex.join(["sdinterp", *cmd[1:]]).replace(str(bundle), "BUNDLE").replace(str(png_dir), "X")
-        if extra_env:
-            shown = " ".join(f"{k}={v}" for k, v in extra_env.items()) + " " + shown
-        if row == "(d)" and self.workaround:
-            shown = f"{self.workaround['name']} {shown}"
-        log(f"{method}: {shown}")
-        baseline = self.sampler.used() if (self.sampler and self.sampler.kind) else None
+            return [binary, "batch", str(jobs), "--progress", "json", "-q", *flags], png_dir
+        cmd = [binary, "generate"]
+        for k, v in job.items():
+            cmd += [f"--{k}", f"{v:g}" if isinstance(v, float) else str(v)]
+        return cmd + ["--png-dir", str(png_dir), "--progress", "json", "-q", *flags], png_dir
+
+    def _launch_sdinterp(self, cmd: list[str], env: dict, method: str) -> tuple[int, float, list, str, dict]:
+        """Runs `cmd` to its end (killed at the run's time limit), its device memory sampled, and logs
+        it in sdinterp.log. Returns its exit status, wall seconds, progress events (seconds since the
+        launch, event), stderr, and its memory: the sampler's record with the device's use at launch
+        (`baseline_used_bytes`, None without a sampler)."""
+        sampling = bool(self.sampler and self.sampler.kind)
+        baseline = self.sampler.used() if sampling else None
         events: list[tuple[float, dict]] = []
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        if self.sampler and self.sampler.kind:
+        if sampling:
             self.sampler.start(pid=proc.pid)
         stderr_chunks: list[str] = []
         err_thread = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
@@ -2042,64 +2128,12 @@ class Comparison:
         rc = proc.wait()
         wall = time.perf_counter() - t0
         err_thread.join(timeout=5)
-        mem = self.sampler.stop() if (self.sampler and self.sampler.kind) else {}
+        memory = {**(self.sampler.stop() if sampling else {}), "baseline_used_bytes": baseline}
         stderr = "".join(stderr_chunks)
         with open(self.out / "sdinterp.log", "a") as f:
             f.write(f"$ {shlex.join(cmd)}\n# exit {rc}, {wall:.2f} s\n# stdout (non-JSON): {stdout_other}\n"
                     f"# events: {len(events)}, first/last: {events[:1]} {events[-1:]}\n# stderr:\n{stderr}\n")
-        fields = dict(method=method, command=shown, rc=rc, wall_s=round(wall, 3))
-        if rc != 0:
-            fields["note"] = f"exit status {rc}: {error_line(stderr)}"
-            self.stage(key, **fields)
-            self.note(f"{method} failed: exit status {rc} (sdinterp.log)")
-            # A compiled-UNet row that crashed is the crash the golden check may not have reached (its
-            # tiny package can fail its own verification): looked at here then, and the row measured
-            # again if a way around it turned up.
-            if row == "(d)" and retry and self.workaround is None and crashed(rc, stderr):
-                self._crash_triage(cmd, env, method)
-                if self.workaround:
-                    self._sdinterp(bundle, name, words, retry=False)
-            return
-        starts = [t for t, e in events if e.get("event") == "start"]
-        dones = [t for t, e in events if e.get("event") == "done"]
-        try:
-            meta = json.loads(meta_path.read_text())
-            info = meta.get("sdinterp", {})
-            timings = info.get("timings_s", {})
-            fields.update(gen_s=timings.get("total"), timings_s=timings, batch=meta.get("batch"),
-                          decode_chunk=info.get("decode_chunk"), unet_calls=info.get("unet_calls"),
-                          decode_calls=info.get("decode_calls"),
-                          device_reported=info.get("device"), dtype_reported=info.get("dtype"),
-                          libtorch=info.get("libtorch"), bundle_load_s=info.get("bundle_load_s"),
-                          cuda_memory_peaks_gib=info.get("cuda_memory_peaks_gib"))
-        except (OSError, json.JSONDecodeError) as e:
-            fields["note"] = f"no metadata: {e}"
-        # Load: from the launch to the first progress event (run_walk starts once the bundle is loaded).
-        fields.update(load_s=round(starts[0], 3) if starts else None,
-                      after_last_done_s=round(wall - dones[-1], 3) if dones else None)
-        if warm and len(starts) >= 2 and dones:
-            fields["first_job_s"] = round(starts[1] - starts[0], 3)
-        if baseline is not None and mem.get("samples"):
-            fields["peak_device_gib"] = round((mem["peak_used_bytes"] - baseline) / GIB, 2)
-            fields["baseline_device_gib"] = round(baseline / GIB, 2)
-        if mem.get("peak_process_bytes"):
-            fields["peak_process_gib"] = round(mem["peak_process_bytes"] / GIB, 2)
-        self._record_frames(key, png_dir, fields)
-        gen = fields.get("gen_s")
-        if gen and not warm:
-            # The ratio issue 13 judges, and what it is made of: the seconds outside the generation
-            # (process start, load, writing the outputs' end, exit).
-            fields.update(wall_over_gen=round(wall / gen, 2), outside_gen_s=round(wall - gen, 3))
-        note = [f"load {fields['load_s']} s" if fields.get("load_s") is not None and not warm else "",
-                f"outside generation {fields['outside_gen_s']} s" if "outside_gen_s" in fields else "",
-                load_breakdown(fields.get("bundle_load_s")) if not warm else "",
-                f"batch {fields.get('batch')}" if fields.get("batch") is not None else "",
-                f"decode {fields.get('decode_chunk')} a call" if fields.get("decode_chunk") is not None else "",
-                "wall = both jobs" if warm else ""]
-        fields["note"] = ", ".join(n for n in note if n)
-        self.stage(key, **fields)
-        log(f"{method}: exit {rc}, wall {wall:.2f} s, generation {gen} s, load (to first event) "
-            f"{fields['load_s']} s, batch {fields.get('batch')}, peak {fields.get('peak_device_gib')} GiB")
+        return rc, wall, events, stderr, memory
 
     # ---- after the stages
 

@@ -128,6 +128,29 @@ def test_smoke_results_name_no_machine_folder(smoke):
         assert str(REPO) not in text, name
 
 
+def test_run_measures_reads_metadata_events_and_the_memory_sampler(tmp_path):
+    # What a row says of an sdinterp run: its metadata's times, the load (launch to the first start
+    # event), the end (last done to exit), a warm batch's first job, and the device's peak above
+    # its use at launch (on a GPU only: sampled there, so pinned here).
+    gib = 1 << 30
+    meta = tmp_path / "x.json"
+    meta.write_text(json.dumps({"batch": 30, "sdinterp": {"timings_s": {"total": 2.5}, "decode_chunk": 5}}))
+    events = [(1.25, {"event": "start"}), (3.0, {"event": "done"}), (3.5, {"event": "start"}),
+              (6.0, {"event": "done"})]
+    memory = {"samples": 40, "peak_used_bytes": 9 * gib, "peak_process_bytes": 7 * gib,
+              "baseline_used_bytes": 1.5 * gib}
+    fields = gpu_compare.run_measures(meta, events, 6.25, True, memory)
+    assert fields["gen_s"] == 2.5 and fields["batch"] == 30 and fields["decode_chunk"] == 5, fields
+    assert fields["load_s"] == 1.25 and fields["after_last_done_s"] == 0.25 and fields["first_job_s"] == 2.25
+    assert fields["peak_device_gib"] == 7.5 and fields["baseline_device_gib"] == 1.5
+    assert fields["peak_process_gib"] == 7.0
+    # No sampler (the CPU), no metadata: neither is made up.
+    fields = gpu_compare.run_measures(tmp_path / "none.json", events[:2], 3.0, False, {"baseline_used_bytes": None})
+    assert fields["note"].startswith("no metadata") and "gen_s" not in fields and "first_job_s" not in fields
+    assert "peak_device_gib" not in fields and "peak_process_gib" not in fields and fields["load_s"] == 1.25
+    assert gpu_compare.peak_above({"samples": 0, "peak_used_bytes": gib}, 0) is None
+
+
 def test_filesystem_bindings_counts_ld_debug_lines(tmp_path):
     (tmp_path / "ld.123").write_text(
         "     123:\tbinding file /opt/torch/lib/libtorch_cpu.so [0] to /lib/x86_64-linux-gnu/libstdc++.so.6 [0]: "
