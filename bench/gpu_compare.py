@@ -1139,7 +1139,7 @@ class Comparison:
             a.aoti_also = rest[0] if rest else None
         kept = [r for r in a.sdinterp_run if split_env(r.partition("=")[2].split())[1].get(SDPA_FIRST_ENV) not in unfit]
         if kept != a.sdinterp_run:
-            self.note(f"rows left out (their attention kernel takes no UNet call): "
+            self.note("rows left out (their attention kernel takes no UNet call): "
                       + ", ".join(r.partition("=")[0] for r in a.sdinterp_run if r not in kept))
             a.sdinterp_run = kept
 
@@ -1565,9 +1565,7 @@ class Comparison:
     def _golden_run(self, bundle: Path) -> None:
         """The four golden cases through sdinterp on this device, with each UNet engine the bundle has;
         every frame held to the golden tolerance against diffusers' CPU float32 frames."""
-        import numpy as np
-        from PIL import Image
-        from golden_cases import CASES, case_args, frame_agreement, golden_frames, sampling_args
+        from golden_cases import CASES, case_args, sampling_args
 
         a = self.a
         if not Path(a.sdinterp).is_file() or self.clock.left() < 60:

@@ -854,8 +854,9 @@ def add_aoti(args: argparse.Namespace, pipe, source: dict, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export(args: argparse.Namespace) -> int:
-    out = Path(args.out_dir).absolute()
+def check_export_args(args: argparse.Namespace, out: Path) -> None:
+    """Refuses, before anything loads, options that do not go together and an --add-aoti target that
+    is not a bundle this export can add to; with --add-aoti, takes the bundle's attention (--compat)."""
     if args.aoti_tuning != "default" and not (args.aoti or args.add_aoti):
         raise ExportError(f"--aoti-tuning {args.aoti_tuning} is for the compiled UNet: add --aoti or --add-aoti")
     if args.aoti_static is not None:
@@ -887,6 +888,62 @@ def export(args: argparse.Namespace) -> int:
         args.compat = manifest.get("attention") == "classic"
     elif out.exists() and not args.overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
+
+
+def bundle_manifest(args: argparse.Namespace, pipe, attention: str, tokenizer_record: dict, compiled: dict,
+                    schedule: dict, source: dict, verification: dict) -> dict:
+    """model.json of a bundle exported from `pipe`: the modules' files and shapes, the compiled
+    packages' records (`compiled`), the noise schedule, the source model and the export's record."""
+    import diffusers
+    import torch
+    import transformers
+
+    te_cfg, unet_cfg, vae_cfg = pipe.text_encoder.config, pipe.unet.config, pipe.vae.config
+    vae_scale_factor = 2 ** (len(vae_cfg.block_out_channels) - 1)
+    return {
+        "format": "sdinterp-bundle",
+        "format_version": FORMAT_VERSION,
+        "description": args.description or f"{portable_arg(args.model)} exported by scripts/export_bundle.py "
+                                           f"for {args.device}/{args.dtype}",
+        "device": args.device,
+        "dtype": args.dtype,
+        "attention": attention,
+        "tokenizer": tokenizer_record,
+        "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
+        "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
+                 "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim),
+                 "latent_multiple": 1, **({"compiled": compiled["unet"]} if "unet" in compiled else {})},
+        "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
+                "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
+                "scaling_factor": float(vae_cfg.scaling_factor),
+                **({"compiled": compiled["vae_decoder"]} if "vae_decoder" in compiled else {})},
+        "noise_schedule": schedule,
+        "source": source,
+        "export": {
+            "tool": "scripts/export_bundle.py",
+            "command": recorded_command(args.argv),
+            "created": export_time().isoformat(timespec="seconds"),
+            "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__, "compat": bool(args.compat),
+            "verification": verification,
+        },
+    }
+
+
+def publish_folder(tmp: Path, out: Path) -> None:
+    """Renames the finished folder `tmp` into place at `out`, replacing what is there."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / out.name)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def export(args: argparse.Namespace) -> int:
+    out = Path(args.out_dir).absolute()
+    check_export_args(args, out)
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
     started = time.monotonic()
@@ -909,8 +966,6 @@ def export(args: argparse.Namespace) -> int:
             "4.35-4.71 s against 4.07-4.23 s, measured); --aoti-vae is meant for CUDA")
     if args.device == "cpu" and args.dtype == "float16":
         log("warning: float16 on the CPU is slow and not better than float32; prefer float32 or bfloat16")
-    import diffusers
-    import transformers
 
     try:
         pipe, kind, folder = load_pipeline(args)
@@ -941,8 +996,7 @@ def export(args: argparse.Namespace) -> int:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the bundle is an ordinary folder
     try:
-        te_cfg, unet_cfg, vae_cfg = pipe.text_encoder.config, pipe.unet.config, pipe.vae.config
-        max_length = int(min(pipe.tokenizer.model_max_length, te_cfg.max_position_embeddings))
+        max_length = int(min(pipe.tokenizer.model_max_length, pipe.text_encoder.config.max_position_embeddings))
         tokenizer_record = export_tokenizer(pipe.tokenizer, tmp, max_length)
         verification = trace_all(pipe, tmp, args.device, args.dtype, tokenizer_record)
         compiled = {}
@@ -960,46 +1014,12 @@ def export(args: argparse.Namespace) -> int:
                 if "aten::scaled_dot_product_attention" in graph_ops(tmp / f):
                     raise VerificationError(f"--compat: {f} still calls scaled_dot_product_attention")
 
-        vae_scale_factor = 2 ** (len(vae_cfg.block_out_channels) - 1)
-        manifest = {
-            "format": "sdinterp-bundle",
-            "format_version": FORMAT_VERSION,
-            "description": args.description or f"{portable_arg(args.model)} exported by scripts/export_bundle.py "
-                                               f"for {args.device}/{args.dtype}",
-            "device": args.device,
-            "dtype": args.dtype,
-            "attention": attention,
-            "tokenizer": tokenizer_record,
-            "text_encoder": {"file": "text_encoder.pt", "hidden_size": int(te_cfg.hidden_size)},
-            "unet": {"file": "unet.pt", "in_channels": int(unet_cfg.in_channels),
-                     "sample_size": int(unet_cfg.sample_size), "cross_attention_dim": int(unet_cfg.cross_attention_dim),
-                     "latent_multiple": 1, **({"compiled": compiled["unet"]} if "unet" in compiled else {})},
-            "vae": {"decoder": "vae_decoder.pt", "encoder": "vae_encoder.pt",
-                    "latent_channels": int(vae_cfg.latent_channels), "scale_factor": vae_scale_factor,
-                    "scaling_factor": float(vae_cfg.scaling_factor),
-                    **({"compiled": compiled["vae_decoder"]} if "vae_decoder" in compiled else {})},
-            "noise_schedule": schedule,
-            "source": source,
-            "export": {
-                "tool": "scripts/export_bundle.py",
-                "command": recorded_command(args.argv),
-                "created": export_time().isoformat(timespec="seconds"),
-                "torch": torch.__version__, "diffusers": diffusers.__version__,
-                "transformers": transformers.__version__, "compat": bool(args.compat),
-                "verification": verification,
-            },
-        }
+        manifest = bundle_manifest(args, pipe, attention, tokenizer_record, compiled, schedule, source,
+                                   verification)
         with open(tmp / "model.json", "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")
-        # Publish: rename the finished folder into place.
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

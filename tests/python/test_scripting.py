@@ -17,7 +17,6 @@ import signal
 import struct
 import subprocess
 import termios
-import time
 from pathlib import Path
 
 import numpy as np

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from conftest import load_module, rewrite_module
 
 REPO = Path(__file__).resolve().parents[2]
