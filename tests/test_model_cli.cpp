@@ -54,6 +54,16 @@ TEST(CliErrors, CorruptBundleFiles) {
                "merges.txt", dir);
 }
 
+TEST(CliErrors, JobFileThatIsAFolderOrMissing) {
+  // A folder reads as nothing: `batch` would have done zero jobs with exit status 0.
+  test::TempDir dir, folder;
+  for (const std::string& command : {std::string(" run "), std::string(" batch ")}) {
+    expect_error(sdinterp() + command + quote(folder.str()), kExitIo, "a folder, not a job file", dir);
+    expect_error(sdinterp() + command + "nowhere.json", kExitIo, "nowhere.json: cannot read the job file: No such file",
+                 dir);
+  }
+}
+
 TEST(CliErrors, BundleForAnotherDevice) {
   test::TempDir dir;
   expect_error(quick("--device cuda -o a.gif"), kExitModel, "re-export", dir);

@@ -1,6 +1,8 @@
 // `sdinterp run JOB.json` (one job, flags override the file) and `sdinterp batch JOBS.jsonl`
 // (many jobs, one model load, failures reported and skipped).
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -24,11 +26,19 @@
 namespace sdinterp::cli {
 namespace {
 
+// A folder opens as a stream that reads nothing: it would pass for an empty file (for `batch`, zero
+// jobs done and exit status 0), so it is refused by name.
 std::string read_job_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw IoError(path + ": a folder, not a job file");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot read the job file");
+  if (!in) {
+    throw IoError(path + ": cannot read the job file" + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
+  }
   std::stringstream text;
   text << in.rdbuf();
+  if (in.bad()) throw IoError(path + ": cannot read the job file");
   return text.str();
 }
 
