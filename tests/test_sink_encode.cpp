@@ -65,6 +65,13 @@ TEST(EncodeFrames, UnreadableFrameLeavesNothing) {
   EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}), IoError);
   frames.back() = in / "missing.png";
   EXPECT_THROW(sinks::encode_frames(frames, out / "a.gif", {}), IoError);
+  frames.back() = in.str();  // a folder: stb read it as an unknown image type
+  try {
+    sinks::encode_frames(frames, out / "a.gif", {});
+    FAIL() << "a folder was encoded as a frame";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("a folder, not an image"), std::string::npos) << e.what();
+  }
   EXPECT_TRUE(test::list_dir(out.str()).empty());
 }
 

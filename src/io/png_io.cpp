@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
@@ -27,8 +28,19 @@
 #pragma GCC diagnostic pop
 
 namespace sdinterp::io {
+namespace {
+
+// A folder opens as a file that reads nothing: stb would call it an unknown image type, and a
+// stream throws from inside libstdc++ (which reached the user as an internal error). Refused by name.
+void refuse_folder(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw IoError("cannot read image " + path + ": a folder, not an image");
+}
+
+}  // namespace
 
 void read_image_size(const std::string& path, int& width, int& height) {
+  refuse_folder(path);
   int channels = 0;
   if (stbi_info(path.c_str(), &width, &height, &channels) == 0) {
     throw IoError("cannot read image " + path + ": " + stbi_failure_reason() + " (give PNG frames)");
@@ -36,6 +48,7 @@ void read_image_size(const std::string& path, int& width, int& height) {
 }
 
 Frame read_image_rgb(const std::string& path) {
+  refuse_folder(path);
   int width = 0;
   int height = 0;
   int channels = 0;
@@ -75,9 +88,15 @@ bool jpeg_complete(const std::vector<unsigned char>& data) {
 }  // namespace
 
 Frame read_input_image(const std::string& path) {
+  refuse_folder(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError("cannot read image " + path + ": " + std::strerror(errno));
-  const std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<unsigned char> data;
+  try {
+    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::ios_base::failure&) {  // libstdc++'s filebuf throws on a failed read()
+    throw IoError("cannot read image " + path + ": read error");
+  }
   if (in.bad()) throw IoError("cannot read image " + path + ": read error");
   const bool png = starts_with(data, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
   const bool jpeg = starts_with(data, {0xFF, 0xD8, 0xFF});

@@ -594,6 +594,7 @@ BASE = ["--prompt", "a red fox", "--frames", "3", "--seed", "1"]
     (["--image", "in/picture.bmp", "--image", "in/good2.png", *BASE], 4, "picture.bmp"),
     (["--image", "in/good.png", "--image", "in/picture.gif", *BASE], 4, "picture.gif"),
     (["--image", "in/good.png", "--image", "in/missing.png", *BASE], 4, "missing.png"),
+    (["--image", "in/good.png", "--image", "in", *BASE], 4, "a folder, not an image"),  # was an internal error
     (["--image", "in/good.png", *BASE], 2, "image"),
     ([*BASE], 2, "image"),
     ([*GOOD, "--image", "in/good.png", "--prompt", "a", "--prompt", "b", "--frames", "3"], 2, "prompt"),
