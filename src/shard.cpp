@@ -36,6 +36,10 @@ Shard choose_shard(const std::string& flag, int count_flag, const std::function<
       throw ConfigError("--shard takes I/N, this worker's index from 0 and the number of workers (e.g. 0/4), not \"" +
                         flag + "\"");
     }
+    if (count_flag > 0 && count_flag != count) {
+      throw ConfigError("--shard " + flag + " and --shard-count " + std::to_string(count_flag) +
+                        " give different numbers of shards; give --shard alone");
+    }
     return checked(index, count, "--shard", "--shard " + flag);
   }
   auto get = [&env](const char* name) {

@@ -48,6 +48,9 @@ TEST(Shard, FlagSelectsIndexModuloCount) {
   expect_error({}, "--shard takes I/N", "-1/3");
   expect_error({}, "shard index 3 is not below the count 3", "3/3");
   expect_error({}, "the shard count must be at least 1", "0/0");
+  // --shard-count (a Kubernetes job's count) beside --shard: the same count or an error.
+  EXPECT_EQ(from({}, "1/3", 3).count, 3);
+  expect_error({}, "--shard 1/3 and --shard-count 4 give different numbers of shards", "1/3", 4);
 }
 
 TEST(Shard, SlurmArrays) {
