@@ -51,6 +51,20 @@ TEST(PngDirSink, WritesNumberedLosslessFramesAtFinishOnly) {
   EXPECT_EQ(test::list_dir(dir.str()), std::vector<std::string>{"frames"});  // no temporary left
 }
 
+TEST(Sinks, DescriptionsCountOneFrameInTheSingular) {
+  EXPECT_EQ(sinks::frame_count_text(1), "1 frame");
+  EXPECT_EQ(sinks::frame_count_text(30), "30 frames");
+  TempDir dir;
+  auto png = make_png_dir_sink(dir / "one", {});
+  write_frames(*png, frames(1));
+  png->finish();
+  EXPECT_EQ(png->description(), "1 PNG frame in " + dir / "one");
+  auto gif = make_file_sink(dir / "one.gif", {});
+  write_frames(*gif, frames(1));
+  gif->finish();
+  EXPECT_EQ(gif->description().rfind("GIF " + dir / "one.gif" + " (1 frame, 24x16", 0), 0u) << gif->description();
+}
+
 TEST(PngDirSink, ManyFramesFromWorkerThreadsKeepTheirNumbers) {
   // More frames than the writer threads and their queue hold: each file has its own frame.
   TempDir dir;

@@ -149,7 +149,7 @@ class Mp4Sink : public FrameSink {
   }
 
   std::string description() const override {
-    std::string text = "MP4 " + path_ + " (H.264, " + std::to_string(count_) + " frames, " + std::to_string(width_) +
+    std::string text = "MP4 " + path_ + " (H.264, " + sinks::frame_count_text(count_) + ", " + std::to_string(width_) +
                        "x" + std::to_string(height_);
     if (coded_width_ != width_ || coded_height_ != height_) {
       text += ", padded to " + std::to_string(coded_width_) + "x" + std::to_string(coded_height_);

@@ -105,7 +105,7 @@ class WebpSink : public FrameSink {
   }
 
   std::string description() const override {
-    return std::string("WebP ") + path_ + " (" + std::to_string(count_) + " frames, " + std::to_string(width_) + "x" +
+    return std::string("WebP ") + path_ + " (" + sinks::frame_count_text(count_) + ", " + std::to_string(width_) + "x" +
            std::to_string(height_) + (options_.lossless ? ", lossless" : ", lossy") + stored_note() + ")";
   }
 

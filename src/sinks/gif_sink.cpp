@@ -103,7 +103,7 @@ class GifSink : public FrameSink {
   }
 
   std::string description() const override {
-    return "GIF " + path_ + " (" + std::to_string(count_) + " frames, " + std::to_string(width_) + "x" +
+    return "GIF " + path_ + " (" + frame_count_text(count_) + ", " + std::to_string(width_) + "x" +
            std::to_string(height_) + ")";
   }
 

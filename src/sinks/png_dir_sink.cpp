@@ -58,7 +58,7 @@ class PngDirSink : public FrameSink {
     temp_.discard();
   }
 
-  std::string description() const override { return std::to_string(count_) + " PNG frames in " + dir_; }
+  std::string description() const override { return sinks::frame_count_text(count_, "PNG frame") + " in " + dir_; }
 
  private:
   using Item = std::pair<long, std::shared_ptr<const Frame>>;
