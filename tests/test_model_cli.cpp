@@ -145,6 +145,15 @@ TEST(CliErrors, UnknownFlagIsAUsageError) {
   expect_error(quick("--framez 3 -o a.gif"), kExitUsage, "--framez", dir);
 }
 
+TEST(Cli, MaxVramOnTheCpuIsSaidToDoNothing) {
+  test::TempDir dir;
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + quick("--max-vram 4 -o a.gif"));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sdinterp: warning: --max-vram applies to CUDA only"), std::string::npos) << r.output;
+  auto without = test::run_command("cd " + quote(dir.str()) + " && " + quick("-o b.gif"));
+  EXPECT_EQ(without.output.find("--max-vram"), std::string::npos) << without.output;
+}
+
 TEST(Cli, LongPromptWarnsWhereItWasCut) {
   test::TempDir dir;
   std::string prompt;

@@ -610,6 +610,10 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   if (c.height == 0) c.height = m.native_size();
   if (c.width == 0) c.width = m.native_size();
   c.device = parse_device(bundle.device().str());
+  if (c.max_vram_gb > 0 && !bundle.device().is_cuda() && cache.warned.insert("--max-vram").second) {
+    std::cerr << "sdinterp: warning: --max-vram applies to CUDA only; on the CPU the batch is planned from "
+                 "the available memory\n";
+  }
 
   if (drawn_seed && !ui.quiet)
     std::cerr << "sdinterp: seed " << *c.seed << " (drawn at random; pass --seed to repeat)\n";
