@@ -1,14 +1,13 @@
 // `sdinterp run JOB.json` (one job, flags override the file) and `sdinterp batch JOBS.jsonl`
 // (many jobs, one model load, failures reported and skipped).
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <system_error>
 #include <vector>
 
 #include "cli/commands.h"
@@ -26,20 +25,15 @@
 namespace sdinterp::cli {
 namespace {
 
-// A folder opens as a stream that reads nothing: it would pass for an empty file (for `batch`, zero
-// jobs done and exit status 0), so it is refused by name.
+// A folder is refused by name: read as a stream it passed for an empty file (for `batch`, zero jobs
+// done and exit status 0).
 std::string read_job_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw IoError(path + ": a folder, not a job file");
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw IoError(path + ": cannot read the job file" + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
+  try {
+    return io::read_file(path);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::is_a_directory) throw IoError(path + ": a folder, not a job file");
+    throw IoError(path + ": cannot read the job file: " + e.code().message());
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw IoError(path + ": cannot read the job file");
-  return text.str();
 }
 
 struct BatchOptions {

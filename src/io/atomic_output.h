@@ -21,6 +21,10 @@ void read_all_at(int fd, void* data, size_t size, off_t offset, const std::strin
 // closed, every step checked: IoError on any failure, and then the file may be partial (it is a
 // temporary of the caller's).
 void write_file(const std::string& path, const void* data, size_t size);
+// The whole of the file at `path`. Throws std::system_error with the system's error code when it
+// cannot be opened or read: std::errc::is_a_directory for a folder, which a stream would instead
+// read as empty or fail on from inside libstdc++.
+std::string read_file(const std::string& path);
 
 // The temporaries of unfinished outputs are listed, so that a second Ctrl-C or SIGTERM, which ends
 // the process at once, still removes them from its signal handler. Each copy of this library

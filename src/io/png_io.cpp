@@ -1,12 +1,10 @@
 #include "io/png_io.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
-#include <iterator>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "io/atomic_output.h"
@@ -30,11 +28,15 @@
 namespace sdinterp::io {
 namespace {
 
-// A folder opens as a file that reads nothing: stb would call it an unknown image type, and a
-// stream throws from inside libstdc++ (which reached the user as an internal error). Refused by name.
+// A folder opens as a file that reads nothing: stb would call it an unknown image type (and a
+// stream, read_input_image's before read_file, threw from inside libstdc++). Refused by name.
+IoError folder_given(const std::string& path) {
+  return IoError("cannot read image " + path + ": a folder, not an image");
+}
+
 void refuse_folder(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw IoError("cannot read image " + path + ": a folder, not an image");
+  if (std::filesystem::is_directory(path, ec)) throw folder_given(path);
 }
 
 }  // namespace
@@ -88,16 +90,14 @@ bool jpeg_complete(const std::vector<unsigned char>& data) {
 }  // namespace
 
 Frame read_input_image(const std::string& path) {
-  refuse_folder(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read image " + path + ": " + std::strerror(errno));
-  std::vector<unsigned char> data;
+  std::string bytes;
   try {
-    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } catch (const std::ios_base::failure&) {  // libstdc++'s filebuf throws on a failed read()
-    throw IoError("cannot read image " + path + ": read error");
+    bytes = read_file(path);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::is_a_directory) throw folder_given(path);
+    throw IoError("cannot read image " + path + ": " + e.code().message());
   }
-  if (in.bad()) throw IoError("cannot read image " + path + ": read error");
+  const std::vector<unsigned char> data(bytes.begin(), bytes.end());
   const bool png = starts_with(data, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
   const bool jpeg = starts_with(data, {0xFF, 0xD8, 0xFF});
   if (!png && !jpeg) throw IoError("cannot read image " + path + ": not a PNG or JPEG file (give PNG or JPEG images)");
