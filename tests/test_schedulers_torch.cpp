@@ -35,12 +35,25 @@ double relative_error(const torch::Tensor& actual, const torch::Tensor& expected
   return (actual.to(torch::kFloat64) - expected.to(torch::kFloat64)).abs().max().item<double>() / scale;
 }
 
-// The schedulers compute every step with diffusers' own float32 operations: their tables and
-// trajectories equal the golden ones bit for bit (with double-precision tables and coefficients they
-// were up to 2e-6 off, which flipped 8-bit values of the frames). Not quite for LMS and Euler with
-// Karras levels: their fractional timesteps come from numpy's float32 log, which is not correctly
-// rounded (1.6e-7 at most).
+// The schedulers compute every step with diffusers' own float32 operations: on the golden's machine
+// (below) their tables equal the golden ones bit for bit (with double-precision tables and
+// coefficients they were up to 2e-6 off, which flipped 8-bit values of the frames). Not quite for
+// LMS and Euler with Karras levels: their fractional timesteps come from numpy's float32 log, which
+// is not correctly rounded (1.6e-7 at most).
 bool is_exact(SchedulerKind kind) { return kind != SchedulerKind::kLmsKarras && kind != SchedulerKind::kEulerKarras; }
+
+// Exact holds on the machine the golden file was made on, where diffusers' trajectories were made
+// with the same LibTorch operations. LibTorch's float32 kernels do not round alike on every CPU
+// (with LibTorch 2.11 on an AMD EPYC with AVX2, about 20% of float32 square roots come out one
+// float32 step off the correctly rounded one), and diffusers there computes other numbers than the
+// golden ones: tables one float32 step off, trajectories up to 9.2e-7 relative off (DPM-Solver++
+// with Karras levels, 30 steps). sdinterp takes diffusers' operations, so it moves with them: a
+// table may be one float32 step off the golden one and a trajectory a few; far more than that
+// would be another computation (there, sdinterp's worst trajectory errors are diffusers' own to three
+// digits). The frames' bit-for-bit match with diffusers on the same machine is
+// tests/python/test_tiny_sd_reexport.py's.
+constexpr double kFloat32Step = 1.2e-7;  // relative: 2^-23, the spacing of float32 values
+constexpr double kMachineTolerance = 1.5e-6;
 
 bool has_integer_timesteps(SchedulerKind kind) {
   return kind == SchedulerKind::kDdim || kind == SchedulerKind::kPndm || kind == SchedulerKind::kDpmpp2m ||
@@ -73,11 +86,11 @@ TEST_P(GoldenCase, MatchesDiffusers) {
     const auto sigmas = golden.at("sigmas").get<std::vector<double>>();
     ASSERT_EQ(scheduler->sigmas().size(), sigmas.size());
     for (size_t i = 0; i < sigmas.size(); ++i) {
-      EXPECT_NEAR(scheduler->sigmas()[i], sigmas[i], tolerance * sigmas[i]) << "sigma " << i;
+      EXPECT_NEAR(scheduler->sigmas()[i], sigmas[i], std::max(tolerance, kFloat32Step) * sigmas[i]) << "sigma " << i;
     }
   }
   const double init_noise_sigma = golden.at("init_noise_sigma").get<double>();
-  EXPECT_NEAR(scheduler->init_noise_sigma(), init_noise_sigma, tolerance * init_noise_sigma);
+  EXPECT_NEAR(scheduler->init_noise_sigma(), init_noise_sigma, std::max(tolerance, kFloat32Step) * init_noise_sigma);
 
   const auto& trajectory = golden.at("trajectory");
   ASSERT_EQ(trajectory.size(), scheduler->num_model_calls());
@@ -91,7 +104,7 @@ TEST_P(GoldenCase, MatchesDiffusers) {
     x = scheduler->step(eps, i, x);
     const torch::Tensor expected = torch::tensor(trajectory[i].get<std::vector<float>>()).reshape({1, 4, 4, 4});
     const double error = relative_error(x, expected);
-    EXPECT_LE(error, tolerance) << "after step " << i;
+    EXPECT_LE(error, std::max(tolerance, kMachineTolerance)) << "after step " << i;
     worst = std::max(worst, error);
   }
   RecordProperty("worst_relative_error", std::to_string(worst));
