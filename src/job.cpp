@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
 #include "sdinterp/number_text.h"
 #include "tokenizer/unicode.h"
 
@@ -393,7 +394,7 @@ std::vector<JobKey> make_job_key_table() {
   t.push_back(path_key("output", "Animation file: .gif, .webp or .mp4; metadata goes to FILE.json", &RunConfig::output,
                        "-o,--output"));
   t.push_back(path_key("png-dir", "Write frames as DIR/frame_0000.png, ... (lossless)", &RunConfig::png_dir));
-  t.push_back(number_key("fps", "Frames per second of the animation (GIF: up to 50, MP4: up to 240)", &RunConfig::fps));
+  t.push_back(number_key("fps", "Frames per second of the animation (" + fps_limits_text() + ")", &RunConfig::fps));
   t.push_back(integer_key("loop", "Times the animation plays (WebP: up to 65535)", &RunConfig::loop));
   t.push_back(switch_key("boomerang", "Play forward then back (end frames not repeated)", &RunConfig::boomerang));
   t.push_back(switch_key("seamless-loop",

@@ -195,6 +195,26 @@ TEST(GifSink, RejectsFpsBrowsersCannotPlay) {
   EXPECT_TRUE(test::list_dir(dir.str()).empty());
 }
 
+// A GIF delay is 16 bits of centiseconds: the slowest --fps the sink takes plays each frame for the
+// longest delay there is, and a slower one is refused rather than written with delays that wrap.
+TEST(GifSink, SlowestFpsGivesTheLongestDelayAndSlowerIsRefused) {
+  TempDir dir;
+  FrameSinkOptions options;
+  options.fps = 100.0 / 65535;
+  write_gif(dir / "slow.gif", smooth_frames(8, 8, 3), options);
+  EXPECT_EQ(decode_gif(dir / "slow.gif").delays, (std::vector<int>{65535, 65535, 65535}));
+  options.fps = 0.001;  // 1000 s a frame: 100000 cs, which 16 bits would have written as 34464
+  try {
+    make_file_sink(dir / "slower.gif", options);
+    ADD_FAILURE() << "--fps 0.001 was taken for a GIF";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "--fps 0.001 is too low: a GIF frame lasts at most 655.35 s (its delay is 16 bits of centiseconds); "
+                 "use --fps 0.0016 or more");
+  }
+  EXPECT_EQ(test::list_dir(dir.str()), (std::vector<std::string>{"slow.gif"}));
+}
+
 TEST(GifSink, FfprobeSeesFramesSizeAndDuration) {
   if (!test::have_ffprobe()) GTEST_SKIP() << "ffprobe not installed (scripts/setup.sh installs it)";
   TempDir dir;

@@ -93,7 +93,8 @@ TEST(OptionValues, FormatLimitsAreTheSameForGenerateAndEncode) {
   const std::vector<std::pair<std::string, std::string>> refused = {
       {"a.gif --fps 60", "--fps 60 is too high"},
       {"a.webp --loop 65536", "--loop must be 0 (forever) or a play count up to 65535, got 65536"},
-      {"a.mp4 --fps 300", "--fps 300 is too high: use --fps 240 or less for MP4"}};
+      {"a.mp4 --fps 300", "--fps 300 is too high: use --fps 240 or less for MP4"},
+      {"a.gif --fps 0.001", "--fps 0.001 is too low: a GIF frame lasts at most 655.35 s"}};
   const std::string generate_to =
       quote(test::binary()) + " generate --bundle " + quote(test::tiny_sd()) + " --prompt x --seed 1 -o ";
   for (const auto& [args, expected] : refused) {

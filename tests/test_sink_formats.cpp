@@ -100,6 +100,35 @@ TEST(WebpSink, BadQualityIsAConfigError) {
   EXPECT_THROW(make_file_sink(dir / "a.webp", options), ConfigError);
 }
 
+// A WebP frame lasts at most 2^24 - 1 ms, and libwebp's timestamps are int milliseconds: an --fps
+// below the first, or an animation longer than the second, is refused before anything is written.
+TEST(WebpSink, FpsBeyondItsTimingIsRefused) {
+  TempDir dir;
+  FrameSinkOptions options;
+  options.lossless = true;
+  options.fps = 1000.0 / 16777215;
+  write(dir / "slow.webp", 2, 8, 8, options);
+  EXPECT_EQ(decode_webp(dir / "slow.webp").timestamps, (std::vector<int>{16777215, 33554430}));
+  options.fps = 0.00005;
+  EXPECT_THROW(make_file_sink(dir / "slower.webp", options), ConfigError);
+  options.fps = 0.0001;  // 10000 s a frame: 215 frames pass the int's 2147483.647 s
+  auto sink = make_file_sink(dir / "long.webp", options);
+  sink->begin(8, 8, 214);
+  sink->abort();
+  sink = make_file_sink(dir / "long.webp", options);
+  try {
+    sink->begin(8, 8, 215);
+    ADD_FAILURE() << "215 frames of 10000 s were taken for a WebP";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("215 frames at --fps 0.0001 would last 2150000 s; a WebP animation lasts "
+                                         "at most 2147483.647 s"),
+              std::string::npos)
+        << e.what();
+  }
+  sink->abort();
+  EXPECT_EQ(test::list_dir(dir.str()), (std::vector<std::string>{"slow.webp"}));
+}
+
 class Mp4Sink : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -137,6 +166,21 @@ TEST_F(Mp4Sink, OddSizesArePaddedToEven) {
   EXPECT_EQ(test::ffprobe_value(dir / "a.mp4", "stream=width"), "32");
   EXPECT_EQ(test::ffprobe_value(dir / "a.mp4", "stream=height"), "18");
   EXPECT_EQ(test::ffprobe_value(dir / "a.mp4", "stream=nb_read_frames", true), "3");
+}
+
+// FFmpeg's MP4 muxer fails on frames of about a day ("Not yet implemented in FFmpeg"): the sink
+// takes frames of up to 10000 s and says so for longer ones.
+TEST_F(Mp4Sink, SlowestFpsIsWrittenAndSlowerIsRefused) {
+  TempDir dir;
+  FrameSinkOptions options;
+  options.fps = 0.0001;
+  write(dir / "slow.mp4", 3, 16, 16, options);
+  EXPECT_NEAR(std::stod(test::ffprobe_value(dir / "slow.mp4", "format=duration")), 30000.0, 1e-3);
+  for (double fps : {0.00009, 0.00001}) {
+    options.fps = fps;
+    EXPECT_THROW(make_file_sink(dir / "slower.mp4", options), ConfigError) << fps;
+  }
+  EXPECT_EQ(test::list_dir(dir.str()), (std::vector<std::string>{"slow.mp4"}));
 }
 
 TEST_F(Mp4Sink, MoovAtomComesFirstForBrowsers) {

@@ -64,6 +64,8 @@ std::string supported_file_extensions();
 // own folder form).
 bool known_file_extension(const std::string& path);
 std::string unknown_format_message(const std::string& path);
+// Each animated format's highest --fps, for --fps's help: "GIF: up to 50, WebP: up to 1000, MP4: up to 240".
+std::string fps_limits_text();
 
 // The format options that only some outputs read, and a warning for each of `given_keys` (job
 // keys the user set) that no output of a run reads: `output_file` (.gif, .webp, .mp4; "" for

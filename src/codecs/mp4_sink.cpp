@@ -211,7 +211,7 @@ class Mp4Sink : public FrameSink {
 }  // namespace
 
 std::unique_ptr<FrameSink> make_mp4_sink(const std::string& path, const FrameSinkOptions& options) {
-  check_fps(options.fps, 240.0, "use --fps 240 or less for MP4");
+  check_fps(options.fps, kMp4Fps);
   if (options.crf < 0 || options.crf > 51) {
     throw ConfigError("--crf must be between 0 and 51 (lower is better), got " + std::to_string(options.crf));
   }

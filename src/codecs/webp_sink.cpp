@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,14 @@ class WebpSink : public FrameSink {
 
   void begin(int width, int height, int frame_count) override {
     check_begin(width, height, frame_count, kMaxWebpSide);
+    // libwebp's frame timestamps are int milliseconds.
+    const int64_t end_ms = frame_start(frame_count, options_.fps, 1000);
+    if (end_ms > std::numeric_limits<int>::max()) {
+      throw ConfigError(frame_count_text(frame_count) + " at --fps " + number_text(options_.fps) + " would last " +
+                        number_text(static_cast<double>(end_ms) / 1000.0) +
+                        " s; a WebP animation lasts at most 2147483.647 s (its timestamps are 31 bits of "
+                        "milliseconds): raise --fps or write .mp4");
+    }
     width_ = width;
     height_ = height;
     WebPAnimEncoderOptions anim;
@@ -142,7 +151,7 @@ class WebpSink : public FrameSink {
 }  // namespace
 
 std::unique_ptr<FrameSink> make_webp_sink(const std::string& path, const FrameSinkOptions& options) {
-  check_fps(options.fps, 1000.0, "WebP frame durations are whole milliseconds; use --fps 1000 or less");
+  check_fps(options.fps, kWebpFps);
   if (options.loop < 0 || options.loop > 65535) {
     throw ConfigError("--loop must be 0 (forever) or a play count up to 65535, got " + std::to_string(options.loop));
   }

@@ -7,6 +7,7 @@
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
 #include "sdinterp/names.h"
+#include "sdinterp/number_text.h"
 #include "sinks/sink_common.h"
 #include "sinks/sinks.h"
 
@@ -32,6 +33,14 @@ bool known_file_extension(const std::string& path) {
 
 std::string unknown_format_message(const std::string& path) {
   return "cannot tell the output format of '" + path + "' from its extension; use " + supported_file_extensions();
+}
+
+std::string fps_limits_text() {
+  std::string text;
+  for (const sinks::FpsLimits* limits : sinks::fps_limits()) {
+    text += (text.empty() ? "" : ", ") + std::string(limits->format) + ": up to " + number_text(limits->max_fps);
+  }
+  return text;
 }
 
 namespace {

@@ -258,9 +258,7 @@ class GifSink : public FrameSink {
 }  // namespace
 
 std::unique_ptr<FrameSink> make_gif_sink(const std::string& path, const FrameSinkOptions& options) {
-  check_fps(options.fps, 50.0,
-            "GIF delays are whole centiseconds and browsers slow down delays under 2 cs; use "
-            "--fps 50 or less, or write .webp or .mp4");
+  check_fps(options.fps, kGifFps);
   if (options.loop < 0 || options.loop > 65536) {
     throw ConfigError("--loop must be 0 (forever) or a play count up to 65536, got " + std::to_string(options.loop));
   }

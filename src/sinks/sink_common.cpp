@@ -36,12 +36,42 @@ void check_begin(int width, int height, int frame_count, int max_side) {
   if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
 }
 
-void check_fps(double fps, double max_fps, const std::string& why) {
+const FpsLimits kGifFps = {
+    "GIF", 50.0,
+    "GIF delays are whole centiseconds and browsers slow down delays under 2 cs; use --fps 50 or less, or write "
+    ".webp or .mp4",
+    655.35, "a GIF frame lasts at most 655.35 s (its delay is 16 bits of centiseconds)"};
+const FpsLimits kWebpFps = {"WebP", 1000.0, "WebP frame durations are whole milliseconds; use --fps 1000 or less",
+                            16777.215,
+                            "a WebP frame lasts at most 16777.215 s (its duration is 24 bits of milliseconds)"};
+const FpsLimits kMp4Fps = {"MP4", 240.0, "use --fps 240 or less for MP4", 10000.0,
+                           "an MP4 frame lasts at most 10000 s here (FFmpeg's MP4 muxer refuses H.264 frames "
+                           "of about a day)"};
+
+const std::vector<const FpsLimits*>& fps_limits() {
+  static const std::vector<const FpsLimits*> all = {&kGifFps, &kWebpFps, &kMp4Fps};
+  return all;
+}
+
+namespace {
+// The lowest --fps the format takes, rounded up to two significant digits: what a message offers.
+double lowest_fps_offered(const FpsLimits& limits) {
+  const double lowest = 1.0 / limits.longest_frame_s;
+  const double unit = std::pow(10.0, std::floor(std::log10(lowest)) - 1);
+  return std::ceil(lowest / unit - 1e-9) * unit;
+}
+}  // namespace
+
+void check_fps(double fps, const FpsLimits& limits) {
   if (!std::isfinite(fps) || fps <= 0.0) {
     throw ConfigError("--fps takes a number above 0, not " + number_text(fps));
   }
-  if (fps > max_fps) {
-    throw ConfigError("--fps " + number_text(fps) + " is too high: " + why);
+  if (fps > limits.max_fps) {
+    throw ConfigError("--fps " + number_text(fps) + " is too high: " + limits.max_why);
+  }
+  if (fps * limits.longest_frame_s < 1.0) {
+    throw ConfigError("--fps " + number_text(fps) + " is too low: " + limits.longest_why + "; use --fps " +
+                      number_text(lowest_fps_offered(limits)) + " or more");
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sdinterp/frame_sink.h"
 
@@ -16,8 +17,23 @@ void check_frame(const Frame& frame, int width, int height, long index);
 // Throws ConfigError unless begin() got a usable size and count.
 void check_begin(int width, int height, int frame_count, int max_side);
 
-// Throws ConfigError unless fps is finite and in (0, max_fps]; `why` explains the limit.
-void check_fps(double fps, double max_fps, const std::string& why);
+// One animated format's limits on --fps: its sink checks them, and --fps's help lists the highest.
+struct FpsLimits {
+  const char* format;       // "GIF", as the help names it
+  double max_fps;           // --fps at most this
+  const char* max_why;      // why, and what to do instead
+  double longest_frame_s;   // a frame lasts at most this long: --fps at least 1 / longest_frame_s
+  const char* longest_why;  // what sets that length
+};
+extern const FpsLimits kGifFps;
+extern const FpsLimits kWebpFps;
+extern const FpsLimits kMp4Fps;
+// The three, in the order the help lists them.
+const std::vector<const FpsLimits*>& fps_limits();
+
+// Throws ConfigError unless fps is finite, above 0 and within the format's limits: one line
+// naming the limit and the nearest --fps the format takes.
+void check_fps(double fps, const FpsLimits& limits);
 
 // "1 frame", "30 frames" (`noun` "frame"), "1 PNG frame": a count as the sinks' descriptions say it.
 std::string frame_count_text(int64_t count, const std::string& noun = "frame");
