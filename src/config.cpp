@@ -235,6 +235,12 @@ std::vector<std::string> WalkParams::problems() const {
       if (k.frame < 0 || k.frame > 100000)
         out.push_back(which + ": frame takes a whole number from 0 to 100000, not " + std::to_string(k.frame));
     }
+    if (!cycle && !keyframes.empty() && frames != WalkParams{}.frames) {
+      out.push_back("--frames " + std::to_string(frames) +
+                    " does nothing in a timeline without --cycle: it ends on its last keyframe (" +
+                    std::to_string(keyframes.back().frame + 1) +
+                    " frames); leave --frames out, or add --cycle to make it the loop's period");
+    }
     if (cycle && !keyframes.empty() && frames <= keyframes.back().frame) {
       out.push_back("--cycle: --frames (the period, " + std::to_string(frames) +
                     ") must exceed the last keyframe's frame (" + std::to_string(keyframes.back().frame) + ")");

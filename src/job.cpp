@@ -318,7 +318,10 @@ std::vector<JobKey> make_job_key_table() {
   };
   seed.write = [](const RunConfig& c) { return c.seed ? json(*c.seed) : json(nullptr); };
   t.push_back(seed);
-  t.push_back(integer_key("frames", "Frames (multi-prompt and image-morph: frames per pair)", &RunConfig::frames));
+  t.push_back(integer_key(
+      "frames",
+      "Frames (multi-prompt and image-morph: frames per pair; timeline: the period with --cycle, else unused)",
+      &RunConfig::frames));
   t.push_back(integer_key("steps", "Denoising steps", &RunConfig::steps));
   t.push_back(number_key("guidance", "Classifier-free guidance scale", &RunConfig::guidance));
   t.push_back(integer_key("height", "Image height, a multiple of 8", &RunConfig::height));

@@ -195,6 +195,9 @@ def test_the_compact_flag_form_equals_the_job_file(sdinterp, tmp_path):
      'unknown keyframe 1 ease "wobble"; choose one of: linear, sine, cubic, in, out, hold'),
     ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 5, "prompt": "b"}], "cycle": True, "frames": 5},
      "--frames (the period, 5) must exceed the last keyframe's frame (5)"),
+    ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 5, "prompt": "b"}], "frames": 3},
+     "--frames 3 does nothing in a timeline without --cycle: it ends on its last keyframe (6 frames); "
+     "leave --frames out, or add --cycle to make it the loop's period"),
     ({"keyframes": [{"frame": 0, "prompt": "a"}]}, "needs at least 2 keyframes (got 1)"),
     ({"mode": "multi-prompt", "prompt": ["a", "b"], "keyframes": [{"frame": 0, "prompt": "a"}]},
      "keyframes are for --mode timeline (this is --mode multi-prompt)"),
