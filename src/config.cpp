@@ -266,6 +266,11 @@ std::vector<std::string> WalkParams::problems() const {
   only_for(adain != defaults.adain, "--adain", WalkMode::kImageMorph);
   only_for(step_size != defaults.step_size, "--step-size " + number_text(step_size), WalkMode::kPromptWalk);
   only_for(ease != defaults.ease, "--ease " + ease_name(ease), WalkMode::kTimeline);
+  if (interp != defaults.interp && (mode == WalkMode::kPromptWalk || mode == WalkMode::kCircular)) {
+    out.push_back("--interp " + interp_name(interp) +
+                  " is for --mode slerp-latent, multi-prompt, timeline and image-morph (this is --mode " + mode_name +
+                  ")");
+  }
   if (mode == WalkMode::kMultiPrompt) {
     if (n < 2) out.push_back("--mode multi-prompt needs at least 2 --prompt (got " + std::to_string(n) + ")");
     if (!negatives.empty() && negatives.size() != 1 && static_cast<int>(negatives.size()) != n) {
