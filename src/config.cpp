@@ -266,6 +266,10 @@ std::vector<std::string> WalkParams::problems() const {
   only_for(adain != defaults.adain, "--adain", WalkMode::kImageMorph);
   only_for(step_size != defaults.step_size, "--step-size " + number_text(step_size), WalkMode::kPromptWalk);
   only_for(ease != defaults.ease, "--ease " + ease_name(ease), WalkMode::kTimeline);
+  if (pace_passes != defaults.pace_passes && pace != Pace::kEven) {
+    out.push_back("--pace-passes " + std::to_string(pace_passes) + " is for --pace even (this is --pace " +
+                  pace_name(pace) + ")");
+  }
   if (interp != defaults.interp && (mode == WalkMode::kPromptWalk || mode == WalkMode::kCircular)) {
     out.push_back("--interp " + interp_name(interp) +
                   " is for --mode slerp-latent, multi-prompt, timeline and image-morph (this is --mode " + mode_name +

@@ -79,9 +79,10 @@ std::vector<std::string> ignored_format_options(const std::vector<std::string>& 
     if (std::find(option.extensions.begin(), option.extensions.end(), ext) != option.extensions.end()) continue;
     std::string formats;
     for (const std::string& e : option.extensions) formats += (formats.empty() ? "" : ", ") + e;
-    const std::string ignoring = !output_file.empty() ? output_file : "the PNG frames in " + png_dir;
+    const std::string ignoring =
+        !output_file.empty() ? output_file + " ignores it" : "the PNG frames in " + png_dir + " ignore it";
     warnings.push_back("--" + std::string(option.key) + " applies to " + formats +
-                       (option.extensions.size() == 1 ? " only" : "") + "; " + ignoring + " ignores it");
+                       (option.extensions.size() == 1 ? " only" : "") + "; " + ignoring);
   }
   return warnings;
 }

@@ -97,6 +97,12 @@ def test_more_passes_cost_more_and_multi_prompt_is_paced_per_pair(sdinterp, tmp_
     proc = subprocess.run([sdinterp, "generate", "--bundle", BUNDLE, "--prompt", "a", "--pace-passes", "0", "-o",
                            "x.gif"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--pace-passes takes a whole number from 1 to 10" in proc.stderr
+    # Measuring passes without --pace even would be ignored: refused, as other options a run does not read.
+    proc = subprocess.run([sdinterp, "generate", "--bundle", BUNDLE, "--prompt", "a", "--pace-passes", "3", "-o",
+                           "x.gif"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "sdinterp: error: --pace-passes 3 is for --pace even (this is --pace uniform)\n"
+    assert not list(tmp_path.glob("x.gif*"))
 
 
 def test_paced_frames_are_the_walk_at_their_weights(sdinterp, tmp_path):

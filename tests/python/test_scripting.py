@@ -303,7 +303,7 @@ def test_an_option_for_another_format_is_warned_about_once(sdinterp, tmp_path):
     assert "warning: --lossless applies to .webp only; a.gif ignores it" in proc.stderr
     proc = run(sdinterp, tmp_path, "generate", "--bundle", BUNDLE, "--prompt", "a fox", "--seed", 5, "--frames", 2,
                "--steps", 1, "--png-dir", "f", "--fps", 20, "--progress", "none")
-    assert "warning: --fps applies to .gif, .webp, .mp4; the PNG frames in f ignores it" in proc.stderr
+    assert "warning: --fps applies to .gif, .webp, .mp4; the PNG frames in f ignore it" in proc.stderr
     # Options every output reads, or that the output reads: no warning.
     proc = run(sdinterp, tmp_path, "generate", "--bundle", BUNDLE, "--prompt", "a fox", "--seed", 5, "--frames", 2,
                "--steps", 1, "-o", "b.webp", "--quality", 50, "--loop", 2, "--progress", "none")
