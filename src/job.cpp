@@ -327,8 +327,8 @@ std::vector<JobKey> make_job_key_table() {
   t.push_back(integer_key("height", "Image height, a multiple of 8", &RunConfig::height));
   t.push_back(integer_key("width", "Image width, a multiple of 8", &RunConfig::width));
   t.push_back(number_key("step-size", "prompt-walk: added to the text embeddings per frame", &RunConfig::step_size));
-  t.push_back(name_key("interp", "slerp-latent, multi-prompt, timeline and image-morph: slerp or lerp", &RunConfig::interp,
-                       parse_interp, interp_name));
+  t.push_back(name_key("interp", "slerp-latent, multi-prompt, timeline and image-morph: slerp or lerp",
+                       &RunConfig::interp, parse_interp, interp_name));
   t.push_back(name_key("scheduler", join_names(scheduler_names()), &RunConfig::scheduler, parse_scheduler_kind,
                        scheduler_name));
   JobKey keyframes = row("keyframes", FlagKind::kKeyframes,
