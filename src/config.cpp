@@ -214,6 +214,7 @@ std::vector<std::string> OutputOptions::problems() const {
 
 std::vector<std::string> WalkParams::problems() const {
   std::vector<std::string> out;
+  const WalkParams defaults;
   const int n = static_cast<int>(prompts.size());
   const std::string mode_name = walk_mode_name(mode);
   if (mode == WalkMode::kTimeline) {
@@ -235,7 +236,7 @@ std::vector<std::string> WalkParams::problems() const {
       if (k.frame < 0 || k.frame > 100000)
         out.push_back(which + ": frame takes a whole number from 0 to 100000, not " + std::to_string(k.frame));
     }
-    if (!cycle && !keyframes.empty() && frames != WalkParams{}.frames) {
+    if (!cycle && !keyframes.empty() && frames != defaults.frames) {
       out.push_back("--frames " + std::to_string(frames) +
                     " does nothing in a timeline without --cycle: it ends on its last keyframe (" +
                     std::to_string(keyframes.back().frame + 1) +
@@ -254,7 +255,6 @@ std::vector<std::string> WalkParams::problems() const {
   }
   // One walk's options given to another do nothing there: refused when they differ from their
   // defaults (run metadata records every key, defaults included, and must run again as it is).
-  const WalkParams defaults;
   auto only_for = [&](bool changed, const std::string& option, WalkMode owner) {
     if (changed && mode != owner) {
       out.push_back(option + " is for --mode " + walk_mode_name(owner) + " (this is --mode " + mode_name + ")");
