@@ -278,6 +278,25 @@ TEST_P(EveryFormat, KeepsAnExistingFileUnlessOverwrite) {
   EXPECT_EQ(test::list_dir(dir.str()).size(), 1u);
 }
 
+TEST_P(EveryFormat, AFolderInTheOutputsPlaceIsRefusedWithOrWithoutOverwrite) {
+  // --overwrite replaces a file, never a folder: the message says to give a file name, not to pass
+  // --overwrite (which would only lead to this same error).
+  TempDir dir;
+  std::string out = dir / ("walk" + GetParam());
+  std::filesystem::create_directory(out);
+  for (bool overwrite : {false, true}) {
+    FrameSinkOptions options;
+    options.overwrite = overwrite;
+    try {
+      make_file_sink(out, options);
+      ADD_FAILURE() << "a folder was accepted as the output (overwrite " << overwrite << ")";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("is a folder; give a file name"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(std::filesystem::is_directory(out));
+  }
+}
+
 TEST_P(EveryFormat, RejectsAFrameOfAnotherSize) {
   TempDir dir;
   auto sink = make_file_sink(dir / ("a" + GetParam()), {});

@@ -255,6 +255,8 @@ int remove_stale_temporaries(const std::string& path) {
 
 void check_can_write(const std::string& path, bool overwrite) {
   std::error_code ec;
+  // A folder is no file to replace: --overwrite would not help, so say so first.
+  if (fs::is_directory(path, ec)) throw IoError("output " + path + " is a folder; give a file name");
   if (!overwrite && fs::exists(path, ec)) {
     throw IoError("output " + path + " already exists; pass --overwrite to replace it");
   }
@@ -270,7 +272,6 @@ std::string lower_extension(const std::string& path) {
 AtomicFile::AtomicFile(const std::string& path, bool overwrite) : path_(path), overwrite_(overwrite) {
   check_can_write(path, overwrite);
   fs::path target(path);
-  if (fs::is_directory(target)) throw IoError("output " + path + " is a folder; give a file name");
   ensure_parent(target);
   Temporary temp = create_temporary_beside(path, kOutputInfix, false);
   fd_ = temp.fd;

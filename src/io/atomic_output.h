@@ -57,7 +57,8 @@ Temporary create_temporary_beside(const std::string& path, const std::string& in
 // Returns how many were removed.
 int remove_stale_temporaries(const std::string& path);
 
-// Throws IoError (telling to pass --overwrite) if `path` exists and overwriting is not allowed.
+// Throws IoError if `path` is a folder, or (telling to pass --overwrite) if it exists and overwriting
+// is not allowed.
 void check_can_write(const std::string& path, bool overwrite);
 
 // A temporary file beside `path`; commit() renames it onto `path`.
