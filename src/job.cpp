@@ -474,8 +474,13 @@ json keyframe_flag_value(const std::string& text) {
     const size_t eq = part.find('=');
     const std::string name = part.substr(0, eq), value = eq == std::string::npos ? "" : part.substr(eq + 1);
     if (eq == std::string::npos || (name != "seed" && name != "ease" && name != "negative")) {
-      throw ConfigError(shown + ": unknown \"" + part + "\"; after the frame come seed=N, ease=NAME, negative=TEXT");
+      // After negative=, a comma most likely belongs to the negative's text, which this form cannot hold.
+      const std::string hint =
+          k.contains("negative") ? " (a negative with a comma or colon: give the keyframe as a JSON object)" : "";
+      throw ConfigError(shown + ": unknown \"" + part + "\"; after the frame come seed=N, ease=NAME, negative=TEXT" +
+                        hint);
     }
+    if (k.contains(name)) throw ConfigError(shown + ": " + name + " is given twice; give it once");
     if (name == "seed") {
       uint64_t seed = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), seed);

@@ -10,6 +10,19 @@
 
 namespace sdinterp {
 
+std::string path_key(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  std::error_code ec;
+  // Absolute first: weakly_canonical leaves a relative path none of whose parts exist relative
+  // ("a.gif" and "./a.gif" would differ while a.gif is not there yet).
+  const fs::path absolute = fs::absolute(p, ec);
+  if (ec) return fs::path(p).lexically_normal().string();
+  const fs::path canonical = fs::weakly_canonical(absolute, ec);
+  return (ec ? absolute.lexically_normal() : canonical).string();
+}
+
 std::string metadata_path(const RunConfig& c) {
   if (!c.output.empty()) return c.output + ".json";
   std::string dir = c.png_dir;
@@ -59,9 +72,7 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
         std::string a, b;
         text_from_json(a_paths[i], a);
         text_from_json(b_paths[i], b);
-        std::error_code canonical_ec;
-        if (a.empty() != b.empty() || fs::weakly_canonical(a, canonical_ec) != fs::weakly_canonical(b, canonical_ec))
-          return false;
+        if (a.empty() != b.empty() || path_key(a) != path_key(b)) return false;
       }
       continue;
     }

@@ -100,5 +100,29 @@ TEST(JobFiles, ANumberTooLargeForJsonIsAUsageError) {
   }
 }
 
+TEST(KeyframeFlag, TheCompactFormReadsEachFieldOnce) {
+  const nlohmann::json k = keyframe_flag_value("12,seed=3,ease=sine,negative=blurry:a fox: at dawn");
+  EXPECT_EQ(k,
+            nlohmann::json(
+                {{"frame", 12}, {"seed", 3}, {"ease", "sine"}, {"negative", "blurry"}, {"prompt", "a fox: at dawn"}}));
+  const auto refused = [](const std::string& text, const std::string& words) {
+    try {
+      keyframe_flag_value(text);
+      ADD_FAILURE() << text << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  // A field given twice was read as its last value, silently.
+  refused("0,seed=1,seed=2:a", "--keyframe \"0,seed=1,seed=2:a\": seed is given twice; give it once");
+  refused("0,ease=sine,ease=cubic:a", "ease is given twice");
+  refused("0,negative=x,negative=y:a", "negative is given twice");
+  // A comma inside a negative cannot be told from the next field: the message says what to write.
+  refused("0,negative=blurry, dark:a",
+          "unknown \" dark\"; after the frame come seed=N, ease=NAME, negative=TEXT (a negative with a comma or "
+          "colon: give the keyframe as a JSON object)");
+  refused("0,sed=1:a", "unknown \"sed=1\"; after the frame come seed=N, ease=NAME, negative=TEXT");
+}
+
 }  // namespace
 }  // namespace sdinterp

@@ -10,6 +10,10 @@
 
 namespace sdinterp {
 
+// One text for every way of writing a path to the same file or folder (relative or absolute, "./",
+// "..", a trailing slash, links in the part that exists), whether it exists yet or not.
+std::string path_key(const std::string& path);
+
 // Where a job's metadata goes: OUTPUT.json beside -o OUTPUT, else DIR.json beside --png-dir DIR.
 std::string metadata_path(const RunConfig& config);
 

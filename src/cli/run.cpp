@@ -7,7 +7,9 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -121,6 +123,43 @@ BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::st
   return b;
 }
 
+// The job lines whose outputs an earlier job line already writes, each with the error that refuses
+// it. Over the whole file, whatever the shard: workers of two shards would race for the files. Such
+// a job could only fail (an existing output), with an error record over the first job's, or, with
+// --overwrite, replace the first job's outputs. A line that cannot be read claims nothing: it fails
+// on its own.
+std::map<int, std::string> outputs_written_twice(const std::vector<JobLine>& lines, const std::string& path,
+                                                 const nlohmann::json& overrides) {
+  std::map<std::string, std::string> claimed;  // path_key -> the line that writes it
+  std::map<int, std::string> refused;
+  for (const JobLine& l : lines) {
+    const std::string source = path + ":" + std::to_string(l.line);
+    RunConfig c;
+    try {
+      c = read_batch_job(l, path, source, overrides).config;
+    } catch (const Error&) {
+      continue;
+    }
+    const std::pair<std::string, std::string> places[] = {
+        {"output", c.output}, {"--png-dir", c.png_dir}, {"metadata", metadata_path(c)}};
+    std::vector<std::string> keys;
+    for (const auto& [what, place] : places) {
+      if (place.empty()) continue;
+      const auto first = claimed.find(path_key(place));
+      if (first != claimed.end()) {
+        refused[l.line] = source + ": " + what + " " + place + " is written by " + first->second +
+                          " too; give each job its own outputs";
+        break;
+      }
+      keys.push_back(path_key(place));
+    }
+    if (refused.count(l.line) == 0) {
+      for (const std::string& key : keys) claimed.emplace(key, source);
+    }
+  }
+  return refused;
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -159,13 +198,18 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
   const Shard shard = shard_of(o);
   nlohmann::json jobs = nlohmann::json::array();
   std::map<std::string, int> totals = {{"done", 0}, {"missing", 0}, {"failed", 0}, {"invalid", 0}};
-  for (const JobLine& l : job_lines(read_job_file(o.path))) {
+  const std::vector<JobLine> lines = job_lines(read_job_file(o.path));
+  const std::map<int, std::string> written_twice = outputs_written_twice(lines, o.path, overrides);
+  for (const JobLine& l : lines) {
     if (!shard.runs(l.index)) continue;
     const std::string source = o.path + ":" + std::to_string(l.line);
     nlohmann::json entry = {{"line", l.line}, {"output", nullptr}, {"png_dir", nullptr}};
     std::string state, message;
     try {
       const BatchJob b = read_batch_job(l, o.path, source, overrides);
+      if (const auto twice = written_twice.find(l.line); twice != written_twice.end()) {
+        throw ConfigError(twice->second);
+      }
       const RunConfig& config = b.config;
       config.validate();
       if (!config.output.empty()) entry["output"] = text_json(config.output);
@@ -191,8 +235,10 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
     if (!o.json) {
       std::string where;
       text_from_json(entry["output"].is_null() ? entry["png_dir"] : entry["output"], where);
+      // A message that names its line already ("jobs.jsonl:3: ...") is not prefixed with it again.
+      const std::string shown = message.rfind(source + ": ", 0) == 0 ? message.substr(source.size() + 2) : message;
       std::cout << state << std::string(8 - state.size(), ' ') << source << (where.empty() ? "" : "  " + where)
-                << (message.empty() ? "" : ": " + message) << "\n";
+                << (shown.empty() ? "" : ": " + shown) << "\n";
     }
   }
   const int total = static_cast<int>(jobs.size());
@@ -270,11 +316,13 @@ void add_batch_command(CLI::App& app, int& status) {
     std::vector<JobLine> lines;
     nlohmann::json overrides;
     Shard shard;
+    std::map<int, std::string> written_twice;
     reporting_failures(*ui, [&] {
       check_ui(*ui);
       shard = shard_of(*o);
       lines = job_lines(read_job_file(o->path));
       overrides = flags->given();
+      written_twice = outputs_written_twice(lines, o->path, overrides);
     });
     if (shard.count > 1 && !ui->quiet && ui->progress != Progress::kJson) {
       int mine = 0;
@@ -294,6 +342,10 @@ void add_batch_command(CLI::App& app, int& status) {
         BatchJob b = read_batch_job(l, o->path, source, overrides);
         config = std::move(b.config);
         job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
+        // Refused before named_outputs: its error record would be the other job's.
+        if (const auto twice = written_twice.find(line_number); twice != written_twice.end()) {
+          throw ConfigError(twice->second);
+        }
         named_outputs = true;
         if (o->skip_existing && job_already_done(config, b.explicit_keys)) {
           ++skipped;

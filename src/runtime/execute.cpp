@@ -198,10 +198,7 @@ std::string now_iso8601() {
 namespace fs = std::filesystem;
 
 // The paths name the same file or folder (both may not exist yet).
-bool same_place(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
-}
+bool same_place(const std::string& a, const std::string& b) { return path_key(a) == path_key(b); }
 
 // Every clash of a job's outputs that can be known before rendering: two outputs on one path, a
 // frames folder that already holds frames, existing files without --overwrite (checked again,

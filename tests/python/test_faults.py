@@ -244,6 +244,8 @@ def test_clashing_outputs_are_refused_before_rendering(sdinterp, tmp_path):
         (["run", "walk.gif.json", "-o", "again.gif"], 4, "--png-dir walk already holds frames"),
         (generate_args("-o", "two.gif", "--png-dir", "walk"), 4, "--png-dir walk already holds frames"),
         (generate_args("-o", "x.gif", "--png-dir", "x.gif"), 2, "name the same path"),
+        # Written otherwise, before either exists: this one rendered, then failed to publish (exit 4).
+        (generate_args("-o", "z.gif", "--png-dir", "./z.gif/"), 2, "name the same path"),
         (generate_args("-o", "y.gif", "--png-dir", "y.gif.json"), 2, "is also where the run's metadata goes"),
         (generate_args("-o", "walk.gif"), 4, "already exists; pass --overwrite"),
     ]
@@ -257,6 +259,35 @@ def test_clashing_outputs_are_refused_before_rendering(sdinterp, tmp_path):
     proc = sdinterp_run(sdinterp, tmp_path, "run", "walk.gif.json", "-o", "again.gif", "--png-dir", "again")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "again.gif").read_bytes() == (tmp_path / "walk.gif").read_bytes()
+
+
+def test_two_jobs_of_a_batch_on_one_output_are_refused_whatever_the_shard(sdinterp, tmp_path):
+    good = {"bundle": BUNDLE, "prompt": "a fox", "seed": 1, "frames": 2, "steps": 1}
+    lines = [json.dumps({**good, "output": "a.gif"}),
+             json.dumps({**good, "seed": 2, "output": "./a.gif"}),  # the same file, written otherwise
+             json.dumps({**good, "png-dir": "frames"}),
+             json.dumps({**good, "output": "b.gif", "png-dir": "frames/"}),
+             json.dumps({**good, "output": "c.gif"})]
+    (tmp_path / "jobs.jsonl").write_text("\n".join(lines) + "\n")
+    twice = {2: "jobs.jsonl:2: output ./a.gif is written by jobs.jsonl:1 too; give each job its own outputs",
+             4: "jobs.jsonl:4: --png-dir frames/ is written by jobs.jsonl:3 too; give each job its own outputs"}
+    # Shard 1 of 2 runs job lines 1 and 3 (file lines 2 and 4): both refused, though their first
+    # writers belong to shard 0. Nothing written, no error record over the other job's.
+    proc = sdinterp_run(sdinterp, tmp_path, "batch", "jobs.jsonl", "--shard", "1/2")
+    err = proc.stderr.decode()
+    assert proc.returncode == 6, err
+    assert [line for line in err.splitlines() if line.startswith("sdinterp: error:")] == [
+        f"sdinterp: error: {twice[2]}", f"sdinterp: error: {twice[4]}"], err
+    assert visible(tmp_path) == ["jobs.jsonl"] and hidden(tmp_path) == []
+    proc = sdinterp_run(sdinterp, tmp_path, "batch", "jobs.jsonl", "--shard", "0/2", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.gif").exists() and (tmp_path / "frames" / "frame_0001.png").exists()
+    # --status says the same, each message once: the line is not named twice.
+    proc = sdinterp_run(sdinterp, tmp_path, "batch", "jobs.jsonl", "--status")
+    out = proc.stdout.decode()
+    assert proc.returncode == 6, out
+    assert f"invalid jobs.jsonl:2: {twice[2].removeprefix('jobs.jsonl:2: ')}\n" in out, out
+    assert out.count("jobs.jsonl:4") == 1 and "status: 3 done, 0 missing, 0 failed, 2 invalid, of 5 jobs" in out, out
 
 
 # -------------------------------------------------------------------------------------------------
