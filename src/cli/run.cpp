@@ -145,13 +145,14 @@ std::map<int, std::string> outputs_written_twice(const std::vector<JobLine>& lin
     std::vector<std::string> keys;
     for (const auto& [what, place] : places) {
       if (place.empty()) continue;
-      const auto first = claimed.find(path_key(place));
+      const std::string key = path_key(place);
+      const auto first = claimed.find(key);
       if (first != claimed.end()) {
         refused[l.line] = source + ": " + what + " " + place + " is written by " + first->second +
                           " too; give each job its own outputs";
         break;
       }
-      keys.push_back(path_key(place));
+      keys.push_back(key);
     }
     if (refused.count(l.line) == 0) {
       for (const std::string& key : keys) claimed.emplace(key, source);

@@ -115,8 +115,9 @@ def test_run_json_success_and_failure(sdinterp, tmp_path):
 
 def test_batch_json_events_carry_line_and_output_and_a_summary(sdinterp, tmp_path):
     lines = [json.dumps(job(output="a.gif")), "# a comment line", json.dumps(job(output="b.gif", frames=0)),
-             '{"bundle": "x" "prompt": 1}', json.dumps(job(output="a.gif"))]
+             '{"bundle": "x" "prompt": 1}', json.dumps(job(output="taken.gif"))]
     (tmp_path / "jobs.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "taken.gif").write_bytes(b"not the batch's")  # line 5: an existing output, exit status 4
     proc = run(sdinterp, tmp_path, "batch", "jobs.jsonl", "--progress", "json")
     assert proc.returncode == 6, proc.stderr
     events = events_of(proc.stdout)
@@ -124,7 +125,7 @@ def test_batch_json_events_carry_line_and_output_and_a_summary(sdinterp, tmp_pat
     errors = [e for e in events if e["event"] == "error"]
     assert [(e["job"]["line"], e["job"]["output"]) for e in results] == [(1, "a.gif")]
     assert [(e["job"]["line"], e["job"]["output"], e["exit_code"]) for e in errors] == [
-        (3, "b.gif", 2), (4, None, 2), (5, "a.gif", 4)]
+        (3, "b.gif", 2), (4, None, 2), (5, "taken.gif", 4)]
     assert all(e["job"]["source"] == "jobs.jsonl" for e in events if "job" in e)
     check_progress([e for e in events if e.get("job", {}).get("line") == 1])
     summary = events[-1]
@@ -134,8 +135,8 @@ def test_batch_json_events_carry_line_and_output_and_a_summary(sdinterp, tmp_pat
     # --skip-existing: a "skipped" event, not a text line.
     proc = run(sdinterp, tmp_path, "batch", "jobs.jsonl", "--progress", "json", "--skip-existing")
     events = events_of(proc.stdout)
-    assert [(e["job"]["line"], e["reason"]) for e in events if e["event"] == "skipped"] == [
-        (1, "already done"), (5, "already done")]
+    assert [(e["job"]["line"], e["reason"]) for e in events if e["event"] == "skipped"] == [(1, "already done")]
+    assert [e["job"]["line"] for e in events if e["event"] == "error"] == [3, 4, 5]
 
 
 def interrupt_after_first_step(sdinterp, cwd, *args) -> tuple[int, str]:
