@@ -48,10 +48,12 @@ int run_report(const ReportOptions& o) {
     std::snprintf(buf, sizeof buf, format, v.get<double>());
     return std::string(buf);
   };
-  std::cout << o.frames.size() << " frames, " << r["distances"].size() << " steps" << (o.cycle ? " (a cycle)" : "")
-            << ": mean " << number(r["mean"], "%.3f") << ", max " << number(r["max"], "%.3f") << ", istd "
-            << number(r["istd"], "%.3f") << ", cv " << number(r["cv"], "%.4f") << ", max/mean "
-            << number(r["max_over_mean"], "%.3f") << ", smoothness " << number(r["smoothness"], "%.4f") << std::endl;
+  const size_t steps = r["distances"].size();
+  std::cout << o.frames.size() << " frames, " << steps << (steps == 1 ? " step" : " steps")
+            << (o.cycle ? " (a cycle)" : "") << ": mean " << number(r["mean"], "%.3f") << ", max "
+            << number(r["max"], "%.3f") << ", istd " << number(r["istd"], "%.3f") << ", cv " << number(r["cv"], "%.4f")
+            << ", max/mean " << number(r["max_over_mean"], "%.3f") << ", smoothness " << number(r["smoothness"], "%.4f")
+            << std::endl;
   return 0;
 }
 

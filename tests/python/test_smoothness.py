@@ -79,6 +79,8 @@ def test_the_report_refuses_what_it_cannot_measure(sdinterp, tmp_path):
     first = str(tmp_path / "f" / "frame_0000.png")
     proc = subprocess.run([sdinterp, "report", first], capture_output=True, text=True)
     assert proc.returncode == 2 and "at least 2 frames" in proc.stderr
+    proc = subprocess.run([sdinterp, "report", first, first], capture_output=True, text=True)  # the fewest it takes
+    assert proc.returncode == 0 and proc.stdout.startswith("2 frames, 1 step: mean 0.000,"), proc.stdout
     proc = subprocess.run([sdinterp, "report", first, str(tmp_path / "missing.png")], capture_output=True, text=True)
     assert proc.returncode == 4 and "missing.png" in proc.stderr
     Image.new("RGB", (8, 8)).save(tmp_path / "small.png")
