@@ -1,11 +1,13 @@
 #include "sdinterp/job_files.h"
 
 #include <algorithm>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
 #include "sdinterp/job.h"
 
 namespace sdinterp {
@@ -46,7 +48,14 @@ bool job_already_done(const RunConfig& config, const nlohmann::json& explicit_ke
   // A run of the job was killed while publishing: not done, whatever is visible.
   if (fs::exists(publish_marker_path(metadata_path(config)), ec)) return false;
   if (!config.output.empty() && !fs::exists(config.output, ec)) return false;
-  if (!config.png_dir.empty() && !fs::exists(fs::path(config.png_dir) / "frame_0000.png", ec)) return false;
+  if (!config.png_dir.empty()) {
+    // The first frame's name, as wide as the job's frame count made it (frame_0000.png, frame_00000.png, ...).
+    bool first_frame = false;
+    for (int digits = png_frame_digits(1); digits <= png_frame_digits(INT_MAX) && !first_frame; ++digits) {
+      first_frame = fs::exists(fs::path(config.png_dir) / png_frame_name(0, digits), ec);
+    }
+    if (!first_frame) return false;
+  }
   const std::string meta = metadata_path(config);
   std::ifstream in(meta);
   if (!in) return false;

@@ -4,7 +4,10 @@
 #include <algorithm>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
 #include "sdinterp/job.h"
+#include "sdinterp/job_files.h"
+#include "test_support.h"
 
 namespace sdinterp {
 namespace {
@@ -122,6 +125,28 @@ TEST(KeyframeFlag, TheCompactFormReadsEachFieldOnce) {
           "unknown \" dark\"; after the frame come seed=N, ease=NAME, negative=TEXT (a negative with a comma or "
           "colon: give the keyframe as a JSON object)");
   refused("0,sed=1:a", "unknown \"sed=1\"; after the frame come seed=N, ease=NAME, negative=TEXT");
+}
+
+TEST(JobFiles, AFramesFolderIsDoneWhateverItsNamesWidth) {
+  // More than 10000 frames are named frame_00000.png ...: --skip-existing finds the first by either name.
+  test::TempDir dir;
+  RunConfig c;
+  c.bundle_dir = "b";
+  c.prompts = {"a"};
+  c.png_dir = dir / "f";
+  std::filesystem::create_directory(c.png_dir);
+  { std::ofstream(metadata_path(c)) << job_to_json(c).dump(); }
+  const nlohmann::json explicit_keys = {{"prompt", "a"}};
+  EXPECT_FALSE(job_already_done(c, explicit_keys));  // no frames
+  { std::ofstream(std::filesystem::path(c.png_dir) / png_frame_name(1, 5)); }
+  EXPECT_FALSE(job_already_done(c, explicit_keys));  // not the first frame
+  { std::ofstream(std::filesystem::path(c.png_dir) / png_frame_name(0, 5)); }
+  EXPECT_TRUE(job_already_done(c, explicit_keys));
+  std::filesystem::remove(std::filesystem::path(c.png_dir) / png_frame_name(0, 5));
+  { std::ofstream(std::filesystem::path(c.png_dir) / png_frame_name(0, 4)); }
+  EXPECT_TRUE(job_already_done(c, explicit_keys));
+  c.prompts = {"b"};  // the metadata records another job
+  EXPECT_FALSE(job_already_done(c, {{"prompt", "b"}}));
 }
 
 }  // namespace

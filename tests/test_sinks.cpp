@@ -102,6 +102,29 @@ TEST(PngDirSink, AWriteFailureOnAWorkerThreadFailsTheRunAndLeavesNothing) {
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 
+TEST(PngDirSink, NamesSortAsTheFramesPlayBeyondTenThousandFrames) {
+  EXPECT_EQ(png_frame_digits(1), 4);
+  EXPECT_EQ(png_frame_digits(10000), 4);   // frame_9999 last
+  EXPECT_EQ(png_frame_digits(10001), 5);   // frame_10000 last
+  EXPECT_EQ(png_frame_digits(199998), 6);  // --frames 100000 --boomerang
+  EXPECT_EQ(png_frame_name(7, 4), "frame_0007.png");
+  EXPECT_EQ(png_frame_name(7, 5), "frame_00007.png");
+  // 10001 frames: frame_10000 would sort before frame_1001 beside 4-digit names (frame_*.png in a
+  // shell, sdinterp encode DIR/frame_*.png); every name has 5 digits instead.
+  TempDir dir;
+  const std::string out = dir / "frames";
+  const int count = 10001;
+  auto sink = make_png_dir_sink(out, {});
+  const Frame black = test::smooth_frame(1, 1, 0);
+  sink->begin(1, 1, count);
+  for (int i = 0; i < count; ++i) sink->add(black);
+  sink->finish();
+  std::vector<std::string> names = test::list_dir(out);
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) ASSERT_EQ(names[static_cast<size_t>(i)], png_frame_name(i, 5)) << i;
+}
+
 TEST(PngDirSink, KeepsExistingFramesUnlessOverwriteThenRemovesStaleOnes) {
   TempDir dir;
   std::string out = dir / "frames";

@@ -53,6 +53,12 @@ class FrameSink {
 // needed; frames go to a hidden temporary folder beside it and are moved in at finish().
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options);
 
+// A PNG frames folder's names: frame_0000.png ... with the index zero-padded to 4 digits, or to
+// as many as the last index has (frame_00000.png ... frame_12345.png), so that the names sort in
+// the order the frames play (a shell's frame_*.png, `sdinterp encode DIR/frame_*.png`, included).
+int png_frame_digits(long frame_count);
+std::string png_frame_name(long index, int digits);
+
 // Chooses the sink from the file extension (.gif, .webp, .mp4). Throws ConfigError listing
 // the supported ones. Invalid options (fps, quality, ...) throw ConfigError here, before any
 // work is done.

@@ -25,6 +25,7 @@
 #include "io/atomic_output.h"
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
 #include "sdinterp/job.h"
 #include "sdinterp/job_files.h"
 #include "sdinterp/schedulers.h"
@@ -228,13 +229,13 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
 }
 
 // Frames a job moved into a folder that was there before: frame_0000 ... (twice as many at most,
-// played forward and back); without --overwrite none of these names existed before.
+// played forward and back, their names as wide as the count written needs); without --overwrite
+// none of these names existed before.
 void remove_frames(const std::string& dir, size_t frames) {
   std::error_code ec;
-  for (size_t i = 0; i < 2 * frames; ++i) {
-    char name[32];
-    std::snprintf(name, sizeof name, "frame_%04zu.png", i);
-    fs::remove(fs::path(dir) / name, ec);
+  const long most = 2 * static_cast<long>(frames);
+  for (int digits = png_frame_digits(1); digits <= png_frame_digits(most); ++digits) {
+    for (long i = 0; i < most; ++i) fs::remove(fs::path(dir) / png_frame_name(i, digits), ec);
   }
 }
 

@@ -1,4 +1,4 @@
-// PNG frames: DIR/frame_0000.png ... written into a hidden temporary folder beside DIR and
+// PNG frames: DIR/frame_0000.png ... (png_frame_name) written into a hidden temporary folder beside DIR and
 // moved in by finish(), so DIR never shows a partial set. Frames are compressed on worker threads
 // (a 512x512 frame takes about 40 ms): add() hands the frame over and returns, so the GPU's next
 // decode or chunk overlaps the encoding.
@@ -7,6 +7,7 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,6 +35,7 @@ class PngDirSink : public FrameSink {
     sinks::check_begin(width, height, frame_count, kMaxPngSide);
     width_ = width;
     height_ = height;
+    digits_ = png_frame_digits(frame_count);
     for (size_t i = 0; i < workers_; ++i) threads_.emplace_back([this] { write_frames(); });
   }
 
@@ -68,8 +70,7 @@ class PngDirSink : public FrameSink {
   void write_frames() {
     while (auto item = queue_.pop()) {
       try {
-        char name[32];
-        std::snprintf(name, sizeof name, "frame_%04ld.png", item->first);
+        const std::string name = png_frame_name(item->first, digits_);
         try {
           io::write_png((std::filesystem::path(temp_.temp_dir()) / name).string(), *item->second);
         } catch (const IoError& e) {
@@ -107,11 +108,24 @@ class PngDirSink : public FrameSink {
   sinks::WorkerError error_;
   int width_ = 0;
   int height_ = 0;
+  int digits_ = 0;
   long count_ = 0;
   bool finished_ = false;
 };
 
 }  // namespace
+
+int png_frame_digits(long frame_count) {
+  int digits = 1;
+  for (long last = frame_count - 1; last >= 10; last /= 10) ++digits;
+  return std::max(4, digits);
+}
+
+std::string png_frame_name(long index, int digits) {
+  char name[48];
+  std::snprintf(name, sizeof name, "frame_%0*ld.png", digits, index);
+  return name;
+}
 
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options) {
   std::unique_ptr<FrameSink> sink = std::make_unique<PngDirSink>(dir, options);
