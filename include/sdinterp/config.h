@@ -70,6 +70,8 @@ DeviceChoice parse_device(const std::string& name);  // ConfigError listing the 
 // The value of an on/off environment variable (SDINTERP_CUDNN_BENCHMARK and the like): 1 on, 0 off,
 // unset or empty `otherwise`; anything else a ConfigError saying so.
 bool env_switch(const char* name, bool otherwise);
+// 1: as --verbose (LibTorch's whole message when the model fails).
+constexpr const char* kVerboseVariable = "SDINTERP_VERBOSE";
 // The value of an environment variable that names one of `choices` (SDINTERP_SDPA_FIRST): unset or
 // empty "", anything else a ConfigError listing them.
 std::string env_choice(const char* name, const std::vector<std::string>& choices);

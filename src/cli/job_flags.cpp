@@ -89,6 +89,8 @@ const NameTable<Progress> kProgress("--progress", {{Progress::kAuto, "auto"},
 
 void check_ui(const UiOptions& ui) {
   if (!ui.progress_given.empty()) kProgress.parse(ui.progress_given);  // throws the table's line
+  // Read when the model fails; a value that is no switch ("yes", "false") is refused before any work.
+  (void)env_switch(kVerboseVariable, false);
 }
 
 void add_ui_flags(CLI::App* sub, UiOptions& ui) {
@@ -108,8 +110,9 @@ void add_ui_flags(CLI::App* sub, UiOptions& ui) {
          "Progress: auto (a bar on a terminal), bar, json (one line per event), none")
       ->default_str("auto");
   sub->add_flag("--verbose", ui.verbose,
-                "When the model fails, print LibTorch's whole message (TorchScript traceback included) before the "
-                "error line; SDINTERP_VERBOSE=1 does the same");
+                std::string("When the model fails, print LibTorch's whole message (TorchScript traceback included) "
+                            "before the error line; ") +
+                    kVerboseVariable + "=1 does the same");
 }
 
 }  // namespace sdinterp::cli

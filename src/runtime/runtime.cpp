@@ -16,6 +16,7 @@
 
 #include "cli/runtime.h"
 #include "runtime/execute.h"
+#include "sdinterp/config.h"
 #include "sdinterp/errors.h"
 
 namespace sdinterp::runtime {
@@ -48,14 +49,11 @@ std::string libtorch_summary(const std::string& what) {
 // How LibTorch's CPU allocator begins its message when an allocation fails (c10/core/impl/alloc_cpu.cpp).
 constexpr const char* kCpuAllocationFailure = "DefaultCPUAllocator: can't allocate memory";
 
-bool verbose_from_environment() {
-  const char* value = std::getenv("SDINTERP_VERBOSE");
-  return value != nullptr && *value != '\0' && std::string(value) != "0";
-}
+bool verbose_from_environment() { return env_switch(kVerboseVariable, false); }
 
 // LibTorch's exceptions leave as sdinterp errors: `what_failed`, LibTorch's line and `hint`, exit
-// status `code`. With --verbose (or SDINTERP_VERBOSE=1) LibTorch's whole message, TorchScript traceback
-// included, goes to stderr first.
+// status `code`. With --verbose (or SDINTERP_VERBOSE=1, kVerboseVariable) LibTorch's whole message, TorchScript
+// traceback included, goes to stderr first.
 template <typename F>
 auto translating_libtorch_errors(const char* what_failed, const char* hint, ExitCode code, bool verbose, F f) {
   auto translated = [&](const std::string& what) {
@@ -70,8 +68,8 @@ auto translating_libtorch_errors(const char* what_failed, const char* hint, Exit
     if (verbose) std::cerr << what << (what.empty() || what.back() != '\n' ? "\n" : "");
     std::string advice = hint;
     if (!verbose)
-      advice +=
-          std::string(advice.empty() ? "" : "; ") + "--verbose or SDINTERP_VERBOSE=1 prints LibTorch's whole message";
+      advice += std::string(advice.empty() ? "" : "; ") + "--verbose or " + std::string(kVerboseVariable) +
+                "=1 prints LibTorch's whole message";
     return Error(
         code, std::string(what_failed) + ": " + libtorch_summary(what) + (advice.empty() ? "" : " (" + advice + ")"));
   };

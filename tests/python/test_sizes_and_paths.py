@@ -194,3 +194,11 @@ def test_a_failure_inside_torchscript_is_one_line(sdinterp, tmp_path):
         assert "Traceback of TorchScript" in proc.stderr, proc.stderr
         assert proc.stderr.splitlines()[-1].startswith("sdinterp: error: the model failed while running")
         assert not list(out.iterdir())
+    # 0 is off; a value that is no switch was taken as on ("false" too): now refused before any work.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "SDINTERP_VERBOSE": "0"})
+    assert proc.returncode == 3 and "Traceback of TorchScript" not in proc.stderr, proc.stderr
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SDINTERP_VERBOSE": "false"})
+    assert proc.returncode == 2 and proc.stderr == (
+        "sdinterp: error: SDINTERP_VERBOSE is 'false': use 0 or 1 (or leave it unset)\n"), proc.stderr
+    assert not list(out.iterdir())
