@@ -174,7 +174,11 @@ TEST(Config, ImageMorphProblems) {
     EXPECT_TRUE(mentions(c.problems(), "--strength takes a number above 0, up to 1")) << bad;
   }
   c.strength = 0.05;  // int(15 * 0.05) = 0 steps
-  EXPECT_TRUE(mentions(c.problems(), "leaves no step to run"));
+  EXPECT_TRUE(mentions(c.problems(), "--strength 0.05 with 15 steps leaves no step to run"));
+  c.steps = 1;
+  c.strength = 0.5;
+  EXPECT_TRUE(mentions(c.problems(), "--strength 0.5 with 1 step leaves no step to run"));  // not "1 steps"
+  c.steps = 15;
   c.strength = 1.0 / 15.0;
   EXPECT_TRUE(c.problems().empty());
   c.inversion = Inversion::kDdim;
