@@ -58,6 +58,8 @@ std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const Frame
 // the order the frames play (a shell's frame_*.png, `sdinterp encode DIR/frame_*.png`, included).
 int png_frame_digits(long frame_count);
 std::string png_frame_name(long index, int digits);
+// What every frame's name begins with (a folder's earlier frames are recognised by it).
+constexpr const char* kPngFramePrefix = "frame_";
 
 // Chooses the sink from the file extension (.gif, .webp, .mp4). Throws ConfigError listing
 // the supported ones. Invalid options (fps, quality, ...) throw ConfigError here, before any

@@ -220,7 +220,7 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
   if (!c.png_dir.empty() && !c.overwrite && fs::is_directory(c.png_dir, ec)) {
     for (const auto& entry : fs::directory_iterator(c.png_dir, ec)) {
       const std::string name = entry.path().filename().string();
-      if (name.rfind("frame_", 0) == 0) {
+      if (name.rfind(kPngFramePrefix, 0) == 0) {
         throw IoError("--png-dir " + c.png_dir + " already holds frames (" + (fs::path(c.png_dir) / name).string() +
                       "); pass --overwrite to replace them, or give another folder");
       }

@@ -52,8 +52,8 @@ constexpr const char* kCpuAllocationFailure = "DefaultCPUAllocator: can't alloca
 bool verbose_from_environment() { return env_switch(kVerboseVariable, false); }
 
 // LibTorch's exceptions leave as sdinterp errors: `what_failed`, LibTorch's line and `hint`, exit
-// status `code`. With --verbose (or SDINTERP_VERBOSE=1, kVerboseVariable) LibTorch's whole message, TorchScript
-// traceback included, goes to stderr first.
+// status `code`. With --verbose (or kVerboseVariable=1) LibTorch's whole message, TorchScript traceback
+// included, goes to stderr first.
 template <typename F>
 auto translating_libtorch_errors(const char* what_failed, const char* hint, ExitCode code, bool verbose, F f) {
   auto translated = [&](const std::string& what) {
@@ -68,7 +68,7 @@ auto translating_libtorch_errors(const char* what_failed, const char* hint, Exit
     if (verbose) std::cerr << what << (what.empty() || what.back() != '\n' ? "\n" : "");
     std::string advice = hint;
     if (!verbose)
-      advice += std::string(advice.empty() ? "" : "; ") + "--verbose or " + std::string(kVerboseVariable) +
+      advice += std::string(advice.empty() ? "" : "; ") + "--verbose or " + kVerboseVariable +
                 "=1 prints LibTorch's whole message";
     return Error(
         code, std::string(what_failed) + ": " + libtorch_summary(what) + (advice.empty() ? "" : " (" + advice + ")"));

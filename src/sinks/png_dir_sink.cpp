@@ -51,7 +51,7 @@ class PngDirSink : public FrameSink {
     queue_.close();
     join();
     error_.rethrow();
-    temp_.commit("frame_");
+    temp_.commit(kPngFramePrefix);
     finished_ = true;
   }
 
@@ -122,9 +122,9 @@ int png_frame_digits(long frame_count) {
 }
 
 std::string png_frame_name(long index, int digits) {
-  char name[48];
-  std::snprintf(name, sizeof name, "frame_%0*ld.png", digits, index);
-  return name;
+  char number[32];
+  std::snprintf(number, sizeof number, "%0*ld", digits, index);
+  return kPngFramePrefix + std::string(number) + ".png";
 }
 
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options) {
