@@ -1,6 +1,9 @@
 #include "io/png_io.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -39,14 +42,22 @@ void refuse_folder(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) throw folder_given(path);
 }
 
+// stb says "can't fopen" for a missing or unreadable file, and its own terse words ("outofdata",
+// "expected marker") for a broken one: the error says which, in the system's words for the first.
+IoError frame_unreadable(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return IoError("cannot read image " + path + ": " + std::strerror(errno));
+  std::fclose(file);
+  return IoError("cannot read image " + path + ": not a PNG, or its data is corrupt or truncated (" +
+                 stbi_failure_reason() + "; give PNG frames)");
+}
+
 }  // namespace
 
 void read_image_size(const std::string& path, int& width, int& height) {
   refuse_folder(path);
   int channels = 0;
-  if (stbi_info(path.c_str(), &width, &height, &channels) == 0) {
-    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() + " (give PNG frames)");
-  }
+  if (stbi_info(path.c_str(), &width, &height, &channels) == 0) throw frame_unreadable(path);
 }
 
 Frame read_image_rgb(const std::string& path) {
@@ -55,9 +66,7 @@ Frame read_image_rgb(const std::string& path) {
   int height = 0;
   int channels = 0;
   unsigned char* pixels = stbi_load(path.c_str(), &width, &height, &channels, 3);
-  if (pixels == nullptr) {
-    throw IoError("cannot read image " + path + ": " + stbi_failure_reason() + " (give PNG frames)");
-  }
+  if (pixels == nullptr) throw frame_unreadable(path);
   Frame frame;
   frame.width = width;
   frame.height = height;
