@@ -254,7 +254,7 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   EXPECT_EQ(r.status, kExitBatchFailures) << r.output;
   EXPECT_NE(r.output.find("jobs.jsonl:2: --frames takes a whole number from 2 to 100000, not 1"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("batch: 2 done, 0 skipped, 1 failed, model loaded 1 time(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("batch: 2 done, 0 skipped, 1 failed, model loaded 1 time\n"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "a.gif") && fs::exists(dir / "c.gif"));
   EXPECT_FALSE(fs::exists(dir / "b.gif"));
   const auto a_time = fs::last_write_time(dir / "a.gif");
@@ -287,7 +287,7 @@ TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
   const long done_before = std::count(first.begin(), first.end(), '\n');
   EXPECT_GE(done_before, 5) << first;
   EXPECT_LT(done_before, 20) << "the kill came too late to test a resume";
-  EXPECT_NE(r.output.find("model loaded 1 time(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model loaded 1 time\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("0 failed"), std::string::npos) << r.output;
   for (int i = 0; i < 20; ++i) {
     const std::string out = dir / ("out" + std::to_string(i));

@@ -311,7 +311,7 @@ void add_batch_command(CLI::App& app, int& status) {
                                                : kExitOk}});
       } else {
         std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
-                  << loads << " time(s)" << (interrupted ? ", interrupted" : "") << std::endl;
+                  << sinks::frame_count_text(loads, "time") << (interrupted ? ", interrupted" : "") << std::endl;
       }
     };
     std::vector<JobLine> lines;

@@ -230,7 +230,7 @@ def test_a_slurm_array_with_a_killed_and_requeued_task_completes_the_set(sdinter
     # Each task loaded the model once; the requeued one finished only what was missing.
     logs = {int(p.name.split("_")[-1].split(".")[0]): p.read_text() for p in tmp_path.glob("slurm-*_*.out")}
     for i in range(3):
-        assert "model loaded 1 time(s)" in logs[i], logs[i]
+        assert "model loaded 1 time\n" in logs[i], logs[i]
         assert f"shard {i}/3 (Slurm array): 3 of 9 jobs" in logs[i], logs[i]
     assert re.search(r"batch: [12] done, [12] skipped, 0 failed", logs[1]), logs[1]
     # Nothing half-written stays: no hidden temporaries or markers, every output with its metadata.
