@@ -9,7 +9,6 @@
 #include "sdinterp/manifest.h"
 #include "sdinterp/names.h"
 #include "sdinterp/number_text.h"
-#include "sinks/sink_common.h"
 
 namespace sdinterp {
 namespace {
@@ -303,7 +302,7 @@ std::vector<std::string> WalkParams::problems() const {
                     scheduler_name(scheduler) + ")");
     }
     if (strength > 0 && strength <= 1 && steps >= 1 && strength_steps(steps, strength) < 1) {
-      out.push_back("--strength " + number_text(strength) + " with " + sinks::frame_count_text(steps, "step") +
+      out.push_back("--strength " + number_text(strength) + " with " + count_text(steps, "step") +
                     " leaves no step to run (strength x steps must be at least 1); raise --strength or --steps");
     }
   } else if (mode != WalkMode::kTimeline) {

@@ -13,6 +13,7 @@
 #include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
+#include "sdinterp/number_text.h"
 #include "sink_test_util.h"
 #include "sinks/sink_common.h"
 
@@ -52,8 +53,8 @@ TEST(PngDirSink, WritesNumberedLosslessFramesAtFinishOnly) {
 }
 
 TEST(Sinks, DescriptionsCountOneFrameInTheSingular) {
-  EXPECT_EQ(sinks::frame_count_text(1), "1 frame");
-  EXPECT_EQ(sinks::frame_count_text(30), "30 frames");
+  EXPECT_EQ(count_text(1, "frame"), "1 frame");
+  EXPECT_EQ(count_text(30, "frame"), "30 frames");
   TempDir dir;
   auto png = make_png_dir_sink(dir / "one", {});
   write_frames(*png, frames(1));

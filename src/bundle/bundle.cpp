@@ -23,6 +23,7 @@
 #include "sdinterp/compiled_package.h"
 #include "sdinterp/cuda_start.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 
 namespace sdinterp {
 namespace fs = std::filesystem;
@@ -94,7 +95,9 @@ torch::Device resolve_device(const DeviceChoice& asked, const Manifest& m, const
     int count = static_cast<int>(torch::cuda::device_count());
     int index = device.has_index() ? device.index() : 0;
     if (index >= count) {
-      throw ConfigError("--device " + wanted + ": only " + std::to_string(count) + " CUDA device(s) present");
+      const std::string last = "cuda:" + std::to_string(count - 1);
+      throw ConfigError("--device " + wanted + ": this machine has " + count_text(count, "CUDA device") + " (" +
+                        (count == 1 ? last : "cuda:0 to " + last) + ")");
     }
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }

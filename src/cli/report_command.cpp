@@ -9,8 +9,8 @@
 #include "cli/commands.h"
 #include "io/png_io.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 #include "sdinterp/smoothness.h"
-#include "sinks/sink_common.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -49,8 +49,7 @@ int run_report(const ReportOptions& o) {
     std::snprintf(buf, sizeof buf, format, v.get<double>());
     return std::string(buf);
   };
-  std::cout << o.frames.size() << " frames, "
-            << sinks::frame_count_text(static_cast<int64_t>(r["distances"].size()), "step")
+  std::cout << o.frames.size() << " frames, " << count_text(static_cast<int64_t>(r["distances"].size()), "step")
             << (o.cycle ? " (a cycle)" : "") << ": mean " << number(r["mean"], "%.3f") << ", max "
             << number(r["max"], "%.3f") << ", istd " << number(r["istd"], "%.3f") << ", cv " << number(r["cv"], "%.4f")
             << ", max/mean " << number(r["max_over_mean"], "%.3f") << ", smoothness " << number(r["smoothness"], "%.4f")

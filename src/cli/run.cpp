@@ -21,8 +21,8 @@
 #include "sdinterp/errors.h"
 #include "sdinterp/job.h"
 #include "sdinterp/job_files.h"
+#include "sdinterp/number_text.h"
 #include "sdinterp/shard.h"
-#include "sinks/sink_common.h"
 
 namespace sdinterp::cli {
 namespace {
@@ -311,7 +311,7 @@ void add_batch_command(CLI::App& app, int& status) {
                                                : kExitOk}});
       } else {
         std::cout << "batch: " << done << " done, " << skipped << " skipped, " << failed << " failed, model loaded "
-                  << sinks::frame_count_text(loads, "time") << (interrupted ? ", interrupted" : "") << std::endl;
+                  << count_text(loads, "time") << (interrupted ? ", interrupted" : "") << std::endl;
       }
     };
     std::vector<JobLine> lines;

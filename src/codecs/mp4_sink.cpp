@@ -14,6 +14,7 @@ extern "C" {
 #include "codecs/codecs.h"
 #include "io/atomic_output.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 #include "sinks/sink_common.h"
 
 namespace sdinterp::sinks {
@@ -149,7 +150,7 @@ class Mp4Sink : public FrameSink {
   }
 
   std::string description() const override {
-    std::string text = "MP4 " + path_ + " (H.264, " + sinks::frame_count_text(count_) + ", " + std::to_string(width_) +
+    std::string text = "MP4 " + path_ + " (H.264, " + count_text(count_, "frame") + ", " + std::to_string(width_) +
                        "x" + std::to_string(height_);
     if (coded_width_ != width_ || coded_height_ != height_) {
       text += ", padded to " + std::to_string(coded_width_) + "x" + std::to_string(coded_height_);

@@ -34,7 +34,7 @@ class WebpSink : public FrameSink {
     // libwebp's frame timestamps are int milliseconds.
     const int64_t end_ms = frame_start(frame_count, options_.fps, 1000);
     if (end_ms > std::numeric_limits<int>::max()) {
-      throw ConfigError(frame_count_text(frame_count) + " at --fps " + number_text(options_.fps) + " would last " +
+      throw ConfigError(count_text(frame_count, "frame") + " at --fps " + number_text(options_.fps) + " would last " +
                         number_text(static_cast<double>(end_ms) / 1000.0) +
                         " s; a WebP animation lasts at most 2147483.647 s (its timestamps are 31 bits of "
                         "milliseconds): raise --fps or write .mp4");
@@ -114,7 +114,7 @@ class WebpSink : public FrameSink {
   }
 
   std::string description() const override {
-    return std::string("WebP ") + path_ + " (" + sinks::frame_count_text(count_) + ", " + std::to_string(width_) + "x" +
+    return std::string("WebP ") + path_ + " (" + count_text(count_, "frame") + ", " + std::to_string(width_) + "x" +
            std::to_string(height_) + (options_.lossless ? ", lossless" : ", lossy") + stored_note() + ")";
   }
 

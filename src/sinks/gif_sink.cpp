@@ -14,6 +14,7 @@
 
 #include "io/atomic_output.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 #include "sinks/bounded_queue.h"
 #include "sinks/quantize.h"
 #include "sinks/sink_common.h"
@@ -103,7 +104,7 @@ class GifSink : public FrameSink {
   }
 
   std::string description() const override {
-    return "GIF " + path_ + " (" + frame_count_text(count_) + ", " + std::to_string(width_) + "x" +
+    return "GIF " + path_ + " (" + count_text(count_, "frame") + ", " + std::to_string(width_) + "x" +
            std::to_string(height_) + ")";
   }
 

@@ -16,6 +16,7 @@
 #include "io/png_io.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
+#include "sdinterp/number_text.h"
 #include "sinks/bounded_queue.h"
 #include "sinks/sink_common.h"
 
@@ -60,7 +61,7 @@ class PngDirSink : public FrameSink {
     temp_.discard();
   }
 
-  std::string description() const override { return sinks::frame_count_text(count_, "PNG frame") + " in " + dir_; }
+  std::string description() const override { return count_text(count_, "PNG frame") + " in " + dir_; }
 
  private:
   using Item = std::pair<long, std::shared_ptr<const Frame>>;

@@ -12,10 +12,6 @@
 
 namespace sdinterp::sinks {
 
-std::string frame_count_text(int64_t count, const std::string& noun) {
-  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
-}
-
 void check_frame(const Frame& frame, int width, int height, long index) {
   if (frame.width != width || frame.height != height) {
     throw ConfigError("frame " + std::to_string(index) + " is " + std::to_string(frame.width) + "x" +

@@ -35,9 +35,6 @@ const std::vector<const FpsLimits*>& fps_limits();
 // naming the limit and the nearest --fps the format takes.
 void check_fps(double fps, const FpsLimits& limits);
 
-// "1 frame", "30 frames" (`noun` "frame"), "1 PNG frame": a count as the sinks' descriptions say it.
-std::string frame_count_text(int64_t count, const std::string& noun = "frame");
-
 // Start time of frame `index` in units of 1/`units_per_second` s, rounded to nearest. Frame
 // durations are differences of these, so rounding never accumulates: at 15 fps GIF delays go
 // 7, 6, 7, 7, 6, 7 ... centiseconds and 15 frames last exactly one second.
