@@ -363,10 +363,12 @@ std::vector<JobKey> make_job_key_table() {
                        "measured on a rendered pass, then re-placed; about twice the time)",
                        &RunConfig::pace, parse_pace, pace_name));
   t.push_back(integer_key("pace-passes", "--pace even: measuring passes", &RunConfig::pace_passes));
-  JobKey image = texts_key("image",
-                           "image-morph: an image to morph through, PNG or JPEG (alpha composited on white); "
-                           "repeat, two or more in order",
-                           &RunConfig::images);
+  JobKey image =
+      texts_key("image",
+                "image-morph: an image to morph through, PNG or JPEG (alpha composited on white, turned upright by "
+                "its EXIF orientation); "
+                "repeat, two or more in order",
+                &RunConfig::images);
   image.paths = [](RunConfig& c) {
     std::vector<std::string*> out;
     for (std::string& path : c.images) out.push_back(&path);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/atomic_output.h"
+#include "io/image_orientation.h"
 #include "sdinterp/errors.h"
 
 // stb is third-party code: its own warnings are not ours to fix.
@@ -132,7 +133,7 @@ Frame read_input_image(const std::string& path) {
     }
   }
   stbi_image_free(pixels);
-  return frame;
+  return oriented(frame, image_orientation(bytes));
 }
 
 void write_png(const std::string& path, const Frame& frame) {

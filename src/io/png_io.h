@@ -15,7 +15,8 @@ void read_image_size(const std::string& path, int& width, int& height);
 Frame read_image_rgb(const std::string& path);
 
 // An image-morph input: a PNG or JPEG file (by its content) decoded to 8-bit RGB, its alpha (if
-// any) composited on white: c' = (c a + 255 (255 - a) + 127) / 255 in integers. Throws IoError for
+// any) composited on white: c' = (c a + 255 (255 - a) + 127) / 255 in integers, and turned as its
+// EXIF or XMP orientation says (io/image_orientation.h), as diffusers' load_image. Throws IoError for
 // a file that cannot be read, is not PNG or JPEG, or is truncated.
 Frame read_input_image(const std::string& path);
 

@@ -539,6 +539,49 @@ def test_a_jpeg_image_is_read(sdinterp, tmp_path, pictures):
     assert ours[0].shape == (SIZE, SIZE, 3)
 
 
+def test_an_image_is_turned_as_its_exif_orientation_says(sdinterp, tmp_path):
+    """diffusers' load_image turns a picture upright by its EXIF orientation (PIL's exif_transpose):
+    a PNG tagged with each of the 8 orientations, and a JPEG tagged 6 (a phone held upright), morph as
+    the pictures PIL turns upright and saves untagged do, frame for frame."""
+    from PIL import ImageOps
+
+    def tagged(image: Image.Image, path: Path, orientation: int, **kwargs) -> Path:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image.save(path, exif=exif.tobytes(), **kwargs)
+        return path
+
+    def upright(path: Path, name: str) -> Path:
+        return save(np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")), tmp_path / name)
+
+    stored = Image.fromarray(picture(9, 48, 80))  # 80 wide, 48 high: a turn changes the shape
+    pngs = [tagged(stored, tmp_path / f"o{o}.png", o) for o in range(1, 9)]
+    # The JPEG's pixels as sdinterp decodes them (encode reads JPEG), tagged and turned by PIL.
+    jpeg = tagged(stored, tmp_path / "phone.jpg", 6, quality=95)
+    data = jpeg.read_bytes()
+    app1 = data.index(b"\xff\xe1")
+    plain = tmp_path / "plain.jpg"
+    plain.write_bytes(data[:app1] + data[app1 + 2 + int.from_bytes(data[app1 + 2:app1 + 4], "big"):])
+    decoded = subprocess.run([sdinterp, "encode", str(plain), str(plain), "-o", str(tmp_path / "decoded") + "/"],
+                             capture_output=True, text=True, timeout=60)
+    assert decoded.returncode == 0, decoded.stderr
+    jpeg_upright = upright(tagged(Image.open(tmp_path / "decoded" / "frame_0000.png"), tmp_path / "d6.png", 6),
+                           "jpeg-upright.png")
+    args = ["--prompt", "a red fox", "--seed", 2, "--frames", 2, "--fit", "pad"]
+    _, ours, _ = morph(sdinterp, tmp_path, [*image_args([*pngs, jpeg]), *args], name="tagged")
+    _, turned, _ = morph(sdinterp, tmp_path, [*image_args([*(upright(p, f"u{i}.png") for i, p in enumerate(pngs)),
+                                                           jpeg_upright]), *args], name="upright")
+    _, unturned, _ = morph(sdinterp, tmp_path, [*image_args([*pngs[:1] * 8, plain]), *args], name="unturned")
+    assert len(ours) == len(turned) == len(unturned) == 9
+    for f in range(9):
+        assert np.array_equal(ours[f], turned[f]), \
+            f"image {f + 1}: differs from PIL's upright picture by up to {np.abs(ours[f].astype(int) - turned[f]).max()}"
+    # The tags are not ignored: every orientation but 1 gives another frame than the stored picture.
+    assert np.array_equal(ours[0], unturned[0])
+    for f in range(1, 9):
+        assert not np.array_equal(ours[f], unturned[f]), f"image {f + 1} was not turned"
+
+
 @pytest.mark.parametrize("images, frames", [(2, 2), (4, 3), (3, 5)])
 def test_frame_count(sdinterp, tmp_path, pictures, images, frames):
     paths = [p for p, _ in pictures[:images]]
