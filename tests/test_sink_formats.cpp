@@ -64,6 +64,28 @@ DecodedWebp decode_webp(const std::string& path) {
   return out;
 }
 
+TEST(EveryFileFormat, ASizeBeyondItsLimitIsRefusedNamingTheFormat) {
+  TempDir dir;
+  struct Case {
+    const char* name;
+    const char* says;
+  };
+  for (const Case& c : {Case{"a.gif", "does not fit GIF, which takes 1..65535 pixels a side"},
+                        Case{"a.webp", "does not fit WebP, which takes 1..16383 pixels a side"},
+                        Case{"a.mp4", "does not fit MP4 (H.264), which takes 1..8192 pixels a side"}}) {
+    const int side = std::stoi(std::string(c.says).substr(std::string(c.says).find("..") + 2)) + 1;
+    auto sink = make_file_sink(dir / c.name, {});
+    try {
+      sink->begin(side, 8, 2);
+      FAIL() << c.name << " took " << side << " pixels";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(side) + "x8 " + c.says), std::string::npos) << e.what();
+    }
+    sink->abort();
+  }
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
 TEST(WebpSink, LosslessFramesRoundTripWithTiming) {
   TempDir dir;
   FrameSinkOptions options;

@@ -42,7 +42,7 @@ class Mp4Sink : public FrameSink {
   ~Mp4Sink() override { abort(); }
 
   void begin(int width, int height, int frame_count) override {
-    check_begin(width, height, frame_count, kMaxH264Side);
+    check_begin(width, height, frame_count, kMaxH264Side, "MP4 (H.264)");
     width_ = width;
     height_ = height;
     // 4:2:0 chroma needs even sides: an odd frame gets its last row/column repeated.

@@ -30,7 +30,7 @@ class WebpSink : public FrameSink {
   ~WebpSink() override { abort(); }
 
   void begin(int width, int height, int frame_count) override {
-    check_begin(width, height, frame_count, kMaxWebpSide);
+    check_begin(width, height, frame_count, kMaxWebpSide, "WebP");
     // libwebp's frame timestamps are int milliseconds.
     const int64_t end_ms = frame_start(frame_count, options_.fps, 1000);
     if (end_ms > std::numeric_limits<int>::max()) {

@@ -44,7 +44,7 @@ class GifSink : public FrameSink {
   ~GifSink() override { abort(); }
 
   void begin(int width, int height, int frame_count) override {
-    check_begin(width, height, frame_count, kMaxGifSide);
+    check_begin(width, height, frame_count, kMaxGifSide, "GIF");
     width_ = width;
     height_ = height;
     mapper_ = std::make_unique<FrameMapper>(width, height, options_.dither);

@@ -33,7 +33,7 @@ class PngDirSink : public FrameSink {
   ~PngDirSink() override { stop(); }
 
   void begin(int width, int height, int frame_count) override {
-    sinks::check_begin(width, height, frame_count, kMaxPngSide);
+    sinks::check_begin(width, height, frame_count, kMaxPngSide, "PNG");
     width_ = width;
     height_ = height;
     digits_ = png_frame_digits(frame_count);

@@ -24,10 +24,10 @@ void check_frame(const Frame& frame, int width, int height, long index) {
   }
 }
 
-void check_begin(int width, int height, int frame_count, int max_side) {
+void check_begin(int width, int height, int frame_count, int max_side, const std::string& format) {
   if (width <= 0 || height <= 0 || width > max_side || height > max_side) {
-    throw ConfigError("frame size " + std::to_string(width) + "x" + std::to_string(height) +
-                      " is not supported by this format (1.." + std::to_string(max_side) + " pixels a side)");
+    throw ConfigError("frame size " + std::to_string(width) + "x" + std::to_string(height) + " does not fit " + format +
+                      ", which takes 1.." + std::to_string(max_side) + " pixels a side");
   }
   if (frame_count <= 0) throw ConfigError("an animation needs at least one frame");
 }

@@ -15,7 +15,7 @@ namespace sdinterp::sinks {
 void check_frame(const Frame& frame, int width, int height, long index);
 
 // Throws ConfigError unless begin() got a usable size and count.
-void check_begin(int width, int height, int frame_count, int max_side);
+void check_begin(int width, int height, int frame_count, int max_side, const std::string& format);
 
 // One animated format's limits on --fps: its sink checks them, and --fps's help lists the highest.
 struct FpsLimits {
