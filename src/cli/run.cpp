@@ -38,6 +38,11 @@ std::string read_job_file(const std::string& path) {
   }
 }
 
+// "-" names standard input, as for most tools: jobs piped in (`make-jobs | sdinterp batch -`). It is
+// read through /dev/stdin, the name messages and error records then give the lines.
+constexpr const char* kStandardInput = "/dev/stdin";
+std::string job_file_path(const std::string& given) { return given == "-" ? kStandardInput : given; }
+
 struct BatchOptions {
   std::string path;
   bool skip_existing = false;
@@ -52,7 +57,9 @@ struct BatchOptions {
 void add_run_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("run", "Render one job described in a JSON file (flags given here override it)");
   auto path = std::make_shared<std::string>();
-  sub->add_option("job", *path, "Job file (JSON object with the generate flags' names; run metadata works too)")
+  sub->add_option("job", *path,
+                  "Job file (JSON object with the generate flags' names; run metadata works too; - reads it from "
+                  "standard input)")
       ->required();
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
@@ -60,6 +67,7 @@ void add_run_command(CLI::App& app, int& status) {
   sub->add_flag("--strict", ui->strict,
                 "Run metadata: refuse to run when the bundle's files differ from the ones it records (default: warn)");
   sub->callback([path, flags, ui, &status] {
+    *path = job_file_path(*path);
     ui->job = job_ref(*path, 0, "", "");
     reporting_failures(*ui, [&] {
       check_ui(*ui);
@@ -67,7 +75,8 @@ void add_run_command(CLI::App& app, int& status) {
       const nlohmann::json job = parse_job_object(read_job_file(*path), *path);
       apply_job(job, config, *path);
       if (is_run_metadata(job)) {
-        resolve_metadata_paths(config, *path);
+        // Piped in, run metadata has no folder of its own: its paths are the working directory's.
+        if (*path != kStandardInput) resolve_metadata_paths(config, *path);
         ui->expected_hashes =
             job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
       }
@@ -271,7 +280,8 @@ void add_batch_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("batch", "Render many jobs, one JSON object per line; the model is loaded once");
   auto o = std::make_shared<BatchOptions>();
   sub->add_option("jobs", o->path,
-                  "JSON Lines file: one job per line (blank lines and lines starting with # are skipped)")
+                  "JSON Lines file: one job per line (blank lines and lines starting with # are skipped; - reads "
+                  "them from standard input)")
       ->required();
   sub->add_flag("--skip-existing", o->skip_existing, "Skip jobs whose output and matching metadata already exist");
   sub->add_option("--shard", o->shard,
@@ -289,6 +299,7 @@ void add_batch_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([o, flags, ui, &status] {
+    o->path = job_file_path(o->path);
     ui->job = job_ref(o->path, 0, "", "");
     if (o->status) {
       status = batch_status(*o, flags->given());

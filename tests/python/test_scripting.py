@@ -139,6 +139,38 @@ def test_batch_json_events_carry_line_and_output_and_a_summary(sdinterp, tmp_pat
     assert [e["job"]["line"] for e in events if e["event"] == "error"] == [3, 4, 5]
 
 
+def test_jobs_piped_in_on_standard_input(sdinterp, tmp_path):
+    """`batch -` and `run -` read standard input, as `make-jobs | sdinterp batch -`; messages, events and
+    error records name the lines /dev/stdin:N; run metadata piped in takes its paths from the working
+    directory."""
+    def piped(text: str, *args) -> subprocess.CompletedProcess:
+        return subprocess.run([sdinterp, *map(str, args)], cwd=tmp_path, input=text, capture_output=True, text=True,
+                              timeout=180)
+
+    # The bundle given relative: the metadata records it relative to its own folder, here the working one.
+    (tmp_path / "model").symlink_to(BUNDLE)
+    lines = [json.dumps(job(output="a.gif", bundle="model")),
+             json.dumps(job(output="b.gif", frames=0))]
+    proc = piped("\n".join(lines) + "\n", "batch", "-", "--progress", "json")
+    assert proc.returncode == 6, proc.stderr
+    events = events_of(proc.stdout)
+    assert [e["job"]["line"] for e in events if e["event"] == "result"] == [1]
+    (error,) = [e for e in events if e["event"] == "error"]
+    assert error["job"] == {"source": "/dev/stdin", "line": 2, "output": "b.gif", "png_dir": None}
+    assert json.loads((tmp_path / "b.gif.error.json").read_text())["source"] == "/dev/stdin:2"
+    assert (tmp_path / "a.gif").is_file() and not (tmp_path / "b.gif").exists()
+    status = piped(lines[0] + "\n", "batch", "-", "--status")
+    assert status.returncode == 0 and "done    /dev/stdin:1  a.gif" in status.stdout, status.stdout + status.stderr
+    # run -: a job, and run metadata (its paths are the working directory's, where a.gif.json is).
+    proc = piped(json.dumps(job(output="c.gif")), "run", "-", "-q")
+    assert proc.returncode == 0 and (tmp_path / "c.gif").is_file(), proc.stderr
+    proc = piped((tmp_path / "a.gif.json").read_text(), "run", "-", "-o", "again.gif", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "again.gif").read_bytes() == (tmp_path / "a.gif").read_bytes()
+    proc = piped("{", "run", "-")
+    assert proc.returncode == 2 and proc.stderr.startswith("sdinterp: error: /dev/stdin:1:"), proc.stderr
+
+
 def interrupt_after_first_step(sdinterp, cwd, *args) -> tuple[int, str]:
     proc = subprocess.Popen([sdinterp, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
