@@ -34,6 +34,11 @@ extern "C" void on_signal(int) {
   ::_exit(kExitInterrupted);
 }
 
+// SIGPIPE: whatever reads sdinterp's output (`... --progress json | head -1`) has gone. The run
+// stops as for a first SIGINT, removing its temporaries (by default the signal ended the process
+// and left them for the next run). Never escalates: each later write to the pipe raises it again.
+extern "C" void on_pipe_closed(int) { g_interrupted.store(true); }
+
 // Parses a hexadecimal number at `p`, moving past it.
 uintptr_t parse_hex(const char*& p) {
   uintptr_t value = 0;
@@ -154,6 +159,19 @@ void install_interrupt_handlers() {
   action.sa_flags = SA_RESTART;
   sigemptyset(&action.sa_mask);
   for (int s : {SIGINT, SIGTERM}) ::sigaction(s, &action, nullptr);
+  // SIGHUP (the terminal closed) stops the run as SIGTERM does, and SIGPIPE as a first SIGINT;
+  // either is left alone when this process was started with it ignored (nohup, a caller's choice).
+  auto unless_ignored = [](int s, void (*handler)(int)) {
+    struct sigaction current {};
+    if (::sigaction(s, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) return;
+    struct sigaction a {};
+    a.sa_handler = handler;
+    a.sa_flags = SA_RESTART;
+    sigemptyset(&a.sa_mask);
+    ::sigaction(s, &a, nullptr);
+  };
+  unless_ignored(SIGHUP, on_signal);
+  unless_ignored(SIGPIPE, on_pipe_closed);
 }
 
 bool interrupt_requested() { return g_interrupted.load(); }

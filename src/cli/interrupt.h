@@ -1,6 +1,8 @@
-// Ctrl-C and SIGTERM: the first one asks the run to stop at the next check (after a denoising
-// step, a decoded chunk of frames, an output; temporaries are removed on the way out, exit
+// Ctrl-C, SIGTERM and SIGHUP: the first one asks the run to stop at the next check (after a
+// denoising step, a decoded chunk of frames, an output; temporaries are removed on the way out, exit
 // status 130); a second one ends the process at once, still removing the temporaries it lists.
+// SIGPIPE (the reader of stdout has gone) asks the run to stop, however often it comes. SIGHUP and
+// SIGPIPE keep their disposition when it is "ignore".
 #pragma once
 
 namespace sdinterp::cli {

@@ -104,7 +104,7 @@ def wait_for_step(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.parametrize("phase", ["load", "start", "step", "frame", "last-frame"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_at_any_phase_stops_the_run(phase, signum, sdinterp, tmp_path):
     proc = start_walk(sdinterp, tmp_path)
     if phase == "load":
@@ -144,6 +144,26 @@ def test_a_second_signal_ends_at_once_and_removes_the_temporaries(sdinterp, tmp_
     assert proc.returncode == 130, err
     assert "interrupted again: stopping now" in err
     assert visible(tmp_path) == [] and hidden(tmp_path) == [], (visible(tmp_path), hidden(tmp_path))
+
+
+def test_a_closed_output_pipe_stops_the_run_and_removes_the_temporaries(sdinterp, tmp_path):
+    """`sdinterp ... --progress json | head -1`: the reader goes, the next event raises SIGPIPE, which
+    stops the run as an interruption (by default it ended the process, leaving its temporaries)."""
+    proc = start_walk(sdinterp, tmp_path)
+    wait_for_step(proc)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    assert err.strip().splitlines()[-1] == "sdinterp: error: interrupted", err
+    assert visible(tmp_path) == [] and hidden(tmp_path) == [], (visible(tmp_path), hidden(tmp_path))
+    # A caller that ignores SIGPIPE (nohup-style) gets a whole run: writes to the pipe just fail.
+    proc = subprocess.Popen([sdinterp, *generate_args("--frames", 3, "-o", "whole.gif", "--progress", "json")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, err
+    assert visible(tmp_path) == ["whole.gif", "whole.gif.json"] and hidden(tmp_path) == []
 
 
 def test_a_killed_runs_temporaries_are_removed_by_the_next_run(sdinterp, tmp_path):
