@@ -65,7 +65,8 @@ void add_run_command(CLI::App& app, int& status) {
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->add_flag("--strict", ui->strict,
-                "Run metadata: refuse to run when the bundle's files differ from the ones it records (default: warn)");
+                "Run metadata: refuse to run when the bundle's files or the input images differ from the ones it "
+                "records (default: warn)");
   sub->callback([path, flags, ui, &status] {
     *path = job_file_path(*path);
     ui->job = job_ref(*path, 0, "", "");
@@ -79,6 +80,8 @@ void add_run_command(CLI::App& app, int& status) {
         if (*path != kStandardInput) resolve_metadata_paths(config, *path);
         ui->expected_hashes =
             job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
+        if (!flags->given().contains("image"))
+          ui->expected_image_hashes = job["sdinterp"].value("images", nlohmann::json());
       }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);

@@ -30,6 +30,9 @@ struct UiOptions {
   // The bundle's file hashes as run metadata recorded them (bundle_hashes), null for other jobs:
   // a bundle whose files differ gets a warning, or with `strict` an error before any work.
   nlohmann::json expected_hashes;
+  // The image-morph inputs' hashes as run metadata recorded them ({"algorithm", "files": [...]}, in
+  // the job's order), null for other jobs or when --image replaces the recorded images: likewise.
+  nlohmann::json expected_image_hashes;
   bool strict = false;
 };
 

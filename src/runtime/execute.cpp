@@ -501,8 +501,9 @@ nlohmann::json bundle_load_json(const Bundle::LoadSeconds& s) {
 // The run metadata's "sdinterp" record: what this run used and measured. `bundle_path` is the
 // job's bundle as the metadata records it.
 nlohmann::json run_record(const Bundle& bundle, const RunConfig& c, const RunResult& r, const nlohmann::json& hashes,
-                          const nlohmann::json& bundle_path, const SmoothnessMeter& smoothness) {
-  return {
+                          const nlohmann::json& bundle_path, const SmoothnessMeter& smoothness,
+                          const nlohmann::json& image_hashes) {
+  nlohmann::json record = {
       {"version", SDINTERP_VERSION},
       {"libtorch", TORCH_VERSION},
       {"created", now_iso8601()},
@@ -528,6 +529,38 @@ nlohmann::json run_record(const Bundle& bundle, const RunConfig& c, const RunRes
         {"seconds", r.seconds_pacing},
         {"weights", pace_weights_json(r.pace_weights)}}},
   };
+  if (!image_hashes.is_null()) record["images"] = image_hashes;
+  return record;
+}
+
+// The image-morph inputs' hashes, in the job's order: {"algorithm", "files": [hash, ...]}; null
+// without images.
+nlohmann::json image_hashes(const RunConfig& c, const FileHashAlgorithm& algorithm = recorded_file_hash_algorithm()) {
+  if (c.images.empty()) return nullptr;
+  nlohmann::json files = nlohmann::json::array();
+  for (const std::string& path : c.images) {
+    try {
+      files.push_back(algorithm.file(path));
+    } catch (const std::exception&) {
+      files.push_back(nullptr);  // unreadable: the walk says so when it reads the image
+    }
+  }
+  return {{"algorithm", algorithm.name}, {"files", files}};
+}
+
+// The images (as the job names them) whose hashes differ from the recorded ones, comma-separated;
+// "" when all match or nothing was recorded.
+std::string differing_images(const nlohmann::json& recorded, const RunConfig& c) {
+  if (!recorded.is_object() || !recorded.contains("files") || !recorded["files"].is_array()) return "";
+  const FileHashAlgorithm* algorithm = find_file_hash_algorithm(recorded.value("algorithm", ""));
+  const nlohmann::json now = algorithm == nullptr ? nlohmann::json() : image_hashes(c, *algorithm);
+  std::string list;
+  for (size_t i = 0; i < c.images.size(); ++i) {
+    const bool same = !now.is_null() && i < recorded["files"].size() && recorded["files"][i] == now["files"][i] &&
+                      !now["files"][i].is_null();
+    if (!same) list += (list.empty() ? "" : ", ") + c.images[i];
+  }
+  return list;
 }
 
 }  // namespace
@@ -601,6 +634,18 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
       throw ModelError(bundle_changed_words + differ + "); the frames would not repeat the recorded run (--strict)");
     }
   }
+  const std::string images_changed_words = "the images differ from the ones the run metadata records (";
+  const nlohmann::json images_used = image_hashes(c);
+  if (!ui.expected_image_hashes.is_null()) {
+    const std::string differ = differing_images(ui.expected_image_hashes, c);
+    if (!differ.empty() && ui.strict) {
+      throw IoError(images_changed_words + differ + "); the frames would not repeat the recorded run (--strict)");
+    }
+    if (!differ.empty()) {
+      std::cerr << "sdinterp: warning: " << images_changed_words << differ
+                << "); the frames may differ from the recorded run (--strict refuses such a run)\n";
+    }
+  }
   const Manifest& m = bundle.manifest();
   c.validate_for(m);
   warn_unusable_packages(cache, cached_as, bundle, c.unet_engine);
@@ -644,7 +689,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   nlohmann::json metadata = job_to_json(c);
   relativize_metadata_paths(metadata, c, meta);
   const RunResult& r = outcome.result;
-  metadata["sdinterp"] = run_record(bundle, c, r, hashes.get(), metadata["bundle"], smoothness.meter);
+  metadata["sdinterp"] = run_record(bundle, c, r, hashes.get(), metadata["bundle"], smoothness.meter, images_used);
   if (hooks.interrupted()) throw InterruptedError();
   // Every text is UTF-8 by now (text_json); replace is a last guard against an internal error.
   const std::string meta_text = metadata.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

@@ -582,6 +582,40 @@ def test_an_image_is_turned_as_its_exif_orientation_says(sdinterp, tmp_path):
         assert not np.array_equal(ours[f], unturned[f]), f"image {f + 1} was not turned"
 
 
+def test_metadata_records_the_images_and_a_rerun_warns_when_they_changed(sdinterp, tmp_path, pictures):
+    """The run metadata records each input image's XXH64 (as the bundle's files): `sdinterp run` of it
+    warns when an image differs, refuses with --strict (exit 4, nothing written), and says nothing
+    when the run's own --image flags replace the recorded images."""
+    import xxhash
+
+    for k in range(2):
+        save(picture(k), tmp_path / f"in{k}.png")
+    images = image_args(["in0.png", "in1.png"])
+
+    def run(*args) -> subprocess.CompletedProcess:
+        return subprocess.run([sdinterp, *map(str, args)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    made = run("generate", "--bundle", BUNDLE, "--mode", "image-morph", *images, "--prompt", "x", "--frames", 2,
+               "--steps", 2, "--seed", 3, "-o", "m.gif", "-q")
+    assert made.returncode == 0, made.stderr
+    record = json.loads((tmp_path / "m.gif.json").read_text())["sdinterp"]["images"]
+    assert record == {"algorithm": "xxh64", "files": [xxhash.xxh64((tmp_path / f"in{k}.png").read_bytes()).hexdigest()
+                                                      for k in range(2)]}
+    same = run("run", "m.gif.json", "-o", "same.gif", "--strict")
+    assert same.returncode == 0 and "warning" not in same.stderr, same.stderr
+    assert (tmp_path / "same.gif").read_bytes() == (tmp_path / "m.gif").read_bytes()
+    save(picture(5), tmp_path / "in1.png")
+    changed = run("run", "m.gif.json", "-o", "changed.gif")
+    assert changed.returncode == 0, changed.stderr
+    assert "sdinterp: warning: the images differ from the ones the run metadata records (in1.png)" in changed.stderr
+    strict = run("run", "m.gif.json", "-o", "strict.gif", "--strict")
+    assert strict.returncode == 4 and strict.stderr.strip().startswith("sdinterp: error: the images differ"), \
+        strict.stderr
+    assert not list(tmp_path.glob("*strict.gif*"))
+    replaced = run("run", "m.gif.json", "-o", "replaced.gif", "--strict", *images)
+    assert replaced.returncode == 0 and "warning" not in replaced.stderr, replaced.stderr
+
+
 @pytest.mark.parametrize("images, frames", [(2, 2), (4, 3), (3, 5)])
 def test_frame_count(sdinterp, tmp_path, pictures, images, frames):
     paths = [p for p, _ in pictures[:images]]
