@@ -13,9 +13,12 @@ constexpr std::string_view kXmpHeader("http://ns.adobe.com/xap/1.0/\0", 29);
 constexpr std::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
 constexpr uint16_t kOrientationTag = 0x0112;
 
-uint32_t big_endian(std::string_view s, size_t at, size_t bytes) {
+// The unsigned number of `bytes` bytes at `at` (the caller checks the bounds), in either byte order:
+// JPEG and PNG lengths are big-endian, TIFF's numbers in the order its header says.
+uint32_t number_at(std::string_view s, size_t at, size_t bytes, bool little_endian = false) {
   uint32_t v = 0;
-  for (size_t i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  for (size_t i = 0; i < bytes; ++i)
+    v = (v << 8) | static_cast<unsigned char>(s[at + (little_endian ? bytes - 1 - i : i)]);
   return v;
 }
 
@@ -25,14 +28,7 @@ std::optional<int> tiff_orientation(std::string_view tiff) {
   if (tiff.size() < 8) return std::nullopt;
   const bool little = tiff.substr(0, 2) == "II";
   if (!little && tiff.substr(0, 2) != "MM") return std::nullopt;
-  auto read = [&](size_t at, size_t bytes) -> uint32_t {
-    uint32_t v = 0;
-    for (size_t i = 0; i < bytes; ++i) {
-      const uint32_t byte = static_cast<unsigned char>(tiff[at + (little ? bytes - 1 - i : i)]);
-      v = (v << 8) | byte;
-    }
-    return v;
-  };
+  auto read = [&](size_t at, size_t bytes) { return number_at(tiff, at, bytes, little); };
   if (read(2, 2) != 42) return std::nullopt;
   const size_t ifd = read(4, 4);
   if (ifd > tiff.size() || tiff.size() - ifd < 2) return std::nullopt;
@@ -93,7 +89,7 @@ Metadata jpeg_metadata(std::string_view f) {
       continue;
     }
     if (f.size() - at < 4) break;
-    const size_t length = big_endian(f, at + 2, 2);
+    const size_t length = number_at(f, at + 2, 2);
     if (length < 2 || f.size() - at - 2 < length) break;
     const std::string_view payload = f.substr(at + 4, length - 2);
     if (marker == 0xE1) {
@@ -112,7 +108,7 @@ Metadata png_metadata(std::string_view f) {
   Metadata m;
   constexpr std::string_view kXmpKeyword("XML:com.adobe.xmp\0", 18);
   for (size_t at = kPngSignature.size(); f.size() - at >= 12;) {
-    const size_t length = big_endian(f, at, 4);
+    const size_t length = number_at(f, at, 4);
     const std::string_view type = f.substr(at + 4, 4);
     if (length > f.size() - at - 12) break;
     std::string_view data = f.substr(at + 8, length);

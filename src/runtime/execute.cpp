@@ -549,11 +549,15 @@ nlohmann::json image_hashes(const RunConfig& c, const FileHashAlgorithm& algorit
 }
 
 // The images (as the job names them) whose hashes differ from the recorded ones, comma-separated;
-// "" when all match or nothing was recorded.
-std::string differing_images(const nlohmann::json& recorded, const RunConfig& c) {
+// "" when all match or nothing was recorded. `used`: image_hashes(c), taken as it is when the
+// recorded algorithm is its own (the files are read again only for another algorithm).
+std::string differing_images(const nlohmann::json& recorded, const RunConfig& c, const nlohmann::json& used) {
   if (!recorded.is_object() || !recorded.contains("files") || !recorded["files"].is_array()) return "";
-  const FileHashAlgorithm* algorithm = find_file_hash_algorithm(recorded.value("algorithm", ""));
-  const nlohmann::json now = algorithm == nullptr ? nlohmann::json() : image_hashes(c, *algorithm);
+  const std::string name = recorded.value("algorithm", "");
+  const FileHashAlgorithm* algorithm = find_file_hash_algorithm(name);
+  const nlohmann::json now = algorithm == nullptr                                      ? nlohmann::json()
+                             : used.is_object() && name == used.value("algorithm", "") ? used
+                                                                                       : image_hashes(c, *algorithm);
   std::string list;
   for (size_t i = 0; i < c.images.size(); ++i) {
     const bool same = !now.is_null() && i < recorded["files"].size() && recorded["files"][i] == now["files"][i] &&
@@ -637,7 +641,7 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   const std::string images_changed_words = "the images differ from the ones the run metadata records (";
   const nlohmann::json images_used = image_hashes(c);
   if (!ui.expected_image_hashes.is_null()) {
-    const std::string differ = differing_images(ui.expected_image_hashes, c);
+    const std::string differ = differing_images(ui.expected_image_hashes, c, images_used);
     if (!differ.empty() && ui.strict) {
       throw IoError(images_changed_words + differ + "); the frames would not repeat the recorded run (--strict)");
     }
