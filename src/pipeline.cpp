@@ -9,6 +9,7 @@
 
 #include "io/png_io.h"
 #include "sdinterp/errors.h"
+#include "sdinterp/number_text.h"
 #include "sdinterp/pacing.h"
 #include "sdinterp/sampler.h"
 #include "sdinterp/smoothness.h"
@@ -314,7 +315,7 @@ InterpolationPlan make_plan(const Bundle& bundle, const RunConfig& config, const
   return InterpolationPlan(config, std::move(sources), text.positive, text.negative, t_override);
 }
 
-std::vector<std::string> truncation_warnings(const RunConfig& config, const TextConditioning& text, int max_length) {
+std::vector<std::string> text_warnings(const RunConfig& config, const TextConditioning& text, int max_length) {
   const WalkTexts texts = walk_texts(config);
   const bool timeline = config.mode == WalkMode::kTimeline;
   std::vector<std::string> out;
@@ -329,6 +330,13 @@ std::vector<std::string> truncation_warnings(const RunConfig& config, const Text
   };
   check(text.positive_tokens, texts.prompts, timeline ? "the prompt of keyframe source" : "--prompt");
   check(text.negative_tokens, texts.negatives, timeline ? "the negative of keyframe source" : "--negative");
+  const bool any_negative =
+      std::any_of(texts.negatives.begin(), texts.negatives.end(), [](const std::string& n) { return !n.empty(); });
+  if (config.guidance <= 1.0 && any_negative) {
+    out.push_back(std::string(timeline ? "the keyframes' negative prompts have" : "--negative has") +
+                  " no effect: --guidance " + number_text(config.guidance) +
+                  " is 1 or less, so the walk is not guided and reads no negative prompt");
+  }
   return out;
 }
 
@@ -467,8 +475,7 @@ RunResult run_walk(const Bundle& bundle, const RunConfig& config, const std::vec
   const WalkTexts texts = walk_texts(config);
   const TextConditioning text = encode_prompts(bundle, texts.prompts, texts.negatives);
   if (hooks.warning) {
-    for (const std::string& w : truncation_warnings(config, text, bundle.manifest().tokenizer.max_length))
-      hooks.warning(w);
+    for (const std::string& w : text_warnings(config, text, bundle.manifest().tokenizer.max_length)) hooks.warning(w);
   }
   result.seconds_text = seconds_since(phase);
 

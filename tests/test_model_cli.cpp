@@ -167,6 +167,23 @@ TEST(Cli, LongPromptWarnsWhereItWasCut) {
   EXPECT_NE(r.output.find("zebra"), std::string::npos) << r.output;
 }
 
+TEST(Cli, NegativePromptWithoutGuidanceWarnsThatItIsNotRead) {
+  test::TempDir dir;
+  auto run = [&](const std::string& flags) {
+    return test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() +
+                             " --prompt x --seed 1 --frames 2 --steps 1 --overwrite -o a.gif " + flags);
+  };
+  const std::string words = "sdinterp: warning: --negative has no effect: --guidance 1 is 1 or less";
+  auto unguided = run("--guidance 1 --negative blurry");
+  EXPECT_EQ(unguided.status, 0) << unguided.output;
+  EXPECT_NE(unguided.output.find(words), std::string::npos) << unguided.output;
+  for (const char* flags : {"--guidance 1", "--guidance 1.5 --negative blurry"}) {
+    auto r = run(flags);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.find("warning"), std::string::npos) << flags << ": " << r.output;
+  }
+}
+
 TEST(Cli, RandomSeedIsPrintedAndRecorded) {
   test::TempDir dir;
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " generate --bundle " + tiny() +

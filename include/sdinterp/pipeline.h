@@ -39,9 +39,10 @@ WalkTexts walk_texts(const RunConfig& config);
 // image [B, 3, H, W] in [-1, 1] -> 8-bit RGB frames, round(255 * clamp(x / 2 + 0.5, 0, 1)).
 std::vector<Frame> to_frames(const torch::Tensor& image);
 
-// The warnings for prompts cut at the model's token limit, one per text ("--prompt 2 is longer
-// than the model reads (77 tokens): 5 tokens cut, dropped text: ...").
-std::vector<std::string> truncation_warnings(const RunConfig& config, const TextConditioning& text, int max_length);
+// The warnings about a job's texts: one per prompt cut at the model's token limit ("--prompt 2 is
+// longer than the model reads (77 tokens): 5 tokens cut, dropped text: ..."), and one when a
+// negative prompt is given to a walk without guidance (--guidance 1 or less), which never reads it.
+std::vector<std::string> text_warnings(const RunConfig& config, const TextConditioning& text, int max_length);
 
 struct ProgressEvent {
   enum class Kind { kStart, kStep, kFrame, kDone } kind = Kind::kStart;
