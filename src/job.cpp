@@ -91,6 +91,25 @@ double get_number(const json& v, const std::string& source, const std::string& k
   throw ConfigError(prefix(source) + "--seed takes a whole number from 0 to " + kMaxSeedText + ", not " + value);
 }
 
+// A JSON number that is a whole number from 0 up: an integer, or one written with a point (7.0,
+// 1e3, as a script's float gives it) where the double holds it exactly (up to 2^53).
+std::optional<uint64_t> whole_number(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return v.get<int64_t>() >= 0 ? std::optional<uint64_t>(v.get<int64_t>()) : std::nullopt;
+  if (!v.is_number_float()) return std::nullopt;
+  const double d = v.get<double>();
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740992.0) return std::nullopt;
+  return static_cast<uint64_t>(d);
+}
+
+// A refused seed as the message shows it: a whole number too large for a double to hold exactly
+// says how to write it.
+std::string seed_text(const json& v) {
+  const bool inexact = v.is_number_float() && v.get<double>() > 0 && v.get<double>() == std::floor(v.get<double>());
+  return v.dump() +
+         (inexact ? " (a seed above 2^53 must be written as digits alone, without a point or exponent)" : "");
+}
+
 // A name (mode, interp, pace, ease) read by `parse`, its error prefixed with the job's source.
 template <typename Parse>
 auto get_named(const json& v, const std::string& source, const std::string& key, Parse parse) {
@@ -125,10 +144,11 @@ Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
     if (!key.empty() && key[0] == '_') continue;
     const std::string name = which + " \"" + key + "\"";
     if (key == "frame") {
-      if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > 100000) {
+      const std::optional<uint64_t> frame = whole_number(value);
+      if (!frame || *frame > 100000) {
         throw ConfigError(prefix(source) + name + " takes a whole number from 0 to 100000, not " + value.dump());
       }
-      k.frame = value.get<int>();
+      k.frame = static_cast<int>(*frame);
       has_frame = true;
     } else if (key == "prompt") {
       if (!text_from_json(value, k.prompt))
@@ -140,11 +160,11 @@ Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
         throw ConfigError(prefix(source) + name + " must be a string (or {\"bytes\": HEX})");
       k.negative = text;
     } else if (key == "seed") {
-      if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+      k.seed = whole_number(value);
+      if (!k.seed) {
         throw ConfigError(prefix(source) + name + " takes a whole number from 0 to " + kMaxSeedText + ", not " +
-                          value.dump());
+                          seed_text(value));
       }
-      k.seed = value.get<uint64_t>();
     } else if (key == "ease") {
       if (!value.is_string()) throw ConfigError(prefix(source) + name + " must be a string");
       k.ease = parse_ease(value.get<std::string>(), which + " ease");
@@ -313,8 +333,8 @@ std::vector<JobKey> make_job_key_table() {
       c.seed.reset();
       return;
     }
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) fail_seed(source, v.dump());
-    c.seed = v.get<uint64_t>();
+    c.seed = whole_number(v);
+    if (!c.seed) fail_seed(source, seed_text(v));
   };
   seed.write = [](const RunConfig& c) { return c.seed ? json(*c.seed) : json(nullptr); };
   t.push_back(seed);

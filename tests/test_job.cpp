@@ -92,6 +92,38 @@ TEST(JobKeys, UnknownAndMistypedKeysNameThemselves) {
   EXPECT_THROW(apply_job({{"image", 3}}, c, "j"), ConfigError);
 }
 
+TEST(JobKeys, WholeNumbersWrittenWithAPointAreTakenAsEveryCountIs) {
+  // A script's float (json.dumps(7.0)) is a whole number for the seed and a keyframe's frame and
+  // seed, as it is for frames and steps; a fraction, a negative or a seed a double cannot hold
+  // exactly is refused.
+  RunConfig c;
+  apply_job({{"seed", 7.0}, {"frames", 3.0}}, c, "j");
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.frames, 3);
+  apply_job(nlohmann::json::parse(R"({"seed": 1e3})"), c, "j");
+  EXPECT_EQ(c.seed, 1000u);
+  apply_job(nlohmann::json::parse(R"({"seed": 9007199254740992.0})"), c, "j");
+  EXPECT_EQ(c.seed, 9007199254740992u);
+  apply_job(nlohmann::json::parse(
+                R"({"keyframes": [{"frame": 0.0, "prompt": "a", "seed": 2.0}, {"frame": 4e0, "prompt": "b"}]})"),
+            c, "j");
+  ASSERT_EQ(c.keyframes.size(), 2u);
+  EXPECT_EQ(c.keyframes[0].seed, 2u);
+  EXPECT_EQ(c.keyframes[1].frame, 4);
+  for (const char* bad : {R"({"seed": 1.5})", R"({"seed": -1.0})", R"({"seed": 1e19})",
+                          R"({"keyframes": [{"frame": 0.5, "prompt": "a"}]})",
+                          R"({"keyframes": [{"frame": 0, "prompt": "a", "seed": -2.0}]})"}) {
+    EXPECT_THROW(apply_job(nlohmann::json::parse(bad), c, "j"), ConfigError) << bad;
+  }
+  try {
+    apply_job(nlohmann::json::parse(R"({"seed": 1e19})"), c, "job.json");
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "job.json: --seed takes a whole number from 0 to 18446744073709551615, not 1e+19 (a seed above "
+                 "2^53 must be written as digits alone, without a point or exponent)");
+  }
+}
+
 TEST(JobFiles, ANumberTooLargeForJsonIsAUsageError) {
   // Found by fuzz/job_fuzz.cpp: nlohmann reports it as out_of_range, not as a parse error.
   try {
