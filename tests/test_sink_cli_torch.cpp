@@ -52,6 +52,10 @@ TEST_F(EncodeCommand, DifferentSizesAreAUsageErrorAndWriteNothing) {
 
 TEST_F(EncodeCommand, BadValuesAreUsageErrors) {
   EXPECT_EQ(encode("-o " + quote(out_ / "a.avi")).status, 2);
+  test::CommandResult bare = encode("-o " + quote(out_ / ".mp4"));
+  EXPECT_EQ(bare.status, 2);
+  EXPECT_NE(bare.output.find("is an extension with no name before it; name the file, e.g. walk.mp4"), std::string::npos)
+      << bare.output;
   EXPECT_EQ(encode("-o " + quote(out_ / "a.gif") + " --dither floyd").status, 2);
   EXPECT_EQ(encode("-o " + quote(out_ / "a.gif") + " --fps 0").status, 2);
   EXPECT_TRUE(test::list_dir(out_.str()).empty());

@@ -246,6 +246,18 @@ TEST(FileSink, UnknownExtensionListsTheSupportedOnes) {
   EXPECT_TRUE(test::list_dir(dir.str()).empty());
 }
 
+TEST(FileSink, AnExtensionWithoutANameIsCalledSo) {
+  // '-o .gif': the file name has no extension of its own (it is all stem), which "cannot tell the
+  // output format" and a suggestion of --png-dir .gif would only confuse.
+  EXPECT_EQ(unknown_format_message("out/.GIF", " (for PNG frames use --png-dir out/.GIF)"),
+            "output 'out/.GIF' is an extension with no name before it; name the file, e.g. walk.gif");
+  EXPECT_EQ(unknown_format_message("walk.avi", ", or a folder"),
+            "cannot tell the output format of 'walk.avi' from its extension; use .gif, .webp, .mp4, or a folder");
+  TempDir dir;
+  EXPECT_THROW(make_file_sink(dir / ".webp", {}), ConfigError);
+  EXPECT_TRUE(test::list_dir(dir.str()).empty());
+}
+
 TEST(FileSink, ExtensionIsCaseInsensitive) {
   TempDir dir;
   auto sink = make_file_sink(dir / "A.GIF", {});

@@ -68,10 +68,11 @@ std::unique_ptr<FrameSink> make_file_sink(const std::string& path, const FrameSi
 
 // The file extensions make_file_sink accepts, for help texts: ".gif, .webp, .mp4".
 std::string supported_file_extensions();
-// Whether make_file_sink knows the path's extension; its words for another one (callers add their
-// own folder form).
+// Whether make_file_sink knows the path's extension; its words for another one, ending with the
+// caller's folder form (", or a folder ending in / for PNG frames"), or for a name that is an
+// extension alone ('-o .gif', no name before it).
 bool known_file_extension(const std::string& path);
-std::string unknown_format_message(const std::string& path);
+std::string unknown_format_message(const std::string& path, const std::string& folder_form = "");
 // Each animated format's highest --fps, for --fps's help: "GIF: up to 50, WebP: up to 1000, MP4: up to 240".
 std::string fps_limits_text();
 

@@ -29,7 +29,7 @@ std::string encode_frames(const std::vector<std::string>& frames, const std::str
   std::error_code ec;
   bool to_folder = (!output.empty() && output.back() == '/') || std::filesystem::is_directory(output, ec);
   if (!to_folder && !known_file_extension(output)) {
-    throw ConfigError(unknown_format_message(output) + ", or a folder ending in / for PNG frames");
+    throw ConfigError(unknown_format_message(output, ", or a folder ending in / for PNG frames"));
   }
   std::unique_ptr<FrameSink> sink = to_folder ? make_png_dir_sink(output, options) : make_file_sink(output, options);
   try {

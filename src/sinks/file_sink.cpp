@@ -1,5 +1,6 @@
 // make_file_sink: the output's extension picks the format.
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -31,8 +32,15 @@ bool known_file_extension(const std::string& path) {
   return std::find(file_extensions().begin(), file_extensions().end(), ext) != file_extensions().end();
 }
 
-std::string unknown_format_message(const std::string& path) {
-  return "cannot tell the output format of '" + path + "' from its extension; use " + supported_file_extensions();
+std::string unknown_format_message(const std::string& path, const std::string& folder_form) {
+  std::string name = std::filesystem::path(path).filename().string();
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (std::find(file_extensions().begin(), file_extensions().end(), name) != file_extensions().end()) {
+    return "output '" + path + "' is an extension with no name before it; name the file, e.g. walk" + name;
+  }
+  return "cannot tell the output format of '" + path + "' from its extension; use " + supported_file_extensions() +
+         folder_form;
 }
 
 std::string fps_limits_text() {
