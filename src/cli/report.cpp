@@ -34,7 +34,7 @@ void run_and_report(RuntimeSession& session, const RunConfig& config, const UiOp
 
 std::string job_message(const std::string& source, const std::string& message) {
   if (message.rfind(source + ":", 0) == 0) return message;  // "jobs.jsonl:3: ..." or "jobs.jsonl:3:14: ..."
-  return "job " + source + ": " + message;
+  return source + ": " + message;
 }
 
 void report_failure(const UiOptions& ui, const std::exception& e) {

@@ -18,7 +18,8 @@ std::string result_line(const nlohmann::json& result);
 // Runs one job in `session` and reports its result: the line on stdout, or a "result" event.
 void run_and_report(RuntimeSession& session, const RunConfig& config, const UiOptions& ui);
 
-// `message` prefixed with "job SOURCE: " unless it names the source already.
+// `message` prefixed with "SOURCE: " (a job file and line, "jobs.jsonl:3: ...") unless it names the
+// source already, as a batch's reading and planning errors do: every error of a job reads alike.
 std::string job_message(const std::string& source, const std::string& message);
 
 // Reports a failure of `ui.job` as an "error" (or "interrupted") event under --progress json;

@@ -368,7 +368,8 @@ def test_a_batch_goes_on_past_every_kind_of_failure(sdinterp, tmp_path):
     for line_number, words in ((2, "not valid JSON"), (3, "bundle folder not found"),
                                (4, "the model failed while running"), (5, "taken.gif already exists"),
                                (6, "--frames takes a whole number")):
-        assert f"jobs.jsonl:{line_number}:" in err and words in err, (line_number, err)
+        # Every job's error names its line alike, whether met reading, planning or running it.
+        assert f"sdinterp: error: jobs.jsonl:{line_number}:" in err and words in err, (line_number, err)
     assert b"batch: 2 done, 0 skipped, 5 failed" in proc.stdout
     assert {"one.gif", "two.gif", "one.gif.json", "two.gif.json"} <= set(visible(tmp_path))
     assert not {"broken.gif", "missing.gif", "bad-value.gif", "broken.gif.json"} & set(visible(tmp_path))
