@@ -330,7 +330,16 @@ std::vector<std::string> WalkParams::problems() const {
                                (mode == WalkMode::kImageMorph && images.size() >= 3 &&
                                 images.front() == images.back() && (n <= 1 || prompts.front() == prompts.back()) &&
                                 (negatives.size() <= 1 || negatives.front() == negatives.back()));
-    if (!ends_coincide) {
+    if (mode == WalkMode::kCircular && frames < 3) {
+      out.push_back("--seamless-loop leaves out the last frame, and a circular walk of --frames " +
+                    std::to_string(frames) +
+                    " would keep 1 (its 2 frames are both the start); give --frames 3 or more");
+    } else if (mode == WalkMode::kMultiPrompt && n == 2 && prompts.front() == prompts.back() &&
+               (negatives.size() <= 1 || negatives.front() == negatives.back())) {
+      out.push_back(
+          "--seamless-loop needs a walk that comes back: between two equal prompts it stays on one picture; "
+          "give a prompt between them (--prompt A --prompt B --prompt A)");
+    } else if (!ends_coincide) {
       out.push_back(
           "--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
           "coincide in --mode circular, in multi-prompt when the last --prompt repeats the first, in image-morph "

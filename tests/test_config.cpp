@@ -61,6 +61,29 @@ TEST(Config, EachProblemNamesItsOption) {
   EXPECT_EQ(c.problems().size(), 2u);
 }
 
+// --seamless-loop's refusals say why for the walks that stay still or keep a single frame, and
+// take the loops that come back.
+TEST(Config, SeamlessLoopSaysWhyAWalkCannotLoop) {
+  RunConfig c = valid();
+  c.seamless_loop = true;
+  c.mode = WalkMode::kCircular;
+  EXPECT_TRUE(c.problems().empty());
+  c.frames = 2;
+  EXPECT_TRUE(mentions(c.problems(), "a circular walk of --frames 2 would keep 1"));
+  c.frames = 3;
+  EXPECT_TRUE(c.problems().empty());
+  c.mode = WalkMode::kMultiPrompt;
+  c.prompts = {"a", "a"};
+  EXPECT_TRUE(mentions(c.problems(), "between two equal prompts it stays on one picture"));
+  c.negatives = {"x", "y"};  // then the ends differ
+  EXPECT_TRUE(mentions(c.problems(), "this walk's ends differ"));
+  c.negatives = {};
+  c.prompts = {"a", "b", "a"};
+  EXPECT_TRUE(c.problems().empty());
+  c.prompts = {"a", "b"};
+  EXPECT_TRUE(mentions(c.problems(), "this walk's ends differ"));
+}
+
 // Every named option is read through its one table: each name gives its value back, and an
 // unknown name gets the same line for every option.
 TEST(Config, NamedOptionsReadTheirNamesWithOneErrorStyle) {
