@@ -324,22 +324,23 @@ std::vector<std::string> WalkParams::problems() const {
     if (std::string problem = range_problem(key, value); !problem.empty()) out.push_back(problem);
   }
   if (seamless_loop) {
-    const bool ends_coincide = mode == WalkMode::kCircular ||
-                               (mode == WalkMode::kMultiPrompt && n >= 3 && prompts.front() == prompts.back() &&
-                                (negatives.size() <= 1 || negatives.front() == negatives.back())) ||
-                               (mode == WalkMode::kImageMorph && images.size() >= 3 &&
-                                images.front() == images.back() && (n <= 1 || prompts.front() == prompts.back()) &&
-                                (negatives.size() <= 1 || negatives.front() == negatives.back()));
+    // multi-prompt walks its prompts, image-morph its images; a loop comes back to its first.
+    const bool morph = mode == WalkMode::kImageMorph;
+    const size_t sources = morph ? images.size() : static_cast<size_t>(n);
+    const bool same_ends = (mode == WalkMode::kMultiPrompt || morph) && sources >= 2 &&
+                           (!morph || images.front() == images.back()) &&
+                           (n <= 1 || prompts.front() == prompts.back()) &&
+                           (negatives.size() <= 1 || negatives.front() == negatives.back());
     if (mode == WalkMode::kCircular && frames < 3) {
       out.push_back("--seamless-loop leaves out the last frame, and a circular walk of --frames " +
                     std::to_string(frames) +
                     " would keep 1 (its 2 frames are both the start); give --frames 3 or more");
-    } else if (mode == WalkMode::kMultiPrompt && n == 2 && prompts.front() == prompts.back() &&
-               (negatives.size() <= 1 || negatives.front() == negatives.back())) {
-      out.push_back(
-          "--seamless-loop needs a walk that comes back: between two equal prompts it stays on one picture; "
-          "give a prompt between them (--prompt A --prompt B --prompt A)");
-    } else if (!ends_coincide) {
+    } else if (same_ends && sources == 2) {
+      const std::string what = morph ? "image" : "prompt";
+      out.push_back("--seamless-loop needs a walk that comes back: between two equal " + what +
+                    "s it stays on one picture; give " + (morph ? "an " : "a ") + what + " between them (--" + what +
+                    " A --" + what + " B --" + what + " A)");
+    } else if (mode != WalkMode::kCircular && !same_ends) {
       out.push_back(
           "--seamless-loop leaves out a last frame that repeats the first, and this walk's ends differ (they "
           "coincide in --mode circular, in multi-prompt when the last --prompt repeats the first, in image-morph "

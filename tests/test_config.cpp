@@ -82,6 +82,17 @@ TEST(Config, SeamlessLoopSaysWhyAWalkCannotLoop) {
   EXPECT_TRUE(c.problems().empty());
   c.prompts = {"a", "b"};
   EXPECT_TRUE(mentions(c.problems(), "this walk's ends differ"));
+  c = valid();
+  c.seamless_loop = true;
+  c.mode = WalkMode::kImageMorph;
+  c.images = {"a.png", "a.png"};
+  EXPECT_TRUE(mentions(
+      c.problems(),
+      "between two equal images it stays on one picture; give an image between them (--image A --image B --image A)"));
+  c.images = {"a.png", "b.png", "a.png"};
+  EXPECT_FALSE(mentions(c.problems(), "--seamless-loop"));
+  c.images = {"a.png", "b.png"};
+  EXPECT_TRUE(mentions(c.problems(), "this walk's ends differ"));
 }
 
 // Every named option is read through its one table: each name gives its value back, and an
