@@ -52,6 +52,18 @@ struct BatchOptions {
   bool json = false;
 };
 
+constexpr const char* kStrictHelp =
+    "Run metadata: refuse to run when the bundle's files or the input images differ from the ones it records "
+    "(default: warn)";
+
+// Run metadata `job` (given the flags `overrides` over it): the bundle's and the input images'
+// hashes it records, for the run to compare (the images' unless --image replaces them).
+void expect_recorded_files(const nlohmann::json& job, const nlohmann::json& overrides, UiOptions& ui) {
+  ui.expected_hashes = job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
+  ui.expected_image_hashes =
+      overrides.contains("image") ? nlohmann::json() : job["sdinterp"].value("images", nlohmann::json());
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app, int& status) {
@@ -64,9 +76,7 @@ void add_run_command(CLI::App& app, int& status) {
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
-  sub->add_flag("--strict", ui->strict,
-                "Run metadata: refuse to run when the bundle's files or the input images differ from the ones it "
-                "records (default: warn)");
+  sub->add_flag("--strict", ui->strict, kStrictHelp);
   sub->callback([path, flags, ui, &status] {
     *path = job_file_path(*path);
     ui->job = job_ref(*path, 0, "", "");
@@ -78,10 +88,7 @@ void add_run_command(CLI::App& app, int& status) {
       if (is_run_metadata(job)) {
         // Piped in, run metadata has no folder of its own: its paths are the working directory's.
         if (*path != kStandardInput) resolve_metadata_paths(config, *path);
-        ui->expected_hashes =
-            job["sdinterp"].value("bundle", nlohmann::json::object()).value("hashes", nlohmann::json());
-        if (!flags->given().contains("image"))
-          ui->expected_image_hashes = job["sdinterp"].value("images", nlohmann::json());
+        expect_recorded_files(job, flags->given(), *ui);
       }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);
@@ -120,6 +127,7 @@ std::vector<JobLine> job_lines(const std::string& text) {
 struct BatchJob {
   RunConfig config;
   nlohmann::json explicit_keys;
+  UiOptions checks;  // a line of run metadata: the hashes it records (expected_hashes, expected_image_hashes)
 };
 
 BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::string& source,
@@ -127,6 +135,7 @@ BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::st
   BatchJob b;
   b.explicit_keys = parse_job_object(l.text, path, l.line);
   apply_job(b.explicit_keys, b.config, source);
+  if (is_run_metadata(b.explicit_keys)) expect_recorded_files(b.explicit_keys, overrides, b.checks);
   apply_job(overrides, b.config, "");  // "": flags name themselves
   if (b.config.output.empty() && b.config.png_dir.empty()) {
     throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
@@ -301,6 +310,7 @@ void add_batch_command(CLI::App& app, int& status) {
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
+  sub->add_flag("--strict", ui->strict, kStrictHelp);
   sub->callback([o, flags, ui, &status] {
     o->path = job_file_path(o->path);
     ui->job = job_ref(o->path, 0, "", "");
@@ -356,6 +366,8 @@ void add_batch_command(CLI::App& app, int& status) {
       try {
         BatchJob b = read_batch_job(l, o->path, source, overrides);
         config = std::move(b.config);
+        job_ui.expected_hashes = std::move(b.checks.expected_hashes);
+        job_ui.expected_image_hashes = std::move(b.checks.expected_image_hashes);
         job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
         // Refused before named_outputs: its error record would be the other job's.
         if (const auto twice = written_twice.find(line_number); twice != written_twice.end()) {

@@ -400,6 +400,43 @@ def test_metadata_reruns_from_another_folder_and_warns_about_a_changed_bundle(sd
     assert not (elsewhere / "strict.gif").exists()
 
 
+def test_a_batch_of_run_metadata_checks_the_recorded_bundle_as_run_does(sdinterp, tmp_path):
+    """Lines of run metadata (`jq -c . out/*.json > again.jsonl`) get run's check of the bundle's
+    recorded hashes: a warning per job whose bundle changed, or with batch --strict that job refused
+    (exit 3, the others still run)."""
+    shutil.copytree(BUNDLE, tmp_path / "model")
+    lines = []
+    for name in ("a", "b"):
+        proc = run(sdinterp, tmp_path, "generate", "--bundle", "model", "--prompt", f"a {name}", "--seed", 5,
+                   "--frames", 2, "--steps", 1, "-o", f"{name}.gif", "--progress", "none")
+        assert proc.returncode == 0, proc.stderr
+        meta = json.loads((tmp_path / f"{name}.gif.json").read_text())
+        lines.append(json.dumps({**meta, "output": f"again-{name}.gif", "overwrite": True}))
+    (tmp_path / "again.jsonl").write_text("\n".join(lines) + "\n")
+    proc = run(sdinterp, tmp_path, "batch", "again.jsonl", "--strict", "--progress", "none")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert (tmp_path / "again-a.gif").read_bytes() == (tmp_path / "a.gif").read_bytes()
+    manifest = json.loads((tmp_path / "model" / "model.json").read_text())
+    manifest["description"] = "edited"
+    (tmp_path / "model" / "model.json").write_text(json.dumps(manifest))
+    proc = run(sdinterp, tmp_path, "batch", "again.jsonl", "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("warning: the bundle's files differ from the ones the run metadata records "
+                             "(model.json)") == 2, proc.stderr
+    (tmp_path / "again-b.gif").unlink()
+    proc = run(sdinterp, tmp_path, "batch", "again.jsonl", "--strict", "--progress", "none")
+    assert proc.returncode == 6, proc.stderr
+    for line in (1, 2):
+        assert f"sdinterp: error: again.jsonl:{line}: the bundle's files differ from the ones the run metadata " \
+               "records (model.json); the frames would not repeat the recorded run (--strict)" in proc.stderr
+    assert not (tmp_path / "again-b.gif").exists()
+    # A plain job line records nothing to compare: --strict lets it run.
+    (tmp_path / "plain.jsonl").write_text(json.dumps({"bundle": "model", "prompt": "a", "seed": 1, "frames": 2,
+                                                      "steps": 1, "output": "plain.gif"}) + "\n")
+    proc = run(sdinterp, tmp_path, "batch", "plain.jsonl", "--strict", "--progress", "none")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
 def fnv1a64(data: bytes) -> str:
     h = 0xCBF29CE484222325
     for byte in data:
