@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "sdinterp/closest_name.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
 #include "sdinterp/number_text.h"
@@ -178,41 +179,14 @@ Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
   return k;
 }
 
-// Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`.
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
 // " (did you mean \"guidance\"?)" for a key a few edits from one of `known_keys` (the job keys by
 // default); the general advice otherwise.
 std::string key_suggestion(const std::string& key, const std::vector<std::string>& known_keys) {
   std::string lower = key;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   std::replace(lower.begin(), lower.end(), '_', '-');
-  const std::string* best = nullptr;
-  size_t best_distance = 0;
-  for (const std::string& known : known_keys) {
-    const size_t distance = edit_distance(lower, known);
-    if (best == nullptr || distance < best_distance) {
-      best = &known;
-      best_distance = distance;
-    }
-  }
-  if (best != nullptr && best_distance <= std::max<size_t>(1, best->size() / 3))
-    return " (did you mean \"" + *best + "\"?)";
-  for (const std::string& known : known_keys) {  // a key cut short: "seamless", "unet"
-    if (lower.size() >= 3 && known.rfind(lower, 0) == 0) return " (did you mean \"" + known + "\"?)";
-  }
+  if (const std::optional<std::string> name = closest_name(lower, known_keys))
+    return " (did you mean \"" + *name + "\"?)";
   if (&known_keys != &job_keys()) {
     std::string list;
     for (const std::string& k : known_keys) list += (list.empty() ? "" : ", ") + k;

@@ -147,6 +147,38 @@ TEST(OptionValues, Seeds) {
   EXPECT_EQ(meta["seed"].get<uint64_t>(), UINT64_MAX);
 }
 
+// Mistyped commands and options, extra arguments, an option without its value, a switch given a
+// value: each in the project's words, with the nearest name where there is one (CLI11 said "The
+// following argument was not expected", and for 'generate --framez 3' only "--bundle is required").
+TEST(OptionValues, CommandLineMistakesNameWhatWasMeant) {
+  test::TempDir dir;
+  const std::string sdinterp = quote(test::binary());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {sdinterp, "give a command: generate, tokenize, run, batch, encode, info, report (see sdinterp --help)"},
+      {sdinterp + " generat",
+       "unknown command 'generat' (did you mean generate?); the commands: generate, tokenize, run, batch, encode, "
+       "info, report (see sdinterp --help)"},
+      {sdinterp + " generate --framez 3", "unknown option --framez (did you mean --frames?) (see sdinterp generate"},
+      {generate() + "--Seamless", "unknown option --Seamless (did you mean --seamless-loop?)"},
+      {generate() + "--negative --ugly",
+       "unknown option --ugly; a value that starts with -- is written --negative=--ugly"},
+      {generate() + "--frames", "--frames needs a value (INT) (see sdinterp generate --help)"},
+      {generate() + "--overwrite=maybe", "--overwrite is a switch: give it alone (or =true, =false), not 'maybe'"},
+      {sdinterp + " info extra", "unexpected argument 'extra' (see sdinterp info --help)"},
+      {sdinterp + " run a.json b.json", "unexpected argument 'b.json'"},
+      {sdinterp + " encode -o a.gif", "missing the frames argument (see sdinterp encode --help)"}};
+  for (const auto& [command, expected] : cases) {
+    expect_refused(command, expected, dir);
+    EXPECT_EQ(test::run_command(command).output.find("not expected"), std::string::npos) << command;
+  }
+  // After "--" an option's name is an argument; a value given as --negative=--ugly is taken.
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + generate() +
+                             "--negative=--ugly --frames 2 --steps 1 -q && " + sdinterp + " tokenize --bundle " +
+                             quote(test::tiny_sd()) + " -- --framez");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"text\":\"--framez\""), std::string::npos) << r.output;
+}
+
 TEST(OptionValues, HeightAndWidthZeroMeanTheNativeSize) {
   test::TempDir dir;
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + generate() +
