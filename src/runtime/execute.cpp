@@ -690,6 +690,14 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
                      "): its frames may mix old and new weights and its metadata may not record the files it "
                      "used, so nothing was written; run it again");
   }
+  // Likewise the input images: hashed before the walk read them, they must still be those files.
+  if (!images_used.is_null()) {
+    const std::string differ = differing_images(images_used, c, image_hashes(c));
+    if (!differ.empty()) {
+      throw IoError("the images changed while this job used them (" + differ +
+                    "): its frames may not be the recorded images', so nothing was written; run it again");
+    }
+  }
   nlohmann::json metadata = job_to_json(c);
   relativize_metadata_paths(metadata, c, meta);
   const RunResult& r = outcome.result;

@@ -342,6 +342,28 @@ def test_a_job_file_that_is_not_utf8_says_how_to_write_bytes(sdinterp, tmp_path)
     assert b'jobs.jsonl:1: not UTF-8 (JSON is UTF-8: write a text of other bytes as {"bytes": HEX})' in proc.stderr
 
 
+def test_an_input_image_replaced_under_an_image_morph_fails_the_job(sdinterp, tmp_path):
+    """The metadata records the images' hashes taken before the walk reads them: an image replaced
+    after that fails the job (exit 4, nothing written), as a changed bundle file does."""
+    from PIL import Image
+
+    for k, colour in enumerate(((200, 40, 40), (40, 40, 200))):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / f"in{k}.png")
+    args = ["generate", "--bundle", BUNDLE, "--mode", "image-morph", "--image", "in0.png", "--image", "in1.png",
+            "--prompt", "a fox", "--seed", "5", "--steps", "40", "--frames", "30", "--progress", "json",
+            "-o", "morph.gif"]
+    proc = subprocess.Popen([sdinterp, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    wait_for_step(proc)
+    Image.new("RGB", (64, 64), (40, 200, 40)).save(tmp_path / "in1.png")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert err.strip().splitlines()[-1] == (
+        "sdinterp: error: the images changed while this job used them (in1.png): its frames may not be the "
+        "recorded images', so nothing was written; run it again"), err
+    assert visible(tmp_path) == ["in0.png", "in1.png"] and hidden(tmp_path) == []
+
+
 # -------------------------------------------------------------------------------------------------
 # A batch goes on whatever one job meets
 
