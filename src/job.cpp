@@ -114,7 +114,19 @@ std::string seed_text(const json& v) {
 // A name (mode, interp, pace, ease) read by `parse`, its error prefixed with the job's source.
 template <typename Parse>
 auto get_named(const json& v, const std::string& source, const std::string& key, Parse parse) {
-  const std::string name = get_string(v, source, key);
+  if (!v.is_string()) {
+    // The table's own list of names, from its message for a name it does not have.
+    std::string names;
+    try {
+      parse(std::string());
+    } catch (const ConfigError& e) {
+      const std::string what = e.what(), marker = "; choose one of: ";
+      if (const auto at = what.find(marker); at != std::string::npos)
+        names = " (" + what.substr(at + marker.size()) + ")";
+    }
+    fail(source, key, "takes a name as a string" + names + ", not " + v.dump());
+  }
+  const std::string name = v.get<std::string>();
   try {
     return parse(name);
   } catch (const ConfigError& e) {

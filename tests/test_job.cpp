@@ -124,6 +124,21 @@ TEST(JobKeys, WholeNumbersWrittenWithAPointAreTakenAsEveryCountIs) {
   }
 }
 
+TEST(JobKeys, ANamedOptionThatIsNotAStringListsItsNames) {
+  // A name is not a text: no {"bytes": HEX} advice, its table's names instead.
+  RunConfig c;
+  try {
+    apply_job(nlohmann::json::parse(R"({"interp": null})"), c, "job.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "job.json: \"interp\" takes a name as a string (slerp, lerp), not null");
+  }
+  EXPECT_THROW(apply_job(nlohmann::json::parse(R"({"scheduler": ["lms"]})"), c, "j"), ConfigError);
+  EXPECT_THROW(apply_job(nlohmann::json::parse(R"({"mode": {"bytes": "6369726375"}})"), c, "j"), ConfigError);
+  apply_job(nlohmann::json::parse(R"({"interp": "lerp"})"), c, "j");
+  EXPECT_EQ(c.interp, InterpKind::kLerp);
+}
+
 TEST(JobFiles, ANumberTooLargeForJsonIsAUsageError) {
   // Found by fuzz/job_fuzz.cpp: nlohmann reports it as out_of_range, not as a parse error.
   try {
