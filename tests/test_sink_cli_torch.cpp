@@ -41,6 +41,14 @@ TEST_F(EncodeCommand, WritesEachFormatAndReportsIt) {
   }
 }
 
+TEST_F(EncodeCommand, AFolderOfFramesIsEncodedAsItsFilesInOrder) {
+  ASSERT_EQ(encode("-o " + quote(out_ / "listed.gif")).status, 0);
+  test::CommandResult r =
+      test::run_command(quote(test::binary()) + " encode " + quote(in_.str()) + " -o " + quote(out_ / "folder.gif"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(test::read_text(out_ / "folder.gif"), test::read_text(out_ / "listed.gif"));
+}
+
 TEST_F(EncodeCommand, DifferentSizesAreAUsageErrorAndWriteNothing) {
   io::write_png(in_ / "big.png", test::smooth_frame(40, 21, 0));
   frames_ += " " + quote(in_ / "big.png");

@@ -258,6 +258,26 @@ TEST(FileSink, AnExtensionWithoutANameIsCalledSo) {
   EXPECT_TRUE(test::list_dir(dir.str()).empty());
 }
 
+TEST(FrameFiles, AFolderStandsForItsPngFramesInNaturalOrder) {
+  TempDir dir;
+  std::filesystem::create_directory(dir / "frames");
+  for (const char* name :
+       {"frame_10.png", "frame_2.png", "frame_1.PNG", "frame_01.png", ".frame_0.png", "notes.txt", "frame_9.png"}) {
+    std::ofstream(std::filesystem::path(dir / "frames") / name) << "x";
+  }
+  std::filesystem::create_directory(std::filesystem::path(dir / "frames") / "sub.png");
+  const std::string folder = dir / "frames";
+  std::vector<std::string> names;
+  for (const std::string& path : io::frame_files({folder, "other.png"})) {
+    names.push_back(path.rfind(folder + "/", 0) == 0 ? path.substr(folder.size() + 1) : path);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"frame_1.PNG", "frame_01.png", "frame_2.png", "frame_9.png",
+                                             "frame_10.png", "other.png"}));
+  std::filesystem::create_directory(dir / "none");
+  EXPECT_THROW(io::frame_files({dir / "none"}), IoError);
+  EXPECT_EQ(io::frame_files({"missing.png"}), std::vector<std::string>{"missing.png"});  // read later, named then
+}
+
 TEST(FileSink, ExtensionIsCaseInsensitive) {
   TempDir dir;
   auto sink = make_file_sink(dir / "A.GIF", {});

@@ -16,4 +16,9 @@ void add_batch_command(CLI::App& app, int& status);
 void add_info_command(CLI::App& app, int& status);
 void add_report_command(CLI::App& app, int& status);
 
+// The frames argument of `encode` and `report` (io::frame_files reads it).
+inline constexpr const char* kFramesHelp =
+    "PNG frames in display order (all the same size), or a folder of them (its .png files in name order, "
+    "frame_2 before frame_10)";
+
 }  // namespace sdinterp::cli

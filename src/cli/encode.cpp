@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/interrupt.h"
 #include "cli/job_flags.h"
+#include "io/png_io.h"
 #include "sdinterp/config.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
@@ -42,7 +43,7 @@ int run_encode(const std::vector<std::string>& frames, const std::string& output
   for (const std::string& warning : ignored_format_options(keys, folder ? "" : output, folder ? output : "")) {
     std::cerr << "sdinterp: warning: " << warning << "\n";
   }
-  const std::string written = sinks::encode_frames(frames, output, out, interrupt_requested);
+  const std::string written = sinks::encode_frames(io::frame_files(frames), output, out, interrupt_requested);
   std::cout << "wrote " << written << std::endl;
   return 0;
 }
@@ -56,7 +57,7 @@ void add_encode_command(CLI::App& app, int& status) {
   auto output = std::make_shared<std::string>();
   // A frame that cannot be read is an input problem (exit 4, as any unreadable input), found
   // when the frames are read rather than as a flag error.
-  sub->add_option("frames", *frames, "PNG frames in display order (all the same size)")->required();
+  sub->add_option("frames", *frames, kFramesHelp)->required();
   sub->add_option("-o,--output", *output,
                   "Output: " + supported_file_extensions() + " by extension, or a folder ending in / for PNG frames")
       ->required();

@@ -21,7 +21,9 @@ struct ReportOptions {
   bool cycle = false;
 };
 
-int run_report(const ReportOptions& o) {
+int run_report(const ReportOptions& given) {
+  ReportOptions o = given;
+  o.frames = io::frame_files(given.frames);
   if (o.frames.size() < 2)
     throw ConfigError("report needs at least 2 frames (got " + std::to_string(o.frames.size()) + ")");
   SmoothnessMeter meter(o.cycle);
@@ -63,7 +65,7 @@ void add_report_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<ReportOptions>();
   CLI::App* sub = app.add_subcommand(
       "report", "How evenly a frame sequence moves (the smoothness report of run metadata), without a model");
-  sub->add_option("frames", opts->frames, "PNG frames in display order (all the same size)")->required();
+  sub->add_option("frames", opts->frames, kFramesHelp)->required();
   sub->add_flag("--json", opts->json, "Print the report as one JSON object (the metadata's \"smoothness\")");
   sub->add_flag("--cycle", opts->cycle, "The frames loop: count the step from the last frame back to the first");
   sub->callback([opts, &status] { status = run_report(*opts); });

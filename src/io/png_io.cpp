@@ -53,7 +53,58 @@ IoError frame_unreadable(const std::string& path) {
                  stbi_failure_reason() + "; give PNG frames)");
 }
 
+// Names compared as people number frames: runs of digits by their value (frame_2 before
+// frame_10), the rest byte by byte; equal values keep the shorter run (frame_01 after frame_1).
+bool natural_less(const std::string& a, const std::string& b) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t ei = i, ej = j;
+      while (ei < a.size() && digit(a[ei])) ++ei;
+      while (ej < b.size() && digit(b[ej])) ++ej;
+      size_t si = i, sj = j;  // leading zeros do not change the value
+      while (si + 1 < ei && a[si] == '0') ++si;
+      while (sj + 1 < ej && b[sj] == '0') ++sj;
+      if (ei - si != ej - sj) return ei - si < ej - sj;
+      if (const int c = a.compare(si, ei - si, b, sj, ej - sj); c != 0) return c < 0;
+      if (ei - i != ej - j) return ei - i < ej - j;
+      i = ei;
+      j = ej;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
 }  // namespace
+
+std::vector<std::string> frame_files(const std::vector<std::string>& arguments) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const std::string& argument : arguments) {
+    std::error_code ec;
+    if (!fs::is_directory(argument, ec)) {
+      out.push_back(argument);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (fs::directory_iterator it(argument, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::string ext = it->path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (name[0] != '.' && ext == ".png" && !it->is_directory(ec)) names.push_back(name);
+    }
+    if (ec) throw IoError("cannot list the frames in folder " + argument + ": " + ec.message());
+    if (names.empty()) throw IoError("folder " + argument + " holds no PNG frames (files ending in .png)");
+    std::sort(names.begin(), names.end(), natural_less);
+    for (const std::string& name : names) out.push_back((fs::path(argument) / name).string());
+  }
+  return out;
+}
 
 void read_image_size(const std::string& path, int& width, int& height) {
   refuse_folder(path);

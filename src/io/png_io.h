@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "sdinterp/frame_sink.h"
 
@@ -19,6 +20,11 @@ Frame read_image_rgb(const std::string& path);
 // EXIF or XMP orientation says (io/image_orientation.h), as diffusers' load_image. Throws IoError for
 // a file that cannot be read, is not PNG or JPEG, or is truncated.
 Frame read_input_image(const std::string& path);
+
+// The frame files `encode` and `report` read: each argument as it is, except a folder, which stands
+// for its PNG files (.png in any case, hidden ones left out) in natural name order (frame_2 before
+// frame_10). IoError for a folder that cannot be listed or holds no PNG file.
+std::vector<std::string> frame_files(const std::vector<std::string>& arguments);
 
 // Writes a lossless RGB PNG. Throws IoError.
 void write_png(const std::string& path, const Frame& frame);
