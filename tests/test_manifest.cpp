@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <fstream>
 
 #include "bundle/weights_header.h"
 #include "sdinterp/errors.h"
@@ -274,6 +275,25 @@ TEST(Manifest, MissingBundleFolder) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("bundle folder not found"), std::string::npos);
   }
+}
+
+TEST(Manifest, AFolderOrFileThatIsNoBundleIsCalledSo) {
+  test::TempDir dir;
+  auto error_of = [](const std::string& bundle) {
+    try {
+      load_manifest(bundle);
+    } catch (const ModelError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of(dir.str()),
+            dir.str() + " is not a bundle: it has no model.json (scripts/export_bundle.py makes one)");
+  std::ofstream(dir / "model.json") << "{}";
+  EXPECT_EQ(error_of(dir / "model.json"),
+            dir / "model.json" + " is a file; a bundle is a folder: give the one that holds it (" + dir.str() + ")");
+  std::ofstream(dir / "job.json") << "{}";
+  EXPECT_EQ(error_of(dir / "job.json"), dir / "job.json" + " is a file; a bundle is a folder with model.json");
 }
 
 TEST(WeightsHeader, TheFuzzersSeedParses) {
