@@ -257,9 +257,15 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
     if (!o.json) {
       std::string where;
       text_from_json(entry["output"].is_null() ? entry["png_dir"] : entry["output"], where);
-      // A message that names its line already ("jobs.jsonl:3: ...") is not prefixed with it again.
-      const std::string shown = message.rfind(source + ": ", 0) == 0 ? message.substr(source.size() + 2) : message;
-      std::cout << state << std::string(8 - state.size(), ' ') << source << (where.empty() ? "" : "  " + where)
+      // A message that names its line already ("jobs.jsonl:3: ...", or with the column,
+      // "jobs.jsonl:3:14: ...") is shown after that place rather than after the line again.
+      std::string place = source, shown = message;
+      if (message.rfind(source + ":", 0) == 0) {
+        const size_t end = message.find(": ", source.size());
+        place = message.substr(0, end);
+        shown = end == std::string::npos ? "" : message.substr(end + 2);
+      }
+      std::cout << state << std::string(8 - state.size(), ' ') << place << (where.empty() ? "" : "  " + where)
                 << (shown.empty() ? "" : ": " + shown) << "\n";
     }
   }

@@ -300,3 +300,12 @@ def test_status_names_failed_missing_and_invalid_jobs(sdinterp, tmp_path):
     subprocess.run([sdinterp, "batch", "jobs.jsonl", "--shard", "1/2", "--progress", "none"], cwd=tmp_path,
                    capture_output=True, timeout=300)
     assert not (tmp_path / "b.gif.error.json").exists()
+
+
+def test_status_names_a_line_that_is_not_json_at_its_column_once(sdinterp, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text('{"prompt": 3\n')
+    proc = subprocess.run([sdinterp, "batch", "jobs.jsonl", "--status"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 6
+    assert proc.stdout.splitlines()[0] == (
+        "invalid jobs.jsonl:1:13: not valid JSON: syntax error while parsing object - unexpected end of input; "
+        "expected '}'"), proc.stdout
