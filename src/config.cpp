@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "sdinterp/errors.h"
+#include "sdinterp/frame_sink.h"
 #include "sdinterp/manifest.h"
 #include "sdinterp/names.h"
 #include "sdinterp/number_text.h"
@@ -209,6 +210,9 @@ std::vector<std::string> OutputOptions::format_problems() const {
 std::vector<std::string> OutputOptions::problems() const {
   std::vector<std::string> out = format_problems();
   if (png_dir.empty() && output.empty()) out.push_back("nothing to write: give -o FILE.gif and/or --png-dir DIR");
+  if (!output.empty() && !known_file_extension(output)) {
+    out.push_back(unknown_format_message(output, " (for PNG frames use --png-dir " + output + ")"));
+  }
   return out;
 }
 

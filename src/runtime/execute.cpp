@@ -430,9 +430,6 @@ void prepare_outputs(BundleCache& cache, const RunConfig& c, const UiOptions& ui
       std::cerr << "sdinterp: removed temporaries an interrupted run left beside " << out << "\n";
     }
   }
-  if (!c.output.empty() && !known_file_extension(c.output)) {
-    throw ConfigError(unknown_format_message(c.output, " (for PNG frames use --png-dir " + c.output + ")"));
-  }
   const nlohmann::json set = job_to_json(c), defaults = job_to_json(RunConfig());
   std::vector<std::string> given;
   for (const std::string& key : format_option_keys()) {

@@ -303,9 +303,15 @@ def test_status_names_failed_missing_and_invalid_jobs(sdinterp, tmp_path):
 
 
 def test_status_names_a_line_that_is_not_json_at_its_column_once(sdinterp, tmp_path):
-    (tmp_path / "jobs.jsonl").write_text('{"prompt": 3\n')
+    # And an output of no format it knows is invalid, not failed, once a batch has run it.
+    bad = json.dumps({"bundle": BUNDLE, "prompt": "a", "seed": 1, "frames": 2, "steps": 1, "output": "a.avi"})
+    (tmp_path / "jobs.jsonl").write_text('{"prompt": 3\n' + bad + "\n")
+    proc = subprocess.run([sdinterp, "batch", "jobs.jsonl"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 6
     proc = subprocess.run([sdinterp, "batch", "jobs.jsonl", "--status"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 6
-    assert proc.stdout.splitlines()[0] == (
+    assert proc.stdout.splitlines()[:2] == [
         "invalid jobs.jsonl:1:13: not valid JSON: syntax error while parsing object - unexpected end of input; "
-        "expected '}'"), proc.stdout
+        "expected '}'",
+        "invalid jobs.jsonl:2: cannot tell the output format of 'a.avi' from its extension; use .gif, .webp, .mp4 "
+        "(for PNG frames use --png-dir a.avi)"], proc.stdout
