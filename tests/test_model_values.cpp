@@ -165,6 +165,7 @@ TEST(OptionValues, CommandLineMistakesNameWhatWasMeant) {
       {generate() + "--frames", "--frames needs a value (INT) (see sdinterp generate --help)"},
       {generate() + "--overwrite=maybe", "--overwrite is a switch: give it alone (or =true, =false), not 'maybe'"},
       {sdinterp + " info extra", "unexpected argument 'extra' (see sdinterp info --help)"},
+      {sdinterp + " info --version", "--version is sdinterp's own option, not info's: sdinterp --version"},
       {sdinterp + " run a.json b.json", "unexpected argument 'b.json'"},
       {sdinterp + " encode -o a.gif", "missing the frames argument (see sdinterp encode --help)"}};
   for (const auto& [command, expected] : cases) {

@@ -55,6 +55,9 @@ std::optional<std::string> unknown_name(CLI::App& app, int argc, char** argv) {
     if (token.size() <= 2 || token.rfind("--", 0) != 0) continue;
     const std::string name = token.substr(0, token.find('='));
     if (sub->get_option_no_throw(name) != nullptr) continue;
+    if (app.get_option_no_throw(name) != nullptr) {
+      return name + " is sdinterp's own option, not " + first + "'s: sdinterp " + name;
+    }
     std::string lower = name;
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string text = "unknown option " + name + did_you_mean(sdinterp::closest_name(lower, options));
