@@ -31,8 +31,9 @@ std::string did_you_mean(const std::optional<std::string>& name) {
 }
 
 // A command or an option that sdinterp does not have, in the project's words with the nearest
-// name and the help to see. CLI11 would call it "not expected", and only after naming any required option missing
-// ("--bundle is required" for 'generate --framez 3'). Tokens after "--" are arguments.
+// name and the help to see. CLI11 would call it "not expected", and only after naming any required
+// option missing ("--bundle is required" for 'generate --framez 3'). Tokens after "--" are
+// arguments.
 std::optional<std::string> unknown_name(CLI::App& app, int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') return std::nullopt;  // --help, --version; others: no command
   const std::string first = argv[1];
