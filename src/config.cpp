@@ -64,7 +64,7 @@ const std::vector<NumericOption> kNumericOptions = {
     {"loop", true, 0, 65536, false, "0: forever"},
     {"quality", false, 0, 100, false, ""},
     {"strength", false, 0, 1, true, "1: every step"},
-    {"pace-passes", true, 1, 10, false, "--pace even: passes measured before the final one, each as long as the walk"},
+    {"pace-passes", true, 1, 10, false, "passes measured before the final one, each as long as the walk"},
     {"crf", true, 0, 51, false, "lower is better; 0: lossless, High 4:4:4 profile, which many browsers cannot play"},
 };
 

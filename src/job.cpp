@@ -368,7 +368,7 @@ std::vector<JobKey> make_job_key_table() {
                        "uniform (evenly spaced weights, the notebook's) or even (frames equally far apart: "
                        "measured on a rendered pass, then re-placed; about twice the time)",
                        &RunConfig::pace, parse_pace, pace_name));
-  t.push_back(integer_key("pace-passes", "--pace even: measuring passes", &RunConfig::pace_passes));
+  t.push_back(integer_key("pace-passes", "Measuring passes of --pace even", &RunConfig::pace_passes));
   JobKey image =
       texts_key("image",
                 "image-morph: an image to morph through, PNG or JPEG (alpha composited on white, turned upright by "
@@ -396,7 +396,8 @@ std::vector<JobKey> make_job_key_table() {
                          "standard deviations of its two images (AdaIN)",
                          &RunConfig::adain));
   t.push_back(integer_key("batch", "Frames per UNet call", &RunConfig::batch));
-  t.push_back(number_key("max-vram", "CUDA: device memory the automatic --batch may use", &RunConfig::max_vram_gb));
+  t.push_back(number_key("max-vram", "CUDA: device memory the automatic --batch and the VAE decode may plan for",
+                         &RunConfig::max_vram_gb));
   t.push_back(name_key("device", "auto (the bundle's device), cpu, cuda or cuda:N", &RunConfig::device, parse_device,
                        device_name));
   t.push_back(name_key("unet-engine",
@@ -409,8 +410,8 @@ std::vector<JobKey> make_job_key_table() {
   t.push_back(integer_key("loop", "Times the animation plays (WebP: up to 65535)", &RunConfig::loop));
   t.push_back(switch_key("boomerang", "Play forward then back (end frames not repeated)", &RunConfig::boomerang));
   t.push_back(switch_key("seamless-loop",
-                         "Leave out the last frame, which repeats the first (circular; multi-prompt "
-                         "ending on its first prompt), so a loop shows no frame twice",
+                         "Leave out the last frame, which repeats the first (circular, 3 frames or more; multi-prompt "
+                         "or image-morph ending on its first prompt or image), so a loop shows no frame twice",
                          &RunConfig::seamless_loop));
   t.push_back(name_key("dither", "GIF: diffusion, ordered or none", &RunConfig::dither, parse_dither, dither_name));
   t.push_back(switch_key("lossless", "WebP: lossless frames", &RunConfig::lossless));
