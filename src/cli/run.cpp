@@ -310,8 +310,9 @@ void add_batch_command(CLI::App& app, int& status) {
                   std::string("Kubernetes indexed jobs: the number of shards (the Job's completions; or set ") +
                       kShardCountVariable + ")")
       ->type_name("N");
-  sub->add_flag("--status", o->status,
-                "Run nothing: say which jobs are done, missing or failed (exit 0 when all are done, 6 otherwise)");
+  sub->add_flag(
+      "--status", o->status,
+      "Run nothing: say which jobs are done, missing, failed or invalid (exit 0 when all are done, 6 otherwise)");
   sub->add_flag("--json", o->json, "--status: one JSON object");
   auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
   auto ui = std::make_shared<UiOptions>();
