@@ -138,7 +138,8 @@ int64_t memory_budget(const RunConfig& config, const Bundle& bundle) {
 int memory_batch(const RunConfig& config, const Bundle& bundle, int64_t total_frames) {
   const Manifest& m = bundle.manifest();
   const int height = resolved_size(config.height, m), width = resolved_size(config.width, m);
-  const int64_t per_frame = frame_activation_bytes(m, height, width, config.guidance > 1.0, !bundle.device().is_cuda());
+  const int64_t per_frame =
+      frame_activation_bytes(m, height, width, sdinterp::guided(config.guidance), !bundle.device().is_cuda());
   const int64_t budget = memory_budget(config, bundle);
   if (budget < 0) return static_cast<int>(std::min<int64_t>(kCpuDefaultBatch, total_frames));
   return batch_for_budget(budget, per_frame, total_frames);
@@ -150,7 +151,7 @@ int choose_batch(const RunConfig& config, const Bundle& bundle, int64_t total_fr
   if (config.batch > 0) return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(config.batch, total_frames)));
   int batch = memory_batch(config, bundle, total_frames);
   const Manifest& m = bundle.manifest();
-  const bool guided = config.guidance > 1.0;
+  const bool guided = sdinterp::guided(config.guidance);
   const auto [lh, lw] = latent_size(config, m);
   if (bundle.uses_compiled(m.unet.compiled.batch_max, lh, lw)) {
     batch = std::min(batch, compiled_frames_cap(m.unet.compiled, guided));
@@ -332,7 +333,7 @@ std::vector<std::string> text_warnings(const RunConfig& config, const TextCondit
   check(text.negative_tokens, texts.negatives, timeline ? "the negative of keyframe source" : "--negative");
   const bool any_negative =
       std::any_of(texts.negatives.begin(), texts.negatives.end(), [](const std::string& n) { return !n.empty(); });
-  if (config.guidance <= 1.0 && any_negative) {
+  if (!guided(config.guidance) && any_negative) {
     out.push_back(std::string(timeline ? "the keyframes' negative prompts have" : "--negative has") +
                   " no effect: --guidance " + number_text(config.guidance) +
                   " is 1 or less, so the walk is not guided and reads no negative prompt");

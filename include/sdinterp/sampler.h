@@ -10,6 +10,10 @@
 
 namespace sdinterp {
 
+// Whether a guidance scale guides: above 1, as diffusers' do_classifier_free_guidance; at 1 or
+// less the walk reads no negative conditioning.
+inline bool guided(double guidance) { return guidance > 1.0; }
+
 struct SamplerSettings {
   SchedulerKind scheduler = SchedulerKind::kLms;
   int steps = 15;

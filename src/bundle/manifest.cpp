@@ -248,7 +248,10 @@ std::string weights_file(const std::string& module_file) {
 Manifest load_manifest(const std::string& bundle_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(bundle_dir, ec) && fs::exists(bundle_dir, ec)) {
+  if (!fs::is_directory(bundle_dir, ec)) {
+    if (!fs::exists(bundle_dir, ec)) {
+      throw ModelError("bundle folder not found: " + bundle_dir + " (pass --bundle DIR, a folder with model.json)");
+    }
     const fs::path folder = fs::path(bundle_dir).parent_path();
     throw ModelError(
         bundle_dir + " is a file; a bundle is a folder" +
@@ -256,19 +259,14 @@ Manifest load_manifest(const std::string& bundle_dir) {
              ? ": give the one that holds it (" + (folder.empty() ? std::string(".") : folder.string()) + ")"
              : " with model.json"));
   }
-  if (!fs::is_directory(bundle_dir, ec)) {
-    throw ModelError("bundle folder not found: " + bundle_dir + " (pass --bundle DIR, a folder with model.json)");
-  }
   fs::path path = fs::path(bundle_dir) / "model.json";
   if (!fs::exists(path, ec)) {
     throw ModelError(bundle_dir + " is not a bundle: it has no model.json (scripts/export_bundle.py makes one)");
   }
+  if (fs::is_directory(path, ec))
+    throw ModelError(path.string() + ": cannot read the bundle manifest: a folder, not a file");
   std::ifstream in(path, std::ios::binary);
-  if (!in || fs::is_directory(path, ec)) {
-    const int error = errno;
-    throw ModelError(path.string() + ": cannot read the bundle manifest: " +
-                     (fs::is_directory(path, ec) ? "a folder, not a file" : std::strerror(error)));
-  }
+  if (!in) throw ModelError(path.string() + ": cannot read the bundle manifest: " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
   return parse_manifest(text.str(), path.string());

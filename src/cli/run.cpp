@@ -127,7 +127,6 @@ std::vector<JobLine> job_lines(const std::string& text) {
 struct BatchJob {
   RunConfig config;
   nlohmann::json explicit_keys;
-  UiOptions checks;  // a line of run metadata: the hashes it records (expected_hashes, expected_image_hashes)
 };
 
 BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::string& source,
@@ -135,7 +134,6 @@ BatchJob read_batch_job(const JobLine& l, const std::string& path, const std::st
   BatchJob b;
   b.explicit_keys = parse_job_object(l.text, path, l.line);
   apply_job(b.explicit_keys, b.config, source);
-  if (is_run_metadata(b.explicit_keys)) expect_recorded_files(b.explicit_keys, overrides, b.checks);
   apply_job(overrides, b.config, "");  // "": flags name themselves
   if (b.config.output.empty() && b.config.png_dir.empty()) {
     throw ConfigError(source + ": the job names no output (\"output\" or \"png-dir\")");
@@ -373,8 +371,7 @@ void add_batch_command(CLI::App& app, int& status) {
       try {
         BatchJob b = read_batch_job(l, o->path, source, overrides);
         config = std::move(b.config);
-        job_ui.expected_hashes = std::move(b.checks.expected_hashes);
-        job_ui.expected_image_hashes = std::move(b.checks.expected_image_hashes);
+        if (is_run_metadata(b.explicit_keys)) expect_recorded_files(b.explicit_keys, overrides, job_ui);
         job_ui.job = job_ref(o->path, line_number, config.output, config.png_dir);
         // Refused before named_outputs: its error record would be the other job's.
         if (const auto twice = written_twice.find(line_number); twice != written_twice.end()) {

@@ -94,9 +94,7 @@ std::vector<std::string> frame_files(const std::vector<std::string>& arguments) 
     std::vector<std::string> names;
     for (fs::directory_iterator it(argument, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      std::string ext = it->path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-      if (name[0] != '.' && ext == ".png" && !it->is_directory(ec)) names.push_back(name);
+      if (name[0] != '.' && lower_extension(name) == ".png" && !it->is_directory(ec)) names.push_back(name);
     }
     if (ec) throw IoError("cannot list the frames in folder " + argument + ": " + ec.message());
     if (names.empty()) throw IoError("folder " + argument + " holds no PNG frames (files ending in .png)");

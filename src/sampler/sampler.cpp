@@ -39,7 +39,7 @@ torch::Tensor Sampler::run(const torch::Tensor& noise, const torch::Tensor& posi
   c10::InferenceMode guard;
   // A fresh scheduler per run: its history (LMS derivatives, ...) belongs to this chunk only.
   auto scheduler = make_scheduler(settings_.scheduler, bundle_.manifest().noise_schedule, settings_.steps);
-  const bool guided = settings_.guidance > 1.0;
+  const bool guided = sdinterp::guided(settings_.guidance);
   const torch::Device device = bundle_.device();
   // Guidance batches [negative, positive] as diffusers does.
   torch::Tensor context = guided ? torch::cat({negative, positive}).to(device) : positive.to(device);
