@@ -243,8 +243,8 @@ std::vector<std::string> WalkParams::problems() const {
     if (!cycle && !keyframes.empty() && frames != defaults.frames) {
       out.push_back("--frames " + std::to_string(frames) +
                     " does nothing in a timeline without --cycle: it ends on its last keyframe (" +
-                    std::to_string(keyframes.back().frame + 1) +
-                    " frames); leave --frames out, or add --cycle to make it the loop's period");
+                    count_text(keyframes.back().frame + 1, "frame") +
+                    "); leave --frames out, or add --cycle to make it the loop's period");
     }
     if (cycle && !keyframes.empty() && frames <= keyframes.back().frame) {
       out.push_back("--cycle: --frames (the period, " + std::to_string(frames) +

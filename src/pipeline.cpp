@@ -324,8 +324,8 @@ std::vector<std::string> text_warnings(const RunConfig& config, const TextCondit
     for (size_t i = 0; i < toks.size() && i < given.size(); ++i) {
       if (toks[i].truncated > 0) {
         out.push_back(std::string(what) + " " + std::to_string(i + 1) + " is longer than the model reads (" +
-                      std::to_string(max_length) + " tokens): " + std::to_string(toks[i].truncated) +
-                      " tokens cut, dropped text: \"" + toks[i].dropped_text + "\"");
+                      std::to_string(max_length) + " tokens): " + count_text(toks[i].truncated, "token") +
+                      " cut, dropped text: \"" + toks[i].dropped_text + "\"");
       }
     }
   };

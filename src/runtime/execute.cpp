@@ -214,8 +214,9 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
       throw ConfigError(out + " is also where the run's metadata goes (" + meta + "); give another name");
     }
   }
-  io::check_can_write(meta, c.overwrite);
+  // The animation first: when both exist, the file the user named is the one to hear about.
   if (!c.output.empty()) io::check_can_write(c.output, c.overwrite);
+  io::check_can_write(meta, c.overwrite);
   std::error_code ec;
   if (!c.png_dir.empty() && !c.overwrite && fs::is_directory(c.png_dir, ec)) {
     for (const auto& entry : fs::directory_iterator(c.png_dir, ec)) {

@@ -383,7 +383,7 @@ def test_metadata_reruns_from_another_folder_and_warns_about_a_changed_bundle(sd
     assert "warning" not in proc.stderr
     # Without -o the sidecar's own output, found from here: it exists.
     proc = run(sdinterp, elsewhere, "run", "../../out/a.gif.json", "--progress", "none")
-    assert proc.returncode == 4 and "out/a.gif.json already exists" in proc.stderr
+    assert proc.returncode == 4 and "out/a.gif already exists" in proc.stderr
     # An absolute path stays absolute.
     proc = run(sdinterp, tmp_path, "generate", "--bundle", tmp_path / "model", "--prompt", "a fox", "--seed", 5,
                "--frames", 3, "--steps", 1, "-o", "out/b.gif", "--progress", "none")
