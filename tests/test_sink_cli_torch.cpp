@@ -78,5 +78,18 @@ TEST_F(EncodeCommand, ExistingOutputIsAnIoErrorUnlessOverwrite) {
   EXPECT_EQ(test::list_dir(out_.str()).size(), 1u);
 }
 
+TEST_F(EncodeCommand, AFolderThatHoldsFramesIsRefusedBeforeEncodingUnlessOverwrite) {
+  const std::string folder = quote(out_.str() + "/frames/");
+  ASSERT_EQ(encode("-o " + folder).status, 0);
+  test::CommandResult r = encode("-o " + folder);
+  EXPECT_EQ(r.status, 4) << r.output;
+  // Said of the folder and its first frame, as generate's --png-dir is, not of whichever frame the
+  // publishing step met first after all the work.
+  EXPECT_NE(r.output.find("frames/ already holds frames (" + out_.str() + "/frames/frame_0000.png)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(encode("-o " + folder + " --overwrite").status, 0);
+  EXPECT_EQ(test::list_dir(out_.str() + "/frames").size(), 3u);
+}
+
 }  // namespace
 }  // namespace sdinterp

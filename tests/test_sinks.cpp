@@ -134,10 +134,20 @@ TEST(PngDirSink, KeepsExistingFramesUnlessOverwriteThenRemovesStaleOnes) {
     write_frames(*sink, frames(4));
     sink->finish();
   }
-  auto again = make_png_dir_sink(out, {});
-  write_frames(*again, frames(2));
-  EXPECT_THROW(again->finish(), IoError);
+  EXPECT_THROW(make_png_dir_sink(out, {}), IoError);  // refused before any work
   EXPECT_EQ(test::list_dir(out).size(), 4u);
+  {
+    // Frames that appear while a sink works are not replaced when it publishes.
+    std::string raced = dir / "raced";
+    auto late = make_png_dir_sink(raced, {});
+    auto early = make_png_dir_sink(raced, {});
+    write_frames(*early, frames(3));
+    early->finish();
+    write_frames(*late, frames(2));
+    EXPECT_THROW(late->finish(), IoError);
+    EXPECT_EQ(test::list_dir(raced).size(), 3u);
+    std::filesystem::remove_all(raced);
+  }
 
   FrameSinkOptions overwrite;
   overwrite.overwrite = true;

@@ -50,7 +50,8 @@ class FrameSink {
 };
 
 // Writes DIR/frame_0000.png, DIR/frame_0001.png, ... (lossless). The folder is created if
-// needed; frames go to a hidden temporary folder beside it and are moved in at finish().
+// needed; frames go to a hidden temporary folder beside it and are moved in at finish(). Without
+// options.overwrite a folder that already holds frames is refused here, before any work (IoError).
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options);
 
 // A PNG frames folder's names: frame_0000.png ... with the index zero-padded to 4 digits, or to
@@ -60,6 +61,9 @@ int png_frame_digits(long frame_count);
 std::string png_frame_name(long index, int digits);
 // What every frame's name begins with (a folder's earlier frames are recognised by it).
 constexpr const char* kPngFramePrefix = "frame_";
+// A frame already in the folder (its path, the first by name), or "" when it holds none or is no
+// folder.
+std::string png_frame_in(const std::string& dir);
 
 // Chooses the sink from the file extension (.gif, .webp, .mp4). Throws ConfigError listing
 // the supported ones. Invalid options (fps, quality, ...) throw ConfigError here, before any

@@ -217,15 +217,9 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
   // The animation first: when both exist, the file the user named is the one to hear about.
   if (!c.output.empty()) io::check_can_write(c.output, c.overwrite);
   io::check_can_write(meta, c.overwrite);
-  std::error_code ec;
-  if (!c.png_dir.empty() && !c.overwrite && fs::is_directory(c.png_dir, ec)) {
-    for (const auto& entry : fs::directory_iterator(c.png_dir, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind(kPngFramePrefix, 0) == 0) {
-        throw IoError("--png-dir " + c.png_dir + " already holds frames (" + (fs::path(c.png_dir) / name).string() +
-                      "); pass --overwrite to replace them, or give another folder");
-      }
-    }
+  if (const std::string frame = c.png_dir.empty() || c.overwrite ? "" : png_frame_in(c.png_dir); !frame.empty()) {
+    throw IoError("--png-dir " + c.png_dir + " already holds frames (" + frame +
+                  "); pass --overwrite to replace them, or give another folder");
   }
 }
 
