@@ -54,6 +54,22 @@ TEST(CliErrors, CorruptBundleFiles) {
                "merges.txt", dir);
 }
 
+TEST(CliErrors, AnInputImageThatCannotBeReadIsSaidBeforeTheBundleLoads) {
+  // The bundle's UNet is cut short: were it loaded first (seconds for a real model), its error
+  // would come first.
+  test::TempDir bundle, images, dir;
+  fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
+  fs::resize_file(bundle / "unet.pt", 100);
+  std::ofstream(images / "walk.gif") << "GIF89a";
+  std::ofstream(images / "a.png") << "not a png";
+  const std::string morph = sdinterp() + " generate --bundle " + quote(bundle.str()) +
+                            " --mode image-morph --prompt x --seed 1 --frames 2 -o a.gif --image ";
+  expect_error(morph + quote(images / "none.png") + " --image " + quote(images / "a.png"), kExitIo,
+               "none.png: No such file or directory", dir);
+  expect_error(morph + quote(images / "walk.gif") + " --image " + quote(images / "a.png"), kExitIo,
+               "walk.gif: it is a GIF animation (give PNG or JPEG images)", dir);
+}
+
 TEST(CliErrors, JobFileThatIsAFolderOrMissing) {
   // A folder reads as nothing: `batch` would have done zero jobs with exit status 0.
   test::TempDir dir, folder;

@@ -24,8 +24,11 @@ struct ReportOptions {
 int run_report(const ReportOptions& given) {
   ReportOptions o = given;
   o.frames = io::frame_files(given.frames);
-  if (o.frames.size() < 2)
-    throw ConfigError("report needs at least 2 frames (got " + std::to_string(o.frames.size()) + ")");
+  if (o.frames.size() < 2) {
+    // One file that is no frame (an animation, metadata) is said to be so first.
+    io::read_image_rgb(o.frames[0]);
+    throw ConfigError("report needs at least 2 frames (got 1, " + o.frames[0] + ")");
+  }
   SmoothnessMeter meter(o.cycle);
   int width = 0, height = 0;
   for (const std::string& path : o.frames) {

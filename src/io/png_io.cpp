@@ -1,7 +1,9 @@
 #include "io/png_io.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -43,12 +45,35 @@ void refuse_folder(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) throw folder_given(path);
 }
 
+bool starts_with(const std::vector<unsigned char>& data, std::initializer_list<unsigned char> magic, size_t at = 0) {
+  if (data.size() < at + magic.size()) return false;
+  return std::equal(magic.begin(), magic.end(), data.begin() + static_cast<std::ptrdiff_t>(at));
+}
+
+// What a file that is no image is, by its first bytes, for the error: the animations sdinterp
+// writes and its metadata are the files most often given in place of frames. "" when unknown.
+std::string other_kind(const std::vector<unsigned char>& head) {
+  if (starts_with(head, {'G', 'I', 'F', '8'})) return "a GIF animation";
+  if (starts_with(head, {'R', 'I', 'F', 'F'}) && starts_with(head, {'W', 'E', 'B', 'P'}, 8)) return "a WebP file";
+  if (starts_with(head, {'f', 't', 'y', 'p'}, 4)) return "an MP4 video";
+  const auto text = std::find_if(head.begin(), head.end(), [](unsigned char c) { return !std::isspace(c); });
+  if (text != head.end() && (*text == '{' || *text == '[')) return "JSON text";
+  return "";
+}
+
 // stb says "can't fopen" for a missing or unreadable file, and its own terse words ("outofdata",
-// "expected marker") for a broken one: the error says which, in the system's words for the first.
+// "expected marker") for a broken one: the error says which, in the system's words for the first,
+// and names an animation or JSON file given in place of a frame.
 IoError frame_unreadable(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) return IoError("cannot read image " + path + ": " + std::strerror(errno));
+  std::vector<unsigned char> head(16);
+  head.resize(std::fread(head.data(), 1, head.size(), file));
   std::fclose(file);
+  if (const std::string kind = other_kind(head); !kind.empty()) {
+    return IoError("cannot read image " + path + ": it is " + kind +
+                   ", not a frame; give PNG frames (generate's --png-dir writes them)");
+  }
   return IoError("cannot read image " + path + ": not a PNG, or its data is corrupt or truncated (" +
                  stbi_failure_reason() + "; give PNG frames)");
 }
@@ -127,11 +152,6 @@ Frame read_image_rgb(const std::string& path) {
 
 namespace {
 
-bool starts_with(const std::vector<unsigned char>& data, std::initializer_list<unsigned char> magic) {
-  if (data.size() < magic.size()) return false;
-  return std::equal(magic.begin(), magic.end(), data.begin());
-}
-
 // A JPEG's last scan must be followed by its end marker (FF D9): stb decodes a cut file without
 // complaint, filling the missing part with grey. Entropy-coded data cannot hold FF D9 (an FF in it
 // is followed by 00 or a restart marker), so the marker after the last start of scan is the end.
@@ -159,7 +179,11 @@ Frame read_input_image(const std::string& path) {
   const std::vector<unsigned char> data(bytes.begin(), bytes.end());
   const bool png = starts_with(data, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
   const bool jpeg = starts_with(data, {0xFF, 0xD8, 0xFF});
-  if (!png && !jpeg) throw IoError("cannot read image " + path + ": not a PNG or JPEG file (give PNG or JPEG images)");
+  if (!png && !jpeg) {
+    const std::string kind = other_kind(data);
+    throw IoError("cannot read image " + path + ": " + (kind.empty() ? "not a PNG or JPEG file" : "it is " + kind) +
+                  " (give PNG or JPEG images)");
+  }
   if (jpeg && !jpeg_complete(data)) throw IoError("cannot read image " + path + ": the JPEG file is truncated");
   int width = 0;
   int height = 0;

@@ -23,6 +23,7 @@
 
 #include "cli/events.h"
 #include "io/atomic_output.h"
+#include "io/png_io.h"
 #include "sdinterp/bundle_hash.h"
 #include "sdinterp/errors.h"
 #include "sdinterp/frame_sink.h"
@@ -614,6 +615,9 @@ JobOutcome execute_job(BundleCache& cache, RunConfig c, const UiOptions& ui, boo
   MeterSink smoothness((c.mode == WalkMode::kTimeline && c.cycle) || c.seamless_loop);
   sinks.push_back(&smoothness);
 
+  // The input images are read once before the bundle loads (seconds for a large model), so that a
+  // missing or unreadable image is said at once; the walk reads them again.
+  for (const std::string& image : c.images) io::read_input_image(image);
   const ModelOptions cached_as = c;  // the cache's key: `c` records the device resolved below
   cache.refresh(cached_as);
   const Bundle& bundle = cache.get(cached_as);

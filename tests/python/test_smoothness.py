@@ -78,7 +78,12 @@ def test_the_report_refuses_what_it_cannot_measure(sdinterp, tmp_path):
     generate(sdinterp, tmp_path, "--prompt", "a fox", "--frames", 3)
     first = str(tmp_path / "f" / "frame_0000.png")
     proc = subprocess.run([sdinterp, "report", first], capture_output=True, text=True)
-    assert proc.returncode == 2 and "at least 2 frames" in proc.stderr
+    assert proc.returncode == 2 and "at least 2 frames (got 1, " in proc.stderr
+    # The walk's animation or metadata given in place of frames is named as what it is.
+    Image.open(first).save(tmp_path / "walk.gif")
+    for name, kind in (("walk.gif", "a GIF animation"), ("f.json", "JSON text")):
+        proc = subprocess.run([sdinterp, "report", str(tmp_path / name)], capture_output=True, text=True)
+        assert proc.returncode == 4 and f"{name}: it is {kind}, not a frame; give PNG frames" in proc.stderr, proc.stderr
     proc = subprocess.run([sdinterp, "report", first, first], capture_output=True, text=True)  # the fewest it takes
     assert proc.returncode == 0 and proc.stdout.startswith("2 frames, 1 step: mean 0.000,"), proc.stdout
     proc = subprocess.run([sdinterp, "report", first, str(tmp_path / "missing.png")], capture_output=True, text=True)
