@@ -180,7 +180,11 @@ Keyframe get_keyframe(const json& v, const std::string& source, size_t index) {
       }
     } else if (key == "ease") {
       if (!value.is_string()) throw ConfigError(prefix(source) + name + " must be a string");
-      k.ease = parse_ease(value.get<std::string>(), which + " ease");
+      try {
+        k.ease = parse_ease(value.get<std::string>(), "ease");
+      } catch (const ConfigError& e) {
+        throw ConfigError(prefix(source) + which + ": " + e.what());
+      }
     } else {
       throw ConfigError(prefix(source) + which + ": unknown key \"" + key + "\"" +
                         key_suggestion(key, keyframe_keys()));

@@ -192,7 +192,7 @@ def test_the_compact_flag_form_equals_the_job_file(sdinterp, tmp_path):
     ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 3, "prompt": "b"}, {"frame": 3, "prompt": "c"}]},
      "keyframe 3 is at frame 3, not after keyframe 2 (frame 3); frames must increase"),
     ({"keyframes": [{"frame": 0, "prompt": "a", "ease": "wobble"}, {"frame": 2, "prompt": "b"}]},
-     'unknown keyframe 1 ease "wobble"; choose one of: linear, sine, cubic, in, out, hold'),
+     'job.json: keyframe 1: unknown ease "wobble"; choose one of: linear, sine, cubic, in, out, hold'),
     ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 5, "prompt": "b"}], "cycle": True, "frames": 5},
      "--frames (the period, 5) must exceed the last keyframe's frame (5)"),
     ({"keyframes": [{"frame": 0, "prompt": "a"}, {"frame": 5, "prompt": "b"}], "frames": 3},
