@@ -297,6 +297,15 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   EXPECT_EQ(fs::last_write_time(dir / "a.gif"), a_time);
 }
 
+TEST(Cli, ABatchWithoutJobsSaysSoAndSucceeds) {
+  test::TempDir dir;
+  std::ofstream(dir / "jobs.jsonl") << "# made by a script that found nothing to make\n\n";
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sdinterp: warning: jobs.jsonl holds no jobs"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("batch: 0 done, 0 skipped, 0 failed"), std::string::npos) << r.output;
+}
+
 TEST(Cli, TwentyJobBatchSurvivesAKillAndEveryMetadataRepeatsItsFrames) {
   test::TempDir dir;
   const std::string bundle = nlohmann::json(test::tiny_sd()).dump();

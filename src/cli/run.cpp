@@ -354,6 +354,11 @@ void add_batch_command(CLI::App& app, int& status) {
       overrides = flags->given();
       written_twice = outputs_written_twice(lines, o->path, overrides);
     });
+    if (lines.empty() && ui->progress != Progress::kJson) {
+      // Not an error (a script may have had nothing to make), but likely not what was meant.
+      std::cerr << "sdinterp: warning: " << o->path
+                << " holds no jobs (only blank lines and # comments, or nothing); nothing to run\n";
+    }
     if (shard.count > 1 && !ui->quiet && ui->progress != Progress::kJson) {
       int mine = 0;
       for (const JobLine& l : lines) mine += shard.runs(l.index) ? 1 : 0;
