@@ -297,6 +297,23 @@ TEST(Cli, BatchLoadsOnceReportsFailuresAndResumes) {
   EXPECT_EQ(fs::last_write_time(dir / "a.gif"), a_time);
 }
 
+TEST(Cli, OutputThatCannotBeWrittenIsNoSuccess) {
+  test::TempDir dir;
+  // A file or device that refuses the bytes: exit 4, one line.
+  auto full = test::run_command("{ " + sdinterp() + " info > /dev/full; }");
+  EXPECT_EQ(full.status, 4) << full.output;
+  EXPECT_EQ(full.output, "sdinterp: error: cannot write to standard output (closed, or its disk is full)\n");
+  // A reader that goes before the command has printed all: interrupted, as a run whose progress
+  // reader goes. Enough texts to fill the pipe.
+  std::string texts;
+  for (int i = 0; i < 3000; ++i) texts += " word" + std::to_string(i);
+  auto gone = test::run_command("cd " + quote(dir.str()) + " && bash -c " +
+                                quote(sdinterp() + " tokenize --bundle " + tiny() + texts +
+                                      " 2> err.txt | head -c 1 > /dev/null; exit ${PIPESTATUS[0]}"));
+  EXPECT_EQ(gone.status, 130) << gone.output;
+  EXPECT_EQ(test::read_text(dir / "err.txt"), "sdinterp: error: interrupted\n");
+}
+
 TEST(Cli, ABatchWithoutJobsSaysSoAndSucceeds) {
   test::TempDir dir;
   std::ofstream(dir / "jobs.jsonl") << "# made by a script that found nothing to make\n\n";
