@@ -147,6 +147,23 @@ TEST(OptionValues, Seeds) {
   EXPECT_EQ(meta["seed"].get<uint64_t>(), UINT64_MAX);
 }
 
+// run and batch take their values from the job: a flag they show with a default ("--frames
+// INT=30") would read as if a flag not given set 30 and replaced the job's own frames.
+TEST(OptionValues, RunAndBatchHelpShowsNoDefaultThatWouldReplaceTheJobs) {
+  const std::string sdinterp = quote(test::binary());
+  for (const std::string command : {"run", "batch"}) {
+    auto r = test::run_command(sdinterp + " " + command + " --help");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("--frames INT "), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("--frames INT="), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("--mode TEXT="), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("A flag given replaces the job's value"), std::string::npos) << r.output;
+  }
+  auto generate = test::run_command(sdinterp + " generate --help");
+  EXPECT_NE(generate.output.find("--frames INT=30"), std::string::npos) << generate.output;
+  EXPECT_NE(test::run_command(sdinterp + " encode --help").output.find("--fps NUMBER=10"), std::string::npos);
+}
+
 // Mistyped commands and options, extra arguments, an option without its value, a switch given a
 // value: each in the project's words, with the nearest name where there is one (CLI11 said "The
 // following argument was not expected", and for 'generate --framez 3' only "--bundle is required").

@@ -61,7 +61,7 @@ void add_encode_command(CLI::App& app, int& status) {
   sub->add_option("-o,--output", *output,
                   "Output: " + supported_file_extensions() + " by extension, or a folder ending in / for PNG frames")
       ->required();
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false, encode_keys());
+  auto flags = std::make_shared<JobFlags>(sub, JobFlagUse::kSettings, encode_keys());
   sub->callback([frames, output, flags, &status] { status = run_encode(*frames, *output, *flags); });
 }
 

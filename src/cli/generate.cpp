@@ -11,7 +11,7 @@ namespace sdinterp::cli {
 
 void add_generate_command(CLI::App& app, int& status) {
   CLI::App* sub = app.add_subcommand("generate", "Render a latent-space walk to an animation and/or PNG frames");
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/true);
+  auto flags = std::make_shared<JobFlags>(sub, JobFlagUse::kWholeJob);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->callback([flags, ui, &status] {

@@ -9,14 +9,15 @@
 
 namespace sdinterp::cli {
 
-JobFlags::JobFlags(CLI::App* sub, bool required, const std::vector<std::string>& keys) {
+JobFlags::JobFlags(CLI::App* sub, JobFlagUse use, const std::vector<std::string>& keys) {
   // Every flag is taken as text and turned into the job value it stands for by given(): flags and
   // job files then go through one reader (apply_job), with one set of messages.
   const nlohmann::json defaults = job_to_json(RunConfig{});
   for (const JobKey& k : job_key_table()) {
     if (!keys.empty() && std::find(keys.begin(), keys.end(), k.key) == keys.end()) continue;
     const std::string names = k.flag.empty() ? "--" + k.key : k.flag;
-    const nlohmann::json& fallback = defaults.contains(k.key) ? defaults.at(k.key) : nlohmann::json();
+    const nlohmann::json& fallback =
+        use != JobFlagUse::kOverrides && defaults.contains(k.key) ? defaults.at(k.key) : nlohmann::json();
     CLI::Option* option = nullptr;
     switch (k.kind) {
       case FlagKind::kText:
@@ -50,7 +51,12 @@ JobFlags::JobFlags(CLI::App* sub, bool required, const std::vector<std::string>&
   }
   // The prompts a mode needs (none for a timeline, whose keyframes carry them) are checked with
   // the rest of the job (RunConfig::problems).
-  if (required) options_.at("bundle")->required();
+  if (use == JobFlagUse::kWholeJob) options_.at("bundle")->required();
+  if (use == JobFlagUse::kOverrides) {
+    sub->footer(
+        "A flag given replaces the job's value (in a batch, every line's); a value neither gives is the default "
+        "that sdinterp generate --help shows.");
+  }
 }
 
 nlohmann::json JobFlags::given() const {

@@ -16,11 +16,18 @@
 
 namespace sdinterp::cli {
 
+// What the flags of a command stand for.
+enum class JobFlagUse {
+  kWholeJob,   // generate: the flags are the job (--bundle required), defaults shown in the help
+  kOverrides,  // run, batch: a flag given replaces the job's value; one not given leaves it, so the
+               // help shows no default (a job file's value, else the default, applies)
+  kSettings,   // encode: the outputs' settings alone, defaults shown
+};
+
 class JobFlags {
  public:
-  // Registers every job flag on `sub` (or only those of `keys`, as `encode` does); `required_bundle`
-  // for generate.
-  JobFlags(CLI::App* sub, bool required_bundle, const std::vector<std::string>& keys = {});
+  // Registers every job flag on `sub` (or only those of `keys`, as `encode` does).
+  JobFlags(CLI::App* sub, JobFlagUse use, const std::vector<std::string>& keys = {});
   // The flags the user gave, as a job object.
   nlohmann::json given() const;
 

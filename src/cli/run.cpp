@@ -73,7 +73,7 @@ void add_run_command(CLI::App& app, int& status) {
                   "Job file (JSON object with the generate flags' names; run metadata works too; - reads it from "
                   "standard input)")
       ->required();
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
+  auto flags = std::make_shared<JobFlags>(sub, JobFlagUse::kOverrides);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->add_flag("--strict", ui->strict, kStrictHelp);
@@ -312,7 +312,7 @@ void add_batch_command(CLI::App& app, int& status) {
       "--status", o->status,
       "Run nothing: say which jobs are done, missing, failed or invalid (exit 0 when all are done, 6 otherwise)");
   sub->add_flag("--json", o->json, "--status: one JSON object");
-  auto flags = std::make_shared<JobFlags>(sub, /*required_bundle=*/false);
+  auto flags = std::make_shared<JobFlags>(sub, JobFlagUse::kOverrides);
   auto ui = std::make_shared<UiOptions>();
   add_ui_flags(sub, *ui);
   sub->add_flag("--strict", ui->strict, kStrictHelp);
