@@ -21,10 +21,10 @@ using test::quote;
 
 // The expected line ends with what the option takes and the value refused.
 void expect_refused(const std::string& command, const std::string& expected, const test::TempDir& dir,
-                    size_t files_before = 0) {
+                    size_t files_before = 0, const std::string& source = "") {
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + command);
   EXPECT_EQ(r.status, kExitUsage) << command << "\n" << r.output;
-  EXPECT_EQ(r.output.rfind("sdinterp: error: ", 0), 0u) << r.output;
+  EXPECT_EQ(r.output.rfind("sdinterp: error: " + source, 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
   EXPECT_NE(r.output.find(expected), std::string::npos) << "expected: " << expected << "\ngot: " << r.output;
   EXPECT_EQ(r.output.find("CLI11"), std::string::npos) << r.output;
@@ -62,7 +62,8 @@ TEST(OptionValues, EveryNumericJobKeyOutOfRangeOrMistyped) {
       job[key] = value;
       std::ofstream(dir / "job.json") << job.dump();
       const std::string shown = value.is_string() ? value.dump() : number_text(value.get<double>());
-      expect_refused(quote(test::binary()) + " run job.json", message(o, shown), dir, 1);
+      // Named with the file, whether the job reader or the run's checks refuse it.
+      expect_refused(quote(test::binary()) + " run job.json", message(o, shown), dir, 1, "job.json: ");
     }
   }
 }

@@ -92,7 +92,12 @@ void add_run_command(CLI::App& app, int& status) {
       }
       apply_job(flags->given(), config, "");  // "": flags name themselves
       ui->job = job_ref(*path, 0, config.output, config.png_dir);
-      run_and_report(*runtime(&config).new_session(), config, *ui);
+      try {
+        run_and_report(*runtime(&config).new_session(), config, *ui);
+      } catch (const ConfigError& e) {
+        // A value out of range or a mode's missing prompt names the job file, as a batch line's does.
+        throw ConfigError(job_message(*path, e.what()));
+      }
     });
     status = 0;
   });
