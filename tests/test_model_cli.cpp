@@ -70,6 +70,22 @@ TEST(CliErrors, AnInputImageThatCannotBeReadIsSaidBeforeTheBundleLoads) {
                "walk.gif: it is a GIF animation (give PNG or JPEG images)", dir);
 }
 
+// info --bundle checks what a cut-short copy or a lost file breaks, without loading the model.
+TEST(CliErrors, InfoChecksTheBundlesFiles) {
+  test::TempDir bundle, dir;
+  fs::copy(test::tiny_sd(), bundle.str(), fs::copy_options::recursive);
+  auto whole = test::run_command(sdinterp() + " info --bundle " + quote(bundle.str()));
+  EXPECT_EQ(whole.status, 0) << whole.output;
+  EXPECT_NE(whole.output.find("files: 11 named by model.json"), std::string::npos) << whole.output;
+  EXPECT_NE(whole.output.find("all present, weights headers whole"), std::string::npos) << whole.output;
+  fs::resize_file(bundle / "vae_decoder.safetensors", fs::file_size(bundle / "vae_decoder.safetensors") - 1);
+  expect_error(sdinterp() + " info --bundle " + quote(bundle.str()), kExitModel, "vae_decoder.safetensors: weight",
+               dir);
+  fs::remove(bundle / "text_encoder.pt");
+  expect_error(sdinterp() + " info --bundle " + quote(bundle.str()) + " --json", kExitModel,
+               "text_encoder.pt: missing bundle file", dir);
+}
+
 TEST(CliErrors, JobFileThatIsAFolderOrMissing) {
   // A folder reads as nothing: `batch` would have done zero jobs with exit status 0.
   test::TempDir dir, folder;

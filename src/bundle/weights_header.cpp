@@ -1,6 +1,10 @@
 #include "bundle/weights_header.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -72,6 +76,30 @@ WeightsHeader parse_weights_header(const unsigned char* bytes, uint64_t size, co
     out.weights.emplace(key, std::move(e));
   }
   return out;
+}
+
+WeightsHeader read_weights_header(const std::string& path) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) {
+    if (!std::filesystem::exists(path, ec)) throw missing_bundle_file(path);
+    throw ModelError(path + ": cannot open the weights file: " + std::strerror(errno));
+  }
+  std::vector<unsigned char> head(std::min<uint64_t>(size, 8));
+  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+  if (head.size() == 8) {
+    uint64_t header_size = 0;
+    for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | head[i];
+    constexpr uint64_t kLargestHeader = uint64_t{256} << 20;  // real ones are well under 1 MiB
+    if (header_size <= size - 8) {
+      if (header_size > kLargestHeader) corrupt_weights_file(path, "its header is too large to be one");
+      head.resize(8 + header_size);
+      in.read(reinterpret_cast<char*>(head.data()) + 8, static_cast<std::streamsize>(header_size));
+    }
+  }
+  if (!in) throw ModelError(path + ": cannot read the weights file");
+  return parse_weights_header(head.data(), size, path);
 }
 
 }  // namespace sdinterp

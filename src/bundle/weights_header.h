@@ -38,6 +38,11 @@ struct WeightsHeader {
 // Throws ModelError naming `name` ("... (the bundle is corrupt; re-export it)").
 WeightsHeader parse_weights_header(const unsigned char* bytes, uint64_t size, const std::string& name);
 
+// Reads the header of the weights file at `path` from disk (not its data) and checks it against
+// the file's size as parse_weights_header does: what `info --bundle` checks without loading.
+// Throws ModelError (a missing file as missing_bundle_file).
+WeightsHeader read_weights_header(const std::string& path);
+
 // The ModelError of a corrupt weights file: "FILE: WHAT (the bundle is corrupt; re-export it)".
 [[noreturn]] void corrupt_weights_file(const std::string& name, const std::string& what);
 

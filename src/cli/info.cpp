@@ -1,8 +1,12 @@
 // `sdinterp info`: versions, devices and a bundle's summary, for CI smoke runs and bug reports.
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
+#include "bundle/weights_header.h"
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "sdinterp/errors.h"
 #include "sdinterp/manifest.h"
 
 namespace sdinterp::cli {
@@ -13,13 +17,35 @@ struct InfoOptions {
   bool json = false;
 };
 
+// The files the manifest names: each present, and each weights file's header whole and within its
+// file (what a cut-short copy or a lost file breaks), without loading anything. Throws the
+// ModelError a load would (exit 3). {"count", "bytes"} of the files.
+nlohmann::json checked_bundle_files(const std::string& dir, const Manifest& m) {
+  uint64_t bytes = 0;
+  const std::vector<std::string> files = m.files();
+  for (const std::string& name : files) {
+    const std::string path = (std::filesystem::path(dir) / name).string();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) throw missing_bundle_file(path);
+    bytes += std::filesystem::file_size(path, ec);
+  }
+  if (m.weights_beside()) {
+    for (const std::string& module : m.module_files()) {
+      read_weights_header((std::filesystem::path(dir) / weights_file(module)).string());
+    }
+  }
+  return {{"count", files.size()}, {"bytes", bytes}};
+}
+
 nlohmann::json bundle_summary(const std::string& dir) {
   const Manifest m = load_manifest(dir);
   const auto& ns = m.noise_schedule;
   nlohmann::json compiled = {{"unet", nullptr}, {"vae_decoder", nullptr}};
   for (const auto& [module, c] : m.compiled_modules()) {
+    std::error_code ec;
     compiled[module] = {{"kind", "aoti"},
                         {"file", c->file},
+                        {"present", std::filesystem::is_regular_file(std::filesystem::path(dir) / c->file, ec)},
                         {"batch_min", c->batch_min},
                         {"batch_max", c->batch_max},
                         {"latent_multiple", c->latent_multiple},
@@ -28,6 +54,7 @@ nlohmann::json bundle_summary(const std::string& dir) {
                         {"takes", c->takes(m.vae.scale_factor)}};
   }
   return {{"path", dir},
+          {"files", checked_bundle_files(dir, m)},
           {"description", m.description},
           {"format_version", m.format_version},
           {"device", m.device},
@@ -93,12 +120,20 @@ int run_info(const InfoOptions& o) {
               << ", text hidden " << b["text_hidden_size"] << ", " << s["prediction_type"].get<std::string>() << ", "
               << s["beta_schedule"].get<std::string>() << " betas " << s["beta_start"] << ".." << s["beta_end"]
               << " over " << s["num_train_timesteps"] << " steps\n";
+    std::printf("  files: %d named by model.json, %.1f MiB, all present%s\n", b["files"]["count"].get<int>(),
+                static_cast<double>(b["files"]["bytes"].get<uint64_t>()) / (1 << 20),
+                b["format_version"].get<int>() >= 3 ? ", weights headers whole" : "");
+    std::fflush(stdout);
     for (const auto& [key, what] :
          {std::pair{"compiled_unet", "UNet"}, std::pair{"compiled_vae_decoder", "VAE decoder"}}) {
       if (b[key].is_null()) continue;
       const auto& c = b[key];
-      std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": "
-                << c["takes"].get<std::string>() << ", compile settings " << c["tuning"].get<std::string>() << "\n";
+      std::cout << "  compiled " << what << " (AOTInductor) " << c["file"].get<std::string>() << ": ";
+      if (c["present"].get<bool>()) {
+        std::cout << c["takes"].get<std::string>() << ", compile settings " << c["tuning"].get<std::string>() << "\n";
+      } else {
+        std::cout << "missing (model.json names it; the TorchScript " << what << " is used)\n";
+      }
     }
   }
   return 0;
@@ -109,7 +144,8 @@ int run_info(const InfoOptions& o) {
 void add_info_command(CLI::App& app, int& status) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "Versions, CUDA devices with free memory, and a bundle's summary");
-  sub->add_option("--bundle", o->bundle_dir, "Model bundle folder to summarise");
+  sub->add_option("--bundle", o->bundle_dir,
+                  "Model bundle folder to summarise and check (its files present, its weights files' headers whole)");
   sub->add_flag("--json", o->json, "Print JSON");
   sub->callback([o, &status] { status = run_info(*o); });
 }
