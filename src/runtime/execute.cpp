@@ -215,13 +215,13 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
       throw ConfigError(out + " is also where the run's metadata goes (" + meta + "); give another name");
     }
   }
-  // The animation first: when both exist, the file the user named is the one to hear about.
+  // The outputs the user named before their metadata: when both exist, those are the ones to hear about.
   if (!c.output.empty()) io::check_can_write(c.output, c.overwrite);
-  io::check_can_write(meta, c.overwrite);
   if (const std::string frame = c.png_dir.empty() || c.overwrite ? "" : png_frame_in(c.png_dir); !frame.empty()) {
     throw IoError("--png-dir " + c.png_dir + " already holds frames (" + frame +
                   "); pass --overwrite to replace them, or give another folder");
   }
+  io::check_can_write(meta, c.overwrite);
 }
 
 // Frames a job moved into a folder that was there before: frame_0000 ... (twice as many at most,

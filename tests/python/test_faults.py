@@ -259,9 +259,13 @@ def test_a_bundle_written_over_under_a_run_fails_the_job_and_the_next_job_loads_
 def test_clashing_outputs_are_refused_before_rendering(sdinterp, tmp_path):
     assert sdinterp_run(sdinterp, tmp_path, *generate_args("--frames", 3, "-o", "walk.gif", "--png-dir", "walk"),
                         ).returncode == 0
+    assert sdinterp_run(sdinterp, tmp_path, *generate_args("--frames", 2, "--png-dir", "still")).returncode == 0
     before = visible(tmp_path)
     cases = [
         (["run", "walk.gif.json", "-o", "again.gif"], 4, "--png-dir walk already holds frames"),
+        # Every output exists: the ones named are said, before their metadata.
+        (["run", "walk.gif.json"], 4, "output walk.gif already exists"),
+        (["run", "still.json"], 4, "--png-dir still already holds frames"),
         (generate_args("-o", "two.gif", "--png-dir", "walk"), 4, "--png-dir walk already holds frames"),
         (generate_args("-o", "x.gif", "--png-dir", "x.gif"), 2, "name the same path"),
         # Written otherwise, before either exists: this one rendered, then failed to publish (exit 4).
