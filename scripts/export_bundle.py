@@ -287,6 +287,9 @@ def load_pipeline(args: argparse.Namespace):
         raise ExportError("--config and --original-config apply to a single checkpoint file only")
     if path.is_dir():
         if not (path / "model_index.json").is_file():
+            if (path / "model.json").is_file():
+                raise ExportError(f"{model}: an sdinterp bundle already (model.json), not a model to export; "
+                                  "pass the diffusers folder, hub id or checkpoint it was made from")
             raise ExportError(f"{model}: not a diffusers folder (no model_index.json); "
                               "pass a hub id, a diffusers folder or a .safetensors/.ckpt file")
         if args.revision:

@@ -21,6 +21,10 @@ def test_existing_out_dir_and_missing_model_are_refused(tmp_path):
     (tmp_path / "notdiffusers").mkdir()
     proc = run_exporter_cli(tmp_path / "notdiffusers", tmp_path / "b3", check=False)
     assert proc.returncode == 2 and "model_index.json" in proc.stderr
+    # A bundle given as the model (its own folder, or one exported before) is called one.
+    (tmp_path / "notdiffusers" / "model.json").write_text("{}")
+    proc = run_exporter_cli(tmp_path / "notdiffusers", tmp_path / "b4", check=False)
+    assert proc.returncode == 2 and "an sdinterp bundle already (model.json)" in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "notdiffusers"]
 
 
