@@ -359,7 +359,7 @@ void add_batch_command(CLI::App& app, int& status) {
       overrides = flags->given();
       written_twice = outputs_written_twice(lines, o->path, overrides);
     });
-    if (lines.empty() && ui->progress != Progress::kJson) {
+    if (lines.empty()) {
       // Not an error (a script may have had nothing to make), but likely not what was meant.
       std::cerr << "sdinterp: warning: " << o->path
                 << " holds no jobs (only blank lines and # comments, or nothing); nothing to run\n";
