@@ -330,6 +330,27 @@ TEST(Cli, OutputThatCannotBeWrittenIsNoSuccess) {
   EXPECT_EQ(test::read_text(dir / "err.txt"), "sdinterp: error: interrupted\n");
 }
 
+TEST(Cli, ABatchOutputFlagForManyJobsIsRefusedBeforeAnyRuns) {
+  test::TempDir dir;
+  std::ofstream(dir / "jobs.jsonl") << R"({"bundle": )" << nlohmann::json(test::tiny_sd()).dump()
+                                    << R"(, "prompt": "a", "seed": 1, "frames": 2, "steps": 1})"
+                                    << "\n"
+                                    << R"({"bundle": )" << nlohmann::json(test::tiny_sd()).dump()
+                                    << R"(, "prompt": "b", "seed": 2, "frames": 2, "steps": 1})"
+                                    << "\n";
+  auto r = test::run_command("cd " + quote(dir.str()) + " && " + sdinterp() + " batch jobs.jsonl -o same.gif");
+  EXPECT_EQ(r.status, kExitUsage) << r.output;
+  EXPECT_EQ(r.output,
+            "sdinterp: error: -o given to batch names one output for all 2 jobs of jobs.jsonl; give each line its "
+            "own \"output\"\n");
+  EXPECT_EQ(test::entries(dir.str()), 1u);  // the job file alone: the first job did not run either
+  // One job line: the flag names its output.
+  r = test::run_command("cd " + quote(dir.str()) + " && head -1 jobs.jsonl | " + sdinterp() +
+                        " batch - --png-dir frames -q");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "frames/frame_0001.png"));
+}
+
 TEST(Cli, ABatchWithoutJobsSaysSoAndSucceeds) {
   test::TempDir dir;
   std::ofstream(dir / "jobs.jsonl") << "# made by a script that found nothing to make\n\n";

@@ -358,6 +358,15 @@ void add_batch_command(CLI::App& app, int& status) {
       lines = job_lines(read_job_file(o->path));
       overrides = flags->given();
       written_twice = outputs_written_twice(lines, o->path, overrides);
+      // An output flag names one path for every line: all but one job could only clash.
+      for (const auto& [key, flag] : {std::pair{"output", "-o"}, std::pair{"png-dir", "--png-dir"}}) {
+        if (lines.size() > 1 && overrides.contains(key)) {
+          throw ConfigError(std::string(flag) + " given to batch names one " +
+                            (std::string(key) == "output" ? "output" : "frames folder") + " for all " +
+                            std::to_string(lines.size()) + " jobs of " + o->path + "; give each line its own \"" + key +
+                            "\"");
+        }
+      }
     });
     if (lines.empty()) {
       // Not an error (a script may have had nothing to make), but likely not what was meant.
