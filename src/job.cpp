@@ -573,8 +573,15 @@ json parse_job_object(std::string_view text, const std::string& source, int firs
     if (const auto colon = detail.find(": ", detail.find("parse error")); colon != std::string::npos) {
       detail = detail.substr(colon + 2);
     }
+    // A whole file whose first line is a job of its own: JSON Lines, a batch's file.
+    std::string hint;
+    if (first_line == 0 && line > 1) {
+      const std::string_view first_text = text.substr(0, text.find('\n'));
+      if (json::parse(first_text.begin(), first_text.end(), nullptr, false, true).is_object())
+        hint = "; it holds one job per line (JSON Lines): run them with sdinterp batch";
+    }
     throw ConfigError(source + ":" + std::to_string((first_line > 0 ? first_line : 1) + line - 1) + ":" +
-                      std::to_string(column) + ": not valid JSON: " + detail);
+                      std::to_string(column) + ": not valid JSON: " + detail + hint);
   } catch (const json::exception& e) {
     // A number too large for any JSON number type (out_of_range 406): nlohmann gives no position.
     std::string detail = e.what();

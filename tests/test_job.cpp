@@ -150,6 +150,24 @@ TEST(JobFiles, ANumberTooLargeForJsonIsAUsageError) {
   }
 }
 
+TEST(JobFiles, AJobFileOfOneJobPerLineIsCalledABatchFile) {
+  auto message = [](const std::string& text) {
+    try {
+      parse_job_object(text, "jobs.jsonl");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message("{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n"),
+            "jobs.jsonl:2:1: not valid JSON: syntax error while parsing value - unexpected '{'; expected end of "
+            "input; it holds one job per line (JSON Lines): run them with sdinterp batch");
+  // A job over several lines with a mistake is not called one.
+  EXPECT_EQ(message("{\"prompt\": \"a\",\n \"x\"}"),
+            "jobs.jsonl:2:5: not valid JSON: syntax error while parsing object separator - unexpected '}'; expected "
+            "':'");
+}
+
 TEST(KeyframeFlag, TheCompactFormReadsEachFieldOnce) {
   const nlohmann::json k = keyframe_flag_value("12,seed=3,ease=sine,negative=blurry:a fox: at dawn");
   EXPECT_EQ(k,

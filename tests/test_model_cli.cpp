@@ -24,13 +24,14 @@ std::string quick(const std::string& extra) {
 }
 
 // One line "sdinterp: error: ..." with `needle`, status `code`, and nothing written in `dir`.
-void expect_error(const std::string& command, int code, const std::string& needle, const test::TempDir& dir) {
+void expect_error(const std::string& command, int code, const std::string& needle, const test::TempDir& dir,
+                  size_t entries_before = 0) {
   auto r = test::run_command("cd " + quote(dir.str()) + " && " + command);
   EXPECT_EQ(r.status, code) << command << "\n" << r.output;
   EXPECT_EQ(r.output.rfind("sdinterp: error: ", 0), 0u) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
   EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
-  EXPECT_EQ(test::entries(dir.str()), 0u) << "partial output left by: " << command;
+  EXPECT_EQ(test::entries(dir.str()), entries_before) << "partial output left by: " << command;
 }
 
 TEST(CliErrors, MissingBundle) {
@@ -349,6 +350,22 @@ TEST(Cli, ABatchOutputFlagForManyJobsIsRefusedBeforeAnyRuns) {
                         " batch - --png-dir frames -q");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir / "frames/frame_0001.png"));
+}
+
+// A job file given to batch (pretty-printed, or an array of jobs) is refused as a whole, with the
+// way to run it, instead of one "not valid JSON" per line.
+TEST(CliErrors, ABatchFileThatIsNotOneJobPerLineSaysHowToRunIt) {
+  test::TempDir dir;
+  std::ofstream(dir / "job.json") << "{\n  \"prompt\": \"a\",\n  \"output\": \"a.gif\"\n}\n";
+  std::ofstream(dir / "jobs.json") << "[{\"prompt\": \"a\"}, {\"prompt\": \"b\"}]\n";
+  for (const std::string& flags : {"", " --status"}) {
+    expect_error(sdinterp() + " batch " + quote(dir / "job.json") + flags, kExitUsage,
+                 "job.json: one job written over several lines; a batch takes one job per line (JSON Lines): run it "
+                 "with sdinterp run",
+                 dir, 2);
+    expect_error(sdinterp() + " batch " + quote(dir / "jobs.json") + flags, kExitUsage,
+                 "jobs.json: a JSON array; a batch takes one job object per line (JSON Lines): jq -c '.[]' ", dir, 2);
+  }
 }
 
 TEST(Cli, ABatchWithoutJobsSaysSoAndSucceeds) {

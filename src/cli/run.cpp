@@ -112,7 +112,11 @@ struct JobLine {
   std::string text;
 };
 
-std::vector<JobLine> job_lines(const std::string& text) {
+// The job lines of the batch file at `path`. A file that is JSON but not one job per line (a job
+// written over several lines, an array of jobs) is refused as a whole, saying how to run it: each
+// of its lines would be called invalid JSON, or an array, not a job.
+std::vector<JobLine> read_job_lines(const std::string& path) {
+  const std::string text = read_job_file(path);
   std::istringstream lines(text);
   std::vector<JobLine> out;
   std::string line;
@@ -122,6 +126,21 @@ std::vector<JobLine> job_lines(const std::string& text) {
     const auto first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos || line[first] == '#') continue;
     out.push_back({number, static_cast<int>(out.size()), line});
+  }
+  if (out.empty()) return out;
+  const auto first_line =
+      nlohmann::json::parse(out[0].text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (first_line.is_object()) return out;
+  const auto whole = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (whole.is_object() && out.size() > 1) {
+    throw ConfigError(path +
+                      ": one job written over several lines; a batch takes one job per line (JSON Lines): "
+                      "run it with sdinterp run, or write it on one line (jq -c . " +
+                      path + ")");
+  }
+  if (whole.is_array()) {
+    throw ConfigError(path + ": a JSON array; a batch takes one job object per line (JSON Lines): jq -c '.[]' " + path +
+                      " > jobs.jsonl writes an array's jobs so");
   }
   return out;
 }
@@ -223,7 +242,7 @@ int batch_status(const BatchOptions& o, const nlohmann::json& overrides) {
   const Shard shard = shard_of(o);
   nlohmann::json jobs = nlohmann::json::array();
   std::map<std::string, int> totals = {{"done", 0}, {"missing", 0}, {"failed", 0}, {"invalid", 0}};
-  const std::vector<JobLine> lines = job_lines(read_job_file(o.path));
+  const std::vector<JobLine> lines = read_job_lines(o.path);
   const std::map<int, std::string> written_twice = outputs_written_twice(lines, o.path, overrides);
   for (const JobLine& l : lines) {
     if (!shard.runs(l.index)) continue;
@@ -355,7 +374,7 @@ void add_batch_command(CLI::App& app, int& status) {
     reporting_failures(*ui, [&] {
       check_ui(*ui);
       shard = shard_of(*o);
-      lines = job_lines(read_job_file(o->path));
+      lines = read_job_lines(o->path);
       overrides = flags->given();
       written_twice = outputs_written_twice(lines, o->path, overrides);
       // An output flag names one path for every line: all but one job could only clash.
