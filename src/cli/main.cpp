@@ -117,12 +117,6 @@ std::string usage_error_text(const std::string& what, CLI::App& app, CLI::App* s
   return what;
 }
 
-// Ends the process once a command is over: its outputs are published and closed, its threads
-// joined, its lines written. What a normal exit would still do is tear down the loaded bundle and
-// LibTorch's static state (operator registries, oneDNN's pass tables, ...), memory the kernel
-// frees anyway: measured on the development machine, 0.14-0.17 s of every command (tiny-sd's walk
-// and an SD-1.5-sized one), about 5% of the main job's. Under AddressSanitizer the normal exit
-// stays, so that its leak check still runs.
 // A command that succeeded but could not write all it printed did not succeed: its standard output
 // was a pipe whose reader went (`sdinterp tokenize ... | head -1`: SIGPIPE, interrupted, as a run
 // whose progress reader goes), or a file or device that refused the bytes (`> /dev/full`, a closed
@@ -140,6 +134,12 @@ int with_standard_output_checked(int status) {
   return sdinterp::kExitIo;
 }
 
+// Ends the process once a command is over: its outputs are published and closed, its threads
+// joined, its lines written. What a normal exit would still do is tear down the loaded bundle and
+// LibTorch's static state (operator registries, oneDNN's pass tables, ...), memory the kernel
+// frees anyway: measured on the development machine, 0.14-0.17 s of every command (tiny-sd's walk
+// and an SD-1.5-sized one), about 5% of the main job's. Under AddressSanitizer the normal exit
+// stays, so that its leak check still runs.
 [[noreturn]] void end_process(int status) {
   std::cout.flush();
   std::cerr.flush();
