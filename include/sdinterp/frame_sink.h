@@ -61,9 +61,9 @@ int png_frame_digits(long frame_count);
 std::string png_frame_name(long index, int digits);
 // What every frame's name begins with (a folder's earlier frames are recognised by it).
 constexpr const char* kPngFramePrefix = "frame_";
-// A frame already in the folder (its path, the first by name), or "" when it holds none or is no
-// folder.
-std::string png_frame_in(const std::string& dir);
+// Unless `overwrite`, refuses a folder that already holds frames: IoError "<named> already holds
+// frames (<its first frame>); pass --overwrite ..." (`named`: "--png-dir DIR", "output folder DIR").
+void refuse_folder_of_frames(const std::string& dir, bool overwrite, const std::string& named);
 
 // Chooses the sink from the file extension (.gif, .webp, .mp4). Throws ConfigError listing
 // the supported ones. Invalid options (fps, quality, ...) throw ConfigError here, before any

@@ -13,6 +13,13 @@
 namespace sdinterp {
 namespace {
 constexpr const char* kPaddingPrefix = "sdinterp.padding.";  // alignment gaps, not weights
+
+// The header's length in bytes: the file's first 8 bytes, little-endian.
+uint64_t header_length(const unsigned char* first8) {
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i) length = (length << 8) | first8[i];
+  return length;
+}
 }  // namespace
 
 const std::vector<WeightDtypeInfo>& weight_dtypes() {
@@ -30,8 +37,7 @@ void corrupt_weights_file(const std::string& name, const std::string& what) {
 
 WeightsHeader parse_weights_header(const unsigned char* bytes, uint64_t size, const std::string& name) {
   if (size < 8) corrupt_weights_file(name, "too short to be a weights file (" + std::to_string(size) + " bytes)");
-  uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
+  const uint64_t header_size = header_length(bytes);
   if (header_size > size - 8) corrupt_weights_file(name, "truncated weights file (its header runs past the end)");
   WeightsHeader out;
   out.data_start = 8 + header_size;
@@ -89,8 +95,7 @@ WeightsHeader read_weights_header(const std::string& path) {
   std::vector<unsigned char> head(std::min<uint64_t>(size, 8));
   in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
   if (head.size() == 8) {
-    uint64_t header_size = 0;
-    for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | head[i];
+    const uint64_t header_size = header_length(head.data());
     constexpr uint64_t kLargestHeader = uint64_t{256} << 20;  // real ones are well under 1 MiB
     if (header_size <= size - 8) {
       if (header_size > kLargestHeader) corrupt_weights_file(path, "its header is too large to be one");

@@ -217,10 +217,7 @@ void check_outputs(const RunConfig& c, const std::string& meta) {
   }
   // The outputs the user named before their metadata: when both exist, those are the ones to hear about.
   if (!c.output.empty()) io::check_can_write(c.output, c.overwrite);
-  if (const std::string frame = c.png_dir.empty() || c.overwrite ? "" : png_frame_in(c.png_dir); !frame.empty()) {
-    throw IoError("--png-dir " + c.png_dir + " already holds frames (" + frame +
-                  "); pass --overwrite to replace them, or give another folder");
-  }
+  if (!c.png_dir.empty()) refuse_folder_of_frames(c.png_dir, c.overwrite, "--png-dir " + c.png_dir);
   io::check_can_write(meta, c.overwrite);
 }
 

@@ -128,21 +128,21 @@ std::string png_frame_name(long index, int digits) {
   return kPngFramePrefix + std::string(number) + ".png";
 }
 
-std::string png_frame_in(const std::string& dir) {
+void refuse_folder_of_frames(const std::string& dir, bool overwrite, const std::string& named) {
+  if (overwrite) return;
   std::error_code ec;
   std::string first;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind(kPngFramePrefix, 0) == 0 && (first.empty() || name < first)) first = name;
   }
-  return first.empty() ? "" : (std::filesystem::path(dir) / first).string();
+  if (first.empty()) return;
+  throw IoError(named + " already holds frames (" + (std::filesystem::path(dir) / first).string() +
+                "); pass --overwrite to replace them, or give another folder");
 }
 
 std::unique_ptr<FrameSink> make_png_dir_sink(const std::string& dir, const FrameSinkOptions& options) {
-  if (const std::string frame = options.overwrite ? "" : png_frame_in(dir); !frame.empty()) {
-    throw IoError("output folder " + dir + " already holds frames (" + frame +
-                  "); pass --overwrite to replace them, or give another folder");
-  }
+  refuse_folder_of_frames(dir, options.overwrite, "output folder " + dir);
   std::unique_ptr<FrameSink> sink = std::make_unique<PngDirSink>(dir, options);
   if (options.boomerang) sink = sinks::make_boomerang_sink(std::move(sink), dir);
   return sink;
